@@ -1,0 +1,33 @@
+# The two commands: `make demo` (whole pipeline on the bundled sample) and `make test` (the test suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install models demo test bench clean
+
+$(VENV)/.installed: requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+models/tiny-judge/config.json: | $(VENV)/.installed
+	$(VENV)/bin/judgemine build-tiny-judge --output models/tiny-judge --texts examples/sample/definitions.jsonl \
+		--texts examples/sample/geography_qa.jsonl --texts examples/sample/paraphrases.jsonl
+
+models: models/tiny-judge/config.json
+
+demo: install models
+	$(VENV)/bin/judgemine run --config examples/demo.yaml --output out/demo $(ARGS)
+	$(VENV)/bin/judgemine export --format unime --output out/demo
+
+test: install
+	$(PY) -m pytest -q tests $(ARGS)
+
+clean:
+	rm -rf out models

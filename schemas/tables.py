@@ -1,0 +1,100 @@
+"""Versioned Arrow schemas for the artifacts each stage hands to the next.
+
+Each schema carries its name and version in its metadata; `schemas.io` writes that metadata into every
+Parquet file and refuses to read a file written under another name or major version.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+
+
+def _named(name: str, fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema(fields, metadata={"judgemine.schema": name, "judgemine.schema_version": SCHEMA_VERSION})
+
+
+# One row per accepted query/positive pair (ingest). `excluded_ids` lists every positive of every pair whose
+# query has the same content, so retrieval can exclude all of them; `query_content_id` is the query's own
+# content hash in the candidate id space, so a candidate identical to the query is excluded too.
+QUERIES = _named("queries", [
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("query_text", pa.string(), nullable=False),
+    pa.field("query_image", pa.string(), nullable=False),
+    pa.field("query_content_id", pa.string(), nullable=False),
+    pa.field("pos_id", pa.string(), nullable=False),
+    pa.field("pos_text", pa.string(), nullable=False),
+    pa.field("pos_image", pa.string(), nullable=False),
+    pa.field("excluded_ids", pa.list_(pa.string()), nullable=False),
+    pa.field("dataset", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("line", pa.int64(), nullable=False),
+])
+
+# The deduplicated candidate pool (ingest), sorted by candidate_id so FAISS row i is candidate i.
+CANDIDATES = _named("candidates", [
+    pa.field("candidate_id", pa.string(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("image", pa.string(), nullable=False),
+    pa.field("dataset", pa.string(), nullable=False),
+])
+
+
+def embeddings_schema(dim: int) -> pa.Schema:
+    """Vectors of one side (queries or candidates), L2-normalised, in the row order of the ingest table."""
+    return _named("embeddings", [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+    ])
+
+
+EMBEDDINGS = embeddings_schema(-1)  # name/version template; the dimension is checked per file
+
+# Row i of the FAISS index is candidate ids[i].
+INDEX_IDS = _named("index_ids", [pa.field("candidate_id", pa.string(), nullable=False)])
+
+# Top-K per query after exclusions, in rank order.
+RETRIEVAL = _named("retrieval", [
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("candidate_id", pa.string(), nullable=False),
+    pa.field("rank", pa.int32(), nullable=False),
+    pa.field("similarity", pa.float32(), nullable=False),
+])
+
+# Judge soft scores P(Yes) for (query, candidate) and (query, positive) pairs.
+JUDGE_SCORES = _named("judge_scores", [
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("candidate_id", pa.string(), nullable=False),
+    pa.field("is_positive", pa.bool_(), nullable=False),
+    pa.field("score", pa.float32(), nullable=False),
+])
+
+# The trainer-facing rows: one per query, negatives as parallel lists.
+SHARDS = _named("shards", [
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("query_text", pa.string(), nullable=False),
+    pa.field("query_image", pa.string(), nullable=False),
+    pa.field("pos_id", pa.string(), nullable=False),
+    pa.field("pos_text", pa.string(), nullable=False),
+    pa.field("pos_image", pa.string(), nullable=False),
+    pa.field("pos_score", pa.float32(), nullable=False),
+    pa.field("neg_ids", pa.list_(pa.string()), nullable=False),
+    pa.field("neg_texts", pa.list_(pa.string()), nullable=False),
+    pa.field("neg_images", pa.list_(pa.string()), nullable=False),
+    pa.field("neg_scores", pa.list_(pa.float32()), nullable=False),
+    pa.field("neg_ranks", pa.list_(pa.int32()), nullable=False),
+    pa.field("neg_similarities", pa.list_(pa.float32()), nullable=False),
+    pa.field("num_unique_negatives", pa.int32(), nullable=False),
+    pa.field("fallback", pa.bool_(), nullable=False),
+    pa.field("dataset", pa.string(), nullable=False),
+])
+
+# Every row that did not make it, with where it came from and why; `row` is the raw input as JSON.
+REJECTS = _named("rejects", [
+    pa.field("stage", pa.string(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("line", pa.int64(), nullable=False),
+    pa.field("query_id", pa.string(), nullable=True),
+    pa.field("row", pa.string(), nullable=False),
+])

@@ -1,0 +1,108 @@
+"""`judgemine run` end to end with the real MiniLM, real FAISS and a tiny judge on the DirectRunner."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pyarrow.parquet as pq
+
+from conftest import OFFICIAL_EXAMPLE, run_args
+from pipelines.artifacts import list_parts, stage_dir
+from pipelines.cli import main
+from schemas import QUERIES, REJECTS, SHARDS, read_table
+
+BETA = 0.01
+
+
+def _shards(out: str) -> list[dict]:
+    return [r for p in list_parts(os.path.join(out, "shards")) for r in read_table(p, SHARDS).to_pylist()]
+
+
+def _shard_bytes(out: str) -> dict[str, bytes]:
+    return {os.path.basename(p): open(p, "rb").read() for p in list_parts(os.path.join(out, "shards"))}
+
+
+def _rejects(out: str) -> list[dict]:
+    d = os.path.join(out, "rejects")
+    return [r for f in sorted(os.listdir(d)) for r in read_table(os.path.join(d, f), REJECTS).to_pylist()]
+
+
+def test_shards_have_the_schema_and_honour_the_rules(e2e_run):
+    parts = list_parts(os.path.join(e2e_run, "shards"))
+    assert [os.path.basename(p) for p in parts] == [f"part-0000{i}-of-00004.parquet" for i in range(4)]
+    for p in parts:
+        schema = pq.read_schema(p)
+        assert schema.remove_metadata() == SHARDS.remove_metadata()
+        assert schema.metadata[b"judgemine.schema"] == b"shards"
+    queries = {q["query_id"]: q for p in list_parts(os.path.join(stage_dir(e2e_run, "ingest"), "queries"))
+               for q in read_table(p, QUERIES).to_pylist()}
+    rows = _shards(e2e_run)
+    assert rows and sum(r["fallback"] for r in rows) < len(rows)
+    for r in rows:
+        q = queries[r["query_id"]]
+        assert len(r["neg_ids"]) == 5 == len(r["neg_scores"]) == len(r["neg_ranks"]) == len(r["neg_texts"])
+        assert not set(r["neg_ids"]) & set(q["excluded_ids"])
+        assert r["pos_id"] not in r["neg_ids"] and q["query_content_id"] not in r["neg_ids"]
+        assert r["num_unique_negatives"] == len(set(r["neg_ids"]))
+        if r["fallback"]:
+            assert r["neg_scores"] == [1.0] * 5
+        else:
+            assert all(s <= r["pos_score"] - BETA for s in r["neg_scores"])
+            assert all(0 <= rank < 12 for rank in r["neg_ranks"])
+    # the query with two positives (geography row 1 and the extra one) excludes both
+    two = [q for q in queries.values() if q["query_text"] == "What is the capital of France?"]
+    assert len(two) == 2 and len(two[0]["excluded_ids"]) == 3
+
+
+def test_every_input_row_is_accounted_for(e2e_run, small_pairs):
+    lines = sum(1 for p in small_pairs for line in open(p, encoding="utf-8") if line.strip())
+    rows = _shards(e2e_run)
+    pair_rejects = [r for r in _rejects(e2e_run) if r["source"] in small_pairs]
+    assert lines == len(rows) + len(pair_rejects) == 57
+    manifest = json.load(open(os.path.join(e2e_run, "manifest.json")))
+    assert manifest["accounting"]["balanced"] and manifest["accounting"]["pairs_in"] == lines
+    assert manifest["rejects_by_reason"]["ingest"]["duplicate_query_id"] == 1
+    assert [s["rows"] for s in manifest["shards"]] == [pq.ParquetFile(p).metadata.num_rows
+                                                       for p in list_parts(os.path.join(e2e_run, "shards"))]
+    assert set(manifest["stages"]) == {"ingest", "embed", "index", "retrieve", "judge", "mine"}
+
+
+def test_each_stage_alone_reproduces_the_run_byte_for_byte(e2e_run, small_pairs, tiny_judge, tmp_path):
+    out = str(tmp_path / "staged")
+    args = run_args(out, small_pairs, tiny_judge)
+    for stage in ("ingest", "embed", "index", "retrieve", "judge", "mine"):
+        assert main([stage, *args]) == 0, stage
+    assert _shard_bytes(out) == _shard_bytes(e2e_run)
+
+
+def test_a_rerun_with_new_mining_settings_reruns_only_mine(e2e_run, small_pairs, tiny_judge, tmp_path):
+    out = str(tmp_path / "copy")
+    shutil.copytree(e2e_run, out)
+    judge_record = os.path.join(stage_dir(out, "judge"), "stage.json")
+    before = open(judge_record).read()
+    assert main(["run", *run_args(out, small_pairs, tiny_judge, "--beta", "2", "--on-no-negatives", "reject")]) == 0
+    assert open(judge_record).read() == before
+    assert _shards(out) == []  # beta = 2 filters every candidate; reject mode sends every query to rejects
+    mine_rejects = [r for r in _rejects(out) if r["stage"] == "mine"]
+    assert mine_rejects and all(r["reason"].startswith("no_negatives_after_filter") for r in mine_rejects)
+    assert json.load(open(os.path.join(out, "manifest.json")))["accounting"]["balanced"]
+
+
+def test_unime_export_matches_the_official_format(e2e_run, tmp_path):
+    dest = str(tmp_path / "unime.json")
+    assert main(["export", "--format", "unime", "--output", e2e_run, "--to", dest]) == 0
+    exported = json.load(open(dest))
+    official = json.load(open(OFFICIAL_EXAMPLE))
+    assert len(exported) == len(_shards(e2e_run))
+    for rec in exported:
+        assert set(rec) == set(official[0])
+        assert all(isinstance(n, list) and len(n) == 2 for n in rec["hard_negatives"])
+        assert len(rec["hard_negatives_scores"]) == len(rec["hard_negatives"]) == 5
+
+
+def test_a_stage_without_its_input_is_a_clear_error(tmp_path, tiny_judge, capsys):
+    assert main(["judge", "--output", str(tmp_path / "empty"), "--judge-model", tiny_judge]) == 1
+    assert "run `judgemine retrieve`" in capsys.readouterr().err
+    assert main(["run", "--output", str(tmp_path / "x"), "--pairs", str(tmp_path / "nope.jsonl")]) == 1
+    assert "input file not found" in capsys.readouterr().err

@@ -1,0 +1,58 @@
+"""FAISS retrieval with exclusions against a brute-force numpy reference; embeddings are unit-norm."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transforms.chunks import TextBatch, Chunk, l2_normalise
+from transforms.embedders import SentenceTransformerHandler
+from transforms.retrieval import CandidateIndex, build_index, save_index
+
+
+@pytest.fixture()
+def index_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = l2_normalise(rng.normal(size=(200, 16)))
+    ids = [f"c{i:03d}" for i in range(200)]
+    save_index(build_index(vectors, "Flat"), ids, str(tmp_path))
+    return str(tmp_path), vectors, ids
+
+
+def test_search_excluding_matches_brute_force(index_dir):
+    directory, vectors, ids = index_dir
+    index = CandidateIndex(directory)
+    queries = l2_normalise(np.random.default_rng(1).normal(size=(5, 16)))
+    sims = queries @ vectors.T
+    excluded = [[ids[j] for j in np.argsort(-sims[i])[:3]] for i in range(5)]  # ban each query's top 3
+    found = index.search_excluding(queries, excluded, k=10)
+    for i in range(5):
+        want = [j for j in np.argsort(-sims[i]) if ids[j] not in excluded[i]][:10]
+        assert [r for r, _ in found[i]] == want
+        assert np.allclose([s for _, s in found[i]], sims[i][want], atol=1e-5)
+
+
+def test_delta_drops_near_duplicates_and_widens_the_search(index_dir):
+    directory, vectors, ids = index_dir
+    index = CandidateIndex(directory)
+    queries = vectors[:2].copy()  # each query's best match is itself, similarity 1.0
+    found = index.search_excluding(queries, [[], []], k=20, delta=0.5)
+    for row in found:
+        assert len(row) == 20 and all(s <= 0.5 for _, s in row)
+
+
+def test_a_pool_smaller_than_k_returns_what_exists(index_dir):
+    directory, _, ids = index_dir
+    index = CandidateIndex(directory)
+    found = index.search_excluding(np.ones((1, 16), np.float32) / 4, [ids[:150]], k=100)
+    assert len(found[0]) == 50 and not {r for r, _ in found[0]} & set(range(150))
+
+
+def test_sentence_transformer_vectors_are_unit_norm():
+    from pipelines.settings import Settings
+    handler = SentenceTransformerHandler(Settings().resolved_embed_model, batch_size=4, device="cpu")
+    model = handler.load_model()
+    texts = ["a", "The capital of France is Paris.", "Of considerable size or extent." * 5]
+    (out,) = list(handler.run_inference([TextBatch(Chunk("queries", 0, "-"), ["1", "2", "3"], texts)], model))
+    assert out.vectors.shape == (3, 384) and np.allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
+    raw = model.encode(texts, normalize_embeddings=False)
+    assert np.allclose(out.vectors, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-5)

@@ -1,0 +1,1 @@
+"""Reusable Beam PTransforms, DoFns and ModelHandlers of the judgemine stages."""

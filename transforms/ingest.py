@@ -1,0 +1,203 @@
+"""Parsing pair and corpus files into typed rows, and building the deduplicated candidate pool.
+
+Every input row leaves here either as a typed row or as a rejects row with the reason; nothing is dropped.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from schemas import REJECTS
+from transforms.content import content_id, strip_image_tokens
+
+# Field names of each accepted layout: judgemine's own (= the UniME-V2 record) and VLM2Vec / MMEB-train.
+LAYOUTS = {
+    "unime": {"query_text": "query_text", "query_image": "query_image", "pos_text": "pos_text",
+              "pos_image": "pos_image"},
+    "mmeb": {"query_text": "qry", "query_image": "qry_image_path", "pos_text": "pos_text",
+             "pos_image": "pos_image_path"},
+}
+BATCH_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file to read: `kind` is "pairs" or "corpus"."""
+    path: str
+    kind: str
+
+
+class RowError(ValueError):
+    """A row that cannot be used; the message is the rejects reason."""
+
+
+def _read_rows(path: str) -> Iterator[tuple[int, Any]]:
+    """(1-based row number, parsed row or RowError) for JSONL, JSON array and Parquet files."""
+    lower = path.lower()
+    with FileSystems.open(path) as f:
+        data = f.read()
+    if lower.endswith(".parquet"):
+        for i, row in enumerate(pq.read_table(io.BytesIO(data)).to_pylist(), start=1):
+            yield i, row
+        return
+    text = data.decode("utf-8")
+    if lower.endswith(".json") and text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a valid JSON array ({e})") from e
+        for i, row in enumerate(rows, start=1):
+            yield i, row
+        return
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield i, json.loads(line)
+        except json.JSONDecodeError as e:
+            yield i, RowError(f"malformed_json: {e.msg}")
+
+
+def _string(row: dict[str, Any], key: str, required: bool) -> str:
+    if key not in row:
+        if required:
+            raise RowError(f"missing_field: {key}")
+        return ""
+    value = row[key]
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RowError(f"wrong_type: {key} is {type(value).__name__}, expected string")
+    return value
+
+
+def parse_pair(row: Any, layout: str) -> dict[str, str]:
+    """One pair row in the UniME-V2 or MMEB layout to judgemine's fields; raises RowError with the reason."""
+    if isinstance(row, RowError):
+        raise row
+    if not isinstance(row, dict):
+        raise RowError(f"not_an_object: {type(row).__name__}")
+    if layout == "auto":
+        layout = "mmeb" if "qry" in row else "unime"
+    names = LAYOUTS[layout]
+    out = {
+        "query_text": _string(row, names["query_text"], required=names["query_image"] not in row),
+        "query_image": _string(row, names["query_image"], required=False),
+        "pos_text": _string(row, names["pos_text"], required=names["pos_image"] not in row),
+        "pos_image": _string(row, names["pos_image"], required=False),
+        "dataset": _string(row, "dataset", required=False),
+    }
+    query_id = row.get("query_id")
+    if isinstance(query_id, bool) or (query_id is not None and not isinstance(query_id, (str, int))):
+        raise RowError(f"wrong_type: query_id is {type(query_id).__name__}, expected string or integer")
+    out["query_id"] = "" if query_id is None else str(query_id)
+    if not strip_image_tokens(out["query_text"]) and not out["query_image"]:
+        raise RowError("empty_query")
+    if not strip_image_tokens(out["pos_text"]) and not out["pos_image"]:
+        raise RowError("empty_positive")
+    return out
+
+
+def parse_corpus_row(row: Any) -> dict[str, str]:
+    if isinstance(row, RowError):
+        raise row
+    if not isinstance(row, dict):
+        raise RowError(f"not_an_object: {type(row).__name__}")
+    out = {"text": _string(row, "text", required="image" not in row),
+           "image": _string(row, "image", required=False), "dataset": _string(row, "dataset", required=False)}
+    if not strip_image_tokens(out["text"]) and not out["image"]:
+        raise RowError("empty_candidate")
+    return out
+
+
+def _reject(source: str, line: int, reason: str, raw: Any, query_id: str | None = None) -> dict[str, Any]:
+    if isinstance(raw, RowError):
+        raw = None
+    return {"stage": "ingest", "reason": reason, "source": source, "line": line, "query_id": query_id,
+            "row": json.dumps(raw, ensure_ascii=False, default=str)}
+
+
+class ParseInputFile(beam.DoFn):
+    """Reads one input file and emits coarse Arrow tables: ("pairs" | "corpus" | "rejects", table)."""
+
+    def __init__(self, layout: str) -> None:
+        self._layout = layout
+        self._rows = Metrics.counter("judgemine.ingest", "rows_read")
+        self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
+
+    def process(self, spec: InputFile) -> Iterable[tuple[str, pa.Table]]:
+        source = os.path.basename(spec.path)
+        stem = source.split(".")[0]
+        good: list[dict[str, Any]] = []
+        bad: list[dict[str, Any]] = []
+        for line, raw in _read_rows(spec.path):
+            self._rows.inc()
+            try:
+                rec = parse_pair(raw, self._layout) if spec.kind == "pairs" else parse_corpus_row(raw)
+            except RowError as e:
+                self._rejected.inc()
+                bad.append(_reject(spec.path, line, str(e), raw))
+                continue
+            rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem)
+            if spec.kind == "pairs" and not rec["query_id"]:
+                rec["query_id"] = f"{stem}:{line}"
+            good.append(rec)
+            if len(good) >= BATCH_ROWS:
+                yield spec.kind, pa.Table.from_pylist(good)
+                good = []
+        if good:
+            yield spec.kind, pa.Table.from_pylist(good)
+        if bad:
+            yield "rejects", pa.Table.from_pylist(bad, schema=REJECTS)
+
+
+def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]], image_root: str
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Typed query rows, the deduplicated candidate pool and the rejects of the global checks.
+
+    Rows are taken in (source, line) order, so the first of several rows with one query_id is kept, and the
+    first-seen copy of a candidate represents it. A query's `excluded_ids` are the positives of every pair
+    with the same query content, plus the query itself and its bare image.
+    """
+    pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
+    seen_ids: set[str] = set()
+    queries: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    pool: dict[str, dict[str, Any]] = {}
+    positives_of: dict[str, set[str]] = {}
+    for r in pairs:
+        if r["query_id"] in seen_ids:
+            raw = {k: r[k] for k in ("query_id", "query_text", "query_image", "pos_text", "pos_image", "dataset")}
+            rejects.append(_reject(r["source"], r["line"], "duplicate_query_id", raw, r["query_id"]))
+            continue
+        seen_ids.add(r["query_id"])
+        qid = content_id(r["query_text"], r["query_image"], image_root)
+        pid = content_id(r["pos_text"], r["pos_image"], image_root)
+        pool.setdefault(pid, {"candidate_id": pid, "text": r["pos_text"], "image": r["pos_image"],
+                              "dataset": r["dataset"]})
+        positives_of.setdefault(qid, set()).add(pid)
+        queries.append({**r, "query_content_id": qid, "pos_id": pid})
+    for r in sorted(corpus, key=lambda r: (r["source"], r["line"])):
+        cid = content_id(r["text"], r["image"], image_root)
+        pool.setdefault(cid, {"candidate_id": cid, "text": r["text"], "image": r["image"], "dataset": r["dataset"]})
+    for q in queries:
+        excluded = positives_of[q["query_content_id"]] | {q["query_content_id"]}
+        if q["query_image"]:
+            excluded.add(content_id("", q["query_image"], image_root))
+        q["excluded_ids"] = sorted(excluded)
+    candidates = [pool[k] for k in sorted(pool)]
+    return queries, candidates, rejects
+
+
+def tables_to_rows(tables: Iterable[pa.Table]) -> list[dict[str, Any]]:
+    return [row for t in tables for row in t.to_pylist()]
+

@@ -1,0 +1,94 @@
+"""FAISS over the candidate vectors, and top-K search that honours each query's exclusions."""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+import faiss
+import numpy as np
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from schemas import EMBEDDINGS, INDEX_IDS, read_table, write_table
+
+
+def read_vectors(paths: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Ids and an (n, d) float32 matrix from embedding part files, in file order."""
+    ids: list[str] = []
+    blocks: list[np.ndarray] = []
+    for path in paths:
+        table = read_table(path, EMBEDDINGS)
+        if table.num_rows == 0:
+            continue
+        dim = table.schema.field("vector").type.list_size
+        ids.extend(table.column("id").to_pylist())
+        blocks.append(table.column("vector").combine_chunks().values.to_numpy().reshape(-1, dim))
+    if not blocks:
+        return ids, np.zeros((0, 0), np.float32)
+    return ids, np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
+
+
+def build_index(vectors: np.ndarray, factory: str, seed: int = 0) -> faiss.Index:
+    """An inner-product index from a factory string, trained on the vectors themselves when it needs it."""
+    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        if hasattr(index, "cp"):
+            index.cp.seed = seed
+        index.train(vectors)
+    index.add(vectors)
+    return index
+
+
+def save_index(index: faiss.Index, ids: list[str], directory: str) -> None:
+    with FileSystems.create(os.path.join(directory, "index.faiss")) as f:
+        f.write(faiss.serialize_index(index).tobytes())
+    write_table(pa.table({"candidate_id": pa.array(ids, pa.string())}), os.path.join(directory, "ids.parquet"),
+                INDEX_IDS)
+
+
+class CandidateIndex:
+    """A loaded index with its id mapping; held once per worker process through Beam's Shared."""
+
+    def __init__(self, directory: str, search_params: str = "", use_gpu: bool = True) -> None:
+        with FileSystems.open(os.path.join(directory, "index.faiss"), compression_type="uncompressed") as f:
+            index = faiss.deserialize_index(np.frombuffer(f.read(), dtype=np.uint8))
+        if search_params:
+            faiss.ParameterSpace().set_index_parameters(index, search_params)
+        self.index = _to_gpu(index) if use_gpu else index
+        self.ids: list[str] = read_table(os.path.join(directory, "ids.parquet"), INDEX_IDS).column(
+            "candidate_id").to_pylist()
+        self.position = {cid: i for i, cid in enumerate(self.ids)}
+
+    def search_excluding(self, queries: np.ndarray, excluded: Sequence[Iterable[str]], k: int,
+                         delta: float = 0.0) -> list[list[tuple[int, float]]]:
+        """Per query, up to k (row, similarity) pairs in rank order, skipping its excluded ids and, when delta
+        > 0, anything more similar than delta. Fetches more than k and widens until k survive or the pool is
+        exhausted, so a query gets fewer than k only when the pool has fewer eligible candidates."""
+        n = self.index.ntotal
+        banned = [{self.position[c] for c in ex if c in self.position} for ex in excluded]
+        results: list[list[tuple[int, float]]] = [[] for _ in banned]
+        pending = list(range(len(banned)))
+        fetch = min(n, k + max((len(b) for b in banned), default=0) + (k if delta > 0 else 0))
+        while pending and fetch > 0:
+            sims, rows = self.index.search(queries[pending], fetch)
+            still = []
+            for q, srow, rrow in zip(pending, sims, rows):
+                kept = [(int(r), float(s)) for s, r in zip(srow, rrow)
+                        if r >= 0 and int(r) not in banned[q] and (delta <= 0 or s <= delta)]
+                if len(kept) >= k or fetch >= n:
+                    results[q] = kept[:k]
+                else:
+                    still.append(q)
+            pending, fetch = still, min(n, fetch * 2)
+        return results
+
+
+def _to_gpu(index: faiss.Index) -> faiss.Index:
+    """All GPUs when this faiss build has them and can use them; the CPU index otherwise (faiss-gpu wheels
+    have shipped without kernels for some architectures, e.g. Hopper: a failing copy means fall back)."""
+    if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
+        return index
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError:
+        return index
