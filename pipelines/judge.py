@@ -1,13 +1,14 @@
 """Stage 4: every (query, candidate) and (query, positive) pair of a retrieve chunk to a judge score."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any, Iterable
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -19,6 +20,7 @@ from schemas import CANDIDATES, JUDGE_SCORES, QUERIES, RETRIEVAL, read_table, wr
 from transforms.chunks import Chunk, chunks_of
 from transforms.judge_prompt import PROMPT_VERSION, Side
 from transforms.judges import JudgeRequest, JudgeResult, TransformersJudgeHandler
+from transforms.score_cache import ScoreCache, append_scores, judge_model_id, pair_key
 
 FINGERPRINT_SETTINGS = ("judge_model", "judge_backend", "judge_dtype")
 
@@ -33,52 +35,83 @@ class CandidateLookup:
                 self.sides[r["candidate_id"]] = Side(r["text"], r["image"])
 
 
-class BuildJudgeRequests(beam.DoFn):
-    """A retrieve chunk to the pairs to judge: per query its positive, then its candidates in rank order."""
+class _Resources:
+    """The pool and the score cache, loaded once per worker process."""
 
-    def __init__(self, ingest_dir: str, shared: Shared) -> None:
-        self._ingest_dir = ingest_dir
+    def __init__(self, ingest_dir: str, cache_dir: str) -> None:
+        self.lookup = CandidateLookup(ingest_dir)
+        self.cache = ScoreCache(cache_dir)
+
+
+class BuildJudgeRequests(beam.DoFn):
+    """A retrieve chunk to the pairs to judge: per query its positive, then its candidates in rank order.
+    Pairs whose score is in the cache are filled in here and never reach the model."""
+
+    def __init__(self, ingest_dir: str, cache_dir: str, model_id: str, shared: Shared) -> None:
+        self._ingest_dir, self._cache_dir, self._model_id = ingest_dir, cache_dir, model_id
         self._shared = shared
-        self._pairs = Metrics.counter("judgemine.judge", "pairs")
+        self._cached = Metrics.counter("judgemine.judge", "pairs_cached")
+        self._todo = Metrics.counter("judgemine.judge", "pairs_to_judge")
 
     def setup(self) -> None:
-        self._lookup = self._shared.acquire(lambda: CandidateLookup(self._ingest_dir), tag=self._ingest_dir)
+        self._res = self._shared.acquire(lambda: _Resources(self._ingest_dir, self._cache_dir),
+                                         tag=f"{self._ingest_dir}|{self._cache_dir}")
 
     def process(self, chunk: Chunk) -> Iterable[JudgeRequest]:
         hits = read_table(chunk.path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
         queries = {q["query_id"]: q for q in read_table(
             os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
-            ["query_id", "query_text", "query_image", "pos_id", "pos_text", "pos_image"]).to_pylist()}
-        req = JudgeRequest(chunk.index, [], [], [], [], [])
+            ["query_id", "query_text", "query_image", "query_content_id", "pos_id", "pos_text", "pos_image"]
+        ).to_pylist()}
+        req = JudgeRequest(chunk.index)
         last = None
         for h in hits:
             q = queries[h["query_id"]]
-            query = Side(q["query_text"], q["query_image"])
             if h["query_id"] != last:
                 last = h["query_id"]
-                self._append(req, q["query_id"], q["pos_id"], True, query, Side(q["pos_text"], q["pos_image"]))
-            self._append(req, q["query_id"], h["candidate_id"], False, query, self._lookup.sides[h["candidate_id"]])
-        self._pairs.inc(len(req.query_ids))
+                self._add(req, q, q["pos_id"], True, Side(q["pos_text"], q["pos_image"]))
+            self._add(req, q, h["candidate_id"], False, self._res.lookup.sides[h["candidate_id"]])
+        self._todo.inc(len(req.todo))
+        self._cached.inc(len(req.query_ids) - len(req.todo))
         yield req
 
-    @staticmethod
-    def _append(req: JudgeRequest, qid: str, cid: str, positive: bool, query: Side, candidate: Side) -> None:
-        req.query_ids.append(qid)
+    def _add(self, req: JudgeRequest, q: dict[str, Any], cid: str, positive: bool, candidate: Side) -> None:
+        key = pair_key(self._model_id, PROMPT_VERSION, q["query_content_id"], cid)
+        req.query_ids.append(q["query_id"])
         req.candidate_ids.append(cid)
         req.is_positive.append(positive)
-        req.queries.append(query)
-        req.candidates.append(candidate)
+        known = self._res.cache.scores.get(key)
+        req.known.append(float("nan") if known is None else known)
+        if known is None:
+            req.todo.append(len(req.query_ids) - 1)
+            req.keys.append(key)
+            req.queries.append(Side(q["query_text"], q["query_image"]))
+            req.candidates.append(candidate)
 
 
 class WriteScores(beam.DoFn):
-    def __init__(self, directory: str) -> None:
-        self._dir = directory
+    """Appends the new scores to the cache first, then writes the chunk's part: a kill between the two
+    loses nothing, the rerun finds the scores in the cache."""
 
-    def process(self, result: JudgeResult) -> None:
+    def __init__(self, directory: str, cache_dir: str) -> None:
+        self._dir, self._cache_dir = directory, cache_dir
+        self._judged = Metrics.counter("judgemine.judge", "pairs_judged")
+
+    def process(self, result: JudgeResult) -> Iterable[dict[str, int]]:
         r = result.request
+        append_scores(self._cache_dir, r.keys, result.scores.tolist())
+        scores = np.asarray(r.known, np.float32)
+        scores[r.todo] = result.scores
+        self._judged.inc(len(r.todo))
         table = pa.table({"query_id": r.query_ids, "candidate_id": r.candidate_ids, "is_positive": r.is_positive,
-                          "score": pa.array(result.scores, pa.float32())})
+                          "score": pa.array(scores, pa.float32())})
         write_table(table, os.path.join(self._dir, part_name(r.chunk_index)), JUDGE_SCORES)
+        yield {"pairs": len(r.query_ids), "judged": len(r.todo)}
+
+
+def _write_counts(directory: str, counts: list[dict[str, int]]) -> None:
+    with open(os.path.join(directory, "counts.json"), "w", encoding="utf-8") as f:
+        json.dump({"pairs": sum(c["pairs"] for c in counts), "pairs_judged": sum(c["judged"] for c in counts)}, f)
 
 
 def judge_handler(settings: Settings) -> ModelHandler:
@@ -98,15 +131,25 @@ def run_judge(settings: Settings, options: PipelineOptions) -> dict[str, Any]:
         raise FileNotFoundError(f"judge model folder not found: {settings.judge_model} (run `make models` for the "
                                 "tiny demo judge, or pass --judge-model DIR)")
     chunks = chunks_of("queries", list_parts(stage_dir(settings.output, "retrieve")))
+    cache_dir = settings.judge_cache or os.path.join(settings.output, "cache", "judge")
+    model_id = judge_model_id(settings.judge_model, settings.judge_dtype)
     with atomic_dir(stage_dir(settings.output, "judge")) as tmp:
         with beam.Pipeline(options=options) as p:
             _ = (p | "ListChunks" >> beam.Create(chunks)
                  | "SpreadChunks" >> beam.Reshuffle()
-                 | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(stage_dir(settings.output, "ingest"), Shared()))
+                 | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(
+                     stage_dir(settings.output, "ingest"), cache_dir, model_id, Shared()))
                  | "Judge" >> RunInference(judge_handler(settings))
-                 | "WriteScores" >> beam.ParDo(WriteScores(tmp)))
-        pairs = sum(pq.ParquetFile(p).metadata.num_rows for p in list_parts(tmp))
+                 | "WriteScores" >> beam.ParDo(WriteScores(tmp, cache_dir))
+                 | "GatherCounts" >> beam.combiners.ToList()
+                 | "WriteCounts" >> beam.Map(lambda c: _write_counts(tmp, c)))
+        with open(os.path.join(tmp, "counts.json"), encoding="utf-8") as f:
+            counts = json.load(f)
+        os.remove(os.path.join(tmp, "counts.json"))
+        elapsed = max(time.time() - started, 1e-9)
         record = write_stage_record(tmp, "judge", fp, started, {
-            "pairs": pairs, "pairs_per_second": round(pairs / max(time.time() - started, 1e-9), 2),
-            "judge_model": settings.judge_model, "prompt_version": PROMPT_VERSION})
+            **counts, "pairs_cached": counts["pairs"] - counts["pairs_judged"],
+            "judged_per_second": round(counts["pairs_judged"] / elapsed, 2)},
+            judge_model=settings.judge_model, judge_model_id=model_id, prompt_version=PROMPT_VERSION,
+            cache=cache_dir)
     return record

@@ -43,6 +43,8 @@ class Settings:
                          default=0.0)
     judge_model: str = _help("local folder of the judge chat model", default="models/tiny-judge")
     judge_backend: str = _help("judge backend: transformers", default="transformers")
+    judge_cache: str = _help("directory of the content-addressed judge score cache; empty = OUTPUT/cache/judge",
+                             default="")
     judge_batch_size: int = _help("prompts per judge forward pass", default=16)
     judge_dtype: str = _help("judge weights dtype: float32, bfloat16, float16", default="float32")
     device: str = _help("torch device for the models: cpu, cuda, auto", default="auto")
@@ -128,7 +130,7 @@ def load_settings(options: PipelineOptions) -> Settings:
     return Settings(**values)
 
 
-_PATHS = {"pairs", "corpus", "image_root", "embed_model", "judge_model"}
+_PATHS = {"pairs", "corpus", "image_root", "embed_model", "judge_model", "judge_cache", "output"}
 
 
 def _relative_to(base: str, key: str, value: Any) -> Any:

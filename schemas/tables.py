@@ -69,6 +69,12 @@ JUDGE_SCORES = _named("judge_scores", [
     pa.field("score", pa.float32(), nullable=False),
 ])
 
+# The judge's content-addressed score cache (transforms/score_cache.py).
+SCORE_CACHE = _named("score_cache", [
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("score", pa.float32(), nullable=False),
+])
+
 # The trainer-facing rows: one per query, negatives as parallel lists.
 SHARDS = _named("shards", [
     pa.field("query_id", pa.string(), nullable=False),

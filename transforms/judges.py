@@ -20,17 +20,23 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass
 class JudgeRequest:
-    """The pairs of one chunk, a query's pairs contiguous (its positive first)."""
+    """The pairs of one chunk, a query's pairs contiguous (its positive first). `scores` holds what is
+    already known (NaN elsewhere); the model is asked only for the pairs at `todo`, whose sides and cache
+    keys are `queries`, `candidates` and `keys`."""
     chunk_index: int
-    query_ids: list[str]
-    candidate_ids: list[str]
-    is_positive: list[bool]
-    queries: list[Side] = field(repr=False)
-    candidates: list[Side] = field(repr=False)
+    query_ids: list[str] = field(default_factory=list)
+    candidate_ids: list[str] = field(default_factory=list)
+    is_positive: list[bool] = field(default_factory=list)
+    known: list[float] = field(default_factory=list, repr=False)
+    todo: list[int] = field(default_factory=list, repr=False)
+    keys: list[str] = field(default_factory=list, repr=False)
+    queries: list[Side] = field(default_factory=list, repr=False)
+    candidates: list[Side] = field(default_factory=list, repr=False)
 
 
 @dataclass
 class JudgeResult:
+    """Scores of the request's `todo` pairs, in that order."""
     request: JudgeRequest = field(repr=False)
     scores: np.ndarray = field(repr=False)
 
