@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo test bench clean
+.PHONY: install models demo test bench-judge clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,3 +31,6 @@ test: install
 
 clean:
 	rm -rf out models
+
+bench-judge: install
+	$(PY) -m bench.bench_judge

@@ -17,7 +17,7 @@ from pipelines.artifacts import atomic_dir, chain_fingerprint, list_parts, part_
 from pipelines.settings import Settings
 from schemas import CANDIDATES, QUERIES, REJECTS, embeddings_schema, read_table, write_table
 from transforms.chunks import Chunk, EmbeddingBatch, TextBatch, chunks_of
-from transforms.content import strip_image_tokens
+from transforms.text import strip_image_tokens
 from transforms.embedders import SentenceTransformerHandler
 
 FINGERPRINT_SETTINGS = ("embed_model", "query_prompt", "candidate_prompt")

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from transforms.judge_prompt import INSTRUCTION, Side, user_parts, user_text
-from transforms.judges import TransformersJudge
+from transforms.judge_backends import TransformersJudge
 
 PAIRS = [(Side("What is the capital of France?"), Side("The capital of France is Paris.")),
          (Side("Define the word: big"), Side("Of considerable size or extent.")),

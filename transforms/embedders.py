@@ -8,16 +8,10 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
-import torch
 from apache_beam.ml.inference.base import ModelHandler
 
 from transforms.chunks import EmbeddingBatch, TextBatch, l2_normalise
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+from transforms.devices import resolve_device
 
 
 class SentenceTransformerHandler(ModelHandler[TextBatch, EmbeddingBatch, Any]):

@@ -17,7 +17,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from schemas import REJECTS
-from transforms.content import content_id, strip_image_tokens
+from transforms.content import content_id
+from transforms.text import strip_image_tokens
 
 # Field names of each accepted layout: judgemine's own (= the UniME-V2 record) and VLM2Vec / MMEB-train.
 LAYOUTS = {

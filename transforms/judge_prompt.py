@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transforms.content import strip_image_tokens
+from transforms.text import strip_image_tokens
 
 PROMPT_VERSION = "uv2-judge-v1"
 INSTRUCTION = ("I will provide you with a query and a candidate. Please evaluate whether the candidate meets "

@@ -1,0 +1,11 @@
+"""Where models run."""
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(device: str) -> str:
+    """"auto" is the GPU when torch sees one, else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
