@@ -106,3 +106,13 @@ def test_a_stage_without_its_input_is_a_clear_error(tmp_path, tiny_judge, capsys
     assert "run `judgemine retrieve`" in capsys.readouterr().err
     assert main(["run", "--output", str(tmp_path / "x"), "--pairs", str(tmp_path / "nope.jsonl")]) == 1
     assert "input file not found" in capsys.readouterr().err
+
+
+def test_separate_worker_processes_give_the_same_shards(e2e_run, small_pairs, tiny_judge, tmp_path):
+    """Workers in other interpreters (DoFns and handlers pickled, as on a distributed runner)."""
+    out = str(tmp_path / "mp")
+    args = run_args(out, small_pairs, tiny_judge)
+    i = args.index("--direct_num_workers")
+    del args[i:i + 2]
+    assert main(["run", *args, "--direct_running_mode=multi_processing", "--direct_num_workers=2"]) == 0
+    assert _shard_bytes(out) == _shard_bytes(e2e_run)
