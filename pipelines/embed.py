@@ -13,7 +13,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.artifacts import atomic_dir, chain_fingerprint, list_parts, part_name, require_stage, stage_dir, write_stage_record
+from pipelines.artifacts import (atomic_dir, chain_fingerprint, list_parts, part_name, require_stage, stage_dir,
+                                 write_stage_record)
 from pipelines.settings import Settings
 from schemas import CANDIDATES, QUERIES, REJECTS, embeddings_schema, read_table, write_table
 from transforms.chunks import Chunk, EmbeddingBatch, TextBatch, chunks_of

@@ -14,7 +14,8 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.shared import Shared
 
-from pipelines.artifacts import atomic_dir, chain_fingerprint, list_parts, part_name, require_stage, stage_dir, write_stage_record
+from pipelines.artifacts import (atomic_dir, chain_fingerprint, list_parts, part_name, require_stage, stage_dir,
+                                 write_stage_record)
 from pipelines.settings import Settings
 from schemas import CANDIDATES, JUDGE_SCORES, QUERIES, RETRIEVAL, read_table, write_table
 from transforms.chunks import Chunk, chunks_of

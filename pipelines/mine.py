@@ -109,7 +109,6 @@ def run_mine(settings: Settings, options: PipelineOptions) -> dict[str, Any]:
     chunks = chunks_of("queries", list_parts(os.path.join(stage_dir(settings.output, "embed"), "queries")))
     shards_final = os.path.join(settings.output, "shards")
     with atomic_dir(shards_final) as shards_tmp, atomic_dir(stage_dir(settings.output, "mine")) as tmp:
-        stats: list[dict[str, int]] = []
         with beam.Pipeline(options=options) as p:
             mined = (p | "ListChunks" >> beam.Create(chunks)
                      | "SpreadChunks" >> beam.Reshuffle()

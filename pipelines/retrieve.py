@@ -12,7 +12,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.shared import Shared
 
-from pipelines.artifacts import atomic_dir, chain_fingerprint, list_parts, part_name, require_stage, stage_dir, write_stage_record
+from pipelines.artifacts import (atomic_dir, chain_fingerprint, list_parts, part_name, require_stage, stage_dir,
+                                 write_stage_record)
 from pipelines.settings import Settings
 from schemas import QUERIES, RETRIEVAL, read_table, write_table
 from transforms.chunks import Chunk, chunks_of
@@ -36,13 +37,6 @@ class BuildIndex(beam.DoFn):
         yield len(ids)
 
 
-class _Holder:
-    """Shared needs a weak-referenceable object."""
-
-    def __init__(self, value: CandidateIndex) -> None:
-        self.value = value
-
-
 class RetrieveChunk(beam.DoFn):
     """Top-K candidates for one chunk of query vectors, excluding each query's positives and itself."""
 
@@ -54,8 +48,8 @@ class RetrieveChunk(beam.DoFn):
         self._queries = Metrics.counter("judgemine.retrieve", "queries")
 
     def setup(self) -> None:
-        self._index = self._shared.acquire(
-            lambda: _Holder(CandidateIndex(self._index_dir, self._params)), tag=self._index_dir).value
+        self._index = self._shared.acquire(lambda: CandidateIndex(self._index_dir, self._params),
+                                           tag=self._index_dir)
 
     def process(self, chunk: Chunk) -> Iterable[int]:
         ids, vectors = read_vectors([chunk.path])
@@ -113,7 +107,8 @@ def run_retrieve(settings: Settings, options: PipelineOptions) -> dict[str, Any]
                  | "SearchIndex" >> beam.ParDo(RetrieveChunk(
                      stage_dir(settings.output, "index"), stage_dir(settings.output, "ingest"), tmp, settings,
                      Shared())))
-        record = write_stage_record(tmp, "retrieve", fp, started, _count_retrieve(tmp, stage_dir(settings.output, "embed"), settings.top_k))
+        counts = _count_retrieve(tmp, stage_dir(settings.output, "embed"), settings.top_k)
+        record = write_stage_record(tmp, "retrieve", fp, started, counts)
     return record
 
 

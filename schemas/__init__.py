@@ -15,6 +15,7 @@ from schemas.tables import (
 from schemas.io import read_table, write_table
 
 __all__ = [
-    "CANDIDATES", "EMBEDDINGS", "INDEX_IDS", "JUDGE_SCORES", "QUERIES", "REJECTS", "RETRIEVAL", "SCHEMA_VERSION", "SCORE_CACHE",
+    "CANDIDATES", "EMBEDDINGS", "INDEX_IDS", "JUDGE_SCORES", "QUERIES", "REJECTS", "RETRIEVAL", "SCHEMA_VERSION",
+    "SCORE_CACHE",
     "SHARDS", "embeddings_schema", "read_table", "write_table",
 ]
