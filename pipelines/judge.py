@@ -20,7 +20,7 @@ from pipelines.settings import Settings
 from schemas import CANDIDATES, JUDGE_SCORES, QUERIES, RETRIEVAL, read_table, write_table
 from transforms.chunks import Chunk, chunks_of
 from transforms.judge_prompt import PROMPT_VERSION, Side
-from transforms.judges import JudgeRequest, JudgeResult, TransformersJudgeHandler
+from transforms.judges import JudgeHandler, JudgeRequest, JudgeResult, JudgeSpec
 from transforms.score_cache import ScoreCache, append_scores, judge_model_id, pair_key
 
 FINGERPRINT_SETTINGS = ("judge_model", "judge_backend", "judge_dtype")
@@ -107,17 +107,32 @@ class WriteScores(beam.DoFn):
         table = pa.table({"query_id": r.query_ids, "candidate_id": r.candidate_ids, "is_positive": r.is_positive,
                           "score": pa.array(scores, pa.float32())})
         write_table(table, os.path.join(self._dir, part_name(r.chunk_index)), JUDGE_SCORES)
-        yield {"pairs": len(r.query_ids), "judged": len(r.todo)}
+        yield {"pairs": len(r.query_ids), "judged": len(r.todo), **result.stats}
 
 
-def _write_counts(directory: str, counts: list[dict[str, int]]) -> None:
+def _write_counts(directory: str, counts: list[dict[str, float]]) -> None:
+    """Sums the per-chunk counts; the vLLM prefix-cache token counters become the run's hit rate."""
+    total = {k: sum(c.get(k, 0) for c in counts) for k in {k for c in counts for k in c}}
+    out: dict[str, float] = {"pairs": total.get("pairs", 0), "pairs_judged": total.get("judged", 0)}
+    if total.get("prefix_cache_queried_tokens"):
+        out["prefix_cache_hit_rate"] = round(total["prefix_cache_hit_tokens"] / total["prefix_cache_queried_tokens"],
+                                             4)
+        out["prefix_cache_queried_tokens"] = total["prefix_cache_queried_tokens"]
     with open(os.path.join(directory, "counts.json"), "w", encoding="utf-8") as f:
-        json.dump({"pairs": sum(c["pairs"] for c in counts), "pairs_judged": sum(c["judged"] for c in counts)}, f)
+        json.dump(out, f)
 
 
 def judge_handler(settings: Settings) -> ModelHandler:
-    return TransformersJudgeHandler(settings.judge_model, settings.judge_batch_size, settings.judge_dtype,
-                                    settings.device)
+    return JudgeHandler(judge_spec(settings))
+
+
+def judge_spec(settings: Settings) -> JudgeSpec:
+    return JudgeSpec(
+        backend=settings.judge_backend, model_path=settings.judge_model, batch_size=settings.judge_batch_size,
+        dtype=settings.judge_dtype, device=settings.device, max_model_len=settings.judge_max_model_len,
+        vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization, vllm_block_size=settings.vllm_block_size,
+        server_url=settings.judge_server_url, server_model=settings.judge_server_model,
+        concurrency=settings.judge_concurrency, timeout_s=settings.judge_timeout, retries=settings.judge_retries)
 
 
 def fingerprint(settings: Settings) -> str:
@@ -151,6 +166,7 @@ def run_judge(settings: Settings, options: PipelineOptions) -> dict[str, Any]:
         record = write_stage_record(tmp, "judge", fp, started, {
             **counts, "pairs_cached": counts["pairs"] - counts["pairs_judged"],
             "judged_per_second": round(counts["pairs_judged"] / elapsed, 2)},
-            judge_model=settings.judge_model, judge_model_id=model_id, prompt_version=PROMPT_VERSION,
+            judge_model=settings.judge_model, judge_backend=settings.judge_backend, judge_model_id=model_id,
+            prompt_version=PROMPT_VERSION,
             cache=cache_dir)
     return record

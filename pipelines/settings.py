@@ -42,7 +42,19 @@ class Settings:
     delta: float = _help("exclude candidates with similarity above this (near duplicates); <= 0: off",
                          default=0.0)
     judge_model: str = _help("local folder of the judge chat model", default="models/tiny-judge")
-    judge_backend: str = _help("judge backend: transformers", default="transformers")
+    judge_backend: str = _help("judge backend: transformers, vllm (offline engine) or openai (a vLLM server)",
+                               default="transformers")
+    judge_server_url: str = _help("base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000",
+                                  default="")
+    judge_server_model: str = _help("model name the server serves; empty = --judge-model", default="")
+    judge_concurrency: int = _help("requests in flight to the judge server", default=32)
+    judge_timeout: float = _help("seconds before a judge server request is retried", default=60.0)
+    judge_retries: int = _help("retries of a judge server request on 5xx, connection errors, timeouts",
+                               default=4)
+    judge_max_model_len: int = _help("longest prompt the vLLM engine accepts, in tokens", default=4096)
+    vllm_gpu_memory_utilization: float = _help("vLLM memory fraction (on CPU builds: of host memory)",
+                                               default=0.9)
+    vllm_block_size: int = _help("vLLM KV-cache block size; 0 = the engine's default", default=0)
     judge_cache: str = _help("directory of the content-addressed judge score cache; empty = OUTPUT/cache/judge",
                              default="")
     judge_batch_size: int = _help("prompts per judge forward pass", default=16)
@@ -58,7 +70,7 @@ class Settings:
     def __post_init__(self) -> None:
         checks = {
             "pairs_layout": self.pairs_layout in ("auto", "unime", "mmeb"),
-            "judge_backend": self.judge_backend in ("transformers",),
+            "judge_backend": self.judge_backend in ("transformers", "vllm", "openai"),
             "on_no_negatives": self.on_no_negatives in ("fallback", "reject"),
             "top_k": self.top_k > 0, "num_negatives": self.num_negatives > 0, "step": self.step > 0,
             "chunk_size": self.chunk_size > 0, "judge_dtype": self.judge_dtype in ("float32", "bfloat16", "float16"),

@@ -3,6 +3,7 @@ code runs in the pipeline, in benchmarks and on a bare GPU machine.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -63,3 +64,79 @@ class TransformersJudge:
             return np.zeros(0, np.float32)
         logits = torch.from_numpy(self.yes_no_logits([self.prompt(q, c) for q, c in zip(queries, candidates)]))
         return torch.sigmoid(logits[:, 0] - logits[:, 1]).numpy()  # = exp(y) / (exp(y) + exp(n)), fp32
+
+
+class ChatPrompter:
+    """Renders pairs with a model folder's own tokenizer and chat template into token ids, so every backend
+    feeds the model the same tokens (and so gives the same score)."""
+
+    def __init__(self, model_path: str) -> None:
+        from transformers import AutoTokenizer
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+        self.yes_id = answer_token_id(self.tokenizer, "Yes")
+        self.no_id = answer_token_id(self.tokenizer, "No")
+
+    def token_ids(self, query: Side, candidate: Side) -> list[int]:
+        text = self.tokenizer.apply_chat_template([{"role": "user", "content": user_text(query, candidate)}],
+                                                  tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def p_yes(yes_logprob: np.ndarray, no_logprob: np.ndarray) -> np.ndarray:
+    """exp(y) / (exp(y) + exp(n)); log-probabilities share the softmax normaliser, so it cancels."""
+    return torch.sigmoid(torch.as_tensor(yes_logprob, dtype=torch.float64)
+                         - torch.as_tensor(no_logprob, dtype=torch.float64)).float().numpy()
+
+
+class VLLMJudge:
+    """vLLM offline (`vllm.LLM`), one engine per worker process.
+
+    Exactness: vLLM reports log-probabilities of the raw distribution, computed before any sampling filter,
+    and always includes the sampled token's. Each pair is therefore asked twice, once with
+    `allowed_token_ids=[Yes]` and once with `[No]`: the forced token is sampled and its exact raw
+    log-probability returned, whatever its rank (top-k logprobs would miss an answer token outside the top k).
+    The two requests of a pair, and all pairs of one query, are submitted together in query order, so the
+    second and later requests reuse the cached prefix; max_tokens=1 keeps each to one forward step.
+    """
+
+    def __init__(self, model_path: str, dtype: str, gpu_memory_utilization: float, block_size: int,
+                 max_model_len: int, seed: int = 0) -> None:
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        from vllm import LLM, SamplingParams
+        self.prompter = ChatPrompter(model_path)
+        kwargs: dict[str, Any] = {"dtype": dtype, "enable_prefix_caching": True, "max_model_len": max_model_len,
+                                  "gpu_memory_utilization": gpu_memory_utilization, "seed": seed,
+                                  "disable_log_stats": False, "enforce_eager": not torch.cuda.is_available()}
+        if block_size:
+            kwargs["block_size"] = block_size
+        self.llm = LLM(model_path, **kwargs)
+        self._force = {tok: SamplingParams(max_tokens=1, temperature=0.0, logprobs=0, allowed_token_ids=[tok])
+                       for tok in (self.prompter.yes_id, self.prompter.no_id)}
+
+    def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
+        from vllm.inputs import TokensPrompt
+        if not queries:
+            return np.zeros(0, np.float32)
+        yes, no = self.prompter.yes_id, self.prompter.no_id
+        prompts, params = [], []
+        for q, c in zip(queries, candidates):
+            ids = TokensPrompt(prompt_token_ids=self.prompter.token_ids(q, c))
+            prompts += [ids, ids]
+            params += [self._force[yes], self._force[no]]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        logprobs = np.array([_forced_logprob(o.outputs[0], p.allowed_token_ids[0]) for o, p in zip(outputs, params)])
+        return p_yes(logprobs[0::2], logprobs[1::2])
+
+    def prefix_cache_stats(self) -> dict[str, float]:
+        """The engine's own prefix-cache counters: queried and hit prompt tokens, and the hit rate."""
+        values = {m.name: m.value for m in self.llm.get_metrics()
+                  if m.name in ("vllm:prefix_cache_queries", "vllm:prefix_cache_hits")}
+        queries, hits = values.get("vllm:prefix_cache_queries", 0), values.get("vllm:prefix_cache_hits", 0)
+        return {"prefix_cache_queried_tokens": queries, "prefix_cache_hit_tokens": hits,
+                "prefix_cache_hit_rate": round(hits / queries, 4) if queries else 0.0}
+
+
+def _forced_logprob(completion: Any, token: int) -> float:
+    if not completion.token_ids or completion.token_ids[0] != token or not completion.logprobs:
+        raise RuntimeError(f"vLLM did not return the forced answer token {token} with its log-probability")
+    return completion.logprobs[0][token].logprob

