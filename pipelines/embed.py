@@ -19,36 +19,40 @@ from pipelines.settings import Settings
 from schemas import CANDIDATES, QUERIES, REJECTS, embeddings_schema, read_table, write_table
 from transforms.chunks import Chunk, EmbeddingBatch, TextBatch, chunks_of
 from transforms.text import strip_image_tokens
-from transforms.embedders import SentenceTransformerHandler
+from transforms.embedders import EmbedderSpec, EmbedHandler
 
-FINGERPRINT_SETTINGS = ("embed_model", "query_prompt", "candidate_prompt")
+FINGERPRINT_SETTINGS = ("embed_backend", "embed_model", "query_prompt", "candidate_prompt", "image_root")
 CANDIDATE_POOL = "candidate-pool"
 
 
-class ReadTexts(beam.DoFn):
-    """One chunk's texts for a text embedder; records it cannot read (image only) go to the rejects output."""
+class ReadRecords(beam.DoFn):
+    """One chunk's records for the embedder. A text-only embedder gets the text with image markers removed;
+    records it cannot read (image only) go to the rejects output."""
 
-    def __init__(self, query_prompt: str, candidate_prompt: str) -> None:
+    def __init__(self, query_prompt: str, candidate_prompt: str, reads_images: bool) -> None:
         self._prompts = {"queries": query_prompt, "candidates": candidate_prompt}
+        self._reads_images = reads_images
         self._unsupported = Metrics.counter("judgemine.embed", "unsupported_modality")
 
     def process(self, chunk: Chunk) -> Iterable[Any]:
         if chunk.side == "queries":
             rows = read_table(chunk.path, QUERIES).to_pylist()
-            records = [(r["query_id"], r["query_text"], r) for r in rows]
+            records = [(r["query_id"], r["query_text"], r["query_image"], r) for r in rows]
         else:
             rows = read_table(chunk.path, CANDIDATES).to_pylist()
-            records = [(r["candidate_id"], r["text"], r) for r in rows]
-        ids, texts = [], []
-        for rid, text, row in records:
-            clean = strip_image_tokens(text)
-            if not clean:
-                self._unsupported.inc()
-                yield beam.pvalue.TaggedOutput("rejects", _unsupported(chunk.side, row))
-                continue
-            ids.append(rid)
-            texts.append(self._prompts[chunk.side] + clean)
-        yield TextBatch(chunk, ids, texts)
+            records = [(r["candidate_id"], r["text"], r["image"], r) for r in rows]
+        batch = TextBatch(chunk, [], [], [])
+        for rid, text, image, row in records:
+            if not self._reads_images:
+                text, image = strip_image_tokens(text), ""
+                if not text:
+                    self._unsupported.inc()
+                    yield beam.pvalue.TaggedOutput("rejects", _unsupported(chunk.side, row))
+                    continue
+            batch.ids.append(rid)
+            batch.texts.append(self._prompts[chunk.side] + text)
+            batch.images.append(image)
+        yield batch
 
 
 def _unsupported(side: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +90,8 @@ def run_embed(settings: Settings, options: PipelineOptions) -> dict[str, Any]:
     ingest = stage_dir(settings.output, "ingest")
     chunks = (chunks_of("queries", list_parts(os.path.join(ingest, "queries")))
               + chunks_of("candidates", list_parts(os.path.join(ingest, "candidates"))))
-    handler = SentenceTransformerHandler(settings.resolved_embed_model, settings.embed_batch_size, settings.device)
+    spec = EmbedderSpec(settings.embed_backend, settings.resolved_embed_model, settings.embed_batch_size,
+                        settings.device, settings.embed_dtype, settings.image_root)
     with atomic_dir(stage_dir(settings.output, "embed")) as tmp:
         for side in ("queries", "candidates"):
             os.makedirs(os.path.join(tmp, side))
@@ -94,11 +99,11 @@ def run_embed(settings: Settings, options: PipelineOptions) -> dict[str, Any]:
             texts = (p
                      | "ListChunks" >> beam.Create(chunks)
                      | "SpreadChunks" >> beam.Reshuffle()
-                     | "ReadTexts" >> beam.ParDo(
-                         ReadTexts(settings.query_prompt, settings.candidate_prompt)).with_outputs(
-                             "rejects", main="texts"))
+                     | "ReadRecords" >> beam.ParDo(
+                         ReadRecords(settings.query_prompt, settings.candidate_prompt, spec.reads_images)
+                     ).with_outputs("rejects", main="texts"))
             _ = (texts.texts
-                 | "Embed" >> RunInference(handler)
+                 | "Embed" >> RunInference(EmbedHandler(spec))
                  | "WriteEmbeddings" >> beam.ParDo(WriteEmbeddings(tmp)))
             _ = (texts.rejects
                  | "GatherRejects" >> beam.combiners.ToList()

@@ -15,9 +15,14 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.artifacts import atomic_dir, chain_fingerprint, list_parts, part_name, stage_dir, write_stage_record
 from pipelines.settings import Settings
 from schemas import CANDIDATES, QUERIES, REJECTS, read_table, write_table
-from transforms.ingest import InputFile, ParseInputFile, build_pool, tables_to_rows
+from transforms.ingest import ImagePolicy, InputFile, ParseInputFile, build_pool, tables_to_rows
 
-FINGERPRINT_SETTINGS = ("pairs", "corpus", "pairs_layout", "image_root", "chunk_size")
+FINGERPRINT_SETTINGS = ("pairs", "corpus", "pairs_layout", "image_root", "chunk_size", "max_image_pixels",
+                        "skip_image_check")
+
+
+def image_policy(settings: Settings) -> ImagePolicy:
+    return ImagePolicy(settings.image_root, settings.max_image_pixels, not settings.skip_image_check)
 
 
 def file_sha256(path: str) -> str:
@@ -67,7 +72,7 @@ class WriteIngestArtifacts(beam.DoFn):
         for kind, table in tagged:
             by_kind[kind].append(table)
         queries, candidates, rejects = build_pool(
-            tables_to_rows(by_kind["pairs"]), tables_to_rows(by_kind["corpus"]), self._settings.image_root)
+            tables_to_rows(by_kind["pairs"]), tables_to_rows(by_kind["corpus"]), image_policy(self._settings))
         rejects = tables_to_rows(by_kind["rejects"]) + rejects
         rejects.sort(key=lambda r: (r["source"], r["line"]))
         write_table(pa.Table.from_pylist(rejects, schema=REJECTS), os.path.join(self._dir, "rejects.parquet"),
@@ -87,7 +92,7 @@ def run_ingest(settings: Settings, options: PipelineOptions) -> dict[str, Any]:
             _ = (p
                  | "ListInputFiles" >> beam.Create(files)
                  | "SpreadFiles" >> beam.Reshuffle()
-                 | "ParseRows" >> beam.ParDo(ParseInputFile(settings.pairs_layout))
+                 | "ParseRows" >> beam.ParDo(ParseInputFile(settings.pairs_layout, image_policy(settings)))
                  | "GatherTables" >> beam.combiners.ToList()
                  | "WriteArtifacts" >> beam.ParDo(WriteIngestArtifacts(tmp, settings)))
         record = write_stage_record(tmp, "ingest", fp, started, _count_ingest(tmp, settings), inputs=inputs)

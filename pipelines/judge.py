@@ -132,7 +132,8 @@ def judge_spec(settings: Settings) -> JudgeSpec:
         dtype=settings.judge_dtype, device=settings.device, max_model_len=settings.judge_max_model_len,
         vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization, vllm_block_size=settings.vllm_block_size,
         server_url=settings.judge_server_url, server_model=settings.judge_server_model,
-        concurrency=settings.judge_concurrency, timeout_s=settings.judge_timeout, retries=settings.judge_retries)
+        concurrency=settings.judge_concurrency, timeout_s=settings.judge_timeout, retries=settings.judge_retries,
+        image_root=settings.image_root)
 
 
 def fingerprint(settings: Settings) -> str:

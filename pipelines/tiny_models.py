@@ -1,5 +1,6 @@
 """Tiny random-weight models built on the spot: they exercise the real loading and scoring code offline.
 
+Builders: a text judge, a Qwen2-VL (VLM judge and VLM2Vec-style embedder) and a CLIP.
 A tiny judge is a Qwen2 causal LM (hidden 128, 2 layers) with a byte-level BPE tokenizer trained on the
 judge prompt and a sample of texts, saved as an ordinary model folder. Its scores mean nothing; they only let
 the machinery run. Point `--judge-model` at a real chat model folder for real scores.
@@ -15,7 +16,16 @@ QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+# Qwen2-VL's own template reduced to what the judge sends: text parts, and an image part as its placeholder.
+QWEN_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
 def _training_texts(extra: Iterable[str]) -> list[str]:
@@ -24,7 +34,7 @@ def _training_texts(extra: Iterable[str]) -> list[str]:
     return base * 20 + list(extra)
 
 
-def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
+def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024, extra_special: Iterable[str] = ()):
     """A byte-level BPE tokenizer, trained here, wrapped as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -32,7 +42,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + list(extra_special),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_training_texts(texts), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
@@ -64,6 +74,66 @@ def build_tiny_judge(output: str, texts: Iterable[str] = (), seed: int = 0, init
     return output
 
 
+def build_tiny_qwen2_vl(output: str, texts: Iterable[str] = (), seed: int = 0, init_std: float = 0.4) -> str:
+    """A tiny Qwen2-VL (vision tower depth 2, LM hidden 128): judge and VLM2Vec-style embedder for tests.
+
+    Saved as tokenizer + Qwen2-VL image processor (small min/max pixels) + model, and loaded the way a real
+    Qwen2-VL / Qwen2.5-VL folder is (see transforms/vlm.py): no processor class, so no torchvision needed.
+    """
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+
+    tokenizer = build_tokenizer(texts, extra_special=VISION_TOKENS)
+    tokenizer.chat_template = QWEN_VL_CHAT_TEMPLATE
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS}
+    pad, eos = tokenizer.pad_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")
+    config = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]}, initializer_range=init_std,
+                         bos_token_id=pad, eos_token_id=eos, pad_token_id=pad),
+        vision_config=dict(depth=2, embed_dim=32, num_heads=2, hidden_size=128, mlp_ratio=2, patch_size=14,
+                           spatial_merge_size=2, in_channels=3, temporal_patch_size=2),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    os.makedirs(output, exist_ok=True)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112).save_pretrained(output)
+    return output
+
+
+def build_tiny_clip(output: str, texts: Iterable[str] = (), seed: int = 0) -> str:
+    """A tiny CLIP (64 wide, 2 layers, 32x32 images) with a tokenizer that frames text as CLIP's does."""
+    import torch
+    from tokenizers import processors
+    from transformers import CLIPConfig, CLIPModel
+    from transformers.models.clip import CLIPImageProcessorPil
+
+    tokenizer = build_tokenizer(texts, extra_special=["<|startoftext|>"])
+    bos, eos = "<|startoftext|>", "<|endoftext|>"
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", special_tokens=[(t, tokenizer.convert_tokens_to_ids(t)) for t in (bos, eos)])
+    eos_id = tokenizer.convert_tokens_to_ids(eos)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=128, eos_token_id=eos_id,
+                         bos_token_id=tokenizer.convert_tokens_to_ids(bos), pad_token_id=eos_id),
+        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=32)
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    os.makedirs(output, exist_ok=True)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(output)
+    return output
+
+
 def _sample_texts(paths: list[str]) -> list[str]:
     texts: list[str] = []
     for path in paths:
@@ -78,13 +148,18 @@ def _sample_texts(paths: list[str]) -> list[str]:
     return texts
 
 
+BUILDERS = {"judge": build_tiny_judge, "qwen2-vl": build_tiny_qwen2_vl, "clip": build_tiny_clip}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build a tiny random-weight judge model folder.")
+    parser = argparse.ArgumentParser(description="Build a tiny random-weight model folder.")
     parser.add_argument("--output", required=True)
+    parser.add_argument("--kind", choices=sorted(BUILDERS), default="judge",
+                        help="judge: text chat LM; qwen2-vl: VLM judge / VLM2Vec embedder; clip: CLIP embedder")
     parser.add_argument("--texts", action="append", default=[], help="JSONL files whose strings train the BPE")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print(build_tiny_judge(args.output, _sample_texts(args.texts), args.seed))
+    print(BUILDERS[args.kind](args.output, _sample_texts(args.texts), args.seed))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def _ingest(tmp_path, pairs, corpus=(), **kw):
 
 
 def test_official_unime_records_are_read_with_images_carried(tmp_path):
-    record, queries, cands, rejects = _ingest(tmp_path, [OFFICIAL_EXAMPLE])
+    record, queries, cands, rejects = _ingest(tmp_path, [OFFICIAL_EXAMPLE], skip_image_check=True)
     with open(OFFICIAL_EXAMPLE, encoding="utf-8") as f:
         official = json.load(f)
     assert record["counts"]["pairs_in"] == 50 and len(queries) == 50 and not rejects
@@ -35,6 +35,15 @@ def test_official_unime_records_are_read_with_images_carried(tmp_path):
     assert [q["query_image"] for q in queries] == [r["query_image"] for r in official]
     assert {q["pos_id"] for q in queries} <= {c["candidate_id"] for c in cands}
     assert len(list_parts(os.path.join(stage_dir(str(tmp_path / "out"), "ingest"), "queries"))) == 7
+
+
+def test_official_records_whose_images_are_missing_are_rejected(tmp_path):
+    record, queries, _, rejects = _ingest(tmp_path, [OFFICIAL_EXAMPLE])
+    with open(OFFICIAL_EXAMPLE, encoding="utf-8") as f:
+        official = json.load(f)
+    with_images = sum(1 for r in official if r["query_image"] or r["pos_image"])
+    assert len(rejects) == with_images and len(queries) == 50 - with_images
+    assert all(r["reason"].startswith("missing_image: images/") for r in rejects)
 
 
 def test_mmeb_layout_maps_fields(tmp_path):
@@ -96,9 +105,10 @@ def test_a_query_with_several_positives_excludes_all_of_them_and_itself(tmp_path
         {"query_text": "a fast  animal", "query_image": "cheetah.jpg", "pos_text": "falcon"},
         {"query_text": "slow animal", "pos_text": "sloth"},
     ])
-    _, queries, _, _ = _ingest(tmp_path, [pairs])
-    expected = {content_id("cheetah", ""), content_id("falcon", ""), content_id("a fast animal", "cheetah.jpg"),
-                content_id("", "cheetah.jpg")}
+    _, queries, _, _ = _ingest(tmp_path, [pairs], skip_image_check=True)
+    expected = {content_id("cheetah", ""), content_id("falcon", ""),
+                content_id("a fast animal", "cheetah.jpg", read_images=False),
+                content_id("", "cheetah.jpg", read_images=False)}
     assert set(queries[0]["excluded_ids"]) == expected == set(queries[1]["excluded_ids"])
     assert set(queries[2]["excluded_ids"]) == {content_id("sloth", ""), content_id("slow animal", "")}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.chunks import TextBatch, Chunk, l2_normalise
-from transforms.embedders import SentenceTransformerHandler
+from transforms.chunks import Chunk, TextBatch, l2_normalise
+from transforms.embedders import EmbedderSpec, EmbedHandler
 from transforms.retrieval import CandidateIndex, build_index, save_index
 
 
@@ -49,10 +49,11 @@ def test_a_pool_smaller_than_k_returns_what_exists(index_dir):
 
 def test_sentence_transformer_vectors_are_unit_norm():
     from pipelines.settings import Settings
-    handler = SentenceTransformerHandler(Settings().resolved_embed_model, batch_size=4, device="cpu")
-    model = handler.load_model()
+    handler = EmbedHandler(EmbedderSpec("sentence-transformers", Settings().resolved_embed_model, 4, "cpu"))
+    embedder = handler.load_model()
     texts = ["a", "The capital of France is Paris.", "Of considerable size or extent." * 5]
-    (out,) = list(handler.run_inference([TextBatch(Chunk("queries", 0, "-"), ["1", "2", "3"], texts)], model))
+    batch = TextBatch(Chunk("queries", 0, "-"), ["1", "2", "3"], texts, ["", "", ""])
+    (out,) = list(handler.run_inference([batch], embedder))
     assert out.vectors.shape == (3, 384) and np.allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
-    raw = model.encode(texts, normalize_embeddings=False)
+    raw = embedder.model.encode(texts, normalize_embeddings=False)
     assert np.allclose(out.vectors, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-5)

@@ -17,10 +17,11 @@ class Chunk:
 
 @dataclass
 class TextBatch:
-    """The texts of one chunk, ready for an embedder."""
+    """The records of one chunk, ready for an embedder: texts (with their prompt) and image paths ("" if none)."""
     chunk: Chunk
     ids: list[str]
     texts: list[str]
+    images: list[str]
 
 
 @dataclass

@@ -7,20 +7,23 @@ from transforms.images import ImageError, check, resolve
 from transforms.text import normalise_text
 
 
-def image_digest(image: str, image_root: str = "") -> str:
-    """sha256 of the image bytes where readable, else of the path: the same picture is one candidate."""
+def image_digest(image: str, image_root: str = "", read: bool = True) -> str:
+    """sha256 of the image bytes where readable (and `read`), else of the path: the same picture is one
+    candidate."""
     if not image:
         return ""
     try:
-        return "bytes:" + check(image, image_root).sha256
+        if read:
+            return "bytes:" + check(image, image_root).sha256
     except ImageError:
-        try:
-            return "path:" + resolve(image, image_root)
-        except ImageError:
-            return "path:" + image
+        pass
+    try:
+        return "path:" + resolve(image, image_root)
+    except ImageError:
+        return "path:" + image
 
 
-def content_id(text: str, image: str, image_root: str = "") -> str:
+def content_id(text: str, image: str, image_root: str = "", read_images: bool = True) -> str:
     """The id of a (text, image) record in the candidate id space."""
-    payload = normalise_text(text) + "\x00" + image_digest(image, image_root)
+    payload = normalise_text(text) + "\x00" + image_digest(image, image_root, read_images)
     return "c" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]

@@ -18,6 +18,7 @@ from apache_beam.metrics import Metrics
 
 from schemas import REJECTS
 from transforms.content import content_id
+from transforms.images import DEFAULT_MAX_PIXELS, ImageError, check
 from transforms.text import strip_image_tokens
 
 # Field names of each accepted layout: judgemine's own (= the UniME-V2 record) and VLM2Vec / MMEB-train.
@@ -28,6 +29,25 @@ LAYOUTS = {
              "pos_image": "pos_image_path"},
 }
 BATCH_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """How ingest treats image fields: opened, decoded and hashed (default), or carried unread."""
+    root: str = ""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    check: bool = True
+
+    def validate(self, *paths: str) -> None:
+        """Raises RowError with the image's reason (missing_image, unreadable_image, ...)."""
+        if not self.check:
+            return
+        for path in paths:
+            if path:
+                try:
+                    check(path, self.root, self.max_pixels)
+                except ImageError as e:
+                    raise RowError(str(e)) from e
 
 
 @dataclass(frozen=True)
@@ -130,8 +150,9 @@ def _reject(source: str, line: int, reason: str, raw: Any, query_id: str | None 
 class ParseInputFile(beam.DoFn):
     """Reads one input file and emits coarse Arrow tables: ("pairs" | "corpus" | "rejects", table)."""
 
-    def __init__(self, layout: str) -> None:
+    def __init__(self, layout: str, images: ImagePolicy) -> None:
         self._layout = layout
+        self._images = images
         self._rows = Metrics.counter("judgemine.ingest", "rows_read")
         self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
 
@@ -143,7 +164,12 @@ class ParseInputFile(beam.DoFn):
         for line, raw in _read_rows(spec.path):
             self._rows.inc()
             try:
-                rec = parse_pair(raw, self._layout) if spec.kind == "pairs" else parse_corpus_row(raw)
+                if spec.kind == "pairs":
+                    rec = parse_pair(raw, self._layout)
+                    self._images.validate(rec["query_image"], rec["pos_image"])
+                else:
+                    rec = parse_corpus_row(raw)
+                    self._images.validate(rec["image"])
             except RowError as e:
                 self._rejected.inc()
                 bad.append(_reject(spec.path, line, str(e), raw))
@@ -161,7 +187,7 @@ class ParseInputFile(beam.DoFn):
             yield "rejects", pa.Table.from_pylist(bad, schema=REJECTS)
 
 
-def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]], image_root: str
+def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]], images: ImagePolicy
                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Typed query rows, the deduplicated candidate pool and the rejects of the global checks.
 
@@ -169,6 +195,9 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]], image_
     first-seen copy of a candidate represents it. A query's `excluded_ids` are the positives of every pair
     with the same query content, plus the query itself and its bare image.
     """
+    def ident(text: str, image: str) -> str:
+        return content_id(text, image, images.root, images.check)
+
     pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
     seen_ids: set[str] = set()
     queries: list[dict[str, Any]] = []
@@ -181,19 +210,19 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]], image_
             rejects.append(_reject(r["source"], r["line"], "duplicate_query_id", raw, r["query_id"]))
             continue
         seen_ids.add(r["query_id"])
-        qid = content_id(r["query_text"], r["query_image"], image_root)
-        pid = content_id(r["pos_text"], r["pos_image"], image_root)
+        qid = ident(r["query_text"], r["query_image"])
+        pid = ident(r["pos_text"], r["pos_image"])
         pool.setdefault(pid, {"candidate_id": pid, "text": r["pos_text"], "image": r["pos_image"],
                               "dataset": r["dataset"]})
         positives_of.setdefault(qid, set()).add(pid)
         queries.append({**r, "query_content_id": qid, "pos_id": pid})
     for r in sorted(corpus, key=lambda r: (r["source"], r["line"])):
-        cid = content_id(r["text"], r["image"], image_root)
+        cid = ident(r["text"], r["image"])
         pool.setdefault(cid, {"candidate_id": cid, "text": r["text"], "image": r["image"], "dataset": r["dataset"]})
     for q in queries:
         excluded = positives_of[q["query_content_id"]] | {q["query_content_id"]}
         if q["query_image"]:
-            excluded.add(content_id("", q["query_image"], image_root))
+            excluded.add(ident("", q["query_image"]))
         q["excluded_ids"] = sorted(excluded)
     candidates = [pool[k] for k in sorted(pool)]
     return queries, candidates, rejects

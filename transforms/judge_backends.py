@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from transforms.devices import resolve_device
-from transforms.judge_prompt import Side, user_text
+from transforms.judge_prompt import Side, user_parts, user_text
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -66,6 +66,55 @@ class TransformersJudge:
         return torch.sigmoid(logits[:, 0] - logits[:, 1]).numpy()  # = exp(y) / (exp(y) + exp(n)), fp32
 
 
+class TransformersVLMJudge:
+    """A Qwen2-VL-family chat VLM: the SPEC's turn with the query and candidate images in place, batched with
+    left padding, scored from the last-position Yes/No logits in fp32."""
+
+    def __init__(self, model_path: str, batch_size: int, dtype: str, device: str, image_root: str = "") -> None:
+        from transforms.vlm import VLMInputs
+        self.vlm = VLMInputs(model_path, dtype, device)
+        self.tokenizer = self.vlm.tokenizer
+        self.batch_size, self.image_root = batch_size, image_root
+        self.yes_id = answer_token_id(self.tokenizer, "Yes")
+        self.no_id = answer_token_id(self.tokenizer, "No")
+
+    def prompt(self, query: Side, candidate: Side) -> str:
+        content = [{"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
+                   for p in user_parts(query, candidate)]
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    @torch.inference_mode()
+    def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
+        from transforms.images import load
+        if not queries:
+            return np.zeros(0, np.float32)
+        decoded: dict[str, Any] = {}  # a query's image serves all its pairs: decoded once per chunk
+
+        def image(path: str) -> Any:
+            if path not in decoded:
+                decoded[path] = load(path, self.image_root)
+            return decoded[path]
+
+        prompts = [self.prompt(q, c) for q, c in zip(queries, candidates)]
+        paths = [[p for p in (q.image, c.image) if p] for q, c in zip(queries, candidates)]
+        order = sorted(range(len(prompts)), key=lambda i: (len(paths[i]), len(prompts[i])))  # bucket: fewer pads
+        logits = np.zeros((len(prompts), 2), np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            batch = self.vlm.encode([prompts[i] for i in idx], [[image(p) for p in paths[i]] for i in idx])
+            out = self.vlm.model(**batch, logits_to_keep=1).logits[:, -1, :]
+            logits[idx] = out[:, [self.yes_id, self.no_id]].float().cpu().numpy()
+        return torch.sigmoid(torch.from_numpy(logits[:, 0] - logits[:, 1])).numpy()
+
+
+def text_only(queries: Sequence[Side], candidates: Sequence[Side], backend: str) -> None:
+    """The vLLM backends take text pairs only for now: say so instead of judging without the images."""
+    if any(side.image for side in (*queries, *candidates)):
+        raise NotImplementedError(f"image pairs need --judge-backend transformers with a vision-language judge; "
+                                  f"the {backend} backend does not pass images (multi_modal_data) yet")
+
+
 class ChatPrompter:
     """Renders pairs with a model folder's own tokenizer and chat template into token ids, so every backend
     feeds the model the same tokens (and so gives the same score)."""
@@ -117,6 +166,7 @@ class VLLMJudge:
         from vllm.inputs import TokensPrompt
         if not queries:
             return np.zeros(0, np.float32)
+        text_only(queries, candidates, "vllm")
         yes, no = self.prompter.yes_id, self.prompter.no_id
         prompts, params = [], []
         for q, c in zip(queries, candidates):

@@ -52,10 +52,15 @@ class JudgeSpec:
     concurrency: int = 32
     timeout_s: float = 60.0
     retries: int = 4
+    image_root: str = ""
 
 
 def load_backend(spec: JudgeSpec) -> Any:
     if spec.backend == "transformers":
+        from transforms.vlm import is_vision_model
+        if is_vision_model(spec.model_path):
+            from transforms.judge_backends import TransformersVLMJudge
+            return TransformersVLMJudge(spec.model_path, spec.batch_size, spec.dtype, spec.device, spec.image_root)
         return TransformersJudge(spec.model_path, spec.batch_size, spec.dtype, spec.device)
     if spec.backend == "vllm":
         from transforms.judge_backends import VLLMJudge
