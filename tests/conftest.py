@@ -34,6 +34,40 @@ def tiny_judge(tmp_path_factory) -> str:
     return build_tiny_judge(str(tmp_path_factory.mktemp("models") / "tiny-judge"), texts, seed=0)
 
 
+MULTIMODAL = os.path.join(ROOT, "examples", "multimodal")
+
+
+@pytest.fixture(scope="session")
+def image_root(tmp_path_factory) -> str:
+    """The multimodal sample's image root: the real photos (copied from scikit-image/-learn) and the bad files."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("copy_images", os.path.join(MULTIMODAL, "copy_images.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = str(tmp_path_factory.mktemp("image_root"))
+    module.copy_images(os.path.join(root, "images"))
+    shutil.copytree(os.path.join(MULTIMODAL, "bad"), os.path.join(root, "bad"))
+    return root
+
+
+def _multimodal_texts() -> list[str]:
+    rows = head(os.path.join(MULTIMODAL, "pairs_mmeb.jsonl"), 100) + head(os.path.join(MULTIMODAL, "pairs_unime.jsonl"),
+                                                                          100)
+    return [v for r in rows for v in r.values() if isinstance(v, str)]
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    from pipelines.tiny_models import build_tiny_clip
+    return build_tiny_clip(str(tmp_path_factory.mktemp("models") / "tiny-clip"), _multimodal_texts())
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> str:
+    from pipelines.tiny_models import build_tiny_qwen2_vl
+    return build_tiny_qwen2_vl(str(tmp_path_factory.mktemp("models") / "tiny-qwen2-vl"), _multimodal_texts())
+
+
 @pytest.fixture(scope="session")
 def small_pairs(tmp_path_factory) -> list[str]:
     """Three subsets of real sample pairs (one query with two positives) plus the bad rows file."""

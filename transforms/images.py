@@ -77,7 +77,9 @@ def decode(data: bytes, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
         return to_rgb(image)
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # Pillow's own guard, met before ours for the largest images
+        raise ImageError(f"image_too_large: {path} ({e})") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"unreadable_image: {path} ({type(e).__name__}: {e})") from e
 
 

@@ -1,0 +1,64 @@
+"""Image checks and conversions: every bad file has its reason, every odd format a documented conversion."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from PIL import Image
+
+from transforms.images import ImageError, check, load, resolve
+
+
+@pytest.mark.parametrize("path,reason", [
+    ("bad/empty.png", "empty_image_file"),
+    ("bad/corrupt.jpg", "unreadable_image"),
+    ("bad/not_an_image.jpg", "unreadable_image"),
+    ("bad/huge.png", "image_too_large"),
+    ("images/does_not_exist.jpg", "missing_image"),
+    ("../outside.jpg", "image_outside_root"),
+    ("images/../../outside.jpg", "image_outside_root"),
+])
+def test_bad_images_have_reasons(image_root, path, reason):
+    with pytest.raises(ImageError, match=f"^{reason}"):
+        check(path, image_root)
+
+
+def test_the_pixel_cap_is_a_setting(image_root):
+    assert check("images/chelsea.png", image_root).width == 451
+    with pytest.raises(ImageError, match="image_too_large: 451x300"):
+        check("images/chelsea.png", image_root, max_pixels=100_000)
+
+
+def test_alpha_is_composited_on_white(tmp_path):
+    img = Image.new("RGBA", (4, 4), (255, 0, 0, 255))
+    img.putpixel((0, 0), (0, 0, 255, 0))  # fully transparent blue
+    img.save(tmp_path / "a.png")
+    rgb = load("a.png", str(tmp_path))
+    assert rgb.mode == "RGB" and rgb.getpixel((0, 0)) == (255, 255, 255) and rgb.getpixel((1, 1)) == (255, 0, 0)
+
+
+def test_real_rgba_logo_and_animated_gif_convert(image_root):
+    assert load("images/logo.png", image_root).mode == "RGB"
+    gif = load("images/no_time_for_that_tiny.gif", image_root)
+    with Image.open(os.path.join(image_root, "images", "no_time_for_that_tiny.gif")) as raw:
+        assert raw.n_frames > 1
+        first = raw.convert("RGB")
+    assert gif.mode == "RGB" and gif.tobytes() == first.tobytes()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), (0, 128, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    assert load("rot.jpg", str(tmp_path)).size == (20, 40)
+
+
+def test_greyscale_becomes_rgb(image_root):
+    assert load("images/camera.png", image_root).mode == "RGB"
+
+
+def test_resolve_keeps_absolute_and_remote_paths():
+    assert resolve("/data/a.jpg", "/root") == "/data/a.jpg"
+    assert resolve("gs://bucket/a.jpg", "/root") == "gs://bucket/a.jpg"
+    assert resolve("images/a.jpg", "/root") == "/root/images/a.jpg"

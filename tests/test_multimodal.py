@@ -1,0 +1,98 @@
+"""Embedders and the VLM judge on real photos, and the multimodal sample mined end to end."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from conftest import ROOT
+from pipelines.artifacts import list_parts
+from pipelines.cli import main
+from schemas import REJECTS, SHARDS, read_table
+from transforms.content import content_id
+from transforms.embedders import CLIPEmbedder, EmbedderSpec, VLM2VecEmbedder
+from transforms.images import load
+from transforms.judge_backends import TransformersVLMJudge
+from transforms.judge_prompt import Side
+from transforms.text import strip_image_tokens
+
+TEXTS = ["A close-up of a tabby cat.", "", "<|image_1|>\nWhat animal is this?", "A red motorcycle."]
+IMAGES = ["", "images/chelsea.png", "images/chelsea.png", "images/motorcycle_left.png"]
+
+
+def test_clip_embeds_text_image_and_both(tiny_clip, image_root):
+    emb = CLIPEmbedder(EmbedderSpec("clip", tiny_clip, batch_size=2, device="cpu", image_root=image_root))
+    vecs = emb.embed(TEXTS, IMAGES)
+    assert vecs.shape == (4, 32) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    text_only = emb.embed([TEXTS[2]], [""])[0]
+    image_only = emb.embed([""], [IMAGES[2]])[0]
+    assert np.allclose(image_only, vecs[1], atol=1e-5)  # the same picture, the same vector
+    fused = text_only + image_only
+    assert np.allclose(vecs[2], fused / np.linalg.norm(fused), atol=1e-5)
+    with torch.no_grad():  # the image tower by hand
+        pixels = emb.image_processor(images=[load(IMAGES[1], image_root)], return_tensors="pt")["pixel_values"]
+        ref = emb._tensor(emb.model.get_image_features(pixel_values=pixels))[0].numpy()
+    assert np.allclose(image_only, ref / np.linalg.norm(ref), atol=1e-5)
+
+
+def test_vlm2vec_maps_the_image_marker_and_pools_the_last_token(tiny_vlm, image_root):
+    spec = EmbedderSpec("vlm2vec", tiny_vlm, batch_size=3, device="cpu", image_root=image_root)
+    emb = VLM2VecEmbedder(spec)
+    ph = emb.vlm.placeholder
+    assert emb.backbone_text("<|image_1|>\nWhat animal is this?", "x.png") == ph + "What animal is this?"
+    assert emb.backbone_text("A cat.", "x.png") == ph + "A cat."
+    assert emb.backbone_text("<|image_1|> A cat.", "") == "A cat."
+    vecs = emb.embed(TEXTS, IMAGES)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    assert not np.allclose(vecs[2], emb.embed([strip_image_tokens(TEXTS[2])], [""])[0], atol=1e-3)
+    one_by_one = np.stack([VLM2VecEmbedder(EmbedderSpec("vlm2vec", tiny_vlm, 1, "cpu", image_root=image_root))
+                           .embed([t], [i])[0] for t, i in zip(TEXTS, IMAGES)])
+    assert np.abs(one_by_one - vecs).max() < 1e-4  # left padding in a batch changes nothing
+
+
+def test_vlm_judge_scores_image_pairs_from_the_yes_no_logits(tiny_vlm, image_root):
+    judge = TransformersVLMJudge(tiny_vlm, batch_size=4, dtype="float32", device="cpu", image_root=image_root)
+    queries = [Side("<|image_1|>\nWhat animal is this?", "images/chelsea.png"), Side("Find a photo of a cat."),
+               Side("<|image_1|>\nCaption it.", "images/rocket.jpg"), Side("Show a motorbike.")]
+    cands = [Side("A cat."), Side("", "images/chelsea.png"), Side("A rocket on its pad."),
+             Side("", "images/motorcycle_right.png")]
+    prompt = judge.prompt(queries[0], cands[1])
+    ph = judge.vlm.placeholder
+    assert prompt.index("Query:" + ph) < prompt.index("What animal") < prompt.index("Candidate:" + ph)
+    scores = judge.score(queries, cands)
+    for q, c, got in zip(queries, cands, scores):  # one pair alone, no padding, by hand
+        images = [load(p, image_root) for p in (q.image, c.image) if p]
+        batch = judge.vlm.encode([judge.prompt(q, c)], [images])
+        with torch.no_grad():
+            logits = judge.vlm.model(**batch).logits[0, -1].double()
+        y, n = logits[judge.yes_id].item(), logits[judge.no_id].item()
+        assert abs(got - np.exp(y) / (np.exp(y) + np.exp(n))) < 1e-5
+    assert len({round(float(s), 4) for s in scores}) > 1
+
+
+def test_multimodal_sample_end_to_end(tmp_path, tiny_clip, tiny_vlm, image_root):
+    out = str(tmp_path / "mm")
+    args = ["--config", os.path.join(ROOT, "examples", "demo_images.yaml"), "--output", out, "--image-root",
+            image_root, "--embed-model", tiny_clip, "--judge-model", tiny_vlm, "--direct_num_workers", "1"]
+    assert main(["run", *args]) == 0
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["accounting"]["balanced"] and manifest["accounting"]["pairs_in"] == 56
+    rejects = read_table(os.path.join(out, "rejects", "ingest.parquet"), REJECTS).to_pylist()
+    assert sorted(r["reason"].split(":")[0] for r in rejects) == [
+        "empty_image_file", "image_outside_root", "image_too_large", "missing_image", "unreadable_image",
+        "unreadable_image"]
+    rows = [r for p in list_parts(os.path.join(out, "shards")) for r in read_table(p, SHARDS).to_pylist()]
+    assert len(rows) == 50 and {r["dataset"] for r in rows} == {"image_caption", "visual_qa", "text_to_image"}
+    for r in rows:
+        for path in [r["query_image"], r["pos_image"], *r["neg_images"]]:
+            assert path == "" or (path.startswith("images/") and not os.path.isabs(path))
+        if r["query_image"]:  # the query's own picture is never its negative
+            assert content_id("", r["query_image"], image_root) not in r["neg_ids"]
+    assert any(r["neg_images"] and any(r["neg_images"]) for r in rows)
+    dest = str(tmp_path / "unime.json")
+    assert main(["export", "--format", "unime", "--output", out, "--to", dest]) == 0
+    exported = json.load(open(dest))
+    assert {rec["query_image"] for rec in exported} >= {"images/chelsea.png", "images/astronaut.png"}
+    assert all(img == "" or img.startswith("images/") for rec in exported for _, img in rec["hard_negatives"])
