@@ -1,8 +1,10 @@
-"""Judge throughput on a GPU: the transformers backend on a random-weight model of the real judge's shape.
+"""Judge throughput on a GPU: the transformers backend on random-weight models of the real judge's shape.
 
-The language model of Qwen2.5-VL-7B-Instruct (hidden 3584, 28 layers, GQA 28/4, vocab 152064) in bf16 with
-random weights: the numbers are honest throughput, the scores meaningless. Text-only pairs: the VLM judge with
-image pairs is not implemented yet (issue "Images everywhere"). Prints one JSON line per batch size.
+`--model lm`: the language model of Qwen2.5-VL-7B-Instruct (hidden 3584, 28 layers, GQA 28/4, vocab 152064)
+as a causal LM, text pairs. `--model vl`: the whole Qwen2.5-VL-7B-Instruct architecture (its 32-layer vision
+tower included) through the VLM judge, with text-only pairs and with image pairs (the multimodal sample's real
+photos, at most 512*28*28 pixels each). bf16, random weights: honest throughput, meaningless scores. Prints one
+JSON line per (pairs kind, batch size).
 """
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ import time
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from bench.sample_pairs import sample_pairs
-from pipelines.tiny_models import build_tokenizer
-from transforms.judge_backends import TransformersJudge
+from bench.sample_pairs import image_pairs, sample_pairs
+from pipelines.tiny_models import QWEN_VL_CHAT_TEMPLATE, VISION_TOKENS, build_tokenizer
+from transforms.judge_backends import TransformersJudge, TransformersVLMJudge
 
 QWEN25_VL_7B_LM = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                        num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768, rope_theta=1e6,
@@ -34,32 +36,76 @@ def build_model(path: str, texts: list[str]) -> None:
     torch.cuda.empty_cache()
 
 
+QWEN25_VL_7B_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                           fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, in_channels=3,
+                           hidden_act="silu")
+
+
+def build_vl_model(path: str, texts: list[str], device: str = "cuda") -> None:
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    try:
+        from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil as ImageProcessor
+    except ImportError:
+        from transformers import Qwen2VLImageProcessor as ImageProcessor
+    tokenizer = build_tokenizer(texts, vocab_size=4096, extra_special=VISION_TOKENS)
+    tokenizer.chat_template = QWEN_VL_CHAT_TEMPLATE
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS}
+    text = {k: v for k, v in QWEN25_VL_7B_LM.items() if k != "tie_word_embeddings"}
+    config = Qwen2_5_VLConfig(
+        text_config=dict(**text, rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]},
+                         pad_token_id=tokenizer.pad_token_id),
+        vision_config=QWEN25_VL_7B_VISION, image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration(config).to(torch.bfloat16)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    ImageProcessor(min_pixels=4 * 28 * 28, max_pixels=512 * 28 * 28).save_pretrained(path)
+    del model
+    torch.cuda.empty_cache()
+
+
+def measure(judge, kind: str, bs: int, queries, candidates, load_s: float) -> None:
+    prompts = [judge.prompt(q, c) for q, c in zip(queries, candidates)]
+    text_tokens = sum(len(judge.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    judge.score(queries[:bs], candidates[:bs])  # warm-up
+    torch.cuda.synchronize()
+    t0 = time.time()
+    scores = judge.score(queries, candidates)
+    torch.cuda.synchronize()
+    secs = time.time() - t0
+    print(json.dumps({"card": torch.cuda.get_device_name(), "pairs_kind": kind, "batch_size": bs,
+                      "pairs": len(scores), "pairs_per_s": round(len(scores) / secs, 1),
+                      "text_tokens_per_s": round(text_tokens / secs),
+                      "mean_text_tokens": round(text_tokens / len(prompts), 1), "load_s": round(load_s, 1),
+                      "max_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir", default="/tmp/qwen25-vl-7b-lm-random")
+    parser.add_argument("--model", choices=["lm", "vl"], default="lm")
+    parser.add_argument("--model-dir", default="")
     parser.add_argument("--pairs", type=int, default=2048)
+    parser.add_argument("--image-pairs", type=int, default=512)
     parser.add_argument("--batch-sizes", default="32,64,128")
     args = parser.parse_args()
+    model_dir = args.model_dir or f"/tmp/qwen25-vl-7b-{args.model}-random"
     queries, candidates = sample_pairs(args.pairs)
+    image_root, image_queries, image_candidates = image_pairs(args.image_pairs)
+    texts = [s.text for s in (*queries, *candidates, *image_queries, *image_candidates)]
     t0 = time.time()
-    build_model(args.model_dir, [q.text for q in queries] + [c.text for c in candidates])
-    print(json.dumps({"built_and_saved_s": round(time.time() - t0, 1)}), flush=True)
+    (build_vl_model if args.model == "vl" else build_model)(model_dir, texts)
+    print(json.dumps({"model": args.model, "built_and_saved_s": round(time.time() - t0, 1)}), flush=True)
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
         t0 = time.time()
-        judge = TransformersJudge(args.model_dir, bs, "bfloat16", "cuda")
+        judge = (TransformersVLMJudge(model_dir, bs, "bfloat16", "cuda", image_root) if args.model == "vl"
+                 else TransformersJudge(model_dir, bs, "bfloat16", "cuda"))
         load_s = time.time() - t0
-        prompts = [judge.prompt(q, c) for q, c in zip(queries, candidates)]
-        tokens = sum(len(judge.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
-        judge.score(queries[:bs], candidates[:bs])  # warm-up
-        torch.cuda.synchronize()
-        t0 = time.time()
-        scores = judge.score(queries, candidates)
-        torch.cuda.synchronize()
-        secs = time.time() - t0
-        print(json.dumps({"card": torch.cuda.get_device_name(), "batch_size": bs, "pairs": len(scores),
-                          "pairs_per_s": round(len(scores) / secs, 1), "prompt_tokens_per_s": round(tokens / secs),
-                          "mean_prompt_tokens": round(tokens / len(prompts), 1), "load_s": round(load_s, 1),
-                          "max_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
+        measure(judge, "text", bs, queries, candidates, load_s)
+        if args.model == "vl":
+            measure(judge, "image", bs, image_queries, image_candidates, load_s)
         del judge
         torch.cuda.empty_cache()
 

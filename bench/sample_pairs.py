@@ -26,3 +26,32 @@ def sample_pairs(n: int, per_query: int = 16) -> tuple[list[Side], list[Side]]:
             candidates.append(Side(rows[(i * 7 + j * 13) % len(rows)]["pos_text"]))
         i += 1
     return queries[:n], candidates[:n]
+
+
+def image_pairs(n: int, per_query: int = 16) -> tuple[str, list[Side], list[Side]]:
+    """(image root, queries, candidates) from the multimodal sample: image(+question) queries against
+    caption candidates, and text searches against image candidates; the real photos are copied to a temp dir."""
+    import importlib.util
+    import tempfile
+    here = os.path.join(os.path.dirname(SAMPLE), "multimodal")
+    spec = importlib.util.spec_from_file_location("copy_images", os.path.join(here, "copy_images.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = tempfile.mkdtemp(prefix="bench-images-")
+    module.copy_images(os.path.join(root, "images"))
+    with open(os.path.join(here, "pairs_mmeb.jsonl"), encoding="utf-8") as f:
+        mmeb = [json.loads(line) for line in f]
+    with open(os.path.join(here, "pairs_unime.jsonl"), encoding="utf-8") as f:
+        unime = [json.loads(line) for line in f]
+    queries: list[Side] = []
+    candidates: list[Side] = []
+    i = 0
+    while len(queries) < n:
+        a, b = mmeb[i % len(mmeb)], unime[i % len(unime)]
+        for j in range(per_query // 2):
+            queries.append(Side(a["qry"], a["qry_image_path"]))
+            candidates.append(Side(mmeb[(i + j * 5) % len(mmeb)]["pos_text"]))
+            queries.append(Side(b["query_text"]))
+            candidates.append(Side("", unime[(i + j * 3) % len(unime)]["pos_image"]))
+        i += 1
+    return root, queries[:n], candidates[:n]

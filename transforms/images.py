@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import os
 import posixpath
 from dataclasses import dataclass
+from typing import IO
 
-from apache_beam.io.filesystems import FileSystems
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -39,12 +40,22 @@ def resolve(path: str, root: str) -> str:
     normal = posixpath.normpath(path)
     if normal == ".." or normal.startswith("../"):
         raise ImageError(f"image_outside_root: {path}")
-    return FileSystems.join(root, normal)
+    return root.rstrip("/") + "/" + normal if "://" in root else os.path.join(root, normal)
+
+
+def _open(path: str) -> IO[bytes]:
+    """Beam's FileSystems (local, gs://, s3://); plain local files where Beam is not installed (the GPU
+    benchmark machine)."""
+    try:
+        from apache_beam.io.filesystems import FileSystems
+    except ImportError:
+        return open(path, "rb")
+    return FileSystems.open(path, compression_type="uncompressed")
 
 
 def read_bytes(path: str) -> bytes:
     try:
-        with FileSystems.open(path, compression_type="uncompressed") as f:
+        with _open(path) as f:
             data = f.read()
     except (OSError, IOError) as e:
         raise ImageError(f"missing_image: {path}") from e

@@ -86,7 +86,7 @@ class TransformersVLMJudge:
 
     @torch.inference_mode()
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
-        from transforms.images import load
+        from transforms.images import check, load
         if not queries:
             return np.zeros(0, np.float32)
         decoded: dict[str, Any] = {}  # a query's image serves all its pairs: decoded once per chunk
@@ -98,7 +98,10 @@ class TransformersVLMJudge:
 
         prompts = [self.prompt(q, c) for q, c in zip(queries, candidates)]
         paths = [[p for p in (q.image, c.image) if p] for q, c in zip(queries, candidates)]
-        order = sorted(range(len(prompts)), key=lambda i: (len(paths[i]), len(prompts[i])))  # bucket: fewer pads
+        def area(i: int) -> int:  # image tokens grow with the picture's size
+            return sum(check(p, self.image_root).width * check(p, self.image_root).height for p in paths[i])
+
+        order = sorted(range(len(prompts)), key=lambda i: (len(paths[i]), area(i), len(prompts[i])))
         logits = np.zeros((len(prompts), 2), np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
