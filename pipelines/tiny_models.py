@@ -148,14 +148,38 @@ def _sample_texts(paths: list[str]) -> list[str]:
     return texts
 
 
-BUILDERS = {"judge": build_tiny_judge, "qwen2-vl": build_tiny_qwen2_vl, "clip": build_tiny_clip}
+def build_tiny_siglip(output: str, texts: Iterable[str] = (), seed: int = 0) -> str:
+    """A tiny SigLIP (64 wide, 2 layers, 32x32 images, text padded to 16 tokens)."""
+    import torch
+    from transformers import SiglipConfig, SiglipModel
+    from transformers.models.siglip import SiglipImageProcessorPil
+
+    tokenizer = build_tokenizer(texts)
+    tokenizer.model_max_length = 16
+    config = SiglipConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id),
+        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8))
+    torch.manual_seed(seed)
+    model = SiglipModel(config).eval()
+    os.makedirs(output, exist_ok=True)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(output)
+    return output
+
+
+BUILDERS = {"judge": build_tiny_judge, "qwen2-vl": build_tiny_qwen2_vl, "clip": build_tiny_clip,
+            "siglip": build_tiny_siglip}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Build a tiny random-weight model folder.")
     parser.add_argument("--output", required=True)
     parser.add_argument("--kind", choices=sorted(BUILDERS), default="judge",
-                        help="judge: text chat LM; qwen2-vl: VLM judge / VLM2Vec embedder; clip: CLIP embedder")
+                        help="judge: text chat LM; qwen2-vl: VLM judge / VLM2Vec embedder; clip, siglip: embedders")
     parser.add_argument("--texts", action="append", default=[], help="JSONL files whose strings train the BPE")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -37,6 +37,18 @@ def test_clip_embeds_text_image_and_both(tiny_clip, image_root):
     assert np.allclose(image_only, ref / np.linalg.norm(ref), atol=1e-5)
 
 
+def test_siglip_pads_to_its_fixed_length_and_pools_the_last_position(tmp_path, image_root):
+    from pipelines.tiny_models import build_tiny_siglip
+    path = build_tiny_siglip(str(tmp_path / "siglip"), ["a cat", "a red motorcycle"])
+    emb = CLIPEmbedder(EmbedderSpec("clip", path, batch_size=2, device="cpu", image_root=image_root))
+    vecs = emb.embed(TEXTS, IMAGES)
+    assert vecs.shape == (4, 64) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    ids = emb.tokenizer(["a cat"], padding=emb.padding, truncation=True, max_length=emb.max_len)["input_ids"][0]
+    assert len(ids) == 16 and ids[-1] == emb.tokenizer.pad_token_id  # right-padded to the trained length
+    alone = emb.embed([TEXTS[0]], [""])[0]
+    assert np.allclose(alone, vecs[0], atol=1e-5)  # the batch's other texts change nothing
+
+
 def test_vlm2vec_maps_the_image_marker_and_pools_the_last_token(tiny_vlm, image_root):
     spec = EmbedderSpec("vlm2vec", tiny_vlm, batch_size=3, device="cpu", image_root=image_root)
     emb = VLM2VecEmbedder(spec)
@@ -96,3 +108,17 @@ def test_multimodal_sample_end_to_end(tmp_path, tiny_clip, tiny_vlm, image_root)
     exported = json.load(open(dest))
     assert {rec["query_image"] for rec in exported} >= {"images/chelsea.png", "images/astronaut.png"}
     assert all(img == "" or img.startswith("images/") for rec in exported for _, img in rec["hard_negatives"])
+
+
+def test_the_vlm2vec_config_runs_the_pipeline(tmp_path, tiny_vlm, image_root):
+    """examples/vlm2vec.yaml (the paper's setting) with the model folders swapped for tiny ones."""
+    out = str(tmp_path / "vlm2vec")
+    args = ["--config", os.path.join(ROOT, "examples", "vlm2vec.yaml"), "--output", out,
+            "--pairs", os.path.join(ROOT, "examples", "multimodal", "pairs_mmeb.jsonl"), "--image-root", image_root,
+            "--embed-model", tiny_vlm, "--judge-model", tiny_vlm, "--embed-dtype", "float32",
+            "--judge-dtype", "float32", "--device", "cpu", "--top-k", "12", "--num-negatives", "4",
+            "--direct_num_workers", "1"]
+    assert main(["run", *args]) == 0
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["settings"]["embed_backend"] == "vlm2vec" and manifest["accounting"]["balanced"]
+    assert manifest["accounting"]["rows_out"] == 35 and manifest["stages"]["embed"]["counts"]["queries"] == 35
