@@ -116,3 +116,18 @@ def test_a_query_with_several_positives_excludes_all_of_them_and_itself(tmp_path
 def test_unreadable_input_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="input file not found"):
         _ingest(tmp_path, [str(tmp_path / "missing.jsonl")])
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("broken.json", b'[{"query_text": "a", "pos_text": "b"}, {broken', "not a valid JSON array"),
+    ("broken.parquet", b"PAR1 this is not parquet", "not a readable Parquet file"),
+    ("latin1.jsonl", '{"query_text": "caf\u00e9", "pos_text": "x"}'.encode("latin-1"), "not UTF-8 text"),
+])
+def test_an_unreadable_input_file_stops_the_run_with_its_name(tmp_path, capsys, name, content, message):
+    from pipelines.cli import main
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["ingest", "--output", str(tmp_path / "out"), "--pairs", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"judgemine: {path}: {message}")
+    assert not os.path.exists(stage_dir(str(tmp_path / "out"), "ingest"))  # nothing half-written

@@ -67,10 +67,17 @@ def _read_rows(path: str) -> Iterator[tuple[int, Any]]:
     with FileSystems.open(path) as f:
         data = f.read()
     if lower.endswith(".parquet"):
-        for i, row in enumerate(pq.read_table(io.BytesIO(data)).to_pylist(), start=1):
+        try:
+            rows = pq.read_table(io.BytesIO(data)).to_pylist()
+        except pa.ArrowException as e:
+            raise ValueError(f"{path}: not a readable Parquet file ({e})") from e
+        for i, row in enumerate(rows, start=1):
             yield i, row
         return
-    text = data.decode("utf-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from e
     if lower.endswith(".json") and text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
