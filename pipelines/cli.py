@@ -19,7 +19,8 @@ commands:
   run                 every stage in order, skipping those already up to date (--force reruns all)
   ingest|embed|index|retrieve|judge|mine
                       one stage, from the artifacts of the stage before it under --output
-  export              --format unime [--to FILE]: the shards as the official UniME-V2 JSON array
+  export              --format unime|reranker-pairwise|reranker-listwise [--to FILE]: the shards as the
+                      official UniME-V2 JSON array, or reranker training data (JSON Lines)
   build-tiny-judge    --output DIR [--texts JSONL]: a tiny random-weight judge for demos and tests
 
 settings: judgemine <command> --help lists every one; a YAML --config sets them too, flags override it."""
@@ -57,13 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     if command == "export":
         parser = argparse.ArgumentParser(prog="judgemine export")
         parser.add_argument("--output", required=True, help="the run directory")
-        parser.add_argument("--format", choices=["unime"], default="unime")
-        parser.add_argument("--to", default=None, help="destination file (default: DIR/export/unime.json)")
+        parser.add_argument("--format", choices=["unime", "reranker-pairwise", "reranker-listwise"],
+                            default="unime")
+        parser.add_argument("--to", default=None, help="destination file (default: DIR/export/<format>.json[l])")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the listwise positive's position")
         args = parser.parse_args(rest)
-        from pipelines.export import export_unime
-        dest = args.to or os.path.join(args.output, "export", "unime.json")
+        from pipelines.export import export_reranker, export_unime
+        suffix = "json" if args.format == "unime" else "jsonl"
+        dest = args.to or os.path.join(args.output, "export", f"{args.format}.{suffix}")
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-        print(f"{export_unime(args.output, dest)} records -> {dest}")
+        if args.format == "unime":
+            print(f"{export_unime(args.output, dest)} records -> {dest}")
+        else:
+            written, skipped = export_reranker(args.output, dest, args.format.split("-")[1], args.seed)
+            print(f"{written} records -> {dest} ({skipped} fallback rows skipped)")
         return 0
     if "-h" in rest or "--help" in rest:
         from pipelines.settings import JudgemineOptions

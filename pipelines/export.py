@@ -1,4 +1,5 @@
-"""Exports of the shards for other trainers: the official UniME-V2 JSON array."""
+"""Exports of the shards for other trainers: the official UniME-V2 JSON array, and reranker data
+(SPEC section 6) as JSON Lines."""
 from __future__ import annotations
 
 import json
@@ -32,3 +33,34 @@ def export_unime(output: str, destination: str) -> int:
         json.dump(records, f, ensure_ascii=False, indent=1)
     os.replace(tmp, destination)
     return len(records)
+
+
+def reranker_records(row: dict[str, Any], mode: str, seed: int) -> list[dict[str, Any]]:
+    """Pairwise: (query, positive) -> "Yes", (query, first negative) -> "No". Listwise: the first 5 negatives
+    with the positive inserted at a seeded random position; the answer names it as `Ans: (i)`, 1-based."""
+    from transforms.mining import query_rng
+    base = {"query_id": row["query_id"], "query_text": row["query_text"], "query_image": row["query_image"]}
+    if mode == "pairwise":
+        return [{**base, "candidate_text": row["pos_text"], "candidate_image": row["pos_image"], "answer": "Yes"},
+                {**base, "candidate_text": row["neg_texts"][0], "candidate_image": row["neg_images"][0],
+                 "answer": "No"}]
+    candidates = [[t, i] for t, i in zip(row["neg_texts"][:5], row["neg_images"][:5])]
+    at = int(query_rng(seed, row["query_id"]).integers(0, len(candidates) + 1))
+    candidates.insert(at, [row["pos_text"], row["pos_image"]])
+    return [{**base, "candidates": candidates, "answer": f"Ans: ({at + 1})"}]
+
+
+def export_reranker(output: str, destination: str, mode: str, seed: int = 0) -> tuple[int, int]:
+    """(records written, fallback rows skipped): a fallback row's negatives are random, possibly positives."""
+    written = skipped = 0
+    tmp = destination + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in shard_rows(output):
+            if row["fallback"]:
+                skipped += 1
+                continue
+            for rec in reranker_records(row, mode, seed):
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                written += 1
+    os.replace(tmp, destination)
+    return written, skipped

@@ -116,3 +116,41 @@ def test_separate_worker_processes_give_the_same_shards(e2e_run, small_pairs, ti
     del args[i:i + 2]
     assert main(["run", *args, "--direct_running_mode=multi_processing", "--direct_num_workers=2"]) == 0
     assert _shard_bytes(out) == _shard_bytes(e2e_run)
+
+
+def test_reranker_exports(e2e_run, tmp_path):
+    rows = {r["query_id"]: r for r in _shards(e2e_run)}
+    pairwise, listwise = str(tmp_path / "pw.jsonl"), str(tmp_path / "lw.jsonl")
+    assert main(["export", "--format", "reranker-pairwise", "--output", e2e_run, "--to", pairwise]) == 0
+    assert main(["export", "--format", "reranker-listwise", "--output", e2e_run, "--to", listwise]) == 0
+    kept = [r for r in rows.values() if not r["fallback"]]
+    pw = [json.loads(line) for line in open(pairwise)]
+    assert len(pw) == 2 * len(kept)
+    for yes, no in zip(pw[0::2], pw[1::2]):
+        row = rows[yes["query_id"]]
+        assert (yes["answer"], yes["candidate_text"]) == ("Yes", row["pos_text"])
+        assert (no["answer"], no["candidate_text"]) == ("No", row["neg_texts"][0])
+    lw = [json.loads(line) for line in open(listwise)]
+    assert len(lw) == len(kept) and len({rec["answer"] for rec in lw}) > 1  # the positive moves around
+    for rec in lw:
+        row = rows[rec["query_id"]]
+        at = int(rec["answer"][len("Ans: ("):-1]) - 1
+        assert len(rec["candidates"]) == 6 and rec["candidates"][at] == [row["pos_text"], row["pos_image"]]
+        rest = rec["candidates"][:at] + rec["candidates"][at + 1:]
+        assert rest == [[t, i] for t, i in zip(row["neg_texts"][:5], row["neg_images"][:5])]
+
+
+def test_shards_load_as_a_torch_dataset_and_with_pyarrow(e2e_run):
+    import pyarrow.parquet as pq
+    from torch.utils.data import DataLoader
+
+    from schemas.shard_dataset import ShardDataset
+    rows = _shards(e2e_run)
+    ds = ShardDataset(os.path.join(e2e_run, "shards"), k=3)
+    assert len(ds) == len(rows) == pq.read_table(os.path.join(e2e_run, "shards")).num_rows
+    item = ds[0]
+    assert item["query_id"] == rows[0]["query_id"] and item["neg_scores"] == rows[0]["neg_scores"][:3]
+    assert len(ShardDataset(os.path.join(e2e_run, "shards"), skip_fallback=True)) == sum(
+        not r["fallback"] for r in rows)
+    batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=list)))
+    assert [b["query_id"] for b in batch] == [r["query_id"] for r in rows[:4]]
