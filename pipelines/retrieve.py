@@ -6,6 +6,7 @@ import time
 from typing import Any, Iterable
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
@@ -56,19 +57,18 @@ class RetrieveChunk(beam.DoFn):
         queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
                              ["query_id", "excluded_ids"]).to_pylist()
         excluded = {q["query_id"]: q["excluded_ids"] for q in queries}
-        hits = self._index.search_excluding(vectors, [excluded[i] for i in ids], self._k, self._delta) \
-            if ids else []
-        rows: dict[str, list[Any]] = {"query_id": [], "candidate_id": [], "rank": [], "similarity": []}
-        for qid, found in zip(ids, hits):
-            self._queries.inc()
-            if len(found) < self._k:
-                self._short.inc()
-            for rank, (row, sim) in enumerate(found):
-                rows["query_id"].append(qid)
-                rows["candidate_id"].append(self._index.ids[row])
-                rows["rank"].append(rank)
-                rows["similarity"].append(sim)
-        write_table(pa.table(rows, schema=RETRIEVAL), os.path.join(self._dir, part_name(chunk.index)), RETRIEVAL)
+        columns: dict[str, Any] = {"query_id": [], "candidate_id": [], "rank": [], "similarity": []}
+        if ids:
+            rows, sims = self._index.search_excluding(vectors, [excluded[i] for i in ids], self._k, self._delta)
+            found = rows >= 0  # a query's hits are a prefix of its row, so the column is its rank
+            self._short.inc(int((found.sum(1) < self._k).sum()))
+            q, rank = np.nonzero(found)
+            columns = {"query_id": np.asarray(ids, dtype=object)[q],
+                       "candidate_id": self._index.ids_array[rows[q, rank]],
+                       "rank": rank.astype(np.int32), "similarity": sims[q, rank]}
+        self._queries.inc(len(ids))
+        write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(chunk.index)),
+                    RETRIEVAL)
         yield len(ids)
 
 

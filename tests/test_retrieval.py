@@ -24,27 +24,31 @@ def test_search_excluding_matches_brute_force(index_dir):
     queries = l2_normalise(np.random.default_rng(1).normal(size=(5, 16)))
     sims = queries @ vectors.T
     excluded = [[ids[j] for j in np.argsort(-sims[i])[:3]] for i in range(5)]  # ban each query's top 3
-    found = index.search_excluding(queries, excluded, k=10)
+    rows, found = index.search_excluding(queries, excluded, k=10)
     for i in range(5):
         want = [j for j in np.argsort(-sims[i]) if ids[j] not in excluded[i]][:10]
-        assert [r for r, _ in found[i]] == want
-        assert np.allclose([s for _, s in found[i]], sims[i][want], atol=1e-5)
+        assert rows[i].tolist() == want
+        assert np.allclose(found[i], sims[i][want], atol=1e-5)
 
 
 def test_delta_drops_near_duplicates_and_widens_the_search(index_dir):
     directory, vectors, ids = index_dir
     index = CandidateIndex(directory)
     queries = vectors[:2].copy()  # each query's best match is itself, similarity 1.0
-    found = index.search_excluding(queries, [[], []], k=20, delta=0.5)
-    for row in found:
-        assert len(row) == 20 and all(s <= 0.5 for _, s in row)
+    rows, sims = index.search_excluding(queries, [[], []], k=20, delta=0.5)
+    assert (rows >= 0).all() and (sims <= 0.5).all()
+    full = queries @ vectors.T
+    for i in range(2):  # the best 20 at or below delta, in order
+        want = [j for j in np.argsort(-full[i]) if full[i][j] <= 0.5][:20]
+        assert rows[i].tolist() == want
 
 
 def test_a_pool_smaller_than_k_returns_what_exists(index_dir):
     directory, _, ids = index_dir
     index = CandidateIndex(directory)
-    found = index.search_excluding(np.ones((1, 16), np.float32) / 4, [ids[:150]], k=100)
-    assert len(found[0]) == 50 and not {r for r, _ in found[0]} & set(range(150))
+    rows, _ = index.search_excluding(np.ones((1, 16), np.float32) / 4, [ids[:150]], k=100)
+    assert (rows[0, :50] >= 0).all() and (rows[0, 50:] == -1).all()  # padding only where the pool ran out
+    assert not set(rows[0, :50].tolist()) & set(range(150))
 
 
 def test_sentence_transformer_vectors_are_unit_norm():

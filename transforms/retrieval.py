@@ -57,30 +57,39 @@ class CandidateIndex:
         self.index = _to_gpu(index) if use_gpu else index
         self.ids: list[str] = read_table(os.path.join(directory, "ids.parquet"), INDEX_IDS).column(
             "candidate_id").to_pylist()
+        self.ids_array = np.asarray(self.ids, dtype=object)
         self.position = {cid: i for i, cid in enumerate(self.ids)}
 
     def search_excluding(self, queries: np.ndarray, excluded: Sequence[Iterable[str]], k: int,
-                         delta: float = 0.0) -> list[list[tuple[int, float]]]:
-        """Per query, up to k (row, similarity) pairs in rank order, skipping its excluded ids and, when delta
-        > 0, anything more similar than delta. Fetches more than k and widens until k survive or the pool is
-        exhausted, so a query gets fewer than k only when the pool has fewer eligible candidates."""
-        n = self.index.ntotal
-        banned = [{self.position[c] for c in ex if c in self.position} for ex in excluded]
-        results: list[list[tuple[int, float]]] = [[] for _ in banned]
-        pending = list(range(len(banned)))
-        fetch = min(n, k + max((len(b) for b in banned), default=0) + (k if delta > 0 else 0))
-        while pending and fetch > 0:
+                         delta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, similarities), each (n, k) in rank order: per query its best k candidates, skipping its
+        excluded ids and, when delta > 0, anything more similar than delta. Row -1 pads a query that has
+        fewer than k eligible candidates in the whole pool: the search is widened until k survive or the pool
+        is exhausted, so padding means the pool ran out, never that the search stopped short."""
+        n, total = len(queries), self.index.ntotal
+        banned = [[self.position[c] for c in ex if c in self.position] for ex in excluded]
+        width = max((len(b) for b in banned), default=0)
+        ban = np.full((n, max(width, 1)), -2, np.int64)
+        for i, b in enumerate(banned):
+            ban[i, :len(b)] = b
+        out_rows = np.full((n, k), -1, np.int64)
+        out_sims = np.zeros((n, k), np.float32)
+        pending = np.arange(n)
+        fetch = min(total, k + width + (k if delta > 0 else 0))
+        while pending.size and fetch > 0:
             sims, rows = self.index.search(queries[pending], fetch)
-            still = []
-            for q, srow, rrow in zip(pending, sims, rows):
-                kept = [(int(r), float(s)) for s, r in zip(srow, rrow)
-                        if r >= 0 and int(r) not in banned[q] and (delta <= 0 or s <= delta)]
-                if len(kept) >= k or fetch >= n:
-                    results[q] = kept[:k]
-                else:
-                    still.append(q)
-            pending, fetch = still, min(n, fetch * 2)
-        return results
+            keep = (rows >= 0) & ~(rows[:, :, None] == ban[pending][:, None, :]).any(-1)
+            if delta > 0:
+                keep &= sims <= delta
+            done = (keep.sum(1) >= k) | (fetch >= total)
+            first = np.argsort(~keep[done], axis=1, kind="stable")[:, :k]  # kept columns first, in rank order
+            kept = np.take_along_axis(keep[done], first, 1)
+            got_rows = np.where(kept, np.take_along_axis(rows[done], first, 1), -1)
+            got_sims = np.where(kept, np.take_along_axis(sims[done], first, 1), 0.0)
+            out_rows[pending[done], :got_rows.shape[1]] = got_rows
+            out_sims[pending[done], :got_sims.shape[1]] = got_sims
+            pending, fetch = pending[~done], min(total, fetch * 2)
+        return out_rows, out_sims
 
 
 def _to_gpu(index: faiss.Index) -> faiss.Index:
