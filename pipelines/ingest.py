@@ -15,7 +15,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.artifacts import atomic_dir, chain_fingerprint, list_parts, part_name, stage_dir, write_stage_record
 from pipelines.settings import Settings
 from schemas import CANDIDATES, QUERIES, REJECTS, read_table, write_table
-from transforms.ingest import ImagePolicy, InputFile, ParseInputFile, build_pool, tables_to_rows
+from transforms.ingest import (IdentifyRecords, ImagePolicy, InputFile, ParseInputFile, build_pool,
+                               tables_to_rows)
 
 FINGERPRINT_SETTINGS = ("pairs", "corpus", "pairs_layout", "image_root", "chunk_size", "max_image_pixels",
                         "skip_image_check")
@@ -61,7 +62,8 @@ def fingerprint(settings: Settings, inputs: dict[str, str] | None = None) -> str
 
 
 class WriteIngestArtifacts(beam.DoFn):
-    """Runs the global checks (duplicate ids, candidate dedup, exclusions) and writes the stage's tables."""
+    """Runs the global checks (duplicate ids, candidate dedup, exclusions) over ids alone, in one worker
+    (the rows' image work is done), and writes the stage's tables."""
 
     def __init__(self, directory: str, settings: Settings) -> None:
         self._dir = directory
@@ -72,7 +74,7 @@ class WriteIngestArtifacts(beam.DoFn):
         for kind, table in tagged:
             by_kind[kind].append(table)
         queries, candidates, rejects = build_pool(
-            tables_to_rows(by_kind["pairs"]), tables_to_rows(by_kind["corpus"]), image_policy(self._settings))
+            tables_to_rows(by_kind["pairs"]), tables_to_rows(by_kind["corpus"]))
         rejects = tables_to_rows(by_kind["rejects"]) + rejects
         rejects.sort(key=lambda r: (r["source"], r["line"]))
         write_table(pa.Table.from_pylist(rejects, schema=REJECTS), os.path.join(self._dir, "rejects.parquet"),
@@ -92,7 +94,9 @@ def run_ingest(settings: Settings, options: PipelineOptions) -> dict[str, Any]:
             _ = (p
                  | "ListInputFiles" >> beam.Create(files)
                  | "SpreadFiles" >> beam.Reshuffle()
-                 | "ParseRows" >> beam.ParDo(ParseInputFile(settings.pairs_layout, image_policy(settings)))
+                 | "ParseRows" >> beam.ParDo(ParseInputFile(settings.pairs_layout))
+                 | "SpreadBatches" >> beam.Reshuffle()
+                 | "CheckImagesAndIdentify" >> beam.ParDo(IdentifyRecords(image_policy(settings)))
                  | "GatherTables" >> beam.combiners.ToList()
                  | "WriteArtifacts" >> beam.ParDo(WriteIngestArtifacts(tmp, settings)))
         record = write_stage_record(tmp, "ingest", fp, started, _count_ingest(tmp, settings), inputs=inputs)

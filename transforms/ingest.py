@@ -1,6 +1,9 @@
 """Parsing pair and corpus files into typed rows, and building the deduplicated candidate pool.
 
-Every input row leaves here either as a typed row or as a rejects row with the reason; nothing is dropped.
+Three steps, so the costly one scales out: parsing (one file per worker: JSON is cheap), then checking and
+hashing every image and giving every record its content id (batches spread over all workers: decoding images
+is the cost), then the global checks over ids alone (duplicate query ids, dedup, exclusions). Every input row
+leaves either as a typed row or as a rejects row with the reason; nothing is dropped.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ LAYOUTS = {
     "mmeb": {"query_text": "qry", "query_image": "qry_image_path", "pos_text": "pos_text",
              "pos_image": "pos_image_path"},
 }
-BATCH_ROWS = 5000
+BATCH_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -147,19 +150,21 @@ def parse_corpus_row(row: Any) -> dict[str, str]:
     return out
 
 
-def _reject(source: str, line: int, reason: str, raw: Any, query_id: str | None = None) -> dict[str, Any]:
-    if isinstance(raw, RowError):
-        raw = None
+def _as_json(raw: Any) -> str:
+    """The input row as it was read, for the rejects (a line that did not parse has none)."""
+    return json.dumps(None if isinstance(raw, RowError) else raw, ensure_ascii=False, default=str)
+
+
+def _reject(source: str, line: int, reason: str, row_json: str, query_id: str | None = None) -> dict[str, Any]:
     return {"stage": "ingest", "reason": reason, "source": source, "line": line, "query_id": query_id,
-            "row": json.dumps(raw, ensure_ascii=False, default=str)}
+            "row": row_json}
 
 
 class ParseInputFile(beam.DoFn):
     """Reads one input file and emits coarse Arrow tables: ("pairs" | "corpus" | "rejects", table)."""
 
-    def __init__(self, layout: str, images: ImagePolicy) -> None:
+    def __init__(self, layout: str) -> None:
         self._layout = layout
-        self._images = images
         self._rows = Metrics.counter("judgemine.ingest", "rows_read")
         self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
 
@@ -171,17 +176,12 @@ class ParseInputFile(beam.DoFn):
         for line, raw in _read_rows(spec.path):
             self._rows.inc()
             try:
-                if spec.kind == "pairs":
-                    rec = parse_pair(raw, self._layout)
-                    self._images.validate(rec["query_image"], rec["pos_image"])
-                else:
-                    rec = parse_corpus_row(raw)
-                    self._images.validate(rec["image"])
+                rec = parse_pair(raw, self._layout) if spec.kind == "pairs" else parse_corpus_row(raw)
             except RowError as e:
                 self._rejected.inc()
-                bad.append(_reject(spec.path, line, str(e), raw))
+                bad.append(_reject(spec.path, line, str(e), _as_json(raw)))
                 continue
-            rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem)
+            rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=_as_json(raw))
             if spec.kind == "pairs" and not rec["query_id"]:
                 rec["query_id"] = f"{stem}:{line}"
             good.append(rec)
@@ -194,17 +194,53 @@ class ParseInputFile(beam.DoFn):
             yield "rejects", pa.Table.from_pylist(bad, schema=REJECTS)
 
 
-def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]], images: ImagePolicy
+class IdentifyRecords(beam.DoFn):
+    """Checks a batch's images and gives each record its content ids: for a pair, the query's, the
+    positive's and the query's bare image's; for a corpus row, the candidate's. Rejects pass through."""
+
+    def __init__(self, images: ImagePolicy) -> None:
+        self._images = images
+        self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
+
+    def _id(self, text: str, image: str) -> str:
+        return content_id(text, image, self._images.root, self._images.check)
+
+    def process(self, tagged: tuple[str, pa.Table]) -> Iterable[tuple[str, pa.Table]]:
+        kind, table = tagged
+        if kind == "rejects":
+            yield tagged
+            return
+        good, bad = [], []
+        for r in table.to_pylist():
+            try:
+                if kind == "pairs":
+                    self._images.validate(r["query_image"], r["pos_image"])
+                    r.update(query_content_id=self._id(r["query_text"], r["query_image"]),
+                             pos_id=self._id(r["pos_text"], r["pos_image"]),
+                             query_image_id=self._id("", r["query_image"]) if r["query_image"] else "")
+                else:
+                    self._images.validate(r["image"])
+                    r["candidate_id"] = self._id(r["text"], r["image"])
+            except RowError as e:
+                self._rejected.inc()
+                bad.append(_reject(r["source"], r["line"], str(e), r["raw"], r.get("query_id")))
+                continue
+            good.append(r)
+        if good:
+            yield kind, pa.Table.from_pylist(good)
+        if bad:
+            yield "rejects", pa.Table.from_pylist(bad, schema=REJECTS)
+
+
+def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Typed query rows, the deduplicated candidate pool and the rejects of the global checks.
+    """Typed query rows, the deduplicated candidate pool and the rejects of the global checks, from records
+    that IdentifyRecords has given their ids.
 
     Rows are taken in (source, line) order, so the first of several rows with one query_id is kept, and the
     first-seen copy of a candidate represents it. A query's `excluded_ids` are the positives of every pair
     with the same query content, plus the query itself and its bare image.
     """
-    def ident(text: str, image: str) -> str:
-        return content_id(text, image, images.root, images.check)
-
     pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
     seen_ids: set[str] = set()
     queries: list[dict[str, Any]] = []
@@ -213,23 +249,19 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]], images
     positives_of: dict[str, set[str]] = {}
     for r in pairs:
         if r["query_id"] in seen_ids:
-            raw = {k: r[k] for k in ("query_id", "query_text", "query_image", "pos_text", "pos_image", "dataset")}
-            rejects.append(_reject(r["source"], r["line"], "duplicate_query_id", raw, r["query_id"]))
+            rejects.append(_reject(r["source"], r["line"], "duplicate_query_id", r["raw"], r["query_id"]))
             continue
         seen_ids.add(r["query_id"])
-        qid = ident(r["query_text"], r["query_image"])
-        pid = ident(r["pos_text"], r["pos_image"])
-        pool.setdefault(pid, {"candidate_id": pid, "text": r["pos_text"], "image": r["pos_image"],
-                              "dataset": r["dataset"]})
-        positives_of.setdefault(qid, set()).add(pid)
-        queries.append({**r, "query_content_id": qid, "pos_id": pid})
+        pool.setdefault(r["pos_id"], {"candidate_id": r["pos_id"], "text": r["pos_text"], "image": r["pos_image"],
+                                      "dataset": r["dataset"]})
+        positives_of.setdefault(r["query_content_id"], set()).add(r["pos_id"])
+        queries.append(r)
     for r in sorted(corpus, key=lambda r: (r["source"], r["line"])):
-        cid = ident(r["text"], r["image"])
-        pool.setdefault(cid, {"candidate_id": cid, "text": r["text"], "image": r["image"], "dataset": r["dataset"]})
+        pool.setdefault(r["candidate_id"], {k: r[k] for k in ("candidate_id", "text", "image", "dataset")})
     for q in queries:
         excluded = positives_of[q["query_content_id"]] | {q["query_content_id"]}
-        if q["query_image"]:
-            excluded.add(ident("", q["query_image"]))
+        if q["query_image_id"]:
+            excluded.add(q["query_image_id"])
         q["excluded_ids"] = sorted(excluded)
     candidates = [pool[k] for k in sorted(pool)]
     return queries, candidates, rejects
