@@ -19,7 +19,8 @@ from pipelines.settings import Settings
 from schemas import CANDIDATES, QUERIES, REJECTS, embeddings_schema, read_table, write_table
 from transforms.chunks import Chunk, EmbeddingBatch, TextBatch, chunks_of
 from transforms.text import strip_image_tokens
-from transforms.embedders import EmbedderSpec, EmbedHandler
+from transforms.embedder_backends import EmbedderSpec
+from transforms.embedders import EmbedHandler
 
 FINGERPRINT_SETTINGS = ("embed_backend", "embed_model", "query_prompt", "candidate_prompt", "image_root")
 CANDIDATE_POOL = "candidate-pool"

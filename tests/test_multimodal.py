@@ -12,7 +12,7 @@ from pipelines.artifacts import list_parts
 from pipelines.cli import main
 from schemas import REJECTS, SHARDS, read_table
 from transforms.content import content_id
-from transforms.embedders import CLIPEmbedder, EmbedderSpec, VLM2VecEmbedder
+from transforms.embedder_backends import CLIPEmbedder, EmbedderSpec, VLM2VecEmbedder
 from transforms.images import load
 from transforms.judge_backends import TransformersVLMJudge
 from transforms.judge_prompt import Side

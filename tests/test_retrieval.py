@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from transforms.chunks import Chunk, TextBatch, l2_normalise
-from transforms.embedders import EmbedderSpec, EmbedHandler
+from transforms.embedder_backends import EmbedderSpec
+from transforms.embedders import EmbedHandler
 from transforms.retrieval import CandidateIndex, build_index, save_index
 
 

@@ -1,0 +1,67 @@
+"""GPU check of every model path (no Beam or FAISS needed): each embedder and judge backend that runs on torch
+gives the same numbers on the GPU as on the CPU, for tiny models built here and the real MiniLM.
+
+Usage: python3 -m bench.gpu_check MODELS_DIR IMAGE_ROOT [MINILM_DIR]; prints one JSON line per check and exits
+non-zero if any differs by more than 1e-3.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+
+from transforms.embedder_backends import EmbedderSpec, load_embedder
+from transforms.judge_backends import TransformersJudge, TransformersVLMJudge
+from transforms.judge_prompt import Side
+
+TEXTS = ["A close-up of a tabby cat.", "", "<|image_1|>\nWhat animal is this?", "A red motorcycle.",
+         "Define the word: big", "The capital of Kenya is Nairobi."]
+IMAGES = ["", "images/chelsea.png", "images/chelsea.png", "images/motorcycle_left.png", "", ""]
+QUERIES = [Side("<|image_1|>\nWhat animal is this?", "images/chelsea.png"), Side("Find a photo of a cat."),
+           Side("Define the word: big"), Side("What is the capital of Kenya?")]
+CANDIDATES = [Side("A cat."), Side("", "images/chelsea.png"), Side("Of considerable size."),
+              Side("The capital of Kenya is Nairobi.")]
+
+
+def main() -> int:
+    models, image_root = sys.argv[1], sys.argv[2]
+    minilm = sys.argv[3] if len(sys.argv) > 3 else ""
+    assert torch.cuda.is_available(), "no GPU"
+    checks = []
+
+    def embedders(backend: str, path: str, texts: list[str], images: list[str]) -> None:
+        out = {d: load_embedder(EmbedderSpec(backend, path, 4, d, "float32", image_root)).embed(texts, images)
+               for d in ("cpu", "cuda")}
+        checks.append({"check": f"embed:{backend}", "max_abs_diff": float(np.abs(out["cpu"] - out["cuda"]).max()),
+                       "unit_norm": bool(np.allclose(np.linalg.norm(out["cuda"], axis=1), 1, atol=1e-4))})
+
+    embedders("clip", f"{models}/tiny-clip", TEXTS, IMAGES)
+    embedders("vlm2vec", f"{models}/tiny-qwen2-vl", TEXTS, IMAGES)
+    if minilm:
+        text_only = [t for t in TEXTS if t and "<|" not in t]
+        embedders("sentence-transformers", minilm, text_only, [""] * len(text_only))
+    text_q, text_c = QUERIES[2:], CANDIDATES[2:]
+    judged = {d: TransformersJudge(f"{models}/tiny-judge", 2, "float32", d).score(text_q, text_c)
+              for d in ("cpu", "cuda")}
+    checks.append({"check": "judge:transformers", "max_abs_diff": float(np.abs(judged["cpu"] - judged["cuda"]).max())})
+    vlm = f"{models}/tiny-qwen2-vl"
+    judged = {d: TransformersVLMJudge(vlm, 2, "float32", d, image_root).score(QUERIES, CANDIDATES)
+              for d in ("cpu", "cuda")}
+    checks.append({"check": "judge:transformers-vlm",
+                   "max_abs_diff": float(np.abs(judged["cpu"] - judged["cuda"]).max())})
+    bf16 = TransformersVLMJudge(vlm, 2, "bfloat16", "cuda", image_root).score(QUERIES, CANDIDATES)
+    checks.append({"check": "judge:transformers-vlm-bf16-runs", "finite": bool(np.isfinite(bf16).all()),
+                   "max_abs_diff_vs_fp32": float(np.abs(bf16 - judged["cpu"]).max())})
+    ok = True
+    for c in checks:
+        c["card"] = torch.cuda.get_device_name()
+        c["ok"] = c.get("max_abs_diff", 0.0) < 1e-3 and c.get("unit_norm", True) and c.get("finite", True)
+        ok &= c["ok"]
+        print(json.dumps(c), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
