@@ -44,13 +44,25 @@ def summary(manifest: dict[str, Any], report: dict[str, dict[str, Any]] | None) 
     return "\n".join(lines)
 
 
+def _log_progress() -> None:
+    """judgemine's progress lines at INFO on stderr, whatever Beam did to the root logger (its import leaves a
+    WARNING-level handler there, which would hide them)."""
+    log = logging.getLogger("judgemine")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s judgemine %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_progress()
     if command == "build-tiny-judge":
         from pipelines.tiny_models import main as build
         build(rest)

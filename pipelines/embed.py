@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Any, Iterable
@@ -24,6 +25,7 @@ from transforms.embedders import EmbedHandler
 
 FINGERPRINT_SETTINGS = ("embed_backend", "embed_model", "query_prompt", "candidate_prompt", "image_root")
 CANDIDATE_POOL = "candidate-pool"
+log = logging.getLogger("judgemine")
 
 
 class ReadRecords(beam.DoFn):
@@ -78,6 +80,7 @@ class WriteEmbeddings(beam.DoFn):
         write_table(table, os.path.join(self._dir, batch.chunk.side, part_name(batch.chunk.index)),
                     embeddings_schema(dim))
         self._vectors.inc(len(batch.ids))
+        log.info("embed: %s chunk %d done: %d vectors", batch.chunk.side, batch.chunk.index, len(batch.ids))
 
 
 def fingerprint(settings: Settings) -> str:

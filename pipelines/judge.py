@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Any, Iterable
@@ -24,6 +25,7 @@ from transforms.judges import JudgeHandler, JudgeRequest, JudgeResult, JudgeSpec
 from transforms.score_cache import ScoreCache, append_scores, judge_model_id, pair_key
 
 FINGERPRINT_SETTINGS = ("judge_model", "judge_backend", "judge_dtype")
+log = logging.getLogger("judgemine")
 
 
 class CandidateLookup:
@@ -107,6 +109,8 @@ class WriteScores(beam.DoFn):
         table = pa.table({"query_id": r.query_ids, "candidate_id": r.candidate_ids, "is_positive": r.is_positive,
                           "score": pa.array(scores, pa.float32())})
         write_table(table, os.path.join(self._dir, part_name(r.chunk_index)), JUDGE_SCORES)
+        log.info("judge: chunk %d done: %d pairs, %d judged, %d from the cache", r.chunk_index, len(r.query_ids),
+                 len(r.todo), len(r.query_ids) - len(r.todo))
         yield {"pairs": len(r.query_ids), "judged": len(r.todo), **result.stats}
 
 
