@@ -1,6 +1,7 @@
 """Stage 3: the FAISS index over candidates (stages/index) and top-K per query chunk (stages/retrieve)."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any, Iterable
@@ -21,6 +22,7 @@ from transforms.chunks import Chunk, chunks_of
 from transforms.retrieval import CandidateIndex, build_index, read_vectors, save_index
 
 INDEX_SETTINGS = ("index_factory", "seed")
+log = logging.getLogger("judgemine")
 RETRIEVE_SETTINGS = ("top_k", "delta", "search_params")
 
 
@@ -44,13 +46,15 @@ class RetrieveChunk(beam.DoFn):
     def __init__(self, index_dir: str, ingest_dir: str, directory: str, settings: Settings, shared: Shared) -> None:
         self._index_dir, self._ingest_dir, self._dir = index_dir, ingest_dir, directory
         self._k, self._delta, self._params = settings.top_k, settings.delta, settings.search_params
+        self._device = settings.search_device
         self._shared = shared
         self._short = Metrics.counter("judgemine.retrieve", "queries_short_of_k")
         self._queries = Metrics.counter("judgemine.retrieve", "queries")
 
     def setup(self) -> None:
-        self._index = self._shared.acquire(lambda: CandidateIndex(self._index_dir, self._params),
-                                           tag=self._index_dir)
+        self._index = self._shared.acquire(lambda: CandidateIndex(self._index_dir, self._params, self._device),
+                                           tag=f"{self._index_dir}|{self._device}")
+        log.info("retrieve: searching with %s", self._index.backend)
 
     def process(self, chunk: Chunk) -> Iterable[int]:
         ids, vectors = read_vectors([chunk.path])

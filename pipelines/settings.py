@@ -44,6 +44,8 @@ class Settings:
     index_factory: str = _help("FAISS index_factory string (inner product): Flat, IVF1024,Flat, HNSW32, ...",
                                default="Flat")
     search_params: str = _help("FAISS ParameterSpace string applied at search time, e.g. nprobe=16", default="")
+    search_device: str = _help("where retrieval searches: auto (GPU when there is one: FAISS GPU, else torch "
+                               "for a Flat index), cpu, cuda", default="auto")
     top_k: int = _help("candidates retrieved per query after exclusions (K)", default=50)
     delta: float = _help("exclude candidates with similarity above this (near duplicates); <= 0: off",
                          default=0.0)

@@ -62,3 +62,20 @@ def test_sentence_transformer_vectors_are_unit_norm():
     assert out.vectors.shape == (3, 384) and np.allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
     raw = embedder.model.encode(texts, normalize_embeddings=False)
     assert np.allclose(out.vectors, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_torch_search_matches_faiss_and_serves_the_exclusion_search(index_dir):
+    from transforms.torch_search import TorchFlatSearch
+    directory, vectors, ids = index_dir
+    index = CandidateIndex(directory, device="cpu")
+    assert index.backend == "faiss-cpu"
+    queries = l2_normalise(np.random.default_rng(2).normal(size=(7, 16)))
+    want_sims, want_rows = index.index.search(queries, 30)
+    torch_index = TorchFlatSearch(vectors, "cpu", block_bytes=4 * 200 * 3)  # 3 queries per block
+    sims, rows = torch_index.search(queries, 30)
+    assert (rows == want_rows).all() and np.allclose(sims, want_sims, atol=1e-5)
+    excluded = [ids[:5]] * 7
+    faiss_result = index.search_excluding(queries, excluded, k=12)
+    index.index = torch_index
+    torch_result = index.search_excluding(queries, excluded, k=12)
+    assert (faiss_result[0] == torch_result[0]).all() and np.allclose(faiss_result[1], torch_result[1], atol=1e-5)

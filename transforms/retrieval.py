@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import faiss
 import numpy as np
@@ -49,12 +49,12 @@ def save_index(index: faiss.Index, ids: list[str], directory: str) -> None:
 class CandidateIndex:
     """A loaded index with its id mapping; held once per worker process through Beam's Shared."""
 
-    def __init__(self, directory: str, search_params: str = "", use_gpu: bool = True) -> None:
+    def __init__(self, directory: str, search_params: str = "", device: str = "auto") -> None:
         with FileSystems.open(os.path.join(directory, "index.faiss"), compression_type="uncompressed") as f:
             index = faiss.deserialize_index(np.frombuffer(f.read(), dtype=np.uint8))
         if search_params:
             faiss.ParameterSpace().set_index_parameters(index, search_params)
-        self.index = _to_gpu(index) if use_gpu else index
+        self.index, self.backend = _place(index, device)
         self.ids: list[str] = read_table(os.path.join(directory, "ids.parquet"), INDEX_IDS).column(
             "candidate_id").to_pylist()
         self.ids_array = np.asarray(self.ids, dtype=object)
@@ -92,12 +92,21 @@ class CandidateIndex:
         return out_rows, out_sims
 
 
-def _to_gpu(index: faiss.Index) -> faiss.Index:
-    """All GPUs when this faiss build has them and can use them; the CPU index otherwise (faiss-gpu wheels
-    have shipped without kernels for some architectures, e.g. Hopper: a failing copy means fall back)."""
-    if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
-        return index
-    try:
-        return faiss.index_cpu_to_all_gpus(index)
-    except RuntimeError:
-        return index
+def _place(index: faiss.Index, device: str) -> tuple[Any, str]:
+    """Where the search runs. "cpu": the FAISS index as built. "cuda" or "auto" with a GPU: FAISS on all
+    GPUs when this build has them and the copy works (faiss-gpu wheels have shipped without kernels for some
+    cards, e.g. Hopper: a failing copy falls back); otherwise an exact (Flat) index runs as a torch matmul +
+    top-k on the GPU. An approximate index without FAISS GPU support stays on the CPU."""
+    import torch
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return index, "faiss-cpu"
+    if getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
+        try:
+            return faiss.index_cpu_to_all_gpus(index), "faiss-gpu"
+        except RuntimeError:
+            pass
+    if isinstance(index, faiss.IndexFlat):
+        from transforms.torch_search import TorchFlatSearch
+        return TorchFlatSearch(index.reconstruct_n(0, index.ntotal), "cuda" if device == "auto" else device), \
+            "torch"
+    return index, "faiss-cpu"
