@@ -18,7 +18,7 @@ from pipelines.artifacts import (atomic_dir, chain_fingerprint, list_parts, part
                                  write_stage_record)
 from pipelines.settings import Settings
 from schemas import CANDIDATES, QUERIES, REJECTS, embeddings_schema, read_table, write_table
-from transforms.chunks import Chunk, EmbeddingBatch, TextBatch, chunks_of
+from transforms.chunks import Chunk, EmbeddingBatch, RecordBatch, chunks_of
 from transforms.text import strip_image_tokens
 from transforms.embedder_backends import EmbedderSpec
 from transforms.embedders import EmbedHandler
@@ -44,7 +44,7 @@ class ReadRecords(beam.DoFn):
         else:
             rows = read_table(chunk.path, CANDIDATES).to_pylist()
             records = [(r["candidate_id"], r["text"], r["image"], r) for r in rows]
-        batch = TextBatch(chunk, [], [], [])
+        batch = RecordBatch(chunk, [], [], [])
         for rid, text, image, row in records:
             if not self._reads_images:
                 text, image = strip_image_tokens(text), ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.chunks import Chunk, TextBatch, l2_normalise
+from transforms.chunks import Chunk, RecordBatch, l2_normalise
 from transforms.embedder_backends import EmbedderSpec
 from transforms.embedders import EmbedHandler
 from transforms.retrieval import CandidateIndex, build_index, save_index
@@ -57,7 +57,7 @@ def test_sentence_transformer_vectors_are_unit_norm():
     handler = EmbedHandler(EmbedderSpec("sentence-transformers", Settings().resolved_embed_model, 4, "cpu"))
     embedder = handler.load_model()
     texts = ["a", "The capital of France is Paris.", "Of considerable size or extent." * 5]
-    batch = TextBatch(Chunk("queries", 0, "-"), ["1", "2", "3"], texts, ["", "", ""])
+    batch = RecordBatch(Chunk("queries", 0, "-"), ["1", "2", "3"], texts, ["", "", ""])
     (out,) = list(handler.run_inference([batch], embedder))
     assert out.vectors.shape == (3, 384) and np.allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
     raw = embedder.model.encode(texts, normalize_embeddings=False)

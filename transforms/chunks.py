@@ -16,7 +16,7 @@ class Chunk:
 
 
 @dataclass
-class TextBatch:
+class RecordBatch:
     """The records of one chunk, ready for an embedder: texts (with their prompt) and image paths ("" if none)."""
     chunk: Chunk
     ids: list[str]
