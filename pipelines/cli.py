@@ -12,13 +12,15 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.settings import load_settings
 
-COMMANDS = ("run", "ingest", "embed", "index", "retrieve", "judge", "mine", "export", "build-tiny-judge")
+COMMANDS = ("run", "ingest", "embed", "index", "retrieve", "judge", "mine", "status", "export", "build-tiny-judge")
 USAGE = """judgemine <command> [--config FILE] [--output DIR] [settings...] [beam pipeline options...]
 
 commands:
   run                 every stage in order, skipping those already up to date (--force reruns all)
   ingest|embed|index|retrieve|judge|mine
                       one stage, from the artifacts of the stage before it under --output
+  status              which stages are complete under --output, and whether they are up to date with the
+                      settings given (exit 0 only when every stage is): for schedulers' sensors
   export              --format unime|reranker-pairwise|reranker-listwise [--to FILE]: the shards as the
                       official UniME-V2 JSON array, or reranker training data (JSON Lines)
   build-tiny-judge    --output DIR [--texts JSONL]: a tiny random-weight judge for demos and tests
@@ -106,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         if command == "run":
             report = run_all(settings, options)
             print(summary(build_manifest(settings), report))
+        elif command == "status":
+            from pipelines.run import stage_status
+            rows = stage_status(settings)
+            for name, state in rows.items():
+                print(f"{name:9s} {state['state']:11s} {state.get('seconds', '')}")
+            return 0 if all(r["state"] == "up to date" for r in rows.values()) else 3
         else:
             record = run_stage(command, settings, options)
             print(json.dumps(record, indent=2, sort_keys=True))

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import embed, ingest, judge, mine, retrieve
-from pipelines.artifacts import is_up_to_date
+from pipelines.artifacts import MissingArtifact, is_up_to_date, require_stage
 from pipelines.settings import Settings
 
 Runner = Callable[[Settings, PipelineOptions], dict[str, Any]]
@@ -40,3 +40,24 @@ def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str,
         report[name] = {"seconds": round(time.time() - started, 2), "skipped": False}
         log.info("%s: done in %.2fs", name, report[name]["seconds"])
     return report
+
+
+def stage_status(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per stage: "up to date", "stale" (complete, but for other settings or inputs, or downstream of a stage
+    that is not up to date: `run` would redo it), or "missing"."""
+    out: dict[str, dict[str, Any]] = {}
+    upstream_ok = True
+    for name, (fingerprint, _) in STAGE_RUNNERS.items():
+        try:
+            record = require_stage(settings.output, name)
+        except MissingArtifact:
+            out[name] = {"state": "missing"}
+            upstream_ok = False
+            continue
+        try:
+            current = upstream_ok and record["fingerprint"] == fingerprint(settings)
+        except (FileNotFoundError, ValueError):  # an input file gone: the stage cannot be checked, so redo it
+            current = False
+        out[name] = {"state": "up to date" if current else "stale", "seconds": record.get("seconds")}
+        upstream_ok = current
+    return out

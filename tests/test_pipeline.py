@@ -154,3 +154,15 @@ def test_shards_load_as_a_torch_dataset_and_with_pyarrow(e2e_run):
         not r["fallback"] for r in rows)
     batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=list)))
     assert [b["query_id"] for b in batch] == [r["query_id"] for r in rows[:4]]
+
+
+def test_status_tells_a_scheduler_what_a_run_would_redo(e2e_run, small_pairs, tiny_judge, capsys):
+    args = run_args(e2e_run, small_pairs, tiny_judge)
+    assert main(["status", *args]) == 0
+    assert capsys.readouterr().out.count("up to date") == 6
+    assert main(["status", *args, "--beta", "0.3"]) == 3
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == ["up", "up", "up", "up", "up", "stale"]
+    assert main(["status", *args, "--top-k", "7"]) == 3
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines()] == [
+        "up", "up", "up", "stale", "stale", "stale"]
