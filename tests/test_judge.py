@@ -48,3 +48,13 @@ def test_batch_size_does_not_change_scores(tiny_judge):
     a = TransformersJudge(tiny_judge, batch_size=1, dtype="float32", device="cpu").score(qs, cs)
     b = TransformersJudge(tiny_judge, batch_size=5, dtype="float32", device="cpu").score(qs, cs)
     assert abs(a - b).max() < 1e-5
+
+
+def test_a_text_judge_reads_image_records_by_their_text_and_refuses_image_only_ones(tiny_judge):
+    import pytest
+    judge = TransformersJudge(tiny_judge, batch_size=2, dtype="float32", device="cpu")
+    with_image = judge.score([Side("<|image_1|>\nWhat is shown?", "img/q.jpg")], [Side("A cat on a mat.")])
+    text = judge.score([Side("What is shown?")], [Side("A cat on a mat.")])
+    assert abs(with_image[0] - text[0]) < 1e-6
+    with pytest.raises(ValueError, match="sees text only"):
+        judge.score([Side("Find a cat.")], [Side("", "img/cat.jpg")])

@@ -11,6 +11,7 @@ import torch
 
 from transforms.devices import resolve_device
 from transforms.judge_prompt import Side, user_parts, user_text
+from transforms.text import strip_image_tokens
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -62,6 +63,7 @@ class TransformersJudge:
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
         if not queries:
             return np.zeros(0, np.float32)
+        require_text(queries, candidates, "transformers text")
         logits = torch.from_numpy(self.yes_no_logits([self.prompt(q, c) for q, c in zip(queries, candidates)]))
         return torch.sigmoid(logits[:, 0] - logits[:, 1]).numpy()  # = exp(y) / (exp(y) + exp(n)), fp32
 
@@ -111,11 +113,15 @@ class TransformersVLMJudge:
         return torch.sigmoid(torch.from_numpy(logits[:, 0] - logits[:, 1])).numpy()
 
 
-def text_only(queries: Sequence[Side], candidates: Sequence[Side], backend: str) -> None:
-    """The vLLM backends take text pairs only for now: say so instead of judging without the images."""
-    if any(side.image for side in (*queries, *candidates)):
-        raise NotImplementedError(f"image pairs need --judge-backend transformers with a vision-language judge; "
-                                  f"the {backend} backend does not pass images (multi_modal_data) yet")
+def require_text(queries: Sequence[Side], candidates: Sequence[Side], judge: str, vision_model: bool = False
+                 ) -> None:
+    """A judge that sees text only judges an image+text record by its text, and cannot judge an image-only
+    one: that stops the stage with a clear error rather than scoring an empty side. A vision model behind the
+    vLLM backends (which do not pass images yet) must not judge image pairs by their text either."""
+    for side in (*queries, *candidates):
+        if side.image and (vision_model or not strip_image_tokens(side.text)):
+            raise ValueError(f"the {judge} judge sees text only and a pair has an image side ({side.image}): "
+                             "judge image pairs with a vision-language model and --judge-backend transformers")
 
 
 class ChatPrompter:
@@ -124,9 +130,11 @@ class ChatPrompter:
 
     def __init__(self, model_path: str) -> None:
         from transformers import AutoTokenizer
+        from transforms.vlm import is_vision_model
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
         self.yes_id = answer_token_id(self.tokenizer, "Yes")
         self.no_id = answer_token_id(self.tokenizer, "No")
+        self.vision_model = is_vision_model(model_path)
 
     def token_ids(self, query: Side, candidate: Side) -> list[int]:
         text = self.tokenizer.apply_chat_template([{"role": "user", "content": user_text(query, candidate)}],
@@ -169,7 +177,7 @@ class VLLMJudge:
         from vllm.inputs import TokensPrompt
         if not queries:
             return np.zeros(0, np.float32)
-        text_only(queries, candidates, "vllm")
+        require_text(queries, candidates, "vllm", self.prompter.vision_model)
         yes, no = self.prompter.yes_id, self.prompter.no_id
         prompts, params = [], []
         for q, c in zip(queries, candidates):

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import httpx
 import numpy as np
 
-from transforms.judge_backends import ChatPrompter, p_yes, text_only
+from transforms.judge_backends import ChatPrompter, p_yes, require_text
 from transforms.judge_prompt import Side
 
 
@@ -46,7 +46,7 @@ class OpenAIServerJudge:
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
         if not queries:
             return np.zeros(0, np.float32)
-        text_only(queries, candidates, "openai")
+        require_text(queries, candidates, "openai", self.prompter.vision_model)
         prompts = [self.prompter.token_ids(q, c) for q, c in zip(queries, candidates)]
         logprobs = np.array(asyncio.run(self._all(prompts)))
         return p_yes(logprobs[0::2], logprobs[1::2])
