@@ -24,23 +24,17 @@ from pipelines.embed import run_embed
 from pipelines.ingest import run_ingest
 from pipelines.retrieve import run_index, run_retrieve
 from pipelines.settings import Settings
+from transforms.ingest import read_rows
 from transforms.retrieval import read_vectors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sentences() -> list[str]:
-    out = []
-    for path in sorted(glob.glob(os.path.join(ROOT, "examples", "sample", "*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(row, dict):
-                    out += [row[k] for k in ("query_text", "pos_text") if isinstance(row.get(k), str) and row[k]]
-    return sorted(set(out))
+    """The distinct query and positive texts of the bundled text sample (its bad rows skipped)."""
+    return sorted({row[k] for path in glob.glob(os.path.join(ROOT, "examples", "sample", "*.jsonl"))
+                   for _, row in read_rows(path) if isinstance(row, dict)
+                   for k in ("query_text", "pos_text") if isinstance(row.get(k), str) and row[k]})
 
 
 def write_pairs(path: str, n: int) -> None:

@@ -135,17 +135,10 @@ def build_tiny_clip(output: str, texts: Iterable[str] = (), seed: int = 0) -> st
 
 
 def _sample_texts(paths: list[str]) -> list[str]:
-    texts: list[str] = []
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(row, dict):
-                    texts.extend(v for v in row.values() if isinstance(v, str))
-    return texts
+    """Every string value of the rows of the given pair files (malformed rows skipped)."""
+    from transforms.ingest import read_rows
+    return [v for path in paths for _, row in read_rows(path) if isinstance(row, dict)
+            for v in row.values() if isinstance(v, str)]
 
 
 def build_tiny_siglip(output: str, texts: Iterable[str] = (), seed: int = 0) -> str:

@@ -64,7 +64,7 @@ class RowError(ValueError):
     """A row that cannot be used; the message is the rejects reason."""
 
 
-def _read_rows(path: str) -> Iterator[tuple[int, Any]]:
+def read_rows(path: str) -> Iterator[tuple[int, Any]]:
     """(1-based row number, parsed row or RowError) for JSONL, JSON array and Parquet files."""
     lower = path.lower()
     with FileSystems.open(path) as f:
@@ -173,7 +173,7 @@ class ParseInputFile(beam.DoFn):
         stem = source.split(".")[0]
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
-        for line, raw in _read_rows(spec.path):
+        for line, raw in read_rows(spec.path):
             self._rows.inc()
             try:
                 rec = parse_pair(raw, self._layout) if spec.kind == "pairs" else parse_corpus_row(raw)
