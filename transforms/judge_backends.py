@@ -4,6 +4,7 @@ code runs in the pipeline, in benchmarks and on a bare GPU machine.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
@@ -70,7 +71,10 @@ class TransformersJudge:
 
 class TransformersVLMJudge:
     """A Qwen2-VL-family chat VLM: the SPEC's turn with the query and candidate images in place, batched with
-    left padding, scored from the last-position Yes/No logits in fp32."""
+    left padding, scored from the last-position Yes/No logits in fp32. Decoded images are kept in a bounded
+    per-worker cache: a query's image serves its K+1 pairs, a popular candidate many queries."""
+
+    IMAGE_CACHE = 256
 
     def __init__(self, model_path: str, batch_size: int, dtype: str, device: str, image_root: str = "") -> None:
         from transforms.vlm import VLMInputs
@@ -79,6 +83,19 @@ class TransformersVLMJudge:
         self.batch_size, self.image_root = batch_size, image_root
         self.yes_id = answer_token_id(self.tokenizer, "Yes")
         self.no_id = answer_token_id(self.tokenizer, "No")
+        self._decoded: OrderedDict[str, Any] = OrderedDict()
+        self.decodes = 0
+
+    def image(self, path: str) -> Any:
+        from transforms.images import load
+        if path in self._decoded:
+            self._decoded.move_to_end(path)
+            return self._decoded[path]
+        self.decodes += 1
+        self._decoded[path] = load(path, self.image_root)
+        if len(self._decoded) > self.IMAGE_CACHE:
+            self._decoded.popitem(last=False)
+        return self._decoded[path]
 
     def prompt(self, query: Side, candidate: Side) -> str:
         content = [{"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
@@ -88,26 +105,19 @@ class TransformersVLMJudge:
 
     @torch.inference_mode()
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
-        from transforms.images import check, load
         if not queries:
             return np.zeros(0, np.float32)
-        decoded: dict[str, Any] = {}  # a query's image serves all its pairs: decoded once per chunk
-
-        def image(path: str) -> Any:
-            if path not in decoded:
-                decoded[path] = load(path, self.image_root)
-            return decoded[path]
-
         prompts = [self.prompt(q, c) for q, c in zip(queries, candidates)]
         paths = [[p for p in (q.image, c.image) if p] for q, c in zip(queries, candidates)]
-        def area(i: int) -> int:  # image tokens grow with the picture's size
-            return sum(check(p, self.image_root).width * check(p, self.image_root).height for p in paths[i])
+
+        def area(i: int) -> int:  # image tokens grow with the picture's size: bucket by it
+            return sum(self.image(p).width * self.image(p).height for p in paths[i])
 
         order = sorted(range(len(prompts)), key=lambda i: (len(paths[i]), area(i), len(prompts[i])))
         logits = np.zeros((len(prompts), 2), np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            batch = self.vlm.encode([prompts[i] for i in idx], [[image(p) for p in paths[i]] for i in idx])
+            batch = self.vlm.encode([prompts[i] for i in idx], [[self.image(p) for p in paths[i]] for i in idx])
             out = self.vlm.model(**batch, logits_to_keep=1).logits[:, -1, :]
             logits[idx] = out[:, [self.yes_id, self.no_id]].float().cpu().numpy()
         return torch.sigmoid(torch.from_numpy(logits[:, 0] - logits[:, 1])).numpy()
