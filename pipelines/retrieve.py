@@ -22,8 +22,8 @@ from transforms.chunks import Chunk, chunks_of
 from transforms.retrieval import CandidateIndex, build_index, read_vectors, save_index
 
 INDEX_SETTINGS = ("index_factory", "seed")
-log = logging.getLogger("judgemine")
 RETRIEVE_SETTINGS = ("top_k", "delta", "search_params")
+log = logging.getLogger("judgemine")
 
 
 class BuildIndex(beam.DoFn):
