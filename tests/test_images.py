@@ -62,3 +62,14 @@ def test_resolve_keeps_absolute_and_remote_paths():
     assert resolve("/data/a.jpg", "/root") == "/data/a.jpg"
     assert resolve("gs://bucket/a.jpg", "/root") == "gs://bucket/a.jpg"
     assert resolve("images/a.jpg", "/root") == "/root/images/a.jpg"
+
+
+def test_ingest_validation_and_hashing_decode_an_image_once(image_root):
+    from transforms.content import content_id
+    from transforms.ingest import ImagePolicy
+    check.cache_clear()
+    policy = ImagePolicy(image_root, max_pixels=10_000_000)
+    policy.validate("images/coffee.png")
+    content_id("A cup.", "images/coffee.png", image_root, True, policy.max_pixels)
+    content_id("", "images/coffee.png", image_root, True, policy.max_pixels)
+    assert check.cache_info().misses == 1 and check.cache_info().hits == 2

@@ -203,7 +203,7 @@ class IdentifyRecords(beam.DoFn):
         self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
 
     def _id(self, text: str, image: str) -> str:
-        return content_id(text, image, self._images.root, self._images.check)
+        return content_id(text, image, self._images.root, self._images.check, self._images.max_pixels)
 
     def process(self, tagged: tuple[str, pa.Table]) -> Iterable[tuple[str, pa.Table]]:
         kind, table = tagged
