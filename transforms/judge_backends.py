@@ -4,7 +4,6 @@ code runs in the pipeline, in benchmarks and on a bare GPU machine.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,8 +41,7 @@ class TransformersJudge:
         self.no_id = answer_token_id(self.tokenizer, "No")
 
     def prompt(self, query: Side, candidate: Side) -> str:
-        messages = [{"role": "user", "content": user_text(query, candidate)}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return render_chat(self.tokenizer, query, candidate, vision=False)
 
     @torch.inference_mode()
     def yes_no_logits(self, prompts: Sequence[str]) -> np.ndarray:
@@ -70,86 +68,106 @@ class TransformersJudge:
 
 
 class TransformersVLMJudge:
-    """A Qwen2-VL-family chat VLM: the SPEC's turn with the query and candidate images in place, batched with
-    left padding, scored from the last-position Yes/No logits in fp32. Decoded images are kept in a bounded
-    per-worker cache: a query's image serves its K+1 pairs, a popular candidate many queries."""
-
-    IMAGE_CACHE = 256
+    """A chat VLM (Qwen2-VL family, or any with a processor class: Idefics3 / SmolVLM, LLaVA, ...): the SPEC's
+    turn with the query and candidate images in place, batched with left padding, scored from the
+    last-position Yes/No logits in fp32. Batches are bucketed by image count, image area and prompt length."""
 
     def __init__(self, model_path: str, batch_size: int, dtype: str, device: str, image_root: str = "") -> None:
-        from transforms.vlm import VLMInputs
-        self.vlm = VLMInputs(model_path, dtype, device)
+        from transforms.images import DecodedImages
+        from transforms.vlm import load_vlm_inputs
+        self.vlm = load_vlm_inputs(model_path, dtype, device)
         self.tokenizer = self.vlm.tokenizer
-        self.batch_size, self.image_root = batch_size, image_root
+        self.batch_size = batch_size
+        self.images = DecodedImages(image_root)
         self.yes_id = answer_token_id(self.tokenizer, "Yes")
         self.no_id = answer_token_id(self.tokenizer, "No")
-        self._decoded: OrderedDict[str, Any] = OrderedDict()
-        self.decodes = 0
-
-    def image(self, path: str) -> Any:
-        from transforms.images import load
-        if path in self._decoded:
-            self._decoded.move_to_end(path)
-            return self._decoded[path]
-        self.decodes += 1
-        self._decoded[path] = load(path, self.image_root)
-        if len(self._decoded) > self.IMAGE_CACHE:
-            self._decoded.popitem(last=False)
-        return self._decoded[path]
 
     def prompt(self, query: Side, candidate: Side) -> str:
-        content = [{"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
-                   for p in user_parts(query, candidate)]
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                                  add_generation_prompt=True)
+        return render_chat(self.tokenizer, query, candidate, vision=True)
 
     @torch.inference_mode()
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
         if not queries:
             return np.zeros(0, np.float32)
         prompts = [self.prompt(q, c) for q, c in zip(queries, candidates)]
-        paths = [[p for p in (q.image, c.image) if p] for q, c in zip(queries, candidates)]
+        paths = [image_paths(q, c) for q, c in zip(queries, candidates)]
 
         def area(i: int) -> int:  # image tokens grow with the picture's size: bucket by it
-            return sum(self.image(p).width * self.image(p).height for p in paths[i])
+            return sum(self.images.get(p).width * self.images.get(p).height for p in paths[i])
 
         order = sorted(range(len(prompts)), key=lambda i: (len(paths[i]), area(i), len(prompts[i])))
         logits = np.zeros((len(prompts), 2), np.float32)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            batch = self.vlm.encode([prompts[i] for i in idx], [[self.image(p) for p in paths[i]] for i in idx])
+        for idx in _batches(order, [len(p) for p in paths], self.batch_size):
+            batch = self.vlm.encode([prompts[i] for i in idx], [[self.images.get(p) for p in paths[i]] for i in idx])
             out = self.vlm.model(**batch, logits_to_keep=1).logits[:, -1, :]
             logits[idx] = out[:, [self.yes_id, self.no_id]].float().cpu().numpy()
         return torch.sigmoid(torch.from_numpy(logits[:, 0] - logits[:, 1])).numpy()
 
 
-def require_text(queries: Sequence[Side], candidates: Sequence[Side], judge: str, vision_model: bool = False
-                 ) -> None:
+def _batches(order: list[int], group: list[int], size: int) -> list[list[int]]:
+    """`order` cut into runs of at most `size` that never mix two values of `group`."""
+    batches: list[list[int]] = []
+    for i in order:
+        if not batches or len(batches[-1]) == size or group[batches[-1][0]] != group[i]:
+            batches.append([])
+        batches[-1].append(i)
+    return batches
+
+
+def image_paths(query: Side, candidate: Side) -> list[str]:
+    """The pair's images in prompt order."""
+    return [p for p in (query.image, candidate.image) if p]
+
+
+def render_chat(tokenizer: Any, query: Side, candidate: Side, vision: bool) -> str:
+    """The SPEC's user turn through the model's own chat template: a text model gets one string, a vision
+    model the ordered parts, an image part where each image goes (the template writes its placeholder)."""
+    if vision:
+        content: Any = [{"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
+                        for p in user_parts(query, candidate)]
+    else:
+        content = user_text(query, candidate)
+    return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def require_text(queries: Sequence[Side], candidates: Sequence[Side], judge: str) -> None:
     """A judge that sees text only judges an image+text record by its text, and cannot judge an image-only
-    one: that stops the stage with a clear error rather than scoring an empty side. A vision model behind the
-    vLLM backends (which do not pass images yet) must not judge image pairs by their text either."""
+    one: that stops the stage with a clear error rather than scoring an empty side."""
     for side in (*queries, *candidates):
-        if side.image and (vision_model or not strip_image_tokens(side.text)):
-            raise ValueError(f"the {judge} judge sees text only and a pair has an image side ({side.image}): "
-                             "judge image pairs with a vision-language model and --judge-backend transformers")
+        if side.image and not strip_image_tokens(side.text):
+            raise ValueError(f"the {judge} judge sees text only and a pair has an image-only side ({side.image}): "
+                             "judge image pairs with a vision-language model")
 
 
 class ChatPrompter:
-    """Renders pairs with a model folder's own tokenizer and chat template into token ids, so every backend
-    feeds the model the same tokens (and so gives the same score)."""
+    """Renders pairs with a model folder's own tokenizer and chat template, so every backend feeds the model
+    the same tokens (and so gives the same score). A vision model gets the image parts in place; a text model
+    judges an image+text side by its text."""
 
-    def __init__(self, model_path: str) -> None:
+    def __init__(self, model_path: str, image_root: str = "") -> None:
         from transformers import AutoTokenizer
+        from transforms.images import DecodedImages
         from transforms.vlm import is_vision_model
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
         self.yes_id = answer_token_id(self.tokenizer, "Yes")
         self.no_id = answer_token_id(self.tokenizer, "No")
         self.vision_model = is_vision_model(model_path)
+        self.images = DecodedImages(image_root)
+
+    def check(self, queries: Sequence[Side], candidates: Sequence[Side], judge: str) -> None:
+        if not self.vision_model:
+            require_text(queries, candidates, judge)
+
+    def text(self, query: Side, candidate: Side) -> str:
+        return render_chat(self.tokenizer, query, candidate, self.vision_model)
 
     def token_ids(self, query: Side, candidate: Side) -> list[int]:
-        text = self.tokenizer.apply_chat_template([{"role": "user", "content": user_text(query, candidate)}],
-                                                  tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(self.text(query, candidate), add_special_tokens=False)["input_ids"]
+
+    def image_paths(self, query: Side, candidate: Side) -> list[str]:
+        """The images the model is shown: none for a text model."""
+        return image_paths(query, candidate) if self.vision_model else []
 
 
 def p_yes(yes_logprob: np.ndarray, no_logprob: np.ndarray) -> np.ndarray:
@@ -167,34 +185,49 @@ class VLLMJudge:
     log-probability returned, whatever its rank (top-k logprobs would miss an answer token outside the top k).
     The two requests of a pair, and all pairs of one query, are submitted together in query order, so the
     second and later requests reuse the cached prefix; max_tokens=1 keeps each to one forward step.
+
+    Images (a vision model): the pair goes as the chat-template text with its placeholders plus the decoded
+    images as `multi_modal_data`, in prompt order; vLLM's copy of the model's processor expands the
+    placeholders. vLLM hashes image content into its prefix-cache keys, so a query's image is cached too.
+    Text-only pairs go as token ids, the same ids the other backends feed.
     """
 
     def __init__(self, model_path: str, dtype: str, gpu_memory_utilization: float, block_size: int,
-                 max_model_len: int, seed: int = 0) -> None:
+                 max_model_len: int, seed: int = 0, image_root: str = "") -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM, SamplingParams
-        self.prompter = ChatPrompter(model_path)
+        self.prompter = ChatPrompter(model_path, image_root)
         kwargs: dict[str, Any] = {"dtype": dtype, "enable_prefix_caching": True, "max_model_len": max_model_len,
                                   "gpu_memory_utilization": gpu_memory_utilization, "seed": seed,
                                   "disable_log_stats": False, "enforce_eager": not torch.cuda.is_available()}
         if block_size:
             kwargs["block_size"] = block_size
+        if self.prompter.vision_model:
+            kwargs["limit_mm_per_prompt"] = {"image": 2}  # the query's and the candidate's
         self.llm = LLM(model_path, **kwargs)
         self._force = {tok: SamplingParams(max_tokens=1, temperature=0.0, logprobs=0, allowed_token_ids=[tok])
                        for tok in (self.prompter.yes_id, self.prompter.no_id)}
 
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
-        from vllm.inputs import TokensPrompt
+        from vllm.inputs import TextPrompt, TokensPrompt
         if not queries:
             return np.zeros(0, np.float32)
-        require_text(queries, candidates, "vllm", self.prompter.vision_model)
+        self.prompter.check(queries, candidates, "vllm")
         yes, no = self.prompter.yes_id, self.prompter.no_id
-        prompts, params = [], []
+        prompts: list[Any] = []
+        params = []
         for q, c in zip(queries, candidates):
-            ids = TokensPrompt(prompt_token_ids=self.prompter.token_ids(q, c))
-            prompts += [ids, ids]
+            paths = self.prompter.image_paths(q, c)
+            if paths:
+                prompt: Any = TextPrompt(prompt=self.prompter.text(q, c),
+                                         multi_modal_data={"image": [self.prompter.images.get(p) for p in paths]})
+            else:
+                prompt = TokensPrompt(prompt_token_ids=self.prompter.token_ids(q, c))
+            prompts += [prompt, prompt]
             params += [self._force[yes], self._force[no]]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        # The chat template is the only source of special tokens, as for the token-id prompts.
+        outputs = self.llm.generate(prompts, params, use_tqdm=False,
+                                    tokenization_kwargs={"add_special_tokens": False})
         logprobs = np.array([_forced_logprob(o.outputs[0], p.allowed_token_ids[0]) for o, p in zip(outputs, params)])
         return p_yes(logprobs[0::2], logprobs[1::2])
 

@@ -1,20 +1,25 @@
-"""The judge behind an OpenAI-compatible completions server (`vllm serve`), with exact Yes/No scores.
+"""The judge behind an OpenAI-compatible server (`vllm serve`), with exact Yes/No scores.
 
-Requests carry the prompt as token ids rendered by the model folder's own chat template (the same tokens the
-other backends feed) and vLLM's `allowed_token_ids` extension, one request per answer token: the forced token
-comes back with its exact raw log-probability (see VLLMJudge for why). Concurrency is bounded; 5xx answers,
-connection errors and timeouts are retried with exponential backoff; anything else is a clear error.
+Text pairs go to /v1/completions as token ids rendered by the model folder's own chat template (the same
+tokens the other backends feed). Pairs with images go to /v1/chat/completions as the SPEC's parts in order,
+each image the decoded RGB pixels the other backends see, sent as a lossless PNG data URL; the server renders
+them with the same chat template. Both carry vLLM's `allowed_token_ids` extension, one request per answer
+token: the forced token comes back with its exact raw log-probability (see VLLMJudge for why). Concurrency is
+bounded; 5xx answers, connection errors and timeouts are retried with exponential backoff; anything else is a
+clear error.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 from typing import Any, Sequence
 
 import httpx
 import numpy as np
 
-from transforms.judge_backends import ChatPrompter, p_yes, require_text
-from transforms.judge_prompt import Side
+from transforms.judge_backends import ChatPrompter, p_yes
+from transforms.judge_prompt import Side, user_parts
 
 
 class JudgeServerError(RuntimeError):
@@ -24,10 +29,13 @@ class JudgeServerError(RuntimeError):
 def _forced_logprob(payload: dict[str, Any], token: int) -> float:
     try:
         logprobs = payload["choices"][0]["logprobs"]
-        returned, value = logprobs["tokens"][0], logprobs["token_logprobs"][0]
+        if "content" in logprobs:  # chat completions
+            returned, value = logprobs["content"][0]["token"], logprobs["content"][0]["logprob"]
+        else:
+            returned, value = logprobs["tokens"][0], logprobs["token_logprobs"][0]
     except (KeyError, IndexError, TypeError) as e:
         raise JudgeServerError("the server returned no log-probabilities for the answer token; exact scores "
-                               "need the completions `logprobs` field") from e
+                               "need the `logprobs` field") from e
     if returned != f"token_id:{token}":
         raise JudgeServerError(f"the server answered {returned!r} instead of the forced token {token}: it must "
                                "honour vLLM's `allowed_token_ids` and `return_tokens_as_token_ids`")
@@ -36,8 +44,8 @@ def _forced_logprob(payload: dict[str, Any], token: int) -> float:
 
 class OpenAIServerJudge:
     def __init__(self, base_url: str, served_model: str, model_path: str, concurrency: int = 32,
-                 timeout_s: float = 60.0, retries: int = 4, backoff_s: float = 0.5) -> None:
-        self.prompter = ChatPrompter(model_path)
+                 timeout_s: float = 60.0, retries: int = 4, backoff_s: float = 0.5, image_root: str = "") -> None:
+        self.prompter = ChatPrompter(model_path, image_root)
         self.base_url = base_url.rstrip("/")
         self.served_model = served_model
         self.concurrency, self.timeout_s, self.retries, self.backoff_s = concurrency, timeout_s, retries, backoff_s
@@ -46,10 +54,31 @@ class OpenAIServerJudge:
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
         if not queries:
             return np.zeros(0, np.float32)
-        require_text(queries, candidates, "openai", self.prompter.vision_model)
-        prompts = [self.prompter.token_ids(q, c) for q, c in zip(queries, candidates)]
-        logprobs = np.array(asyncio.run(self._all(prompts)))
+        self.prompter.check(queries, candidates, "openai")
+        requests = [self._request(q, c) for q, c in zip(queries, candidates)]
+        logprobs = np.array(asyncio.run(self._all(requests)))
         return p_yes(logprobs[0::2], logprobs[1::2])
+
+    def _request(self, query: Side, candidate: Side) -> tuple[str, dict[str, Any]]:
+        """(endpoint, body without the answer token) for one pair."""
+        common = {"model": self.served_model, "max_tokens": 1, "temperature": 0.0, "return_tokens_as_token_ids": True}
+        if not self.prompter.image_paths(query, candidate):
+            return "/v1/completions", {**common, "prompt": self.prompter.token_ids(query, candidate), "logprobs": 1}
+        content: list[dict[str, Any]] = []
+        for part in user_parts(query, candidate):
+            if part["type"] == "image":
+                content.append({"type": "image_url", "image_url": {"url": self._data_url(part["image"])}})
+            elif content and content[-1]["type"] == "text":  # one text part between images, as the template sees
+                content[-1]["text"] += part["text"]
+            else:
+                content.append({"type": "text", "text": part["text"]})
+        return "/v1/chat/completions", {**common, "messages": [{"role": "user", "content": content}],
+                                        "logprobs": True, "add_generation_prompt": True}
+
+    def _data_url(self, path: str) -> str:
+        buffer = io.BytesIO()
+        self.prompter.images.get(path).save(buffer, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
     def prefix_cache_stats(self) -> dict[str, float]:
         """The server's own prefix-cache counters from /metrics (vLLM); empty when it exposes none."""
@@ -59,16 +88,16 @@ class OpenAIServerJudge:
             return {}
         return parse_prefix_cache_metrics(response.text) if response.status_code == 200 else {}
 
-    async def _all(self, prompts: list[list[int]]) -> list[float]:
+    async def _all(self, requests: list[tuple[str, dict[str, Any]]]) -> list[float]:
         limit = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency)
         async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s, limits=limits) as client:
             tokens = (self.prompter.yes_id, self.prompter.no_id)
-            return await asyncio.gather(*(self._one(client, limit, ids, tok) for ids in prompts for tok in tokens))
+            return await asyncio.gather(*(self._one(client, limit, endpoint, {**body, "allowed_token_ids": [tok]},
+                                                    tok) for endpoint, body in requests for tok in tokens))
 
-    async def _one(self, client: httpx.AsyncClient, limit: asyncio.Semaphore, ids: list[int], token: int) -> float:
-        body = {"model": self.served_model, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "logprobs": 1,
-                "allowed_token_ids": [token], "return_tokens_as_token_ids": True}
+    async def _one(self, client: httpx.AsyncClient, limit: asyncio.Semaphore, endpoint: str, body: dict[str, Any],
+                   token: int) -> float:
         error: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -76,7 +105,7 @@ class OpenAIServerJudge:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
             async with limit:
                 try:
-                    response = await client.post("/v1/completions", json=body)
+                    response = await client.post(endpoint, json=body)
                 except httpx.TransportError as e:  # connection refused/reset, timeouts
                     error = e
                     continue

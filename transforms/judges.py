@@ -65,13 +65,13 @@ def load_backend(spec: JudgeSpec) -> Any:
     if spec.backend == "vllm":
         from transforms.judge_backends import VLLMJudge
         return VLLMJudge(spec.model_path, spec.dtype, spec.vllm_gpu_memory_utilization, spec.vllm_block_size,
-                         spec.max_model_len)
+                         spec.max_model_len, image_root=spec.image_root)
     if spec.backend == "openai":
         from transforms.judge_server import OpenAIServerJudge
         if not spec.server_url:
             raise ValueError("--judge-backend openai needs --judge-server-url")
         return OpenAIServerJudge(spec.server_url, spec.server_model or spec.model_path, spec.model_path,
-                                 spec.concurrency, spec.timeout_s, spec.retries)
+                                 spec.concurrency, spec.timeout_s, spec.retries, image_root=spec.image_root)
     raise ValueError(f"unknown judge backend {spec.backend!r}")
 
 

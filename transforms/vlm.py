@@ -1,9 +1,12 @@
-"""Batched inputs for Qwen2-VL-family models (Qwen2-VL, Qwen2.5-VL, VLM2Vec on Qwen2-VL) from a local folder.
+"""Batched model inputs for chat VLMs from a local folder: texts holding one image placeholder per image, and
+the images.
 
-Loaded as tokenizer + image processor + model rather than through the model's processor class: without
-torchvision that class fails on its video processor (and AutoProcessor silently returns only the tokenizer).
-The placeholder expansion below is what the processor does: each image's placeholder token becomes as many
-tokens as the vision tower emits for it (grid t*h*w / merge_size^2).
+Qwen2-VL family (Qwen2-VL, Qwen2.5-VL, VLM2Vec on Qwen2-VL): loaded as tokenizer + image processor + model
+rather than through the model's processor class: without torchvision that class fails on its video processor
+(and AutoProcessor silently returns only the tokenizer). The placeholder expansion in VLMInputs is what the
+processor does: each image's placeholder token becomes as many tokens as the vision tower emits for it
+(grid t*h*w / merge_size^2). Every other VLM (Idefics3 / SmolVLM, LLaVA, ...) goes through its own processor
+class (ProcessorInputs), which expands the placeholders itself.
 """
 from __future__ import annotations
 
@@ -18,9 +21,28 @@ from transforms.devices import resolve_device
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def is_vision_model(model_path: str) -> bool:
+QWEN_VL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+
+
+def _config(model_path: str) -> Any:
     from transformers import AutoConfig
-    return hasattr(AutoConfig.from_pretrained(model_path, local_files_only=True), "vision_config")
+    return AutoConfig.from_pretrained(model_path, local_files_only=True)
+
+
+def is_vision_model(model_path: str) -> bool:
+    return hasattr(_config(model_path), "vision_config")
+
+
+def load_vlm_inputs(model_path: str, dtype: str, device: str) -> "VLMInputs | ProcessorInputs":
+    if _config(model_path).model_type in QWEN_VL_TYPES:
+        return VLMInputs(model_path, dtype, device)
+    return ProcessorInputs(model_path, dtype, device)
+
+
+def _left_padding(tokenizer: Any) -> None:
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 class VLMInputs:
@@ -28,9 +50,7 @@ class VLMInputs:
         from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        _left_padding(self.tokenizer)
         self.image_processor = AutoImageProcessor.from_pretrained(model_path, local_files_only=True)
         self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=DTYPES[dtype],
                                                                  local_files_only=True).to(self.device).eval()
@@ -66,4 +86,37 @@ class VLMInputs:
         if flat:
             batch["pixel_values"] = vision["pixel_values"].to(self.model.dtype)
             batch["image_grid_thw"] = grids
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+
+class ProcessorInputs:
+    """A chat VLM through its own processor class. Positions are counted from the attention mask, so a
+    left-padded prompt sees the positions it would see alone; the chat template is the only source of special
+    tokens (add_special_tokens=False, as transformers' apply_chat_template tokenizes)."""
+
+    def __init__(self, model_path: str, dtype: str, device: str) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+        self.device = resolve_device(device)
+        self.processor = AutoProcessor.from_pretrained(model_path, local_files_only=True)
+        if not hasattr(self.processor, "image_processor"):
+            raise ValueError(f"{model_path}: its processor class did not load (it may need torchvision here); "
+                             "a VLM judge needs the model's processor with its image processor")
+        self.tokenizer = self.processor.tokenizer
+        _left_padding(self.tokenizer)
+        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=DTYPES[dtype],
+                                                                 local_files_only=True).to(self.device).eval()
+        self._wants_positions = "position_ids" in inspect.signature(self.model.forward).parameters
+
+    def encode(self, texts: Sequence[str], images: Sequence[Sequence[Image.Image]]) -> dict[str, Any]:
+        """`texts[i]` holds one placeholder per image in `images[i]`; a batch has the same number of images in
+        every text (processors refuse a batch that mixes texts with and without images)."""
+        kwargs: dict[str, Any] = {"text": list(texts), "padding": True, "return_tensors": "pt",
+                                  "add_special_tokens": False}
+        if any(images):
+            kwargs["images"] = [list(group) for group in images]
+        batch = dict(self.processor(**kwargs))
+        if self._wants_positions:
+            batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        if "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
         return {k: v.to(self.device) for k, v in batch.items()}
