@@ -2,7 +2,7 @@
 gives the same numbers on the GPU as on the CPU, for tiny models built here and the real MiniLM.
 
 Usage: python3 -m bench.gpu_check MODELS_DIR IMAGE_ROOT [MINILM_DIR]; prints one JSON line per check and exits
-non-zero if any differs by more than 1e-3.
+non-zero if any differs by more than 1e-3. `python -m bench.gpu_pack DIR` builds a folder that travels.
 """
 from __future__ import annotations
 
@@ -57,12 +57,17 @@ def main() -> int:
     assert torch.cuda.is_available(), "no GPU"
     checks = []
 
-    def embedders(backend: str, path: str, texts: list[str], images: list[str]) -> None:
+    def embedders(backend: str, path: str, texts: list[str], images: list[str], label: str = "") -> None:
         out = {d: load_embedder(EmbedderSpec(backend, path, 4, d, "float32", image_root)).embed(texts, images)
                for d in ("cpu", "cuda")}
-        checks.append({"check": f"embed:{backend}", "max_abs_diff": float(np.abs(out["cpu"] - out["cuda"]).max()),
+        diff = float(np.abs(out["cpu"] - out["cuda"]).max())
+        checks.append({"check": f"embed:{backend}{label}", ("tf32_abs_diff" if label else "max_abs_diff"): diff,
                        "unit_norm": bool(np.allclose(np.linalg.norm(out["cuda"], axis=1), 1, atol=1e-4))})
 
+    # cuDNN runs fp32 convolutions (Qwen2-VL's patch embedding) in TF32 by default: reported, then switched
+    # off so the comparisons below are fp32 against fp32.
+    embedders("vlm2vec", f"{models}/tiny-qwen2-vl", TEXTS, IMAGES, label="-cudnn-tf32")
+    torch.backends.cudnn.allow_tf32 = False
     embedders("clip", f"{models}/tiny-clip", TEXTS, IMAGES)
     embedders("vlm2vec", f"{models}/tiny-qwen2-vl", TEXTS, IMAGES)
     if minilm:
@@ -77,6 +82,10 @@ def main() -> int:
               for d in ("cpu", "cuda")}
     checks.append({"check": "judge:transformers-vlm",
                    "max_abs_diff": float(np.abs(judged["cpu"] - judged["cuda"]).max())})
+    processor_vlm = {d: TransformersVLMJudge(f"{models}/tiny-idefics3", 2, "float32", d, image_root)
+                     .score(QUERIES, CANDIDATES) for d in ("cpu", "cuda")}  # through the model's processor class
+    checks.append({"check": "judge:transformers-vlm-processor",
+                   "max_abs_diff": float(np.abs(processor_vlm["cpu"] - processor_vlm["cuda"]).max())})
     bf16 = TransformersVLMJudge(vlm, 2, "bfloat16", "cuda", image_root).score(QUERIES, CANDIDATES)
     checks.append({"check": "judge:transformers-vlm-bf16-runs", "finite": bool(np.isfinite(bf16).all()),
                    "max_abs_diff_vs_fp32": float(np.abs(bf16 - judged["cpu"]).max())})

@@ -36,7 +36,7 @@ class Settings:
                                "(Qwen2-VL-family last-token)", default="sentence-transformers")
     embed_model: str = _help("local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
                              default="")
-    embed_dtype: str = _help("embedder weights dtype for clip/vlm2vec: float32, bfloat16, float16",
+    embed_dtype: str = _help("embedder weights dtype: float32, bfloat16, float16",
                              default="float32")
     embed_batch_size: int = _help("texts per forward pass of the embedder", default=64)
     query_prompt: str = _help("instruction prepended to every query before embedding", default="")

@@ -12,7 +12,7 @@ from pipelines.artifacts import list_parts
 from pipelines.cli import main
 from schemas import REJECTS, SHARDS, read_table
 from transforms.content import content_id
-from transforms.embedder_backends import CLIPEmbedder, EmbedderSpec, VLM2VecEmbedder
+from transforms.embedder_backends import CLIPEmbedder, EmbedderSpec, VLM2VecEmbedder, load_embedder
 from transforms.images import load
 from transforms.judge_backends import TransformersVLMJudge
 from transforms.judge_prompt import Side
@@ -35,6 +35,20 @@ def test_clip_embeds_text_image_and_both(tiny_clip, image_root):
         pixels = emb.image_processor(images=[load(IMAGES[1], image_root)], return_tensors="pt")["pixel_values"]
         ref = emb._tensor(emb.model.get_image_features(pixel_values=pixels))[0].numpy()
     assert np.allclose(image_only, ref / np.linalg.norm(ref), atol=1e-5)
+
+
+def test_the_embed_dtype_reaches_every_embedder(tiny_clip, image_root):
+    from pipelines.settings import Settings
+    for backend, path, texts, images in [("clip", tiny_clip, TEXTS, IMAGES),
+                                         ("sentence-transformers", Settings().resolved_embed_model, ["a cat", "Paris"],
+                                          ["", ""])]:
+        vecs = {}
+        for dtype in ("float32", "bfloat16"):
+            emb = load_embedder(EmbedderSpec(backend, path, 2, "cpu", dtype, image_root))
+            assert next(emb.model.parameters()).dtype == getattr(torch, dtype)
+            vecs[dtype] = emb.embed(texts, images)
+        assert vecs["bfloat16"].dtype == np.float32
+        assert 0 < np.abs(vecs["bfloat16"] - vecs["float32"]).max() < 0.05
 
 
 def test_siglip_pads_to_its_fixed_length_and_pools_the_last_position(tmp_path, image_root):

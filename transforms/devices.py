@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
 
 def resolve_device(device: str) -> str:
     """"auto" is the GPU when torch sees one, else the CPU."""

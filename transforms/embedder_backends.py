@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from transforms.chunks import l2_normalise
-from transforms.devices import resolve_device
+from transforms.devices import DTYPES, resolve_device
 from transforms.images import load as load_image
 from transforms.text import IMAGE_TOKEN, strip_image_tokens
 
@@ -46,7 +46,8 @@ def _by_length(items: Sequence[int], key: Callable[[int], Any], size: int) -> It
 class SentenceTransformerEmbedder:
     def __init__(self, spec: EmbedderSpec) -> None:
         from sentence_transformers import SentenceTransformer
-        self.model = SentenceTransformer(spec.model_path, device=resolve_device(spec.device), local_files_only=True)
+        self.model = SentenceTransformer(spec.model_path, device=resolve_device(spec.device), local_files_only=True,
+                                         model_kwargs={"dtype": DTYPES[spec.dtype]})
         self.batch_size = spec.batch_size
         self.dim = self.model.get_embedding_dimension()
 
@@ -69,7 +70,8 @@ class CLIPEmbedder:
         self.tokenizer = AutoTokenizer.from_pretrained(spec.model_path, local_files_only=True)
         self.tokenizer.padding_side = "right"  # as both were trained; SigLIP pools the last position
         self.image_processor = AutoImageProcessor.from_pretrained(spec.model_path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(spec.model_path, local_files_only=True).to(self.device).eval()
+        self.model = AutoModel.from_pretrained(spec.model_path, dtype=DTYPES[spec.dtype],
+                                               local_files_only=True).to(self.device).eval()
         if not hasattr(self.model, "get_image_features"):
             raise ValueError(f"{spec.model_path} is not a CLIP-style dual encoder ({type(self.model).__name__})")
         self.spec = spec
@@ -96,7 +98,7 @@ class CLIPEmbedder:
         with_image = [i for i, p in enumerate(images) if p]
         for idx in _by_length(with_image, lambda i: i, self.spec.batch_size):  # one resolution: no padding
             pixels = self.image_processor(images=[load_image(images[i], self.spec.image_root) for i in idx],
-                                          return_tensors="pt")["pixel_values"].to(self.device)
+                                          return_tensors="pt")["pixel_values"].to(self.device, self.model.dtype)
             image_vecs[idx] = l2_normalise(self._tensor(self.model.get_image_features(pixel_values=pixels))
                                            .float().cpu().numpy())
         return l2_normalise(text_vecs + image_vecs)

@@ -9,12 +9,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from transforms.devices import resolve_device
+from transforms.devices import DTYPES, resolve_device
 from transforms.judge_prompt import Side, user_parts, user_text
 from transforms.text import strip_image_tokens
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 def answer_token_id(tokenizer: Any, word: str) -> int:
     """The first token of `word` as the model would write it as its answer."""

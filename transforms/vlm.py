@@ -13,13 +13,9 @@ from __future__ import annotations
 import inspect
 from typing import Any, Sequence
 
-import torch
 from PIL import Image
 
-from transforms.devices import resolve_device
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
+from transforms.devices import DTYPES, resolve_device
 
 QWEN_VL_TYPES = ("qwen2_vl", "qwen2_5_vl")
 
