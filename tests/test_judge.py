@@ -58,3 +58,12 @@ def test_a_text_judge_reads_image_records_by_their_text_and_refuses_image_only_o
     assert abs(with_image[0] - text[0]) < 1e-6
     with pytest.raises(ValueError, match="sees text only"):
         judge.score([Side("Find a cat.")], [Side("", "img/cat.jpg")])
+
+
+def test_a_vllm_engine_is_shared_by_the_processes_of_a_worker(tiny_judge):
+    """Beam's large_model sharing for the engine that claims the accelerator; per-process copies otherwise.
+    The vLLM stage tests run through the shared copy's proxy."""
+    from transforms.judges import JudgeHandler, JudgeSpec
+    shared = {b: JudgeHandler(JudgeSpec(b, tiny_judge)).share_model_across_processes()
+              for b in ("vllm", "transformers", "openai")}
+    assert shared == {"vllm": True, "transformers": False, "openai": False}

@@ -81,10 +81,13 @@ def backend_stats(backend: Any) -> dict[str, float]:
 
 
 class JudgeHandler(ModelHandler[JudgeRequest, JudgeResult, Any]):
-    """One ModelHandler for every backend; the backend is built once per worker in load_model."""
+    """One ModelHandler for every backend; the backend is built in load_model. A vLLM engine is shared by all
+    SDK processes of a worker machine (Beam's large_model: one copy, called through a proxy): an engine claims
+    a fraction of the whole accelerator's memory, so one per process would not fit. The other backends load
+    one copy per process."""
 
     def __init__(self, spec: JudgeSpec) -> None:
-        super().__init__(min_batch_size=1, max_batch_size=1)
+        super().__init__(min_batch_size=1, max_batch_size=1, large_model=spec.backend == "vllm")
         self._spec = spec
 
     def load_model(self) -> Any:
