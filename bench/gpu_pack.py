@@ -6,12 +6,12 @@ Usage: python -m bench.gpu_pack DIR   (then, there: python3 -m bench.gpu_check D
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sys
 import tempfile
 
+from bench.sample_pairs import copy_demo_images
 from pipelines.settings import Settings
 from pipelines.tiny_models import BUILDERS
 
@@ -25,15 +25,10 @@ def pack(out: str) -> None:
         BUILDERS[kind](os.path.join(out, f"tiny-{kind}"), texts)
     images = os.path.join(out, "root", "images")
     os.makedirs(images, exist_ok=True)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("copy_images", os.path.join(here, "examples", "multimodal",
-                                                                              "copy_images.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     with tempfile.TemporaryDirectory() as every:
-        module.copy_images(every)
+        copy_demo_images(every)
         for name in PHOTOS:
-            shutil.copy(os.path.join(every, name), images)
+            shutil.copy(os.path.join(every, "images", name), images)
     minilm = os.path.join(out, "minilm")
     shutil.copytree(Settings().resolved_embed_model, minilm, dirs_exist_ok=True)
     weights = os.path.join(minilm, "model.safetensors")

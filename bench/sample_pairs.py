@@ -8,6 +8,7 @@ import os
 from transforms.judge_prompt import Side
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sample")
+MULTIMODAL = os.path.join(os.path.dirname(SAMPLE), "multimodal")
 
 
 def sample_pairs(n: int, per_query: int = 16) -> tuple[list[Side], list[Side]]:
@@ -28,17 +29,22 @@ def sample_pairs(n: int, per_query: int = 16) -> tuple[list[Side], list[Side]]:
     return queries[:n], candidates[:n]
 
 
+def copy_demo_images(root: str) -> str:
+    """The image demo's real photos copied under `root`/images (they ship inside scikit-image/-learn)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("copy_images", os.path.join(MULTIMODAL, "copy_images.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.copy_images(os.path.join(root, "images"))
+    return root
+
+
 def image_pairs(n: int, per_query: int = 16) -> tuple[str, list[Side], list[Side]]:
     """(image root, queries, candidates) from the multimodal sample: image(+question) queries against
     caption candidates, and text searches against image candidates; the real photos are copied to a temp dir."""
-    import importlib.util
     import tempfile
-    here = os.path.join(os.path.dirname(SAMPLE), "multimodal")
-    spec = importlib.util.spec_from_file_location("copy_images", os.path.join(here, "copy_images.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = tempfile.mkdtemp(prefix="bench-images-")
-    module.copy_images(os.path.join(root, "images"))
+    here = MULTIMODAL
+    root = copy_demo_images(tempfile.mkdtemp(prefix="bench-images-"))
     with open(os.path.join(here, "pairs_mmeb.jsonl"), encoding="utf-8") as f:
         mmeb = [json.loads(line) for line in f]
     with open(os.path.join(here, "pairs_unime.jsonl"), encoding="utf-8") as f:
