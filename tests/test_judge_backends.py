@@ -151,7 +151,7 @@ def test_vllm_offline_scores_image_pairs_as_transformers_does(image_reference, t
 
 
 def test_vllm_server_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, image_root):
-    for url in _serve(tiny_idefics3, "--limit-mm-per-prompt", '{"image": 2}'):
+    for url in _serve(tiny_idefics3):  # vLLM's default per-prompt image limit admits the pairs' two images
         judge = OpenAIServerJudge(url, tiny_idefics3, tiny_idefics3, concurrency=8, image_root=image_root)
         got = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
         assert np.abs(got - image_reference).max() < 1e-3
