@@ -161,5 +161,6 @@ def _relative_to(base: str, key: str, value: Any) -> Any:
     """Paths in a config file are relative to the file, as a reader of the file expects."""
     if key not in _PATHS or not value:
         return value
-    fix = lambda p: p if ("://" in p or os.path.isabs(p)) else os.path.normpath(os.path.join(base, p))
+    def fix(p: str) -> str:
+        return p if ("://" in p or os.path.isabs(p)) else os.path.normpath(os.path.join(base, p))
     return [fix(p) for p in value] if isinstance(value, list) else fix(value)

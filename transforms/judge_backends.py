@@ -13,6 +13,7 @@ from transforms.devices import DTYPES, resolve_device
 from transforms.judge_prompt import Side, user_parts, user_text
 from transforms.text import strip_image_tokens
 
+
 def answer_token_id(tokenizer: Any, word: str) -> int:
     """The first token of `word` as the model would write it as its answer."""
     ids = tokenizer.encode(word, add_special_tokens=False)

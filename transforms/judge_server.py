@@ -55,11 +55,12 @@ class OpenAIServerJudge:
         if not queries:
             return np.zeros(0, np.float32)
         self.prompter.check(queries, candidates, "openai")
-        requests = [self._request(q, c) for q, c in zip(queries, candidates)]
+        urls: dict[str, str] = {}  # a chunk holds a query's K+1 pairs: its image is encoded once, not K+1 times
+        requests = [self._request(q, c, urls) for q, c in zip(queries, candidates)]
         logprobs = np.array(asyncio.run(self._all(requests)))
         return p_yes(logprobs[0::2], logprobs[1::2])
 
-    def _request(self, query: Side, candidate: Side) -> tuple[str, dict[str, Any]]:
+    def _request(self, query: Side, candidate: Side, urls: dict[str, str]) -> tuple[str, dict[str, Any]]:
         """(endpoint, body without the answer token) for one pair."""
         common = {"model": self.served_model, "max_tokens": 1, "temperature": 0.0, "return_tokens_as_token_ids": True}
         if not self.prompter.image_paths(query, candidate):
@@ -67,7 +68,9 @@ class OpenAIServerJudge:
         content: list[dict[str, Any]] = []
         for part in user_parts(query, candidate):
             if part["type"] == "image":
-                content.append({"type": "image_url", "image_url": {"url": self._data_url(part["image"])}})
+                if part["image"] not in urls:
+                    urls[part["image"]] = self._data_url(part["image"])
+                content.append({"type": "image_url", "image_url": {"url": urls[part["image"]]}})
             elif content and content[-1]["type"] == "text":  # one text part between images, as the template sees
                 content[-1]["text"] += part["text"]
             else:
