@@ -89,8 +89,10 @@ def small_pairs(tmp_path_factory) -> list[str]:
 
 
 def run_args(output: str, pairs: list[str], judge: str, *extra: str) -> list[str]:
-    args = ["--output", output, "--judge-model", judge, "--chunk-size", "16", "--top-k", "12",
-            "--num-negatives", "5", "--step", "3", "--direct_num_workers", "1"]
+    """The small runs' flags; without `output` when it is "" (the caller names it)."""
+    args = (["--output", output] if output else []) + [
+        "--judge-model", judge, "--chunk-size", "16", "--top-k", "12", "--num-negatives", "5", "--step", "3",
+        "--direct_num_workers", "1"]
     for p in pairs:
         args += ["--pairs", p]
     return args + list(extra)

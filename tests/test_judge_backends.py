@@ -112,17 +112,38 @@ def test_vllm_server_agrees_with_transformers(reference, vllm_server, tiny_judge
 
 
 def test_judge_stage_with_vllm_matches_the_transformers_run(e2e_run, small_pairs, tiny_judge, tmp_path):
-    import shutil
-    out = str(tmp_path / "vllm")
-    shutil.copytree(e2e_run, out)
-    args = run_args(out, small_pairs, tiny_judge, "--judge-backend", "vllm", "--judge-cache", str(tmp_path / "c"),
-                    "--vllm-gpu-memory-utilization", "0.3", "--vllm-block-size", "32", "--judge-max-model-len", "1024")
-    assert main(["judge", *args]) == 0
+    out = _copy_and_judge(e2e_run, tmp_path / "vllm", run_args("", small_pairs, tiny_judge), "--judge-backend",
+                          "vllm", "--vllm-gpu-memory-utilization", "0.3", "--vllm-block-size", "32",
+                          "--judge-max-model-len", "1024")
     record = json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))
     assert record["judge_backend"] == "vllm" and 0 < record["counts"]["prefix_cache_hit_rate"] <= 1
+    _assert_same_scores(e2e_run, out)
 
-    a, b = _stage_scores(e2e_run), _stage_scores(out)
-    assert a.keys() == b.keys() and max(abs(a[k] - b[k]) for k in a) < 1e-3
+
+def test_judge_stage_with_the_server_backend_from_a_config(e2e_run, small_pairs, tiny_judge, vllm_server, tmp_path):
+    config = tmp_path / "server.yaml"
+    config.write_text(f"judge_backend: openai\njudge_server_url: {vllm_server}\njudge_concurrency: 8\n")
+    out = _copy_and_judge(e2e_run, tmp_path / "openai", ["--config", str(config),
+                                                         *run_args("", small_pairs, tiny_judge)])
+    record = json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))
+    assert record["judge_backend"] == "openai" and 0 < record["counts"]["prefix_cache_hit_rate"] <= 1
+    _assert_same_scores(e2e_run, out)
+
+
+def _copy_and_judge(source: str, dest, args: list[str], *extra: str) -> str:
+    """A finished run copied to `dest`, its judge stage rerun there with a fresh score cache."""
+    import shutil
+    out = str(dest)
+    shutil.copytree(source, out)
+    assert main(["judge", "--output", out, *args, "--judge-cache", out + "-cache", *extra]) == 0
+    return out
+
+
+def _assert_same_scores(a: str, b: str) -> None:
+    sa, sb = _stage_scores(a), _stage_scores(b)
+    assert sa.keys() == sb.keys() and max(abs(sa[k] - sb[k]) for k in sa) < 1e-3
+    record = json.load(open(os.path.join(stage_dir(b, "judge"), "stage.json")))
+    assert record["counts"]["pairs_judged"] == len(sb)  # a fresh cache: every pair went to this backend
 
 
 IMAGE_QUERIES = [Side("<|image_1|>\nWhat animal is this?", "images/chelsea.png"), Side("Show a motorbike."),
@@ -150,28 +171,33 @@ def test_vllm_offline_scores_image_pairs_as_transformers_does(image_reference, t
     assert judge.prefix_cache_stats()["prefix_cache_hit_tokens"] > 0
 
 
-def test_vllm_server_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, image_root):
-    for url in _serve(tiny_idefics3):  # vLLM's default per-prompt image limit admits the pairs' two images
-        judge = OpenAIServerJudge(url, tiny_idefics3, tiny_idefics3, concurrency=8, image_root=image_root)
-        got = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
-        assert np.abs(got - image_reference).max() < 1e-3
+@pytest.fixture(scope="module")
+def idefics3_server(tiny_idefics3):
+    yield from _serve(tiny_idefics3)  # vLLM's default per-prompt image limit admits the pairs' two images
 
 
-def test_judge_stage_with_vllm_on_the_multimodal_sample(tmp_path, tiny_clip, tiny_idefics3, image_root):
-    """The image demo judged by vLLM from the CLI gives the transformers backend's scores."""
-    import shutil
+def test_vllm_server_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, idefics3_server,
+                                                             image_root):
+    judge = OpenAIServerJudge(idefics3_server, tiny_idefics3, tiny_idefics3, concurrency=8, image_root=image_root)
+    got = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
+    assert np.abs(got - image_reference).max() < 1e-3
+
+
+def test_judge_stages_with_vllm_and_the_server_on_the_multimodal_sample(tmp_path, tiny_clip, tiny_idefics3,
+                                                                         idefics3_server, image_root):
+    """The image demo judged by vLLM offline and by the server, from the CLI, gives the transformers scores."""
     common = ["--config", os.path.join(ROOT, "examples", "demo_images.yaml"), "--image-root", image_root,
               "--embed-model", tiny_clip, "--judge-model", tiny_idefics3, "--direct_num_workers", "1"]
-    a, b = str(tmp_path / "transformers"), str(tmp_path / "vllm")
-    assert main(["run", "--output", a, *common]) == 0
-    shutil.copytree(a, b)
-    assert main(["judge", "--output", b, *common, "--judge-backend", "vllm", "--judge-cache", str(tmp_path / "c"),
-                 "--vllm-gpu-memory-utilization", "0.3", "--vllm-block-size", "32",
-                 "--judge-max-model-len", "1024"]) == 0
-    sa, sb = _stage_scores(a), _stage_scores(b)
-    assert sa.keys() == sb.keys() and max(abs(sa[k] - sb[k]) for k in sa) < 1e-3
-    record = json.load(open(os.path.join(stage_dir(b, "judge"), "stage.json")))
-    assert record["judge_backend"] == "vllm" and record["counts"]["pairs_judged"] == len(sb)
+    reference = str(tmp_path / "transformers")
+    assert main(["run", "--output", reference, *common]) == 0
+    offline = _copy_and_judge(reference, tmp_path / "vllm", common, "--judge-backend", "vllm",
+                              "--vllm-gpu-memory-utilization", "0.3", "--vllm-block-size", "32",
+                              "--judge-max-model-len", "1024")
+    served = _copy_and_judge(reference, tmp_path / "openai", common, "--judge-backend", "openai",
+                             "--judge-server-url", idefics3_server, "--judge-concurrency", "8")
+    for out, backend in ((offline, "vllm"), (served, "openai")):
+        assert json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))["judge_backend"] == backend
+        _assert_same_scores(reference, out)
 
 
 def _stage_scores(out: str) -> dict:
