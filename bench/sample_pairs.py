@@ -43,11 +43,10 @@ def image_pairs(n: int, per_query: int = 16) -> tuple[str, list[Side], list[Side
     """(image root, queries, candidates) from the multimodal sample: image(+question) queries against
     caption candidates, and text searches against image candidates; the real photos are copied to a temp dir."""
     import tempfile
-    here = MULTIMODAL
     root = copy_demo_images(tempfile.mkdtemp(prefix="bench-images-"))
-    with open(os.path.join(here, "pairs_mmeb.jsonl"), encoding="utf-8") as f:
+    with open(os.path.join(MULTIMODAL, "pairs_mmeb.jsonl"), encoding="utf-8") as f:
         mmeb = [json.loads(line) for line in f]
-    with open(os.path.join(here, "pairs_unime.jsonl"), encoding="utf-8") as f:
+    with open(os.path.join(MULTIMODAL, "pairs_unime.jsonl"), encoding="utf-8") as f:
         unime = [json.loads(line) for line in f]
     queries: list[Side] = []
     candidates: list[Side] = []

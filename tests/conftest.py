@@ -40,12 +40,8 @@ MULTIMODAL = os.path.join(ROOT, "examples", "multimodal")
 @pytest.fixture(scope="session")
 def image_root(tmp_path_factory) -> str:
     """The multimodal sample's image root: the real photos (copied from scikit-image/-learn) and the bad files."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("copy_images", os.path.join(MULTIMODAL, "copy_images.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = str(tmp_path_factory.mktemp("image_root"))
-    module.copy_images(os.path.join(root, "images"))
+    from bench.sample_pairs import copy_demo_images
+    root = copy_demo_images(str(tmp_path_factory.mktemp("image_root")))
     shutil.copytree(os.path.join(MULTIMODAL, "bad"), os.path.join(root, "bad"))
     return root
 
