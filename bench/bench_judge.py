@@ -18,14 +18,15 @@ import time
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.artifacts import list_parts, stage_dir
-from pipelines.judge import CandidateLookup, judge_spec, run_judge
-from pipelines.run import run_stage
-from pipelines.settings import Settings
-from pipelines.tiny_models import build_tiny_clip, build_tiny_idefics3, build_tiny_judge
-from schemas import QUERIES, RETRIEVAL, read_table
-from transforms.judges import load_backend
-from transforms.judge_prompt import Side
+from judgemine.pipelines.artifacts import stage_dir
+from judgemine.pipelines.judge import judge_spec
+from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.settings import Settings
+from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, read_table
+from judgemine.testing.tiny_models import build_tiny_clip, build_tiny_idefics3, build_tiny_judge
+from judgemine.transforms.common.candidates import CandidateLookup
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.judge.backends import load_judge
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAIRS = [os.path.join(ROOT, "examples", "sample", f) for f in ("geography_qa.jsonl", "definitions.jsonl",
@@ -72,18 +73,18 @@ def bench(name: str, base: Settings, options: PipelineOptions) -> list[dict]:
     base = dataclasses.replace(base, device="cpu", vllm_gpu_memory_utilization=0.3, vllm_block_size=32,
                                judge_max_model_len=1024)
     for stage in ("ingest", "embed", "index", "retrieve"):
-        run_stage(stage, base, options)
+        run_one(stage, base, options)
     queries, candidates = pairs_of(base.output)
     report = []
     for backend in ("transformers", "vllm"):
         settings = dataclasses.replace(base, judge_backend=backend)
         for attempt in range(2):  # the second round runs with warm file caches; both are reported
             t0 = time.time()
-            load_backend(judge_spec(settings)).score(queries, candidates)  # the stage's backend, built directly
+            load_judge(judge_spec(settings)).score(queries, candidates)  # the stage's backend, built directly
             raw = time.time() - t0
             shutil.rmtree(os.path.join(settings.output, "cache"), ignore_errors=True)
             t0 = time.time()
-            record = run_judge(settings, options)
+            record = run_one("judge", settings, options)
             stage = time.time() - t0
             assert record["counts"]["pairs_judged"] == len(queries)
             report.append({"pairs": name, "backend": backend, "round": attempt + 1, "n": len(queries),

@@ -20,12 +20,10 @@ import faiss
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.embed import run_embed
-from pipelines.ingest import run_ingest
-from pipelines.retrieve import run_index, run_retrieve
-from pipelines.settings import Settings
-from transforms.ingest import read_rows
-from transforms.retrieval import read_vectors
+from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.settings import Settings
+from judgemine.transforms.ingest.readers import read_rows
+from judgemine.transforms.retrieve.faiss_index import read_vectors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,7 +52,7 @@ def main() -> None:
         settings = Settings(output=os.path.join(work, "out"), pairs=(pairs,), chunk_size=2048, top_k=50,
                             device="cpu")
         options = PipelineOptions(["--direct_num_workers", "1"])
-        run_ingest(settings, options)
+        run_one("ingest", settings, options)
         with open(pairs, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f]
         texts = [r["query_text"] for r in rows] + [r["pos_text"] for r in rows]
@@ -65,7 +63,7 @@ def main() -> None:
         model.encode(texts, batch_size=settings.embed_batch_size, normalize_embeddings=True)
         raw_embed = time.time() - t0
         t0 = time.time()
-        run_embed(settings, options)
+        run_one("embed", settings, options)
         stage_embed = time.time() - t0
 
         _, queries = read_vectors(sorted(glob.glob(os.path.join(settings.output, "stages/embed/queries/*.parquet"))))
@@ -76,8 +74,8 @@ def main() -> None:
         index.search(queries, settings.top_k + 1)
         raw_retrieve = time.time() - t0
         t0 = time.time()
-        run_index(settings, options)
-        run_retrieve(settings, options)
+        run_one("index", settings, options)
+        run_one("retrieve", settings, options)
         stage_retrieve = time.time() - t0
         report = {
             "texts": len(texts), "queries": len(queries), "candidates": len(cands),

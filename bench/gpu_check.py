@@ -12,9 +12,11 @@ import sys
 import numpy as np
 import torch
 
-from transforms.embedder_backends import EmbedderSpec, load_embedder
-from transforms.judge_backends import TransformersJudge, TransformersVLMJudge
-from transforms.judge_prompt import Side
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.embed.backends import load_embedder
+from judgemine.transforms.embed.base import EmbedderSpec
+from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersVLMJudge
+from judgemine.transforms.judge.base import JudgeModel
 
 TEXTS = ["A close-up of a tabby cat.", "", "<|image_1|>\nWhat animal is this?", "A red motorcycle.",
          "Define the word: big", "The capital of Kenya is Nairobi."]
@@ -30,7 +32,7 @@ def retrieval_check(n_candidates: int = 200_000, n_queries: int = 50_000, dim: i
     its throughput at a pool a third of the paper's."""
     import time
 
-    from transforms.torch_search import TorchFlatSearch
+    from judgemine.transforms.retrieve.torch_search import TorchFlatSearch
     rng = np.random.default_rng(0)
     cands = rng.normal(size=(n_candidates, dim)).astype(np.float32)
     cands /= np.linalg.norm(cands, axis=1, keepdims=True)
@@ -74,19 +76,19 @@ def main() -> int:
         text_only = [t for t in TEXTS if t and "<|" not in t]
         embedders("sentence-transformers", minilm, text_only, [""] * len(text_only))
     text_q, text_c = QUERIES[2:], CANDIDATES[2:]
-    judged = {d: TransformersJudge(f"{models}/tiny-judge", 2, "float32", d).score(text_q, text_c)
+    judged = {d: TransformersJudge(JudgeModel(f"{models}/tiny-judge", "float32", d, 2)).score(text_q, text_c)
               for d in ("cpu", "cuda")}
     checks.append({"check": "judge:transformers", "max_abs_diff": float(np.abs(judged["cpu"] - judged["cuda"]).max())})
     vlm = f"{models}/tiny-qwen2-vl"
-    judged = {d: TransformersVLMJudge(vlm, 2, "float32", d, image_root).score(QUERIES, CANDIDATES)
+    judged = {d: TransformersVLMJudge(JudgeModel(vlm, "float32", d, 2, image_root)).score(QUERIES, CANDIDATES)
               for d in ("cpu", "cuda")}
     checks.append({"check": "judge:transformers-vlm",
                    "max_abs_diff": float(np.abs(judged["cpu"] - judged["cuda"]).max())})
-    processor_vlm = {d: TransformersVLMJudge(f"{models}/tiny-idefics3", 2, "float32", d, image_root)
+    processor_vlm = {d: TransformersVLMJudge(JudgeModel(f"{models}/tiny-idefics3", "float32", d, 2, image_root))
                      .score(QUERIES, CANDIDATES) for d in ("cpu", "cuda")}  # through the model's processor class
     checks.append({"check": "judge:transformers-vlm-processor",
                    "max_abs_diff": float(np.abs(processor_vlm["cpu"] - processor_vlm["cuda"]).max())})
-    bf16 = TransformersVLMJudge(vlm, 2, "bfloat16", "cuda", image_root).score(QUERIES, CANDIDATES)
+    bf16 = TransformersVLMJudge(JudgeModel(vlm, "bfloat16", "cuda", 2, image_root)).score(QUERIES, CANDIDATES)
     checks.append({"check": "judge:transformers-vlm-bf16-runs", "finite": bool(np.isfinite(bf16).all()),
                    "max_abs_diff_vs_fp32": float(np.abs(bf16 - judged["cpu"]).max())})
     checks.append(retrieval_check())

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from bench.sample_pairs import sample_pairs
-from transforms.embedder_backends import EmbedderSpec, load_embedder
+from judgemine.transforms.embed.backends import load_embedder
+from judgemine.transforms.embed.base import EmbedderSpec
 
 
 def main() -> None:

@@ -16,8 +16,9 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from bench.sample_pairs import image_pairs, sample_pairs
-from pipelines.tiny_models import QWEN_VL_CHAT_TEMPLATE, VISION_TOKENS, build_tokenizer
-from transforms.judge_backends import TransformersJudge, TransformersVLMJudge
+from judgemine.testing.tiny_models import QWEN_VL_CHAT_TEMPLATE, VISION_TOKENS, build_tokenizer
+from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersVLMJudge
+from judgemine.transforms.judge.base import JudgeModel
 
 QWEN25_VL_7B_LM = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                        num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768, rope_theta=1e6,
@@ -68,7 +69,7 @@ def build_vl_model(path: str, texts: list[str], device: str = "cuda") -> None:
 
 
 def measure(judge, kind: str, bs: int, queries, candidates, load_s: float) -> None:
-    prompts = [judge.prompt(q, c) for q, c in zip(queries, candidates)]
+    prompts = [judge.prompter.text(q, c) for q, c in zip(queries, candidates)]
     text_tokens = sum(len(judge.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     judge.score(queries[:bs], candidates[:bs])  # warm-up
     torch.cuda.synchronize()
@@ -100,8 +101,8 @@ def main() -> None:
     print(json.dumps({"model": args.model, "built_and_saved_s": round(time.time() - t0, 1)}), flush=True)
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
         t0 = time.time()
-        judge = (TransformersVLMJudge(model_dir, bs, "bfloat16", "cuda", image_root) if args.model == "vl"
-                 else TransformersJudge(model_dir, bs, "bfloat16", "cuda"))
+        model = JudgeModel(model_dir, "bfloat16", "cuda", bs, image_root)
+        judge = TransformersVLMJudge(model) if args.model == "vl" else TransformersJudge(model)
         load_s = time.time() - t0
         measure(judge, "text", bs, queries, candidates, load_s)
         if args.model == "vl":

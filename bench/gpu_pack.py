@@ -12,8 +12,8 @@ import sys
 import tempfile
 
 from bench.sample_pairs import copy_demo_images
-from pipelines.settings import Settings
-from pipelines.tiny_models import BUILDERS
+from judgemine.pipelines.settings import Settings
+from judgemine.testing.tiny_models import BUILDERS
 
 PHOTOS = ("chelsea.png", "motorcycle_left.png")
 

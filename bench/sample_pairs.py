@@ -5,7 +5,7 @@ import glob
 import json
 import os
 
-from transforms.judge_prompt import Side
+from judgemine.transforms.common.sides import Side
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sample")
 MULTIMODAL = os.path.join(os.path.dirname(SAMPLE), "multimodal")

@@ -7,7 +7,6 @@ unchanged stage is skipped on a rerun.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import os
@@ -15,24 +14,17 @@ import shutil
 import time
 from typing import Any, Iterator
 
-STAGES = ("ingest", "embed", "index", "retrieve", "judge", "mine")
+import pyarrow.parquet as pq
+
+from judgemine.schemas import list_parts
 
 
 class MissingArtifact(FileNotFoundError):
-    """A stage was asked to run before the stage it reads from."""
+    """A stage was asked to run before a stage it reads from."""
 
 
 def stage_dir(output: str, stage: str) -> str:
     return os.path.join(output, "stages", stage)
-
-
-def part_name(i: int) -> str:
-    return f"part-{i:05d}.parquet"
-
-
-def list_parts(directory: str) -> list[str]:
-    parts = sorted(glob.glob(os.path.join(directory, "part-*.parquet")))
-    return parts
 
 
 def require_stage(output: str, stage: str) -> dict[str, Any]:
@@ -45,11 +37,9 @@ def require_stage(output: str, stage: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def is_up_to_date(output: str, stage: str, fingerprint: str) -> bool:
-    try:
-        return require_stage(output, stage).get("fingerprint") == fingerprint
-    except MissingArtifact:
-        return False
+def count_rows(directory: str) -> int:
+    """Rows in a directory's part files, from their footers."""
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in list_parts(directory))
 
 
 @contextlib.contextmanager
@@ -81,7 +71,7 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
 
 
 def chain_fingerprint(*parts: str) -> str:
-    """A stage's fingerprint from its upstream stage's and its own settings'."""
+    """A stage's fingerprint from its upstream stages' and its own settings' and inputs'."""
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

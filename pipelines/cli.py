@@ -10,15 +10,18 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.settings import load_settings
+from judgemine.pipelines.manifest import build_manifest
+from judgemine.pipelines.runner import run_all, run_one, stage_status
+from judgemine.pipelines.settings import JudgemineOptions, load_settings
+from judgemine.pipelines.stages import BY_NAME
 
-COMMANDS = ("run", "ingest", "embed", "index", "retrieve", "judge", "mine", "status", "export", "build-tiny-judge")
-USAGE = """judgemine <command> [--config FILE] [--output DIR] [settings...] [beam pipeline options...]
+COMMANDS = ("run", *BY_NAME, "status", "export", "build-tiny-judge")
+USAGE = f"""judgemine <command> [--config FILE] [--output DIR] [settings...] [beam pipeline options...]
 
 commands:
   run                 every stage in order, skipping those already up to date (--force reruns all)
-  ingest|embed|index|retrieve|judge|mine
-                      one stage, from the artifacts of the stage before it under --output
+  {'|'.join(BY_NAME)}
+                      one stage, from the artifacts of the stages it reads under --output
   status              which stages are complete under --output, and whether they are up to date with the
                       settings given (exit 0 only when every stage is): for schedulers' sensors
   export              --format unime|reranker-pairwise|reranker-listwise [--to FILE]: the shards as the
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     _log_progress()
     if command == "build-tiny-judge":
-        from pipelines.tiny_models import main as build
+        from judgemine.testing.tiny_models import main as build
         build(rest)
         return 0
     if command == "export":
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--to", default=None, help="destination file (default: DIR/export/<format>.json[l])")
         parser.add_argument("--seed", type=int, default=0, help="seed of the listwise positive's position")
         args = parser.parse_args(rest)
-        from pipelines.export import export_reranker, export_unime
+        from judgemine.pipelines.export import export_reranker, export_unime
         suffix = "json" if args.format == "unime" else "jsonl"
         dest = args.to or os.path.join(args.output, "export", f"{args.format}.{suffix}")
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
@@ -88,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{written} records -> {dest} ({skipped} fallback rows skipped)")
         return 0
     if "-h" in rest or "--help" in rest:
-        from pipelines.settings import JudgemineOptions
         parser = argparse.ArgumentParser(prog=f"judgemine {command}")
         JudgemineOptions._add_argparse_args(parser)
         parser.print_help()
@@ -102,20 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.output:
         print("judgemine: --output DIR is required", file=sys.stderr)
         return 2
-    from pipelines.manifest import build_manifest
-    from pipelines.run import run_all, run_stage
     try:
         if command == "run":
             report = run_all(settings, options)
             print(summary(build_manifest(settings), report))
         elif command == "status":
-            from pipelines.run import stage_status
             rows = stage_status(settings)
             for name, state in rows.items():
                 print(f"{name:9s} {state['state']:11s} {state.get('seconds', '')}")
             return 0 if all(r["state"] == "up to date" for r in rows.values()) else 3
         else:
-            record = run_stage(command, settings, options)
+            record = run_one(command, settings, options)
             print(json.dumps(record, indent=2, sort_keys=True))
     except (FileNotFoundError, ValueError) as e:
         print(f"judgemine: {e}", file=sys.stderr)

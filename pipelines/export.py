@@ -1,13 +1,13 @@
 """Exports of the shards for other trainers: the official UniME-V2 JSON array, and reranker data
-(SPEC section 6) as JSON Lines."""
+(docs/SPEC.md section 6) as JSON Lines."""
 from __future__ import annotations
 
 import json
 import os
 from typing import Any, Iterator
 
-from pipelines.artifacts import list_parts
-from schemas import SHARDS, read_table
+from judgemine.schemas import SHARDS, list_parts, read_table
+from judgemine.transforms.mine.rule import query_rng
 
 
 def shard_rows(output: str) -> Iterator[dict[str, Any]]:
@@ -38,7 +38,6 @@ def export_unime(output: str, destination: str) -> int:
 def reranker_records(row: dict[str, Any], mode: str, seed: int) -> list[dict[str, Any]]:
     """Pairwise: (query, positive) -> "Yes", (query, first negative) -> "No". Listwise: the first 5 negatives
     with the positive inserted at a seeded random position; the answer names it as `Ans: (i)`, 1-based."""
-    from transforms.mining import query_rng
     base = {"query_id": row["query_id"], "query_text": row["query_text"], "query_image": row["query_image"]}
     if mode == "pairwise":
         return [{**base, "candidate_text": row["pos_text"], "candidate_image": row["pos_image"], "answer": "Yes"},

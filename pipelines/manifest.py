@@ -11,10 +11,13 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from pipelines.artifacts import STAGES, list_parts, require_stage, write_json
-from pipelines.settings import Settings
-from schemas import REJECTS, SCHEMA_VERSION, SHARDS, read_table
-from transforms.judge_prompt import PROMPT_VERSION
+from judgemine import __version__
+from judgemine.pipelines.artifacts import require_stage
+from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.stages import STAGES
+from judgemine.schemas import REJECTS, SCHEMA_VERSION, SHARDS, list_parts, read_table
+from judgemine.transforms.common.rejects import reason_counts
+from judgemine.transforms.judge.prompt import PROMPT_VERSION
 
 PACKAGES = ("judgemine", "apache-beam", "torch", "transformers", "sentence-transformers", "faiss-cpu", "pyarrow",
             "numpy")
@@ -49,19 +52,21 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _reasons(paths: list[str]) -> dict[str, dict[str, int]]:
+def _reasons(directory: str) -> dict[str, dict[str, int]]:
+    """Rejects per stage and reason class, from OUTPUT/rejects/<stage>.parquet."""
     out: dict[str, dict[str, int]] = {}
-    for path in paths:
-        for r in read_table(path, REJECTS, ["stage", "reason"]).to_pylist():
-            by = out.setdefault(r["stage"], {})
-            key = r["reason"].split(":")[0]
-            by[key] = by.get(key, 0) + 1
+    for stage in STAGES:
+        path = os.path.join(directory, f"{stage.name}.parquet")
+        if os.path.exists(path):
+            reasons = read_table(path, REJECTS, ["reason"]).column("reason").to_pylist()
+            if reasons:
+                out[stage.name] = reason_counts(reasons)
     return out
 
 
 def build_manifest(settings: Settings) -> dict[str, Any]:
     out = settings.output
-    stages = {s: require_stage(out, s) for s in STAGES}
+    stages = {s.name: require_stage(out, s.name) for s in STAGES}
     shards = []
     pos, neg = [], []
     fallback_rows = 0
@@ -77,14 +82,15 @@ def build_manifest(settings: Settings) -> dict[str, Any]:
     rows_out = sum(s["rows"] for s in shards)
     return {
         "schema_version": SCHEMA_VERSION, "prompt_version": PROMPT_VERSION, "code_version": code_version(),
-        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "versions": {"python": platform.python_version(), "judgemine_package": __version__,
+                     **{p: _version(p) for p in PACKAGES}},
         "settings": {**settings.to_dict(), "embed_model": settings.resolved_embed_model},
         "inputs": stages["ingest"].get("inputs", {}),
         "stages": {s: {"seconds": r["seconds"], "counts": r["counts"], "fingerprint": r["fingerprint"]}
                    for s, r in stages.items()},
         "accounting": {"pairs_in": ingest["pairs_in"], "rows_out": rows_out, "rejected": rejected,
                        "balanced": ingest["pairs_in"] == rows_out + sum(rejected.values())},
-        "rejects_by_reason": _reasons(list_parts_any(os.path.join(out, "rejects"))),
+        "rejects_by_reason": _reasons(os.path.join(out, "rejects")),
         "scores": {"positive": _stats(np.concatenate(pos) if pos else np.zeros(0)),
                    "negative": _stats(np.concatenate(neg) if neg else np.zeros(0)),
                    "false_negatives_filtered": mine["false_negatives_filtered"],
@@ -93,12 +99,3 @@ def build_manifest(settings: Settings) -> dict[str, Any]:
     }
 
 
-def list_parts_any(directory: str) -> list[str]:
-    return sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".parquet")) \
-        if os.path.isdir(directory) else []
-
-
-def write_manifest(settings: Settings) -> dict[str, Any]:
-    manifest = build_manifest(settings)
-    write_json(os.path.join(settings.output, "manifest.json"), manifest)
-    return manifest

@@ -1,6 +1,8 @@
 """Every knob of a run, declared once: the dataclass the stages read and the Beam options the CLI parses.
 
-Precedence: built-in default < YAML config (`--config`) < command-line flag.
+Precedence: built-in default < YAML config (`--config`) < command-line flag. A setting with a fixed set of
+values is typed as a Literal (or, for backends, checked against the backend registry): both become argparse
+`choices` and are validated here. A backend's own settings are the fields of its `Options` (judge/base.py).
 """
 from __future__ import annotations
 
@@ -10,84 +12,90 @@ import hashlib
 import importlib.util
 import json
 import os
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from judgemine.transforms.common.devices import Device, Dtype
+from judgemine.transforms.embed.backends import EMBEDDERS
+from judgemine.transforms.ingest.readers import PairsLayout
+from judgemine.transforms.judge.backends import JUDGES
+from judgemine.transforms.mine.rule import OnNoNegatives
 
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
+
+def _help(group: str, text: str, choices: Callable[[], tuple[str, ...]] | None = None, **kw: Any) -> Any:
+    return field(metadata={"group": group, "help": text, "choices": choices}, **kw)
 
 
 @dataclass(frozen=True)
 class Settings:
-    output: str = _help("run directory: stages/, shards/, rejects/, manifest.json", default="")
-    pairs: tuple[str, ...] = _help("query/positive pair files (JSONL, JSON array, Parquet); repeatable",
+    output: str = _help("run", "run directory: stages/, shards/, rejects/, manifest.json", default="")
+    pairs: tuple[str, ...] = _help("ingest", "query/positive pair files (JSONL, JSON array, Parquet); repeatable",
                                    default=())
-    corpus: tuple[str, ...] = _help("extra candidate files with id/text/image; repeatable", default=())
-    pairs_layout: str = _help("field layout of pair rows: auto, unime or mmeb", default="auto")
-    image_root: str = _help("directory that relative image paths are resolved against", default="")
-    max_image_pixels: int = _help("images with more pixels are rejected (image_too_large)", default=50_000_000)
-    skip_image_check: bool = _help("do not open images at ingest (they are then hashed by path)", default=False)
-    chunk_size: int = _help("rows per query/candidate chunk: the unit of work of every stage", default=2048)
-    embed_backend: str = _help("embedder: sentence-transformers (text), clip (image/text) or vlm2vec "
-                               "(Qwen2-VL-family last-token)", default="sentence-transformers")
-    embed_model: str = _help("local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
+    corpus: tuple[str, ...] = _help("ingest", "extra candidate files with id/text/image; repeatable", default=())
+    pairs_layout: PairsLayout = _help("ingest", "field layout of pair rows", default="auto")
+    image_root: str = _help("ingest", "directory that relative image paths are resolved against", default="")
+    max_image_pixels: int = _help("ingest", "images with more pixels are rejected (image_too_large)",
+                                  default=50_000_000)
+    skip_image_check: bool = _help("ingest", "do not open images at ingest (they are then hashed by path)",
+                                   default=False)
+    chunk_size: int = _help("run", "rows per query/candidate chunk: the unit of work of every stage", default=2048)
+    embed_backend: str = _help("embed", "embedder: sentence-transformers (text), clip (image/text) or vlm2vec "
+                               "(Qwen2-VL-family last-token)", EMBEDDERS.names, default="sentence-transformers")
+    embed_model: str = _help("embed", "local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
                              default="")
-    embed_dtype: str = _help("embedder weights dtype: float32, bfloat16, float16",
-                             default="float32")
-    embed_batch_size: int = _help("texts per forward pass of the embedder", default=64)
-    query_prompt: str = _help("instruction prepended to every query before embedding", default="")
-    candidate_prompt: str = _help("instruction prepended to every candidate before embedding", default="")
-    index_factory: str = _help("FAISS index_factory string (inner product): Flat, IVF1024,Flat, HNSW32, ...",
-                               default="Flat")
-    search_params: str = _help("FAISS ParameterSpace string applied at search time, e.g. nprobe=16", default="")
-    search_device: str = _help("where retrieval searches: auto (GPU when there is one: FAISS GPU, else torch "
-                               "for a Flat index), cpu, cuda", default="auto")
-    top_k: int = _help("candidates retrieved per query after exclusions (K)", default=50)
-    delta: float = _help("exclude candidates with similarity above this (near duplicates); <= 0: off",
+    embed_dtype: Dtype = _help("embed", "embedder weights dtype", default="float32")
+    embed_batch_size: int = _help("embed", "texts per forward pass of the embedder", default=64)
+    query_prompt: str = _help("embed", "instruction prepended to every query before embedding", default="")
+    candidate_prompt: str = _help("embed", "instruction prepended to every candidate before embedding", default="")
+    index_factory: str = _help("index", "FAISS index_factory string (inner product): Flat, IVF1024,Flat, HNSW32, "
+                               "...", default="Flat")
+    search_params: str = _help("retrieve", "FAISS ParameterSpace string applied at search time, e.g. nprobe=16",
+                               default="")
+    search_device: Device = _help("retrieve", "where retrieval searches: auto (GPU when there is one: FAISS GPU, "
+                                  "else torch for a Flat index), cpu, cuda", default="auto")
+    top_k: int = _help("retrieve", "candidates retrieved per query after exclusions (K)", default=50)
+    delta: float = _help("retrieve", "exclude candidates with similarity above this (near duplicates); <= 0: off",
                          default=0.0)
-    judge_model: str = _help("local folder of the judge chat model", default="models/tiny-judge")
-    judge_backend: str = _help("judge backend: transformers, vllm (offline engine) or openai (a vLLM server)",
-                               default="transformers")
-    judge_server_url: str = _help("base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000",
-                                  default="")
-    judge_server_model: str = _help("model name the server serves; empty = --judge-model", default="")
-    judge_concurrency: int = _help("requests in flight to the judge server", default=32)
-    judge_timeout: float = _help("seconds before a judge server request is retried", default=60.0)
-    judge_retries: int = _help("retries of a judge server request on 5xx, connection errors, timeouts",
-                               default=4)
-    judge_max_model_len: int = _help("longest prompt the vLLM engine accepts, in tokens", default=4096)
-    vllm_gpu_memory_utilization: float = _help("vLLM memory fraction (on CPU builds: of host memory)",
-                                               default=0.9)
-    vllm_block_size: int = _help("vLLM KV-cache block size; 0 = the engine's default", default=0)
-    judge_cache: str = _help("directory of the content-addressed judge score cache; empty = OUTPUT/cache/judge",
-                             default="")
-    judge_batch_size: int = _help("prompts per judge forward pass", default=16)
-    judge_dtype: str = _help("judge weights dtype: float32, bfloat16, float16", default="float32")
-    device: str = _help("torch device for the models: cpu, cuda, auto", default="auto")
-    num_negatives: int = _help("hard negatives kept per query (m)", default=10)
-    beta: float = _help("false-negative margin: drop candidates scored above s_pos - beta", default=0.01)
-    step: int = _help("cyclical sampling step over the filtered candidates", default=5)
-    seed: int = _help("seed of every random choice (fallback sampling)", default=0)
-    on_no_negatives: str = _help("when the filter leaves nothing: fallback (paper) or reject", default="fallback")
-    force: bool = _help("rerun stages even when their artifacts are up to date", default=False)
+    judge_model: str = _help("judge", "local folder of the judge chat model", default="models/tiny-judge")
+    judge_backend: str = _help("judge", "judge backend: transformers, vllm (offline engine) or openai (a vLLM "
+                               "server)", JUDGES.names, default="transformers")
+    judge_server_url: str = _help("judge: openai", "base URL of the OpenAI-compatible server, e.g. "
+                                  "http://127.0.0.1:8000", default="")
+    judge_server_model: str = _help("judge: openai", "model name the server serves; empty = --judge-model",
+                                    default="")
+    judge_concurrency: int = _help("judge: openai", "requests in flight to the judge server", default=32)
+    judge_timeout: float = _help("judge: openai", "seconds before a judge server request is retried", default=60.0)
+    judge_retries: int = _help("judge: openai", "retries of a judge server request on 5xx, connection errors, "
+                               "timeouts", default=4)
+    judge_max_model_len: int = _help("judge: vllm", "longest prompt the vLLM engine accepts, in tokens",
+                                     default=4096)
+    vllm_gpu_memory_utilization: float = _help("judge: vllm", "vLLM memory fraction (on CPU builds: of host "
+                                               "memory)", default=0.9)
+    vllm_block_size: int = _help("judge: vllm", "vLLM KV-cache block size; 0 = the engine's default", default=0)
+    judge_cache: str = _help("judge", "directory of the content-addressed judge score cache; empty = "
+                             "OUTPUT/cache/judge", default="")
+    judge_batch_size: int = _help("judge", "prompts per judge forward pass", default=16)
+    judge_dtype: Dtype = _help("judge", "judge weights dtype", default="float32")
+    device: Device = _help("run", "torch device for the models", default="auto")
+    num_negatives: int = _help("mine", "hard negatives kept per query (m)", default=10)
+    beta: float = _help("mine", "false-negative margin: drop candidates scored above s_pos - beta", default=0.01)
+    step: int = _help("mine", "cyclical sampling step over the filtered candidates", default=5)
+    seed: int = _help("mine", "seed of every random choice (fallback sampling, index training)", default=0)
+    on_no_negatives: OnNoNegatives = _help("mine", "when the filter leaves nothing: fallback (paper) or reject",
+                                           default="fallback")
+    force: bool = _help("run", "rerun stages even when their artifacts are up to date", default=False)
 
     def __post_init__(self) -> None:
-        checks = {
-            "pairs_layout": self.pairs_layout in ("auto", "unime", "mmeb"),
-            "embed_backend": self.embed_backend in ("sentence-transformers", "clip", "vlm2vec"),
-            "judge_backend": self.judge_backend in ("transformers", "vllm", "openai"),
-            "on_no_negatives": self.on_no_negatives in ("fallback", "reject"),
-            "top_k": self.top_k > 0, "num_negatives": self.num_negatives > 0, "step": self.step > 0,
-            "chunk_size": self.chunk_size > 0, "judge_dtype": self.judge_dtype in ("float32", "bfloat16", "float16"),
-            "embed_dtype": self.embed_dtype in ("float32", "bfloat16", "float16"),
-        }
-        bad = [name for name, ok in checks.items() if not ok]
+        bad = [f"{f.name}={getattr(self, f.name)!r} (choose from {', '.join(choices(f))})" for f in FIELDS
+               if choices(f) and getattr(self, f.name) not in choices(f)]
+        bad += [f"{n}={getattr(self, n)!r} (must be > 0)" for n in ("top_k", "num_negatives", "step", "chunk_size")
+                if getattr(self, n) <= 0]
         if bad:
-            raise ValueError("invalid settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+            raise ValueError("invalid settings: " + ", ".join(bad))
 
     @property
     def resolved_embed_model(self) -> str:
@@ -109,25 +117,41 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-_LISTS = {f.name for f in dataclasses.fields(Settings) if f.type == "tuple[str, ...]"}
+FIELDS = dataclasses.fields(Settings)
+TYPES = typing.get_type_hints(Settings)
+_LISTS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
+_PATHS = {"pairs", "corpus", "image_root", "embed_model", "judge_model", "judge_cache", "output"}
+
+
+def choices(f: dataclasses.Field) -> tuple[str, ...]:
+    """The allowed values of a setting: its Literal's, or its backend registry's names; () when free."""
+    if f.metadata["choices"]:
+        return f.metadata["choices"]()
+    hint = TYPES[f.name]
+    return typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
 
 
 class JudgemineOptions(PipelineOptions):
-    """The Settings fields as Beam pipeline options (`--top-k` and `--top_k` both work)."""
+    """The Settings fields as Beam pipeline options (`--top-k` and `--top_k` both work), grouped for --help."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--config", default=None, help="YAML file of settings; flags override it")
-        for f in dataclasses.fields(Settings):
+        groups: dict[str, Any] = {}
+        for f in FIELDS:
+            group = f.metadata["group"]
+            if group not in groups:
+                groups[group] = parser.add_argument_group(f"{group} settings")
             flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
             kw: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
             if f.name in _LISTS:
                 kw["action"] = "append"
-            elif f.type == "bool":
-                kw["action"] = "store_true"
+            elif TYPES[f.name] is bool:
+                kw["action"] = argparse.BooleanOptionalAction
             else:
-                kw["type"] = {"int": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(*flags, **kw)
+                kw["type"] = TYPES[f.name] if TYPES[f.name] in (int, float) else str
+                kw["choices"] = choices(f) or None
+            groups[group].add_argument(*flags, **kw)
 
 
 def load_settings(options: PipelineOptions) -> Settings:
@@ -137,15 +161,15 @@ def load_settings(options: PipelineOptions) -> Settings:
     if view.config:
         with open(view.config, encoding="utf-8") as f:
             loaded = yaml.safe_load(f) or {}
-        unknown = set(loaded) - {f.name for f in dataclasses.fields(Settings)}
+        unknown = set(loaded) - {f.name for f in FIELDS}
         if unknown:
             raise ValueError(f"{view.config}: unknown settings {sorted(unknown)}")
         base = os.path.dirname(os.path.abspath(view.config))
         for k, v in loaded.items():
             values[k] = _relative_to(base, k, v)
-    for f in dataclasses.fields(Settings):
+    for f in FIELDS:
         v = getattr(view, f.name, None)
-        if v is not None and v is not False:
+        if v is not None:
             values[f.name] = v
     for k in _LISTS:
         if k in values:
@@ -154,13 +178,11 @@ def load_settings(options: PipelineOptions) -> Settings:
     return Settings(**values)
 
 
-_PATHS = {"pairs", "corpus", "image_root", "embed_model", "judge_model", "judge_cache", "output"}
-
-
 def _relative_to(base: str, key: str, value: Any) -> Any:
     """Paths in a config file are relative to the file, as a reader of the file expects."""
     if key not in _PATHS or not value:
         return value
+
     def fix(p: str) -> str:
         return p if ("://" in p or os.path.isabs(p)) else os.path.normpath(os.path.join(base, p))
     return [fix(p) for p in value] if isinstance(value, list) else fix(value)

@@ -1,5 +1,6 @@
 """Arrow schemas of every judgemine artifact, and the only way stages read and write them."""
-from schemas.tables import (
+from judgemine.schemas.io import list_parts, part_name, read_table, shard_name, write_table
+from judgemine.schemas.tables import (
     CANDIDATES,
     EMBEDDINGS,
     INDEX_IDS,
@@ -12,10 +13,9 @@ from schemas.tables import (
     SHARDS,
     embeddings_schema,
 )
-from schemas.io import read_table, write_table
 
 __all__ = [
     "CANDIDATES", "EMBEDDINGS", "INDEX_IDS", "JUDGE_SCORES", "QUERIES", "REJECTS", "RETRIEVAL", "SCHEMA_VERSION",
     "SCORE_CACHE",
-    "SHARDS", "embeddings_schema", "read_table", "write_table",
+    "SHARDS", "embeddings_schema", "list_parts", "part_name", "read_table", "shard_name", "write_table",
 ]

@@ -1,6 +1,9 @@
 """Reading and writing artifacts through their schemas, on any filesystem Beam knows (local, gs://, s3://)."""
 from __future__ import annotations
 
+import glob
+import os
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
@@ -34,3 +37,17 @@ def read_table(path: str, schema: pa.Schema, columns: list[str] | None = None) -
         pf = pq.ParquetFile(f)
         _check(pf.schema_arrow, schema, path)
         return pf.read(columns=columns)
+
+
+def part_name(i: int) -> str:
+    """Part i of a stage's output: query chunk i is part i of every stage."""
+    return f"part-{i:05d}.parquet"
+
+
+def shard_name(i: int, n: int) -> str:
+    return f"part-{i:05d}-of-{n:05d}.parquet"
+
+
+def list_parts(directory: str) -> list[str]:
+    """A directory's part files in part order."""
+    return sorted(glob.glob(os.path.join(directory, "part-*.parquet")))

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from torch.utils.data import Dataset
 
-from schemas.io import read_table
-from schemas.tables import SHARDS
+from judgemine.schemas.io import read_table
+from judgemine.schemas.tables import SHARDS
 
 
 class ShardDataset(Dataset):

@@ -69,7 +69,7 @@ JUDGE_SCORES = _named("judge_scores", [
     pa.field("score", pa.float32(), nullable=False),
 ])
 
-# The judge's content-addressed score cache (transforms/score_cache.py).
+# The judge's content-addressed score cache (transforms/judge/score_cache.py).
 SCORE_CACHE = _named("score_cache", [
     pa.field("key", pa.string(), nullable=False),
     pa.field("score", pa.float32(), nullable=False),

@@ -29,7 +29,7 @@ def head(path: str, n: int) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def tiny_judge(tmp_path_factory) -> str:
-    from pipelines.tiny_models import build_tiny_judge
+    from judgemine.testing.tiny_models import build_tiny_judge
     texts = [r["query_text"] for r in head(os.path.join(SAMPLE, "definitions.jsonl"), 98)]
     return build_tiny_judge(str(tmp_path_factory.mktemp("models") / "tiny-judge"), texts, seed=0)
 
@@ -54,19 +54,19 @@ def _multimodal_texts() -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> str:
-    from pipelines.tiny_models import build_tiny_clip
+    from judgemine.testing.tiny_models import build_tiny_clip
     return build_tiny_clip(str(tmp_path_factory.mktemp("models") / "tiny-clip"), _multimodal_texts())
 
 
 @pytest.fixture(scope="session")
 def tiny_vlm(tmp_path_factory) -> str:
-    from pipelines.tiny_models import build_tiny_qwen2_vl
+    from judgemine.testing.tiny_models import build_tiny_qwen2_vl
     return build_tiny_qwen2_vl(str(tmp_path_factory.mktemp("models") / "tiny-qwen2-vl"), _multimodal_texts())
 
 
 @pytest.fixture(scope="session")
 def tiny_idefics3(tmp_path_factory) -> str:
-    from pipelines.tiny_models import build_tiny_idefics3
+    from judgemine.testing.tiny_models import build_tiny_idefics3
     return build_tiny_idefics3(str(tmp_path_factory.mktemp("models") / "tiny-idefics3"), _multimodal_texts())
 
 
@@ -96,7 +96,7 @@ def run_args(output: str, pairs: list[str], judge: str, *extra: str) -> list[str
 
 @pytest.fixture(scope="session")
 def e2e_run(tmp_path_factory, small_pairs, tiny_judge) -> str:
-    from pipelines.cli import main
+    from judgemine.pipelines.cli import main
     out = str(tmp_path_factory.mktemp("run") / "out")
     assert main(["run", *run_args(out, small_pairs, tiny_judge)]) == 0
     return out

@@ -6,7 +6,7 @@ import os
 import pytest
 from PIL import Image
 
-from transforms.images import ImageError, check, load, resolve
+from judgemine.transforms.common.images import ImageError, check, load, resolve
 
 
 @pytest.mark.parametrize("path,reason", [
@@ -65,8 +65,8 @@ def test_resolve_keeps_absolute_and_remote_paths():
 
 
 def test_ingest_validation_and_hashing_decode_an_image_once(image_root):
-    from transforms.content import content_id
-    from transforms.ingest import ImagePolicy
+    from judgemine.transforms.common.content import content_id
+    from judgemine.transforms.ingest.records import ImagePolicy
     check.cache_clear()
     policy = ImagePolicy(image_root, max_pixels=10_000_000)
     policy.validate("images/coffee.png")

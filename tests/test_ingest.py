@@ -8,17 +8,17 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from conftest import OFFICIAL_EXAMPLE, write_jsonl
-from pipelines.artifacts import list_parts, stage_dir
-from pipelines.ingest import run_ingest
-from pipelines.settings import Settings
-from schemas import CANDIDATES, QUERIES, REJECTS, read_table
-from transforms.content import content_id
-from transforms.ingest import RowError, parse_pair
+from judgemine.pipelines.artifacts import stage_dir
+from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.settings import Settings
+from judgemine.schemas import CANDIDATES, QUERIES, REJECTS, list_parts, read_table
+from judgemine.transforms.common.content import content_id
+from judgemine.transforms.ingest.readers import RowError, parse_pair
 
 
 def _ingest(tmp_path, pairs, corpus=(), **kw):
     settings = Settings(output=str(tmp_path / "out"), pairs=tuple(pairs), corpus=tuple(corpus), chunk_size=8, **kw)
-    record = run_ingest(settings, PipelineOptions(["--direct_num_workers", "1"]))
+    record = run_one("ingest", settings, PipelineOptions(["--direct_num_workers", "1"]))
     d = stage_dir(settings.output, "ingest")
     queries = [r for p in list_parts(os.path.join(d, "queries")) for r in read_table(p, QUERIES).to_pylist()]
     cands = [r for p in list_parts(os.path.join(d, "candidates")) for r in read_table(p, CANDIDATES).to_pylist()]
@@ -124,7 +124,7 @@ def test_unreadable_input_file_is_a_clear_error(tmp_path):
     ("latin1.jsonl", '{"query_text": "caf\u00e9", "pos_text": "x"}'.encode("latin-1"), "not UTF-8 text"),
 ])
 def test_an_unreadable_input_file_stops_the_run_with_its_name(tmp_path, capsys, name, content, message):
-    from pipelines.cli import main
+    from judgemine.pipelines.cli import main
     path = tmp_path / name
     path.write_bytes(content)
     assert main(["ingest", "--output", str(tmp_path / "out"), "--pairs", str(path)]) == 1

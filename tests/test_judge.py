@@ -6,8 +6,10 @@ import math
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from transforms.judge_prompt import INSTRUCTION, Side, user_parts, user_text
-from transforms.judge_backends import TransformersJudge
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+from judgemine.transforms.judge.base import JudgeModel
+from judgemine.transforms.judge.prompt import INSTRUCTION, user_parts, user_text
 
 PAIRS = [(Side("What is the capital of France?"), Side("The capital of France is Paris.")),
          (Side("Define the word: big"), Side("Of considerable size or extent.")),
@@ -25,7 +27,7 @@ def test_prompt_order_follows_the_spec():
 
 
 def test_score_is_p_yes_from_unpadded_logits(tiny_judge):
-    judge = TransformersJudge(tiny_judge, batch_size=3, dtype="float32", device="cpu")
+    judge = TransformersJudge(JudgeModel(tiny_judge, batch_size=3, device="cpu"))
     scores = judge.score([q for q, _ in PAIRS], [c for _, c in PAIRS])
 
     tok = AutoTokenizer.from_pretrained(tiny_judge)
@@ -45,14 +47,14 @@ def test_score_is_p_yes_from_unpadded_logits(tiny_judge):
 
 def test_batch_size_does_not_change_scores(tiny_judge):
     qs, cs = [q for q, _ in PAIRS] * 3, [c for _, c in PAIRS] * 3
-    a = TransformersJudge(tiny_judge, batch_size=1, dtype="float32", device="cpu").score(qs, cs)
-    b = TransformersJudge(tiny_judge, batch_size=5, dtype="float32", device="cpu").score(qs, cs)
+    a = TransformersJudge(JudgeModel(tiny_judge, batch_size=1, device="cpu")).score(qs, cs)
+    b = TransformersJudge(JudgeModel(tiny_judge, batch_size=5, device="cpu")).score(qs, cs)
     assert abs(a - b).max() < 1e-5
 
 
 def test_a_text_judge_reads_image_records_by_their_text_and_refuses_image_only_ones(tiny_judge):
     import pytest
-    judge = TransformersJudge(tiny_judge, batch_size=2, dtype="float32", device="cpu")
+    judge = TransformersJudge(JudgeModel(tiny_judge, batch_size=2, device="cpu"))
     with_image = judge.score([Side("<|image_1|>\nWhat is shown?", "img/q.jpg")], [Side("A cat on a mat.")])
     text = judge.score([Side("What is shown?")], [Side("A cat on a mat.")])
     assert abs(with_image[0] - text[0]) < 1e-6
@@ -63,7 +65,8 @@ def test_a_text_judge_reads_image_records_by_their_text_and_refuses_image_only_o
 def test_a_vllm_engine_is_shared_by_the_processes_of_a_worker(tiny_judge):
     """Beam's large_model sharing for the engine that claims the accelerator; per-process copies otherwise.
     The vLLM stage tests run through the shared copy's proxy."""
-    from transforms.judges import JudgeHandler, JudgeSpec
-    shared = {b: JudgeHandler(JudgeSpec(b, tiny_judge)).share_model_across_processes()
+    from judgemine.transforms.judge.base import JudgeSpec
+    from judgemine.transforms.judge.handler import JudgeHandler
+    shared = {b: JudgeHandler(JudgeSpec(b, JudgeModel(tiny_judge))).share_model_across_processes()
               for b in ("vllm", "transformers", "openai")}
     assert shared == {"vllm": True, "transformers": False, "openai": False}

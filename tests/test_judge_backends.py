@@ -18,15 +18,17 @@ import pytest
 import torch
 
 from conftest import ROOT, run_args
-from pipelines.artifacts import list_parts, stage_dir
-from pipelines.cli import main
-from schemas import JUDGE_SCORES, read_table
-from transforms.judge_backends import TransformersJudge, TransformersVLMJudge, VLLMJudge
-from transforms.judge_prompt import Side
-from transforms.judge_server import JudgeServerError, OpenAIServerJudge
+from judgemine.pipelines.artifacts import stage_dir
+from judgemine.pipelines.cli import main
+from judgemine.schemas import JUDGE_SCORES, list_parts, read_table
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersVLMJudge
+from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge, VLLMOptions
+from judgemine.transforms.judge.backends.vllm_server import JudgeServerError, OpenAIServerJudge, ServerOptions
+from judgemine.transforms.judge.base import JudgeModel
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-VLLM_ARGS = {"gpu_memory_utilization": 0.3, "block_size": 32, "max_model_len": 1024}
+VLLM_OPTIONS = VLLMOptions(vllm_gpu_memory_utilization=0.3, vllm_block_size=32, judge_max_model_len=1024)
 QUERIES = ["Define the word: big", "What is the capital of Kenya?", "The cat is sleeping on the sofa."]
 TARGETS = ["Of considerable size or extent.", "The capital of Kenya is Nairobi.", "The cat is napping on the couch.",
            "Extremely angry.", "A large body of water surrounded by land."]
@@ -41,14 +43,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def reference(tiny_judge):
-    judge = TransformersJudge(tiny_judge, batch_size=4, dtype="float32", device="cpu")
+    judge = TransformersJudge(JudgeModel(tiny_judge, batch_size=4, device="cpu"))
     return judge, judge.score([q for q, _ in PAIRS], [c for _, c in PAIRS])
 
 
 @pytest.fixture(scope="module")
 def vllm_judge(tiny_judge):
-    return VLLMJudge(tiny_judge, "float32", **{k: VLLM_ARGS[k] for k in ("gpu_memory_utilization", "block_size",
-                                                                         "max_model_len")})
+    return VLLMJudge(JudgeModel(tiny_judge), VLLM_OPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +88,11 @@ def test_answer_tokens_fall_outside_the_top_20(reference, tiny_judge):
     judge, _ = reference
     ranks = []
     for q, c in PAIRS:
-        ids = judge.tokenizer(judge.prompt(q, c), return_tensors="pt", add_special_tokens=False)["input_ids"]
+        ids = judge.tokenizer(judge.prompter.text(q, c), return_tensors="pt", add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             logits = judge.model(input_ids=ids).logits[0, -1]
         order = torch.argsort(logits, descending=True).tolist()
-        ranks.append(max(order.index(judge.yes_id), order.index(judge.no_id)))
+        ranks.append(max(order.index(judge.prompter.yes_id), order.index(judge.prompter.no_id)))
     assert max(ranks) >= 20
 
 
@@ -99,16 +100,16 @@ def test_vllm_offline_agrees_with_transformers(reference, vllm_judge):
     _, expected = reference
     got = vllm_judge.score([q for q, _ in PAIRS], [c for _, c in PAIRS])
     assert np.abs(got - expected).max() < 1e-3
-    stats = vllm_judge.prefix_cache_stats()
-    assert stats["prefix_cache_hit_tokens"] > 0 and 0 < stats["prefix_cache_hit_rate"] <= 1
+    stats = vllm_judge.counters()
+    assert 0 < stats["prefix_cache_hit_tokens"] <= stats["prefix_cache_queried_tokens"]
 
 
 def test_vllm_server_agrees_with_transformers(reference, vllm_server, tiny_judge):
     _, expected = reference
-    judge = OpenAIServerJudge(vllm_server, tiny_judge, tiny_judge, concurrency=8)
+    judge = OpenAIServerJudge(JudgeModel(tiny_judge), ServerOptions(vllm_server, judge_concurrency=8))
     got = judge.score([q for q, _ in PAIRS], [c for _, c in PAIRS])
     assert np.abs(got - expected).max() < 1e-3
-    assert judge.prefix_cache_stats()["prefix_cache_hit_tokens"] > 0
+    assert judge.counters()["prefix_cache_hit_tokens"] > 0
 
 
 def test_judge_stage_with_vllm_matches_the_transformers_run(e2e_run, small_pairs, tiny_judge, tmp_path):
@@ -155,7 +156,7 @@ IMAGE_PAIRS = [(q, c) for q in IMAGE_QUERIES for c in IMAGE_TARGETS]  # 0, 1 and
 
 @pytest.fixture(scope="module")
 def image_reference(tiny_idefics3, image_root):
-    judge = TransformersVLMJudge(tiny_idefics3, batch_size=4, dtype="float32", device="cpu", image_root=image_root)
+    judge = TransformersVLMJudge(JudgeModel(tiny_idefics3, batch_size=4, device="cpu", image_root=image_root))
     # The tokenizer adds a BOS when asked for special tokens; the chat template alone must decide.
     assert judge.tokenizer("Yes")["input_ids"][0] != judge.tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
     scores = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
@@ -164,11 +165,11 @@ def image_reference(tiny_idefics3, image_root):
 
 
 def test_vllm_offline_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, image_root):
-    judge = VLLMJudge(tiny_idefics3, "float32", image_root=image_root, **VLLM_ARGS)
+    judge = VLLMJudge(JudgeModel(tiny_idefics3, image_root=image_root), VLLM_OPTIONS)
     got = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
     assert np.abs(got - image_reference).max() < 1e-3
     assert judge.prompter.images.decodes == 3  # chelsea, rocket, motorcycle: once each for their many requests
-    assert judge.prefix_cache_stats()["prefix_cache_hit_tokens"] > 0
+    assert judge.counters()["prefix_cache_hit_tokens"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,8 @@ def idefics3_server(tiny_idefics3):
 
 def test_vllm_server_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, idefics3_server,
                                                              image_root):
-    judge = OpenAIServerJudge(idefics3_server, tiny_idefics3, tiny_idefics3, concurrency=8, image_root=image_root)
+    judge = OpenAIServerJudge(JudgeModel(tiny_idefics3, image_root=image_root),
+                              ServerOptions(idefics3_server, judge_concurrency=8))
     got = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
     assert np.abs(got - image_reference).max() < 1e-3
 
@@ -245,7 +247,9 @@ def flaky_server():
 
 
 def _stub_judge(url, tiny_judge, retries=3):
-    judge = OpenAIServerJudge(url, "m", tiny_judge, concurrency=1, timeout_s=5, retries=retries, backoff_s=0.01)
+    options = ServerOptions(url, "m", judge_concurrency=1, judge_timeout=5, judge_retries=retries)
+    judge = OpenAIServerJudge(JudgeModel(tiny_judge), options)
+    judge.backoff_s = 0.01
     judge.prompter.yes_id, judge.prompter.no_id = 1, 2  # the stand-in answers -1.0 for token 1, -2.0 otherwise
     return judge
 

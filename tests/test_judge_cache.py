@@ -13,19 +13,19 @@ import time
 import numpy as np
 
 from conftest import ROOT, run_args
-from pipelines.artifacts import list_parts, stage_dir
-from pipelines.cli import main
-from schemas import JUDGE_SCORES, SCORE_CACHE, read_table
+from judgemine.pipelines.artifacts import stage_dir
+from judgemine.pipelines.cli import main
+from judgemine.schemas import JUDGE_SCORES, SCORE_CACHE, list_parts, read_table
 
 SLOW_JUDGE = """
 import sys, time
-from transforms import judges
-score = judges.TransformersJudge.score
+from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+score = TransformersJudge.score
 def slow(self, queries, candidates):
     time.sleep(1.0)
     return score(self, queries, candidates)
-judges.TransformersJudge.score = slow
-from pipelines.cli import main
+TransformersJudge.score = slow
+from judgemine.pipelines.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -66,9 +66,8 @@ def test_killed_halfway_then_resumed_loses_nothing_and_judges_nothing_twice(e2e_
     reference = _scores(out)
     shutil.rmtree(stage_dir(out, "judge"))
     shutil.rmtree(os.path.join(out, "cache"))
-    env = {**os.environ, "PYTHONPATH": ROOT}
     proc = subprocess.Popen([sys.executable, "-c", SLOW_JUDGE, "judge", *run_args(out, small_pairs, tiny_judge)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not _cache_keys(out) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)

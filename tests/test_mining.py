@@ -1,10 +1,10 @@
-"""The mining rule of SPEC section 5, table-driven."""
+"""The mining rule of docs/SPEC.md section 5, table-driven."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from transforms.mining import NoCandidates, cyclical_positions, passes_filter, query_rng, select_negatives
+from judgemine.transforms.mine.rule import NoCandidates, cyclical_positions, passes_filter, query_rng, select_negatives
 
 
 @pytest.mark.parametrize("n,m,step,expected", [

@@ -8,15 +8,18 @@ import numpy as np
 import torch
 
 from conftest import ROOT
-from pipelines.artifacts import list_parts
-from pipelines.cli import main
-from schemas import REJECTS, SHARDS, read_table
-from transforms.content import content_id
-from transforms.embedder_backends import CLIPEmbedder, EmbedderSpec, VLM2VecEmbedder, load_embedder
-from transforms.images import load
-from transforms.judge_backends import TransformersVLMJudge
-from transforms.judge_prompt import Side
-from transforms.text import strip_image_tokens
+from judgemine.pipelines.cli import main
+from judgemine.schemas import REJECTS, SHARDS, list_parts, read_table
+from judgemine.transforms.common.content import content_id
+from judgemine.transforms.common.images import load
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.common.text import strip_image_tokens
+from judgemine.transforms.embed.backends import load_embedder
+from judgemine.transforms.embed.backends.clip import CLIPEmbedder
+from judgemine.transforms.embed.backends.vlm2vec import VLM2VecEmbedder
+from judgemine.transforms.embed.base import EmbedderSpec
+from judgemine.transforms.judge.backends.hf_transformers import TransformersVLMJudge
+from judgemine.transforms.judge.base import JudgeModel
 
 TEXTS = ["A close-up of a tabby cat.", "", "<|image_1|>\nWhat animal is this?", "A red motorcycle."]
 IMAGES = ["", "images/chelsea.png", "images/chelsea.png", "images/motorcycle_left.png"]
@@ -38,7 +41,7 @@ def test_clip_embeds_text_image_and_both(tiny_clip, image_root):
 
 
 def test_the_embed_dtype_reaches_every_embedder(tiny_clip, image_root):
-    from pipelines.settings import Settings
+    from judgemine.pipelines.settings import Settings
     for backend, path, texts, images in [("clip", tiny_clip, TEXTS, IMAGES),
                                          ("sentence-transformers", Settings().resolved_embed_model, ["a cat", "Paris"],
                                           ["", ""])]:
@@ -52,7 +55,7 @@ def test_the_embed_dtype_reaches_every_embedder(tiny_clip, image_root):
 
 
 def test_siglip_pads_to_its_fixed_length_and_pools_the_last_position(tmp_path, image_root):
-    from pipelines.tiny_models import build_tiny_siglip
+    from judgemine.testing.tiny_models import build_tiny_siglip
     path = build_tiny_siglip(str(tmp_path / "siglip"), ["a cat", "a red motorcycle"])
     emb = CLIPEmbedder(EmbedderSpec("clip", path, batch_size=2, device="cpu", image_root=image_root))
     vecs = emb.embed(TEXTS, IMAGES)
@@ -79,23 +82,23 @@ def test_vlm2vec_maps_the_image_marker_and_pools_the_last_token(tiny_vlm, image_
 
 
 def test_vlm_judge_scores_image_pairs_from_the_yes_no_logits(tiny_vlm, image_root):
-    judge = TransformersVLMJudge(tiny_vlm, batch_size=4, dtype="float32", device="cpu", image_root=image_root)
+    judge = TransformersVLMJudge(JudgeModel(tiny_vlm, batch_size=4, device="cpu", image_root=image_root))
     queries = [Side("<|image_1|>\nWhat animal is this?", "images/chelsea.png"), Side("Find a photo of a cat."),
                Side("<|image_1|>\nCaption it.", "images/rocket.jpg"), Side("Show a motorbike.")]
     cands = [Side("A cat."), Side("", "images/chelsea.png"), Side("A rocket on its pad."),
              Side("", "images/motorcycle_right.png")]
-    prompt = judge.prompt(queries[0], cands[1])
+    prompt = judge.prompter.text(queries[0], cands[1])
     ph = judge.vlm.placeholder
     assert prompt.index("Query:" + ph) < prompt.index("What animal") < prompt.index("Candidate:" + ph)
     scores = judge.score(queries, cands)
-    assert judge.images.decodes == 3  # chelsea (twice in the pairs), rocket, motorcycle: each decoded once
-    assert np.array_equal(judge.score(queries, cands), scores) and judge.images.decodes == 3
+    assert judge.prompter.images.decodes == 3  # chelsea (twice in the pairs), rocket, motorcycle: each decoded once
+    assert np.array_equal(judge.score(queries, cands), scores) and judge.prompter.images.decodes == 3
     for q, c, got in zip(queries, cands, scores):  # one pair alone, no padding, by hand
         images = [load(p, image_root) for p in (q.image, c.image) if p]
-        batch = judge.vlm.encode([judge.prompt(q, c)], [images])
+        batch = judge.vlm.encode([judge.prompter.text(q, c)], [images])
         with torch.no_grad():
             logits = judge.vlm.model(**batch).logits[0, -1].double()
-        y, n = logits[judge.yes_id].item(), logits[judge.no_id].item()
+        y, n = logits[judge.prompter.yes_id].item(), logits[judge.prompter.no_id].item()
         assert abs(got - np.exp(y) / (np.exp(y) + np.exp(n))) < 1e-5
     assert len({round(float(s), 4) for s in scores}) > 1
 

@@ -8,9 +8,9 @@ import shutil
 import pyarrow.parquet as pq
 
 from conftest import OFFICIAL_EXAMPLE, run_args
-from pipelines.artifacts import list_parts, stage_dir
-from pipelines.cli import main
-from schemas import QUERIES, REJECTS, SHARDS, read_table
+from judgemine.pipelines.artifacts import stage_dir
+from judgemine.pipelines.cli import main
+from judgemine.schemas import QUERIES, REJECTS, SHARDS, list_parts, read_table
 
 BETA = 0.01
 
@@ -144,7 +144,7 @@ def test_shards_load_as_a_torch_dataset_and_with_pyarrow(e2e_run):
     import pyarrow.parquet as pq
     from torch.utils.data import DataLoader
 
-    from schemas.shard_dataset import ShardDataset
+    from judgemine.schemas.shard_dataset import ShardDataset
     rows = _shards(e2e_run)
     ds = ShardDataset(os.path.join(e2e_run, "shards"), k=3)
     assert len(ds) == len(rows) == pq.read_table(os.path.join(e2e_run, "shards")).num_rows

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.chunks import Chunk, RecordBatch, l2_normalise
-from transforms.embedder_backends import EmbedderSpec
-from transforms.embedders import EmbedHandler
-from transforms.retrieval import CandidateIndex, build_index, save_index
+from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.embed.base import EmbedderSpec, RecordBatch, l2_normalise
+from judgemine.transforms.embed.handler import EmbedHandler
+from judgemine.transforms.retrieve.faiss_index import CandidateIndex, build_index, save_index
 
 
 @pytest.fixture()
@@ -53,7 +53,7 @@ def test_a_pool_smaller_than_k_returns_what_exists(index_dir):
 
 
 def test_sentence_transformer_vectors_are_unit_norm():
-    from pipelines.settings import Settings
+    from judgemine.pipelines.settings import Settings
     handler = EmbedHandler(EmbedderSpec("sentence-transformers", Settings().resolved_embed_model, 4, "cpu"))
     embedder = handler.load_model()
     texts = ["a", "The capital of France is Paris.", "Of considerable size or extent." * 5]
@@ -65,7 +65,7 @@ def test_sentence_transformer_vectors_are_unit_norm():
 
 
 def test_torch_search_matches_faiss_and_serves_the_exclusion_search(index_dir):
-    from transforms.torch_search import TorchFlatSearch
+    from judgemine.transforms.retrieve.torch_search import TorchFlatSearch
     directory, vectors, ids = index_dir
     index = CandidateIndex(directory, device="cpu")
     assert index.backend == "faiss-cpu"

@@ -1,0 +1,114 @@
+"""The one runner of every stage: fingerprint, temporary directories, the Beam pipeline, counts from Beam
+counters and the written artifacts, stage.json, atomic publication; then the run-level outputs."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from judgemine.pipelines.artifacts import (
+    MissingArtifact,
+    atomic_dir,
+    chain_fingerprint,
+    require_stage,
+    stage_dir,
+    write_stage_record,
+)
+from judgemine.pipelines.publish import publish_run
+from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.stage import Counters, Stage, StageContext
+from judgemine.pipelines.stages import BY_NAME, STAGES
+
+log = logging.getLogger("judgemine")
+
+
+def fingerprint(stage: Stage, settings: Settings, inputs: dict[str, str] | None = None) -> str:
+    """Upstream fingerprints, then the stage's settings, its input files and its logic version."""
+    parts = [require_stage(settings.output, name)["fingerprint"] for name in stage.upstream]
+    parts.append(settings.fingerprint(*stage.settings))
+    if stage.inputs:
+        parts.append(repr(sorted((stage.inputs(settings) if inputs is None else inputs).items())))
+    if stage.version:
+        parts.append(stage.version)
+    return chain_fingerprint(*parts)
+
+
+def _counters(result: Any, stage: str) -> Counters:
+    out: Counters = {}
+    for c in result.metrics().query(MetricsFilter().with_namespace(f"judgemine.{stage}"))["counters"]:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return out
+
+
+def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dict[str, Any]:
+    """Runs one stage into temporary directories and publishes them, stages/<name> (with stage.json) last."""
+    started = time.time()
+    if stage.check:
+        stage.check(settings)
+    inputs = stage.inputs(settings) if stage.inputs else None
+    fp = fingerprint(stage, settings, inputs)
+    with contextlib.ExitStack() as stack:
+        directory = stack.enter_context(atomic_dir(stage_dir(settings.output, stage.name)))
+        outputs = {name: stack.enter_context(atomic_dir(os.path.join(settings.output, name)))
+                   for name in stage.publishes}
+        ctx = StageContext(settings, directory, outputs, started)
+        with beam.Pipeline(options=options) as p:
+            stage.build(p, ctx)
+        counts = stage.count(ctx, _counters(p.result, stage.name))
+        extra = {**({"inputs": inputs} if inputs is not None else {}), **(stage.record(ctx) if stage.record else {})}
+        record = write_stage_record(directory, stage.name, fp, started, counts, **extra)
+    if stage is STAGES[-1]:
+        publish_run(settings)
+    return record
+
+
+def run_one(name: str, settings: Settings, options: PipelineOptions) -> dict[str, Any]:
+    return run_stage(BY_NAME[name], settings, options)
+
+
+def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str, Any]]:
+    """Runs every stage that is not up to date; returns {stage: {"seconds", "skipped"}}."""
+    report: dict[str, dict[str, Any]] = {}
+    for stage in STAGES:
+        started = time.time()
+        if not settings.force and _state(stage, settings) == "up to date":
+            log.info("%s: up to date, skipped", stage.name)
+            report[stage.name] = {"seconds": 0.0, "skipped": True}
+            continue
+        run_stage(stage, settings, options)
+        report[stage.name] = {"seconds": round(time.time() - started, 2), "skipped": False}
+        log.info("%s: done in %.2fs", stage.name, report[stage.name]["seconds"])
+    return report
+
+
+def _state(stage: Stage, settings: Settings) -> str:
+    try:
+        record = require_stage(settings.output, stage.name)
+    except MissingArtifact:
+        return "missing"
+    try:
+        current = record["fingerprint"] == fingerprint(stage, settings)
+    except (FileNotFoundError, ValueError):  # an upstream stage or an input file gone: it cannot be checked
+        return "stale"
+    return "up to date" if current else "stale"
+
+
+def stage_status(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per stage: "up to date", "stale" (complete, but for other settings or inputs, or downstream of a stage
+    that is not up to date: `run` would redo it), or "missing"."""
+    out: dict[str, dict[str, Any]] = {}
+    for stage in STAGES:
+        state = _state(stage, settings)
+        if state == "up to date" and any(out[u]["state"] != "up to date" for u in stage.upstream):
+            state = "stale"
+        out[stage.name] = {"state": state}
+        if state != "missing":
+            out[stage.name]["seconds"] = require_stage(settings.output, stage.name).get("seconds")
+    return out

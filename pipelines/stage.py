@@ -1,0 +1,53 @@
+"""What a stage is: one declaration (pipelines/stages.py lists them in order) that the shared runner
+(pipelines/runner.py) turns into a run: fingerprint, temporary directory, Beam pipeline, counts, stage.json."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import apache_beam as beam
+
+from judgemine.pipelines.artifacts import stage_dir
+from judgemine.pipelines.settings import Settings
+from judgemine.transforms.common.chunks import Chunk
+
+Counters = dict[str, int]  # the stage's Beam counters (namespace judgemine.<stage>), summed over steps
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage's functions are given: the settings, the temporary directory it writes (renamed into place
+    when the stage completes), its other published directories by name (also temporary), and its start time."""
+    settings: Settings
+    directory: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    started: float = 0.0
+
+    def input_dir(self, stage: str) -> str:
+        """The committed directory of a stage this one reads."""
+        return stage_dir(self.settings.output, stage)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """name: the command and directory name. upstream: the stages it reads (their fingerprints chain into its
+    own). settings: the settings in its fingerprint. build: adds its transforms to a Beam pipeline. count: its
+    stage.json counts, from its Beam counters and what it wrote. Optional: check (fails fast before any work),
+    inputs (external files hashed into the fingerprint and recorded), version (of its logic, in the
+    fingerprint), publishes (directories under OUTPUT it writes besides stages/<name>), record (extra stage.json
+    fields). Upstream stages are listed nearest first, so a missing one is reported as the command to run next."""
+    name: str
+    upstream: tuple[str, ...]
+    settings: tuple[str, ...]
+    build: Callable[[beam.Pipeline, StageContext], None]
+    count: Callable[[StageContext, Counters], dict[str, Any]]
+    check: Callable[[Settings], None] | None = None
+    inputs: Callable[[Settings], dict[str, str]] | None = None
+    version: str = ""
+    publishes: tuple[str, ...] = ()
+    record: Callable[[StageContext], dict[str, Any]] | None = None
+
+
+def spread_chunks(p: beam.Pipeline, chunks: Sequence[Chunk]) -> beam.PCollection:
+    """The stage's chunk descriptors (never bulk rows: the data is read inside the DoFns), spread over workers."""
+    return p | "ListChunks" >> beam.Create(list(chunks)) | "SpreadChunks" >> beam.Reshuffle()

@@ -1,0 +1,19 @@
+"""Coarse units of work: a stage's elements are chunk descriptors, never bulk rows (bulk data inside
+`beam.Create` is pickled into the pipeline definition; docs/ARCHITECTURE.md)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One part file of a stage's input: `side` is "queries" or "candidates", `index` its part number."""
+    side: str
+    index: int
+    path: str
+
+
+def chunks_of(side: str, paths: list[str]) -> list[Chunk]:
+    """Descriptors for part files named part-NNNNN.parquet, numbered by their file name."""
+    return [Chunk(side, int(os.path.basename(p)[5:10]), p) for p in paths]

@@ -1,0 +1,75 @@
+"""Ingest's global checks over ids alone (duplicate query ids, candidate dedup, exclusions) and its tables."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+import apache_beam as beam
+import pyarrow as pa
+
+from judgemine.schemas import CANDIDATES, QUERIES, part_name, write_table
+from judgemine.transforms.common.rejects import reject_row, write_rejects
+
+
+def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Typed query rows, the deduplicated candidate pool and the rejects of the global checks, from records
+    that IdentifyRecords has given their ids.
+
+    Rows are taken in (source, line) order, so the first of several rows with one query_id is kept, and the
+    first-seen copy of a candidate represents it. A query's `excluded_ids` are the positives of every pair
+    with the same query content, plus the query itself and its bare image.
+    """
+    pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
+    seen_ids: set[str] = set()
+    queries: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    pool: dict[str, dict[str, Any]] = {}
+    positives_of: dict[str, set[str]] = {}
+    for r in pairs:
+        if r["query_id"] in seen_ids:
+            rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"], r["query_id"]))
+            continue
+        seen_ids.add(r["query_id"])
+        pool.setdefault(r["pos_id"], {"candidate_id": r["pos_id"], "text": r["pos_text"], "image": r["pos_image"],
+                                      "dataset": r["dataset"]})
+        positives_of.setdefault(r["query_content_id"], set()).add(r["pos_id"])
+        queries.append(r)
+    for r in sorted(corpus, key=lambda r: (r["source"], r["line"])):
+        pool.setdefault(r["candidate_id"], {k: r[k] for k in ("candidate_id", "text", "image", "dataset")})
+    for q in queries:
+        excluded = positives_of[q["query_content_id"]] | {q["query_content_id"]}
+        if q["query_image_id"]:
+            excluded.add(q["query_image_id"])
+        q["excluded_ids"] = sorted(excluded)
+    candidates = [pool[k] for k in sorted(pool)]
+    return queries, candidates, rejects
+
+
+def _rows(tables: Iterable[pa.Table]) -> list[dict[str, Any]]:
+    return [row for t in tables for row in t.to_pylist()]
+
+
+def _write_chunks(rows: list[dict[str, Any]], schema: pa.Schema, directory: str, chunk_size: int) -> None:
+    os.makedirs(directory)
+    for i, start in enumerate(range(0, max(len(rows), 1), chunk_size)):
+        write_table(pa.Table.from_pylist(rows[start:start + chunk_size], schema=schema),
+                    os.path.join(directory, part_name(i)), schema)
+
+
+class WriteIngestArtifacts(beam.DoFn):
+    """Runs the global checks over ids alone, in one worker (the rows' image work is done), and writes the
+    stage's tables: queries/ and candidates/ in chunks of `chunk_size`, and rejects.parquet."""
+
+    def __init__(self, directory: str, chunk_size: int) -> None:
+        self._dir, self._chunk_size = directory, chunk_size
+
+    def process(self, tagged: list[tuple[str, pa.Table]]) -> None:
+        by_kind: dict[str, list[pa.Table]] = {"pairs": [], "corpus": [], "rejects": []}
+        for kind, table in tagged:
+            by_kind[kind].append(table)
+        queries, candidates, rejects = build_pool(_rows(by_kind["pairs"]), _rows(by_kind["corpus"]))
+        write_rejects(_rows(by_kind["rejects"]) + rejects, os.path.join(self._dir, "rejects.parquet"))
+        _write_chunks(queries, QUERIES, os.path.join(self._dir, "queries"), self._chunk_size)
+        _write_chunks(candidates, CANDIDATES, os.path.join(self._dir, "candidates"), self._chunk_size)
+

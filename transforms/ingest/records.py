@@ -1,0 +1,120 @@
+"""Ingest's DoFns: parse files (one file per worker: JSON is cheap), then check every image and give every record
+its content ids (batches spread over all workers: decoding images is the cost). The global checks over ids
+follow in transforms/ingest/pool.py."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+
+from judgemine.schemas import REJECTS
+from judgemine.transforms.common.content import content_id
+from judgemine.transforms.common.images import DEFAULT_MAX_PIXELS, ImageError, check
+from judgemine.transforms.common.rejects import reject_row
+from judgemine.transforms.ingest.readers import PairsLayout, RowError, as_json, parse_corpus_row, parse_pair, read_rows
+
+BATCH_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """How ingest treats image fields: opened, decoded and hashed (default), or carried unread."""
+    root: str = ""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    check: bool = True
+
+    def validate(self, *paths: str) -> None:
+        """Raises RowError with the image's reason (missing_image, unreadable_image, ...)."""
+        if not self.check:
+            return
+        for path in paths:
+            if path:
+                try:
+                    check(path, self.root, self.max_pixels)
+                except ImageError as e:
+                    raise RowError(str(e)) from e
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file to read: `kind` is "pairs" or "corpus"."""
+    path: str
+    kind: Literal["pairs", "corpus"]
+
+
+class ParseInputFile(beam.DoFn):
+    """Reads one input file and emits coarse Arrow tables: ("pairs" | "corpus" | "rejects", table)."""
+
+    def __init__(self, layout: PairsLayout) -> None:
+        self._layout = layout
+        self._rows = Metrics.counter("judgemine.ingest", "rows_read")
+        self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
+
+    def process(self, spec: InputFile) -> Iterable[tuple[str, pa.Table]]:
+        source = os.path.basename(spec.path)
+        stem = source.split(".")[0]
+        good: list[dict[str, Any]] = []
+        bad: list[dict[str, Any]] = []
+        for line, raw in read_rows(spec.path):
+            self._rows.inc()
+            try:
+                rec = parse_pair(raw, self._layout) if spec.kind == "pairs" else parse_corpus_row(raw)
+            except RowError as e:
+                self._rejected.inc()
+                bad.append(reject_row("ingest", str(e), spec.path, line, as_json(raw)))
+                continue
+            rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=as_json(raw))
+            if spec.kind == "pairs" and not rec["query_id"]:
+                rec["query_id"] = f"{stem}:{line}"
+            good.append(rec)
+            if len(good) >= BATCH_ROWS:
+                yield spec.kind, pa.Table.from_pylist(good)
+                good = []
+        if good:
+            yield spec.kind, pa.Table.from_pylist(good)
+        if bad:
+            yield "rejects", pa.Table.from_pylist(bad, schema=REJECTS)
+
+
+class IdentifyRecords(beam.DoFn):
+    """Checks a batch's images and gives each record its content ids: for a pair, the query's, the
+    positive's and the query's bare image's; for a corpus row, the candidate's. Rejects pass through."""
+
+    def __init__(self, images: ImagePolicy) -> None:
+        self._images = images
+        self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
+
+    def _id(self, text: str, image: str) -> str:
+        return content_id(text, image, self._images.root, self._images.check, self._images.max_pixels)
+
+    def process(self, tagged: tuple[str, pa.Table]) -> Iterable[tuple[str, pa.Table]]:
+        kind, table = tagged
+        if kind == "rejects":
+            yield tagged
+            return
+        good, bad = [], []
+        for r in table.to_pylist():
+            try:
+                if kind == "pairs":
+                    self._images.validate(r["query_image"], r["pos_image"])
+                    r.update(query_content_id=self._id(r["query_text"], r["query_image"]),
+                             pos_id=self._id(r["pos_text"], r["pos_image"]),
+                             query_image_id=self._id("", r["query_image"]) if r["query_image"] else "")
+                else:
+                    self._images.validate(r["image"])
+                    r["candidate_id"] = self._id(r["text"], r["image"])
+            except RowError as e:
+                self._rejected.inc()
+                bad.append(reject_row("ingest", str(e), r["source"], r["line"], r["raw"], r.get("query_id")))
+                continue
+            good.append(r)
+        if good:
+            yield kind, pa.Table.from_pylist(good)
+        if bad:
+            yield "rejects", pa.Table.from_pylist(bad, schema=REJECTS)
+
+

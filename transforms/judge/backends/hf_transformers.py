@@ -1,0 +1,102 @@
+"""The `transformers` judge backend (the default): the model in this process, batched, left-padded, fp32
+logits of the last position. A folder with a vision tower gets the vision-language implementation."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from judgemine.transforms.common.devices import DTYPES, resolve_device
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.common.tokenizers import left_padded
+from judgemine.transforms.common.vlm_inputs import is_vision_model
+from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel, NoOptions
+from judgemine.transforms.judge.chat import ChatPrompter
+from judgemine.transforms.judge.scoring import p_yes
+
+
+class TransformersJudge(JudgeBackend):
+    """A chat LM loaded with transformers; scores pairs in fp32 from the last-position logits."""
+    name = "transformers"
+    capabilities = Capabilities(images=True)
+
+    @classmethod
+    def load(cls, model: JudgeModel, options: Any = NoOptions()) -> JudgeBackend:
+        return TransformersVLMJudge(model) if is_vision_model(model.path) else cls(model)
+
+    def __init__(self, model: JudgeModel, options: Any = NoOptions()) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        self.device = resolve_device(model.device)
+        self.tokenizer = left_padded(AutoTokenizer.from_pretrained(model.path, local_files_only=True))
+        self.prompter = ChatPrompter(self.tokenizer, vision_model=False)
+        self.model = AutoModelForCausalLM.from_pretrained(model.path, dtype=DTYPES[model.dtype], local_files_only=True)
+        self.model.to(self.device).eval()
+        self.batch_size = model.batch_size
+
+    @torch.inference_mode()
+    def yes_no_logits(self, prompts: Sequence[str]) -> np.ndarray:
+        """(n, 2) fp32 logits of the Yes and No tokens at the next position, in the order of `prompts`."""
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        order = np.argsort([len(e) for e in encoded], kind="stable")
+        out = np.zeros((len(prompts), 2), np.float32)
+        answers = [self.prompter.yes_id, self.prompter.no_id]
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+            mask = batch["attention_mask"].to(self.device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=batch["input_ids"].to(self.device), attention_mask=mask,
+                                position_ids=positions, logits_to_keep=1).logits[:, -1, :]
+            out[idx] = logits[:, answers].float().cpu().numpy()
+        return out
+
+    def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
+        if not queries:
+            return np.zeros(0, np.float32)
+        self.prompter.check(queries, candidates, "transformers text")
+        logits = self.yes_no_logits([self.prompter.text(q, c) for q, c in zip(queries, candidates)])
+        return p_yes(logits[:, 0], logits[:, 1])
+
+
+class TransformersVLMJudge(TransformersJudge):
+    """A chat VLM (Qwen2-VL family, or any with a processor class: Idefics3 / SmolVLM, LLaVA, ...): the judge's
+    turn with the query and candidate images in place, batched with left padding, scored from the
+    last-position Yes/No logits in fp32. Batches are bucketed by image count, image area and prompt length."""
+
+    def __init__(self, model: JudgeModel, options: Any = NoOptions()) -> None:
+        from judgemine.transforms.common.vlm_inputs import load_vlm_inputs
+        self.vlm = load_vlm_inputs(model.path, model.dtype, model.device)
+        self.tokenizer = self.vlm.tokenizer
+        self.prompter = ChatPrompter(self.tokenizer, vision_model=True, image_root=model.image_root)
+        self.batch_size = model.batch_size
+
+    @torch.inference_mode()
+    def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
+        if not queries:
+            return np.zeros(0, np.float32)
+        prompts = [self.prompter.text(q, c) for q, c in zip(queries, candidates)]
+        paths = [self.prompter.image_paths(q, c) for q, c in zip(queries, candidates)]
+        images = self.prompter.images
+
+        def area(i: int) -> int:  # image tokens grow with the picture's size: bucket by it
+            return sum(images.get(p).width * images.get(p).height for p in paths[i])
+
+        order = sorted(range(len(prompts)), key=lambda i: (len(paths[i]), area(i), len(prompts[i])))
+        logits = np.zeros((len(prompts), 2), np.float32)
+        answers = [self.prompter.yes_id, self.prompter.no_id]
+        for idx in _batches(order, [len(p) for p in paths], self.batch_size):
+            batch = self.vlm.encode([prompts[i] for i in idx], [[images.get(p) for p in paths[i]] for i in idx])
+            out = self.vlm.model(**batch, logits_to_keep=1).logits[:, -1, :]
+            logits[idx] = out[:, answers].float().cpu().numpy()
+        return p_yes(logits[:, 0], logits[:, 1])
+
+
+def _batches(order: list[int], group: list[int], size: int) -> list[list[int]]:
+    """`order` cut into runs of at most `size` that never mix two values of `group`."""
+    batches: list[list[int]] = []
+    for i in order:
+        if not batches or len(batches[-1]) == size or group[batches[-1][0]] != group[i]:
+            batches.append([])
+        batches[-1].append(i)
+    return batches

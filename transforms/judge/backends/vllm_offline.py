@@ -1,0 +1,93 @@
+"""The `vllm` judge backend: vLLM offline (`vllm.LLM`), one engine per worker machine.
+
+Exactness: vLLM reports log-probabilities of the raw distribution, computed before any sampling filter, and
+always includes the sampled token's. Each pair is therefore asked twice, once with `allowed_token_ids=[Yes]`
+and once with `[No]`: the forced token is sampled and its exact raw log-probability returned, whatever its
+rank (top-k logprobs would miss an answer token outside the top k). The two requests of a pair, and all pairs
+of one query, are submitted together in query order, so the second and later requests reuse the cached
+prefix; max_tokens=1 keeps each to one forward step.
+
+Images (a vision model): the pair goes as the chat-template text with its placeholders plus the decoded
+images as `multi_modal_data`, in prompt order; vLLM's copy of the model's processor expands the placeholders.
+vLLM hashes image content into its prefix-cache keys, so a query's image is cached too. Text-only pairs go as
+token ids, the same ids the other backends feed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
+from judgemine.transforms.judge.chat import ChatPrompter
+from judgemine.transforms.judge.scoring import forced_logprob, p_yes
+
+PREFIX_CACHE_COUNTERS = ("prefix_cache_queried_tokens", "prefix_cache_hit_tokens")
+
+
+@dataclass(frozen=True)
+class VLLMOptions:
+    vllm_gpu_memory_utilization: float = 0.9
+    vllm_block_size: int = 0
+    judge_max_model_len: int = 4096
+
+
+class VLLMJudge(JudgeBackend):
+    name = "vllm"
+    capabilities = Capabilities(images=True, shared_per_machine=True, reports=PREFIX_CACHE_COUNTERS)
+    Options = VLLMOptions
+
+    def __init__(self, model: JudgeModel, options: VLLMOptions = VLLMOptions(), seed: int = 0) -> None:
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        from vllm import LLM, SamplingParams
+        self.prompter = ChatPrompter.from_folder(model.path, model.image_root)
+        kwargs: dict[str, Any] = {"dtype": model.dtype, "enable_prefix_caching": True,
+                                  "max_model_len": options.judge_max_model_len,
+                                  "gpu_memory_utilization": options.vllm_gpu_memory_utilization, "seed": seed,
+                                  "disable_log_stats": False, "enforce_eager": not torch.cuda.is_available()}
+        if options.vllm_block_size:
+            kwargs["block_size"] = options.vllm_block_size
+        if self.prompter.vision_model:
+            kwargs["limit_mm_per_prompt"] = {"image": 2}  # the query's and the candidate's
+        self.llm = LLM(model.path, **kwargs)
+        self._force = {tok: SamplingParams(max_tokens=1, temperature=0.0, logprobs=0, allowed_token_ids=[tok])
+                       for tok in (self.prompter.yes_id, self.prompter.no_id)}
+
+    def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
+        from vllm.inputs import TextPrompt, TokensPrompt
+        if not queries:
+            return np.zeros(0, np.float32)
+        self.prompter.check(queries, candidates, "vllm")
+        prompts: list[Any] = []
+        tokens: list[int] = []
+        for q, c in zip(queries, candidates):
+            paths = self.prompter.image_paths(q, c)
+            if paths:
+                prompt: Any = TextPrompt(prompt=self.prompter.text(q, c),
+                                         multi_modal_data={"image": [self.prompter.images.get(p) for p in paths]})
+            else:
+                prompt = TokensPrompt(prompt_token_ids=self.prompter.token_ids(q, c))
+            prompts += [prompt, prompt]
+            tokens += [self.prompter.yes_id, self.prompter.no_id]
+        # The chat template is the only source of special tokens, as for the token-id prompts.
+        outputs = self.llm.generate(prompts, [self._force[t] for t in tokens], use_tqdm=False,
+                                    tokenization_kwargs={"add_special_tokens": False})
+        logprobs = np.array([_logprob(o.outputs[0], t) for o, t in zip(outputs, tokens)])
+        return p_yes(logprobs[0::2], logprobs[1::2])
+
+    def counters(self) -> dict[str, float]:
+        """The engine's own prefix-cache counters: queried and hit prompt tokens."""
+        values = {m.name: m.value for m in self.llm.get_metrics()
+                  if m.name in ("vllm:prefix_cache_queries", "vllm:prefix_cache_hits")}
+        return {"prefix_cache_queried_tokens": values.get("vllm:prefix_cache_queries", 0),
+                "prefix_cache_hit_tokens": values.get("vllm:prefix_cache_hits", 0)}
+
+
+def _logprob(completion: Any, token: int) -> float:
+    returned = completion.token_ids[0] if completion.token_ids else None
+    entry = completion.logprobs[0].get(token) if completion.logprobs else None
+    return forced_logprob(returned, None if entry is None else entry.logprob, token, "vLLM")

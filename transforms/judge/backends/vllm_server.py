@@ -1,0 +1,153 @@
+"""The `openai` judge backend: a running OpenAI-compatible server (`vllm serve`), with exact Yes/No scores.
+
+Text pairs go to /v1/completions as token ids rendered by the model folder's own chat template (the same
+tokens the other backends feed). Pairs with images go to /v1/chat/completions as the prompt's parts in order,
+each image the decoded RGB pixels the other backends see, sent as a lossless PNG data URL; the server renders
+them with the same chat template. Both carry vLLM's `allowed_token_ids` extension, one request per answer
+token: the forced token comes back with its exact raw log-probability (vllm_offline.py says why). Concurrency is
+bounded; 5xx answers, connection errors and timeouts are retried with exponential backoff; anything else is a
+clear error.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import httpx
+import numpy as np
+
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.judge.backends.vllm_offline import PREFIX_CACHE_COUNTERS
+from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
+from judgemine.transforms.judge.chat import ChatPrompter
+from judgemine.transforms.judge.prompt import user_parts
+from judgemine.transforms.judge.scoring import JudgeAnswerError, forced_logprob, p_yes
+
+
+class JudgeServerError(JudgeAnswerError):
+    """The server cannot give what an exact score needs, or kept failing."""
+
+
+def _forced_logprob(payload: dict[str, Any], token: int) -> float:
+    try:
+        logprobs = payload["choices"][0]["logprobs"]
+        if "content" in logprobs:  # chat completions
+            returned, value = logprobs["content"][0]["token"], logprobs["content"][0]["logprob"]
+        else:
+            returned, value = logprobs["tokens"][0], logprobs["token_logprobs"][0]
+    except (KeyError, IndexError, TypeError) as e:
+        raise JudgeServerError("the server returned no log-probabilities for the answer token; exact scores "
+                               "need the `logprobs` field") from e
+    prefix = "token_id:"  # what `return_tokens_as_token_ids` makes of a token
+    returned_id = int(returned[len(prefix):]) if str(returned).startswith(prefix) else None
+    return forced_logprob(returned_id, value, token, f"the server ({returned!r})", JudgeServerError)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    judge_server_url: str = ""
+    judge_server_model: str = ""
+    judge_concurrency: int = 32
+    judge_timeout: float = 60.0
+    judge_retries: int = 4
+
+
+class OpenAIServerJudge(JudgeBackend):
+    name = "openai"
+    capabilities = Capabilities(images=True, reports=PREFIX_CACHE_COUNTERS)
+    Options = ServerOptions
+    backoff_s = 0.5  # first retry delay; doubles each attempt
+
+    def __init__(self, model: JudgeModel, options: ServerOptions) -> None:
+        if not options.judge_server_url:
+            raise ValueError("--judge-backend openai needs --judge-server-url")
+        self.prompter = ChatPrompter.from_folder(model.path, model.image_root)
+        self.base_url = options.judge_server_url.rstrip("/")
+        self.served_model = options.judge_server_model or model.path
+        self.concurrency, self.timeout_s = options.judge_concurrency, options.judge_timeout
+        self.retries = options.judge_retries
+        self.retried = 0
+
+    def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
+        if not queries:
+            return np.zeros(0, np.float32)
+        self.prompter.check(queries, candidates, "openai")
+        urls: dict[str, str] = {}  # a chunk holds a query's K+1 pairs: its image is encoded once, not K+1 times
+        requests = [self._request(q, c, urls) for q, c in zip(queries, candidates)]
+        logprobs = np.array(asyncio.run(self._all(requests)))
+        return p_yes(logprobs[0::2], logprobs[1::2])
+
+    def _request(self, query: Side, candidate: Side, urls: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        """(endpoint, body without the answer token) for one pair."""
+        common = {"model": self.served_model, "max_tokens": 1, "temperature": 0.0, "return_tokens_as_token_ids": True}
+        if not self.prompter.image_paths(query, candidate):
+            return "/v1/completions", {**common, "prompt": self.prompter.token_ids(query, candidate), "logprobs": 1}
+        content: list[dict[str, Any]] = []
+        for part in user_parts(query, candidate):
+            if part["type"] == "image":
+                if part["image"] not in urls:
+                    urls[part["image"]] = self._data_url(part["image"])
+                content.append({"type": "image_url", "image_url": {"url": urls[part["image"]]}})
+            elif content and content[-1]["type"] == "text":  # one text part between images, as the template sees
+                content[-1]["text"] += part["text"]
+            else:
+                content.append({"type": "text", "text": part["text"]})
+        return "/v1/chat/completions", {**common, "messages": [{"role": "user", "content": content}],
+                                        "logprobs": True, "add_generation_prompt": True}
+
+    def _data_url(self, path: str) -> str:
+        buffer = io.BytesIO()
+        self.prompter.images.get(path).save(buffer, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    def counters(self) -> dict[str, float]:
+        """The server's own prefix-cache counters from /metrics (vLLM); empty when it exposes none."""
+        try:
+            response = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout_s)
+        except httpx.TransportError:
+            return {}
+        return parse_prefix_cache_metrics(response.text) if response.status_code == 200 else {}
+
+    async def _all(self, requests: list[tuple[str, dict[str, Any]]]) -> list[float]:
+        limit = asyncio.Semaphore(self.concurrency)
+        limits = httpx.Limits(max_connections=self.concurrency)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s, limits=limits) as client:
+            tokens = (self.prompter.yes_id, self.prompter.no_id)
+            return await asyncio.gather(*(self._one(client, limit, endpoint, {**body, "allowed_token_ids": [tok]},
+                                                    tok) for endpoint, body in requests for tok in tokens))
+
+    async def _one(self, client: httpx.AsyncClient, limit: asyncio.Semaphore, endpoint: str, body: dict[str, Any],
+                   token: int) -> float:
+        error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.retried += 1
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            async with limit:
+                try:
+                    response = await client.post(endpoint, json=body)
+                except httpx.TransportError as e:  # connection refused/reset, timeouts
+                    error = e
+                    continue
+            if response.status_code >= 500:
+                error = JudgeServerError(f"HTTP {response.status_code}: {response.text[:200]}")
+                continue
+            if response.status_code >= 400:
+                raise JudgeServerError(f"{self.base_url} rejected the request (HTTP {response.status_code}): "
+                                       f"{response.text[:300]}")
+            return _forced_logprob(response.json(), token)
+        raise JudgeServerError(f"{self.base_url}: gave up after {self.retries + 1} attempts: {error!r}")
+
+
+def parse_prefix_cache_metrics(text: str) -> dict[str, float]:
+    """vLLM's Prometheus counters for prefix-cache queried and hit tokens, summed over label sets."""
+    totals = {"vllm:prefix_cache_queries_total": 0.0, "vllm:prefix_cache_hits_total": 0.0}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return {"prefix_cache_queried_tokens": totals["vllm:prefix_cache_queries_total"],
+            "prefix_cache_hit_tokens": totals["vllm:prefix_cache_hits_total"]}

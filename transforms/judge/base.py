@@ -1,0 +1,73 @@
+"""What a judge backend is: the interface every backend implements, its declared capabilities, and the
+picklable description a worker builds it from (docs/ARCHITECTURE.md, "Adding a judge backend").
+
+Modelled on Beam's ModelHandler (load once per worker, then score many elements) and datatrove's inference
+servers (a base class, one module per backend, a list of them in the package)."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from judgemine.transforms.common.devices import Device, Dtype
+from judgemine.transforms.common.sides import Side
+
+
+@dataclass(frozen=True)
+class JudgeModel:
+    """The judge model and how to run it: what every backend needs."""
+    path: str
+    dtype: Dtype = "float32"
+    device: Device = "auto"
+    batch_size: int = 16
+    image_root: str = ""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """images: shows images to a vision-language model (a text model reads an image+text side by its text).
+    shared_per_machine: one instance per worker machine, shared by its SDK processes (Beam's large_model), for
+    engines that claim a fraction of the whole accelerator. reports: cumulative counters `counters()` returns."""
+    images: bool
+    shared_per_machine: bool = False
+    reports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A backend without settings of its own."""
+
+
+class JudgeBackend(abc.ABC):
+    """(query, candidate) pairs to P(Yes) from the Yes/No logits (judge/scoring.py), without Beam, so the same
+    code runs in the pipeline, in benchmarks and on a bare GPU machine. `Options` lists the backend's own
+    settings, named as the run's settings (pipelines/settings.py) so they are filled from them by name."""
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    Options: ClassVar[type] = NoOptions
+
+    @classmethod
+    def load(cls, model: JudgeModel, options: Any) -> "JudgeBackend":
+        """The backend for this model folder (a backend may pick an implementation by model kind)."""
+        return cls(model, options)
+
+    @abc.abstractmethod
+    def __init__(self, model: JudgeModel, options: Any) -> None: ...
+
+    @abc.abstractmethod
+    def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
+        """float32 scores in pair order; an empty input gives an empty array."""
+
+    def counters(self) -> dict[str, float]:
+        """Cumulative values of the counters named in `capabilities.reports`."""
+        return {}
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """Everything a worker needs to build its judge backend (picklable, unlike the backend)."""
+    backend: str
+    model: JudgeModel
+    options: Any = field(default_factory=NoOptions)

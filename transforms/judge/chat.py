@@ -1,0 +1,49 @@
+"""Pairs rendered with a model folder's own tokenizer and chat template, so every backend feeds the model the
+same tokens (and so gives the same score)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from judgemine.transforms.common.images import DecodedImages
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.common.text import strip_image_tokens
+from judgemine.transforms.common.vlm_inputs import is_vision_model
+from judgemine.transforms.judge.prompt import image_paths, render_chat
+from judgemine.transforms.judge.scoring import answer_token_ids
+
+
+class ChatPrompter:
+    """A vision model gets the image parts in place (decoded once each, in a bounded per-worker cache: a query's
+    image serves its K+1 pairs); a text model judges an image+text side by its text and refuses an image-only
+    side rather than scoring an empty one."""
+
+    def __init__(self, tokenizer: Any, vision_model: bool, image_root: str = "") -> None:
+        self.tokenizer = tokenizer
+        self.vision_model = vision_model
+        self.yes_id, self.no_id = answer_token_ids(tokenizer)
+        self.images = DecodedImages(image_root)
+
+    @classmethod
+    def from_folder(cls, model_path: str, image_root: str = "") -> "ChatPrompter":
+        from transformers import AutoTokenizer
+        return cls(AutoTokenizer.from_pretrained(model_path, local_files_only=True), is_vision_model(model_path),
+                   image_root)
+
+    def check(self, queries: Sequence[Side], candidates: Sequence[Side], judge: str) -> None:
+        if self.vision_model:
+            return
+        for side in (*queries, *candidates):
+            if side.image and not strip_image_tokens(side.text):
+                raise ValueError(f"the {judge} judge sees text only and a pair has an image-only side "
+                                 f"({side.image}): judge image pairs with a vision-language model")
+
+    def text(self, query: Side, candidate: Side) -> str:
+        return render_chat(self.tokenizer, query, candidate, self.vision_model)
+
+    def token_ids(self, query: Side, candidate: Side) -> list[int]:
+        """The chat template is the only source of special tokens (as apply_chat_template tokenizes)."""
+        return self.tokenizer(self.text(query, candidate), add_special_tokens=False)["input_ids"]
+
+    def image_paths(self, query: Side, candidate: Side) -> list[str]:
+        """The images the model is shown: none for a text model."""
+        return image_paths(query, candidate) if self.vision_model else []

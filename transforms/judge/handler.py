@@ -1,0 +1,65 @@
+"""The judge's ModelHandler for RunInference: one element is one chunk's pairs, scored by the backend named in
+the spec (judge/backends/), which micro-batches them itself."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler
+
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.judge.backends import JUDGES, load_judge
+from judgemine.transforms.judge.base import JudgeBackend, JudgeSpec
+
+
+@dataclass
+class JudgeRequest:
+    """The pairs of one chunk, a query's pairs contiguous (its positive first). `known` holds the scores already
+    in the cache (NaN elsewhere); the model is asked only for the pairs at `todo`, whose sides and cache keys
+    are `queries`, `candidates` and `keys`."""
+    chunk_index: int
+    query_ids: list[str] = field(default_factory=list)
+    candidate_ids: list[str] = field(default_factory=list)
+    is_positive: list[bool] = field(default_factory=list)
+    known: list[float] = field(default_factory=list, repr=False)
+    todo: list[int] = field(default_factory=list, repr=False)
+    keys: list[str] = field(default_factory=list, repr=False)
+    queries: list[Side] = field(default_factory=list, repr=False)
+    candidates: list[Side] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class JudgeResult:
+    """Scores of the request's `todo` pairs, in that order, and what the backend's counters grew by."""
+    request: JudgeRequest = field(repr=False)
+    scores: np.ndarray = field(repr=False)
+    counters: dict[str, float] = field(default_factory=dict)
+
+
+class JudgeHandler(ModelHandler[JudgeRequest, JudgeResult, JudgeBackend]):
+    """One ModelHandler for every backend; the backend is built in load_model. A backend that declares itself
+    shared per machine (vLLM's engine claims a fraction of the whole accelerator) is loaded once per worker
+    machine and called through a proxy (Beam's large_model); the others load one copy per process."""
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        shared = JUDGES.get(spec.backend).capabilities.shared_per_machine
+        super().__init__(min_batch_size=1, max_batch_size=1, large_model=shared)
+        self._spec = spec
+
+    def load_model(self) -> JudgeBackend:
+        return load_judge(self._spec)
+
+    def run_inference(self, batch: Sequence[JudgeRequest], model: JudgeBackend,
+                      inference_args: Optional[dict[str, Any]] = None) -> Iterable[JudgeResult]:
+        for request in batch:
+            before = model.counters()
+            scores = model.score(request.queries, request.candidates)
+            after = model.counters()
+            yield JudgeResult(request, scores, {k: after[k] - before.get(k, 0) for k in after})
+
+    def get_num_bytes(self, batch: Sequence[JudgeRequest]) -> int:
+        return sum(len(q.text) + len(c.text) for r in batch for q, c in zip(r.queries, r.candidates))
+
+    def get_metrics_namespace(self) -> str:
+        return "judgemine.judge"

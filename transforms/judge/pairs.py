@@ -1,0 +1,103 @@
+"""The judge stage's DoFns around RunInference: a retrieve chunk to the pairs to judge (the cached ones filled
+in), and the scores to the score cache and the chunk's part file."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Iterable
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+from apache_beam.utils.shared import Shared
+
+from judgemine.schemas import JUDGE_SCORES, QUERIES, RETRIEVAL, part_name, read_table, write_table
+from judgemine.transforms.common.candidates import CandidateLookup
+from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.common.sides import Side
+from judgemine.transforms.judge.handler import JudgeRequest, JudgeResult
+from judgemine.transforms.judge.prompt import PROMPT_VERSION
+from judgemine.transforms.judge.score_cache import ScoreCache, append_scores, pair_key
+
+NAMESPACE = "judgemine.judge"
+log = logging.getLogger("judgemine")
+
+
+class _Resources:
+    """The pool and the score cache, loaded once per worker process."""
+
+    def __init__(self, ingest_dir: str, cache_dir: str) -> None:
+        self.lookup = CandidateLookup(ingest_dir)
+        self.cache = ScoreCache(cache_dir)
+
+
+class BuildJudgeRequests(beam.DoFn):
+    """A retrieve chunk to the pairs to judge: per query its positive, then its candidates in rank order.
+    Pairs whose score is in the cache are filled in here and never reach the model."""
+
+    def __init__(self, ingest_dir: str, cache_dir: str, model_id: str, shared: Shared) -> None:
+        self._ingest_dir, self._cache_dir, self._model_id = ingest_dir, cache_dir, model_id
+        self._shared = shared
+        self._cached = Metrics.counter(NAMESPACE, "pairs_cached")
+        self._todo = Metrics.counter(NAMESPACE, "pairs_to_judge")
+
+    def setup(self) -> None:
+        self._res = self._shared.acquire(lambda: _Resources(self._ingest_dir, self._cache_dir),
+                                         tag=f"{self._ingest_dir}|{self._cache_dir}")
+
+    def process(self, chunk: Chunk) -> Iterable[JudgeRequest]:
+        hits = read_table(chunk.path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
+        queries = {q["query_id"]: q for q in read_table(
+            os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
+            ["query_id", "query_text", "query_image", "query_content_id", "pos_id", "pos_text", "pos_image"]
+        ).to_pylist()}
+        req = JudgeRequest(chunk.index)
+        last = None
+        for h in hits:
+            q = queries[h["query_id"]]
+            if h["query_id"] != last:
+                last = h["query_id"]
+                self._add(req, q, q["pos_id"], True, Side(q["pos_text"], q["pos_image"]))
+            self._add(req, q, h["candidate_id"], False, self._res.lookup.sides[h["candidate_id"]])
+        self._todo.inc(len(req.todo))
+        self._cached.inc(len(req.query_ids) - len(req.todo))
+        yield req
+
+    def _add(self, req: JudgeRequest, q: dict[str, Any], cid: str, positive: bool, candidate: Side) -> None:
+        key = pair_key(self._model_id, PROMPT_VERSION, q["query_content_id"], cid)
+        req.query_ids.append(q["query_id"])
+        req.candidate_ids.append(cid)
+        req.is_positive.append(positive)
+        known = self._res.cache.scores.get(key)
+        req.known.append(float("nan") if known is None else known)
+        if known is None:
+            req.todo.append(len(req.query_ids) - 1)
+            req.keys.append(key)
+            req.queries.append(Side(q["query_text"], q["query_image"]))
+            req.candidates.append(candidate)
+
+
+class WriteScores(beam.DoFn):
+    """Appends the new scores to the cache first, then writes the chunk's part: a kill between the two loses
+    nothing, the rerun finds the scores in the cache. The backend's counters (vLLM's prefix-cache tokens)
+    become Beam counters of the same names."""
+
+    def __init__(self, directory: str, cache_dir: str, reports: tuple[str, ...]) -> None:
+        self._dir, self._cache_dir = directory, cache_dir
+        self._judged = Metrics.counter(NAMESPACE, "pairs_judged")
+        self._reports = {name: Metrics.counter(NAMESPACE, name) for name in reports}
+
+    def process(self, result: JudgeResult) -> None:
+        r = result.request
+        append_scores(self._cache_dir, r.keys, result.scores.tolist())
+        scores = np.asarray(r.known, np.float32)
+        scores[r.todo] = result.scores
+        self._judged.inc(len(r.todo))
+        for name, counter in self._reports.items():
+            counter.inc(int(result.counters.get(name, 0)))
+        table = pa.table({"query_id": r.query_ids, "candidate_id": r.candidate_ids, "is_positive": r.is_positive,
+                          "score": pa.array(scores, pa.float32())})
+        write_table(table, os.path.join(self._dir, part_name(r.chunk_index)), JUDGE_SCORES)
+        log.info("judge: chunk %d done: %d pairs, %d judged, %d from the cache", r.chunk_index, len(r.query_ids),
+                 len(r.todo), len(r.query_ids) - len(r.todo))

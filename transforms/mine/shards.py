@@ -1,0 +1,93 @@
+"""The mine stage's DoFn: one chunk of queries through the mining rule (mine/rule.py) to one trainer shard."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+from apache_beam.utils.shared import Shared
+
+from judgemine.schemas import (
+    EMBEDDINGS,
+    JUDGE_SCORES,
+    QUERIES,
+    RETRIEVAL,
+    SHARDS,
+    part_name,
+    read_table,
+    shard_name,
+    write_table,
+)
+from judgemine.transforms.common.candidates import CandidateLookup
+from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.common.rejects import reject_row
+from judgemine.transforms.mine.rule import MiningRule, NoCandidates, query_rng, select_negatives
+
+
+class MineChunk(beam.DoFn):
+    """One chunk of queries to one shard; queries the rule cannot serve go to the rejects output."""
+
+    def __init__(self, stage_dirs: dict[str, str], shards_dir: str, num_shards: int, rule: MiningRule,
+                 shared: Shared) -> None:
+        self._dirs, self._shards_dir, self._num_shards, self._rule = stage_dirs, shards_dir, num_shards, rule
+        self._shared = shared
+        self._fallback = Metrics.counter("judgemine.mine", "fallback_rows")
+        self._filtered = Metrics.counter("judgemine.mine", "false_negatives_filtered")
+        self._retrieved = Metrics.counter("judgemine.mine", "retrieved")
+
+    def setup(self) -> None:
+        ingest = self._dirs["ingest"]
+        self._lookup = self._shared.acquire(lambda: CandidateLookup(ingest), tag=ingest)
+
+    def _read(self, stage: str, chunk: Chunk, schema: pa.Schema) -> list[dict[str, Any]]:
+        """Chunk `chunk.index` of a stage's part files (ingest's queries live in its queries/ folder)."""
+        folder = self._dirs[stage] if stage != "ingest" else os.path.join(self._dirs[stage], "queries")
+        return read_table(os.path.join(folder, part_name(chunk.index)), schema).to_pylist()
+
+    def process(self, chunk: Chunk) -> Iterable[Any]:
+        embedded = read_table(chunk.path, EMBEDDINGS, ["id"]).column("id").to_pylist()
+        queries = {q["query_id"]: q for q in self._read("ingest", chunk, QUERIES)}
+        hits: dict[str, list[dict[str, Any]]] = {}
+        for h in self._read("retrieve", chunk, RETRIEVAL):
+            hits.setdefault(h["query_id"], []).append(h)
+        scores = {(s["query_id"], s["candidate_id"], s["is_positive"]): s["score"]
+                  for s in self._read("judge", chunk, JUDGE_SCORES)}
+        rows: list[dict[str, Any]] = []
+        filtered = 0
+        for qid in embedded:
+            q = queries[qid]
+            found = sorted(hits.get(qid, []), key=lambda h: h["rank"])
+            cand_scores = [scores[(qid, h["candidate_id"], False)] for h in found]
+            try:
+                if not found:
+                    raise NoCandidates("no_candidates: retrieval found no eligible candidate")
+                pos_score = scores[(qid, q["pos_id"], True)]
+                rule = self._rule
+                sel = select_negatives(cand_scores, pos_score, rule.num_negatives, rule.beta, rule.step,
+                                       query_rng(rule.seed, qid))
+                if sel.fallback and rule.on_no_negatives == "reject":
+                    raise NoCandidates("no_negatives_after_filter: every candidate scored above s_pos - beta")
+            except NoCandidates as e:
+                row = json.dumps({k: v for k, v in q.items() if k != "excluded_ids"}, ensure_ascii=False)
+                yield beam.pvalue.TaggedOutput("rejects", reject_row("mine", str(e), q["source"], q["line"], row, qid))
+                continue
+            filtered += len(found) - sel.kept_after_filter
+            if sel.fallback:
+                self._fallback.inc()
+            picked = [found[p] for p in sel.positions]
+            sides = [self._lookup.sides[h["candidate_id"]] for h in picked]
+            rows.append({
+                "query_id": qid, "query_text": q["query_text"], "query_image": q["query_image"],
+                "pos_id": q["pos_id"], "pos_text": q["pos_text"], "pos_image": q["pos_image"], "pos_score": pos_score,
+                "neg_ids": [h["candidate_id"] for h in picked], "neg_texts": [s.text for s in sides],
+                "neg_images": [s.image for s in sides],
+                "neg_scores": [1.0 if sel.fallback else cand_scores[p] for p in sel.positions],
+                "neg_ranks": [h["rank"] for h in picked], "neg_similarities": [h["similarity"] for h in picked],
+                "num_unique_negatives": len(set(sel.positions)), "fallback": sel.fallback, "dataset": q["dataset"]})
+        self._filtered.inc(filtered)
+        self._retrieved.inc(sum(len(hits.get(qid, [])) for qid in embedded))
+        write_table(pa.Table.from_pylist(rows, schema=SHARDS),
+                    os.path.join(self._shards_dir, shard_name(chunk.index, self._num_shards)), SHARDS)
