@@ -1,0 +1,1 @@
+"""Helpers shared by several stages: chunks, sides, images, text, content ids, devices, rejects, registries."""

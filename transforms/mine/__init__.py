@@ -1,0 +1,1 @@
+"""Mine: the mining rule and the shard writer (docs/SPEC.md section 5)."""

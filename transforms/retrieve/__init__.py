@@ -1,0 +1,1 @@
+"""Index and retrieve: FAISS (or torch) exclusion-aware top-K search (docs/SPEC.md section 3)."""

@@ -31,7 +31,7 @@ class JudgeServerError(JudgeAnswerError):
     """The server cannot give what an exact score needs, or kept failing."""
 
 
-def _forced_logprob(payload: dict[str, Any], token: int) -> float:
+def _answer_logprob(payload: dict[str, Any], token: int) -> float:
     try:
         logprobs = payload["choices"][0]["logprobs"]
         if "content" in logprobs:  # chat completions
@@ -138,7 +138,7 @@ class OpenAIServerJudge(JudgeBackend):
             if response.status_code >= 400:
                 raise JudgeServerError(f"{self.base_url} rejected the request (HTTP {response.status_code}): "
                                        f"{response.text[:300]}")
-            return _forced_logprob(response.json(), token)
+            return _answer_logprob(response.json(), token)
         raise JudgeServerError(f"{self.base_url}: gave up after {self.retries + 1} attempts: {error!r}")
 
 
