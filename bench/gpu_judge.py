@@ -4,7 +4,11 @@
 as a causal LM, text pairs. `--model vl`: the whole Qwen2.5-VL-7B-Instruct architecture (its 32-layer vision
 tower included) through the VLM judge, with text-only pairs and with image pairs (the multimodal sample's real
 photos, at most 512*28*28 pixels each). bf16, random weights: honest throughput, meaningless scores. Prints one
-JSON line per (pairs kind, batch size).
+JSON line per (pairs kind, batch size or packed-row budget).
+
+`--packing none,prefix` measures both scoring paths (prefix: a query's pairs packed behind one copy of their
+shared prefix, `--pack-tokens` per row); the figures include the model FLOPs on the tokens actually computed
+and their fraction of the card's dense bf16 peak (`--peak-tflops`, 989 for an H200).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from bench.sample_pairs import image_pairs, sample_pairs
 from judgemine.testing.tiny_models import QWEN_VL_CHAT_TEMPLATE, VISION_TOKENS, build_tokenizer
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersVLMJudge
+from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
 from judgemine.transforms.judge.base import JudgeModel
 
 QWEN25_VL_7B_LM = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
@@ -68,19 +72,30 @@ def build_vl_model(path: str, texts: list[str], device: str = "cuda") -> None:
     torch.cuda.empty_cache()
 
 
-def measure(judge, kind: str, bs: int, queries, candidates, load_s: float) -> None:
+def measure(judge, kind: str, size: int, queries, candidates, load_s: float, peak_tflops: float) -> None:
     prompts = [judge.prompter.text(q, c) for q, c in zip(queries, candidates)]
     text_tokens = sum(len(judge.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
-    judge.score(queries[:bs], candidates[:bs])  # warm-up
+    judge.score(queries[:64], candidates[:64])  # warm-up
     torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = judge.counters().get("judge_tokens_computed", 0)
     t0 = time.time()
     scores = judge.score(queries, candidates)
     torch.cuda.synchronize()
     secs = time.time() - t0
-    print(json.dumps({"card": torch.cuda.get_device_name(), "pairs_kind": kind, "batch_size": bs,
+    computed = judge.counters().get("judge_tokens_computed", 0) - before or None
+    lm = judge.model if hasattr(judge, "model") else judge.vlm.model.model.language_model
+    params = sum(p.numel() for p in lm.parameters())
+    tflops = 2 * params * computed / secs / 1e12 if computed else None
+    print(json.dumps({"card": torch.cuda.get_device_name(), "pairs_kind": kind,
+                      "packing": "none" if judge.packer is None else "prefix", "batch_or_row_tokens": size,
                       "pairs": len(scores), "pairs_per_s": round(len(scores) / secs, 1),
                       "text_tokens_per_s": round(text_tokens / secs),
-                      "mean_text_tokens": round(text_tokens / len(prompts), 1), "load_s": round(load_s, 1),
+                      "mean_text_tokens": round(text_tokens / len(prompts), 1),
+                      "tokens_computed_per_pair": round(computed / len(scores), 1) if computed else None,
+                      "lm_tflops_on_computed_tokens": round(tflops, 1) if tflops else None,
+                      "fraction_of_bf16_peak": round(tflops / peak_tflops, 3) if tflops else None,
+                      "load_s": round(load_s, 1),
                       "max_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
 
 
@@ -90,23 +105,29 @@ def main() -> None:
     parser.add_argument("--model-dir", default="")
     parser.add_argument("--pairs", type=int, default=2048)
     parser.add_argument("--image-pairs", type=int, default=512)
-    parser.add_argument("--batch-sizes", default="32,64,128")
+    parser.add_argument("--batch-sizes", default="32,64,128", help="prompts per forward pass, unpacked")
+    parser.add_argument("--packing", default="none", help="comma list of none, prefix")
+    parser.add_argument("--pack-tokens", default="4096,16384", help="tokens per packed row")
+    parser.add_argument("--per-query", type=int, default=16, help="pairs per query (the pipeline: K + 1 = 51)")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="the card's dense bf16 peak")
     args = parser.parse_args()
     model_dir = args.model_dir or f"/tmp/qwen25-vl-7b-{args.model}-random"
-    queries, candidates = sample_pairs(args.pairs)
-    image_root, image_queries, image_candidates = image_pairs(args.image_pairs)
+    queries, candidates = sample_pairs(args.pairs, args.per_query)
+    image_root, image_queries, image_candidates = image_pairs(args.image_pairs, args.per_query)
     texts = [s.text for s in (*queries, *candidates, *image_queries, *image_candidates)]
     t0 = time.time()
     (build_vl_model if args.model == "vl" else build_model)(model_dir, texts)
     print(json.dumps({"model": args.model, "built_and_saved_s": round(time.time() - t0, 1)}), flush=True)
-    for bs in [int(b) for b in args.batch_sizes.split(",")]:
+    runs = [(packing, int(size)) for packing in args.packing.split(",")
+            for size in (args.batch_sizes if packing == "none" else args.pack_tokens).split(",")]
+    for packing, size in runs:
         t0 = time.time()
-        model = JudgeModel(model_dir, "bfloat16", "cuda", bs, image_root)
-        judge = TransformersVLMJudge(model) if args.model == "vl" else TransformersJudge(model)
+        model = JudgeModel(model_dir, "bfloat16", "cuda", size if packing == "none" else 16, image_root)
+        judge = TransformersJudge.load(model, TransformersOptions(packing, size if packing == "prefix" else 4096))
         load_s = time.time() - t0
-        measure(judge, "text", bs, queries, candidates, load_s)
+        measure(judge, "text", size, queries, candidates, load_s, args.peak_tflops)
         if args.model == "vl":
-            measure(judge, "image", bs, image_queries, image_candidates, load_s)
+            measure(judge, "image", size, image_queries, image_candidates, load_s, args.peak_tflops)
         del judge
         torch.cuda.empty_cache()
 

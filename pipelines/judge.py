@@ -54,10 +54,15 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
-    """From the stage's Beam counters; the vLLM prefix-cache token counters become the run's hit rate."""
+    """From the stage's Beam counters; the vLLM prefix-cache token counters become the run's hit rate, the
+    transformers backend's token counters the packing's saving."""
     judged, cached = counters.get("pairs_judged", 0), counters.get("pairs_cached", 0)
     out: dict[str, Any] = {"pairs": judged + cached, "pairs_judged": judged, "pairs_cached": cached,
                            "judged_per_second": round(judged / max(time.time() - ctx.started, 1e-9), 2)}
+    plain = counters.get("judge_tokens_plain", 0)
+    if plain:  # packed scoring: tokens run through the model, against what the same pairs cost unpacked
+        out.update(judge_tokens_computed=counters["judge_tokens_computed"], judge_tokens_plain=plain,
+                   packing_token_ratio=round(plain / max(counters["judge_tokens_computed"], 1), 2))
     queried = counters.get("prefix_cache_queried_tokens", 0)
     if queried:
         out["prefix_cache_hit_rate"] = round(counters.get("prefix_cache_hit_tokens", 0) / queried, 4)

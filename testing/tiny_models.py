@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from typing import Iterable
 
 QWEN_CHAT_TEMPLATE = (
@@ -31,6 +32,26 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 IDEFICS3_TOKENS = (["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
                    + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)])
+
+
+@dataclass(frozen=True)
+class LMShape:
+    """A language model's size. TINY for tests; MID, a Qwen2-0.5B-like width at 8 layers, where compute (not
+    Python) dominates a forward pass, for the judge benchmarks."""
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 256
+
+    def mrope_section(self) -> list[int]:
+        """Qwen2-VL's split of the rotary half-dimension over (time, height, width): 1/4, 3/8, 3/8."""
+        half = self.hidden // self.heads // 2
+        return [half // 4, 3 * half // 8, 3 * half // 8]
+
+
+TINY = LMShape()
+MID = LMShape(hidden=896, layers=8, heads=14, kv_heads=2, intermediate=4864)
 
 
 def _training_texts(extra: Iterable[str]) -> list[str]:
@@ -56,16 +77,18 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024, extra_special:
     return fast
 
 
-def build_tiny_judge(output: str, texts: Iterable[str] = (), seed: int = 0, init_std: float = 0.4) -> str:
-    """Saves a tiny Qwen2 judge to `output`. A large init std spreads P(Yes) over (0, 1) so the
-    false-negative filter has something to filter."""
+def build_tiny_judge(output: str, texts: Iterable[str] = (), seed: int = 0, init_std: float = 0.4,
+                     shape: LMShape = TINY) -> str:
+    """Saves a random Qwen2 judge to `output` (tiny unless `shape` says otherwise). A large init std spreads P(Yes)
+    over (0, 1) so the false-negative filter has something to filter."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     tokenizer = build_tokenizer(texts)
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                         num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
+                         num_key_value_heads=shape.kv_heads, max_position_embeddings=2048,
                          initializer_range=init_std, tie_word_embeddings=True,
                          bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
                          eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
@@ -79,8 +102,10 @@ def build_tiny_judge(output: str, texts: Iterable[str] = (), seed: int = 0, init
     return output
 
 
-def build_tiny_qwen2_vl(output: str, texts: Iterable[str] = (), seed: int = 0, init_std: float = 0.4) -> str:
-    """A tiny Qwen2-VL (vision tower depth 2, LM hidden 128): judge and VLM2Vec-style embedder for tests.
+def build_tiny_qwen2_vl(output: str, texts: Iterable[str] = (), seed: int = 0, init_std: float = 0.4,
+                        shape: LMShape = TINY, max_pixels: int = 112 * 112) -> str:
+    """A tiny Qwen2-VL (vision tower depth 2, LM hidden 128): judge and VLM2Vec-style embedder for tests. With
+    another `shape`, a wider vision tower too (depth 4, width 256), and images up to `max_pixels`.
 
     Saved as tokenizer + Qwen2-VL image processor (small min/max pixels) + model, and loaded the way a real
     Qwen2-VL / Qwen2.5-VL folder is (see transforms/common/vlm_inputs.py): no processor class, so no torchvision needed.
@@ -94,12 +119,14 @@ def build_tiny_qwen2_vl(output: str, texts: Iterable[str] = (), seed: int = 0, i
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS}
     pad, eos = tokenizer.pad_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")
     config = Qwen2VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]}, initializer_range=init_std,
-                         bos_token_id=pad, eos_token_id=eos, pad_token_id=pad),
-        vision_config=dict(depth=2, embed_dim=32, num_heads=2, hidden_size=128, mlp_ratio=2, patch_size=14,
-                           spatial_merge_size=2, in_channels=3, temporal_patch_size=2),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                         num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
+                         num_key_value_heads=shape.kv_heads, max_position_embeddings=4096,
+                         rope_scaling={"type": "mrope", "mrope_section": shape.mrope_section()},
+                         initializer_range=init_std, bos_token_id=pad, eos_token_id=eos, pad_token_id=pad),
+        vision_config=dict(depth=2 if shape == TINY else 4, embed_dim=32 if shape == TINY else 256,
+                           num_heads=2 if shape == TINY else 4, hidden_size=shape.hidden, mlp_ratio=2,
+                           patch_size=14, spatial_merge_size=2, in_channels=3, temporal_patch_size=2),
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
     torch.manual_seed(seed)
@@ -107,7 +134,7 @@ def build_tiny_qwen2_vl(output: str, texts: Iterable[str] = (), seed: int = 0, i
     os.makedirs(output, exist_ok=True)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112).save_pretrained(output)
+    Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=max_pixels).save_pretrained(output)
     return output
 
 

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
 from judgemine.transforms.judge.base import JudgeModel
 from judgemine.transforms.judge.prompt import INSTRUCTION, user_parts, user_text
 
@@ -47,8 +47,9 @@ def test_score_is_p_yes_from_unpadded_logits(tiny_judge):
 
 def test_batch_size_does_not_change_scores(tiny_judge):
     qs, cs = [q for q, _ in PAIRS] * 3, [c for _, c in PAIRS] * 3
-    a = TransformersJudge(JudgeModel(tiny_judge, batch_size=1, device="cpu")).score(qs, cs)
-    b = TransformersJudge(JudgeModel(tiny_judge, batch_size=5, device="cpu")).score(qs, cs)
+    unpacked = TransformersOptions("none")  # the padded-batch path: what its batch size governs
+    a = TransformersJudge(JudgeModel(tiny_judge, batch_size=1, device="cpu"), unpacked).score(qs, cs)
+    b = TransformersJudge(JudgeModel(tiny_judge, batch_size=5, device="cpu"), unpacked).score(qs, cs)
     assert abs(a - b).max() < 1e-5
 
 

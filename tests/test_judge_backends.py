@@ -27,8 +27,7 @@ from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge, VLLMOpti
 from judgemine.transforms.judge.backends.vllm_server import JudgeServerError, OpenAIServerJudge, ServerOptions
 from judgemine.transforms.judge.base import JudgeModel
 
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-VLLM_OPTIONS = VLLMOptions(vllm_gpu_memory_utilization=0.3, vllm_block_size=32, judge_max_model_len=1024)
+SERVER_ENV = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}  # `vllm serve` itself, not judgemine, sizes its cache
 QUERIES = ["Define the word: big", "What is the capital of Kenya?", "The cat is sleeping on the sofa."]
 TARGETS = ["Of considerable size or extent.", "The capital of Kenya is Nairobi.", "The cat is napping on the couch.",
            "Extremely angry.", "A large body of water surrounded by land."]
@@ -49,7 +48,7 @@ def reference(tiny_judge):
 
 @pytest.fixture(scope="module")
 def vllm_judge(tiny_judge):
-    return VLLMJudge(JudgeModel(tiny_judge), VLLM_OPTIONS)
+    return VLLMJudge(JudgeModel(tiny_judge), VLLMOptions())  # the defaults, as a user gets them
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,7 @@ def _serve(model: str, *extra: str):
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--dtype", "float32",
            "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "1024", "--enforce-eager",
            "--block-size", "32", "--gpu-memory-utilization", "0.3", *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 240
@@ -113,11 +112,13 @@ def test_vllm_server_agrees_with_transformers(reference, vllm_server, tiny_judge
 
 
 def test_judge_stage_with_vllm_matches_the_transformers_run(e2e_run, small_pairs, tiny_judge, tmp_path):
+    """With no vLLM flag (make test sets no VLLM_CPU_KVCACHE_SPACE): the context length is the model's own (2048,
+    below the engine's usual 4096), the KV cache 1 GiB, and the block size 32, where a query's pairs share their
+    prefix."""
     out = _copy_and_judge(e2e_run, tmp_path / "vllm", run_args("", small_pairs, tiny_judge), "--judge-backend",
-                          "vllm", "--vllm-gpu-memory-utilization", "0.3", "--vllm-block-size", "32",
-                          "--judge-max-model-len", "1024")
+                          "vllm")
     record = json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))
-    assert record["judge_backend"] == "vllm" and 0 < record["counts"]["prefix_cache_hit_rate"] <= 1
+    assert record["judge_backend"] == "vllm" and 0.5 < record["counts"]["prefix_cache_hit_rate"] <= 1
     _assert_same_scores(e2e_run, out)
 
 
@@ -165,7 +166,7 @@ def image_reference(tiny_idefics3, image_root):
 
 
 def test_vllm_offline_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, image_root):
-    judge = VLLMJudge(JudgeModel(tiny_idefics3, image_root=image_root), VLLM_OPTIONS)
+    judge = VLLMJudge(JudgeModel(tiny_idefics3, image_root=image_root), VLLMOptions())
     got = judge.score([q for q, _ in IMAGE_PAIRS], [c for _, c in IMAGE_PAIRS])
     assert np.abs(got - image_reference).max() < 1e-3
     assert judge.prompter.images.decodes == 3  # chelsea, rocket, motorcycle: once each for their many requests
@@ -192,9 +193,7 @@ def test_judge_stages_with_vllm_and_the_server_on_the_multimodal_sample(tmp_path
               "--embed-model", tiny_clip, "--judge-model", tiny_idefics3, "--direct_num_workers", "1"]
     reference = str(tmp_path / "transformers")
     assert main(["run", "--output", reference, *common]) == 0
-    offline = _copy_and_judge(reference, tmp_path / "vllm", common, "--judge-backend", "vllm",
-                              "--vllm-gpu-memory-utilization", "0.3", "--vllm-block-size", "32",
-                              "--judge-max-model-len", "1024")
+    offline = _copy_and_judge(reference, tmp_path / "vllm", common, "--judge-backend", "vllm")
     served = _copy_and_judge(reference, tmp_path / "openai", common, "--judge-backend", "openai",
                              "--judge-server-url", idefics3_server, "--judge-concurrency", "8")
     for out, backend in ((offline, "vllm"), (served, "openai")):
@@ -277,3 +276,13 @@ def test_connection_refused_is_retried_then_reported(tiny_judge):
     with pytest.raises(JudgeServerError, match="ConnectError"):
         judge.score([Side("q")], [Side("c")])
     assert judge.retried == 4  # two retries for each of the pair's two requests
+
+
+def test_vllm_engine_settings_that_work_without_flags(tiny_judge, tiny_idefics3, caplog):
+    from judgemine.transforms.judge.backends.vllm_offline import engine_settings
+    assert engine_settings(tiny_judge, VLLMOptions()) == {"max_model_len": 2048, "block_size": 32}
+    assert engine_settings(tiny_idefics3, VLLMOptions(vllm_block_size=64, judge_max_model_len=512)) == {
+        "max_model_len": 512, "block_size": 64}
+    with caplog.at_level("WARNING", logger="judgemine"):
+        assert engine_settings(tiny_judge, VLLMOptions(judge_max_model_len=4096))["max_model_len"] == 2048
+    assert "above the model's 2048 positions" in caplog.text

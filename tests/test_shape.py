@@ -52,8 +52,8 @@ def test_the_wheel_installs_one_top_level_name(tmp_path):
                           check=True, capture_output=True, text=True).stdout.strip()
     with zipfile.ZipFile(wheel) as z:
         z.extractall(site)
-    out = subprocess.run([python, "-c", "import importlib.metadata as m, judgemine; "
-                          "print(m.distribution('judgemine').read_text('top_level.txt').split(), judgemine.__version__)"],
+    out = subprocess.run([python, "-c", "import importlib.metadata as m, judgemine; print(m.distribution("
+                          "'judgemine').read_text('top_level.txt').split(), judgemine.__version__)"],
                          check=True, capture_output=True, text=True, cwd=str(tmp_path)).stdout
     assert out.split()[0] == "['judgemine']"
 

@@ -11,9 +11,15 @@ Images (a vision model): the pair goes as the chat-template text with its placeh
 images as `multi_modal_data`, in prompt order; vLLM's copy of the model's processor expands the placeholders.
 vLLM hashes image content into its prefix-cache keys, so a query's image is cached too. Text-only pairs go as
 token ids, the same ids the other backends feed.
+
+Defaults that work on either device: the context length is the model's own maximum (a setting only lowers
+it); on a CPU build, whose engine would otherwise reserve about 90% of the host's memory for its KV cache, the
+cache is 1 GiB unless VLLM_CPU_KVCACHE_SPACE says otherwise, and the block size 32 (the CPU attention's
+smallest: its default, 128, caches a prefix only in whole blocks, so short prompts barely hit the cache).
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -27,13 +33,38 @@ from judgemine.transforms.judge.chat import ChatPrompter
 from judgemine.transforms.judge.scoring import forced_logprob, p_yes
 
 PREFIX_CACHE_COUNTERS = ("prefix_cache_queried_tokens", "prefix_cache_hit_tokens")
+CPU_KV_CACHE_GIB, CPU_BLOCK_SIZE = "1", 32
+log = logging.getLogger("judgemine")
 
 
 @dataclass(frozen=True)
 class VLLMOptions:
     vllm_gpu_memory_utilization: float = 0.9
     vllm_block_size: int = 0
-    judge_max_model_len: int = 4096
+    judge_max_model_len: int = 0
+
+
+def model_max_len(model_path: str) -> int:
+    """The longest sequence the model's positions allow (a VLM's language model's)."""
+    from transformers import AutoConfig
+    config = AutoConfig.from_pretrained(model_path, local_files_only=True)
+    return getattr(getattr(config, "text_config", None) or config, "max_position_embeddings")
+
+
+def engine_settings(model_path: str, options: VLLMOptions) -> dict[str, Any]:
+    """Context length, block size and (on a CPU build) KV-cache size that work without any flag."""
+    longest = model_max_len(model_path)
+    if options.judge_max_model_len > longest:
+        log.warning("judge: --judge-max-model-len %d is above the model's %d positions; using %d",
+                    options.judge_max_model_len, longest, longest)
+    kwargs: dict[str, Any] = {"max_model_len": min(options.judge_max_model_len or longest, longest)}
+    if torch.cuda.is_available():
+        if options.vllm_block_size:
+            kwargs["block_size"] = options.vllm_block_size
+    else:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
+        kwargs["block_size"] = options.vllm_block_size or CPU_BLOCK_SIZE
+    return kwargs
 
 
 class VLLMJudge(JudgeBackend):
@@ -46,11 +77,9 @@ class VLLMJudge(JudgeBackend):
         from vllm import LLM, SamplingParams
         self.prompter = ChatPrompter.from_folder(model.path, model.image_root)
         kwargs: dict[str, Any] = {"dtype": model.dtype, "enable_prefix_caching": True,
-                                  "max_model_len": options.judge_max_model_len,
                                   "gpu_memory_utilization": options.vllm_gpu_memory_utilization, "seed": seed,
-                                  "disable_log_stats": False, "enforce_eager": not torch.cuda.is_available()}
-        if options.vllm_block_size:
-            kwargs["block_size"] = options.vllm_block_size
+                                  "disable_log_stats": False, "enforce_eager": not torch.cuda.is_available(),
+                                  **engine_settings(model.path, options)}
         if self.prompter.vision_model:
             kwargs["limit_mm_per_prompt"] = {"image": 2}  # the query's and the candidate's
         self.llm = LLM(model.path, **kwargs)
