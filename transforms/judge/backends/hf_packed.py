@@ -77,7 +77,9 @@ class TextRows:
 class VisionRows:
     """A Qwen2-VL-family judge (VLMInputs): placeholders expanded to each image's token count, image tokens keyed
     by their image, M-RoPE positions from the model's own get_rope_index on each plain prompt, image features
-    from a bounded cache fed to the model as precomputed encoder outputs."""
+    from a bounded cache fed to the model as precomputed encoder outputs. An image's preprocessing runs twice
+    (once for its token count before packing, once for its features when a row needs them and they are not
+    cached); the vision tower runs once while it stays cached."""
 
     def __init__(self, vlm: Any, images: DecodedImages, answers: list[int], capacity: int = 512) -> None:
         self.vlm, self.images, self.answers = vlm, images, answers

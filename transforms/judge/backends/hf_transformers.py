@@ -23,8 +23,9 @@ from judgemine.transforms.judge.scoring import p_yes
 log = logging.getLogger("judgemine")
 Packing = Literal["prefix", "none"]
 TOKEN_COUNTERS = ("judge_tokens_computed", "judge_tokens_plain")
-ROW_TOKENS = {"cpu": 2048, "cuda": 16384}  # packed-row budgets when unset: the fastest measured on a 2-core CPU;
-# on a GPU, about the tokens per forward pass the unpacked path needs to saturate an H200 (batch 128 x ~72)
+# Packed-row budgets when unset: on a CPU the fastest measured (bench/RESULTS.md); on a GPU a guess until measured,
+# about twice the tokens per forward pass at which the unpacked path saturated an H200 (batch 128 x ~72 tokens).
+ROW_TOKENS = {"cpu": 2048, "cuda": 16384}
 
 
 @dataclass(frozen=True)
