@@ -19,7 +19,7 @@ from judgemine.transforms.judge.base import JudgeModel, JudgeSpec
 from judgemine.transforms.judge.handler import JudgeHandler
 from judgemine.transforms.judge.pairs import BuildJudgeRequests, WriteScores
 from judgemine.transforms.judge.prompt import PROMPT_VERSION
-from judgemine.transforms.judge.score_cache import judge_model_id
+from judgemine.transforms.judge.score_cache import cache_files, judge_model_id
 
 
 def judge_spec(settings: Settings) -> JudgeSpec:
@@ -47,7 +47,8 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     chunks = chunks_of("queries", list_parts(ctx.input_dir("retrieve")))
     model_id = judge_model_id(s.judge_model, s.judge_dtype)
     _ = (spread_chunks(p, chunks)
-         | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ctx.input_dir("ingest"), cache_dir(s), model_id, Shared()))
+         | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ctx.input_dir("ingest"), cache_files(cache_dir(s)), model_id,
+                                                          Shared()))
          | "Judge" >> RunInference(JudgeHandler(spec))
          | "WriteScores" >> beam.ParDo(WriteScores(ctx.directory, cache_dir(s),
                                                    JUDGES.get(spec.backend).capabilities.reports)))

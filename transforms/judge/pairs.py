@@ -2,6 +2,7 @@
 in), and the scores to the score cache and the chunk's part file."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Any, Iterable
@@ -25,26 +26,27 @@ log = logging.getLogger("judgemine")
 
 
 class _Resources:
-    """The pool and the score cache, loaded once per worker process."""
+    """The pool and the score cache as it was at the stage's start, loaded once per worker process."""
 
-    def __init__(self, ingest_dir: str, cache_dir: str) -> None:
+    def __init__(self, ingest_dir: str, cache_files: list[str]) -> None:
         self.lookup = CandidateLookup(ingest_dir)
-        self.cache = ScoreCache(cache_dir)
+        self.cache = ScoreCache(cache_files)
 
 
 class BuildJudgeRequests(beam.DoFn):
     """A retrieve chunk to the pairs to judge: per query its positive, then its candidates in rank order.
     Pairs whose score is in the cache are filled in here and never reach the model."""
 
-    def __init__(self, ingest_dir: str, cache_dir: str, model_id: str, shared: Shared) -> None:
-        self._ingest_dir, self._cache_dir, self._model_id = ingest_dir, cache_dir, model_id
+    def __init__(self, ingest_dir: str, cache_files: list[str], model_id: str, shared: Shared) -> None:
+        self._ingest_dir, self._cache_files, self._model_id = ingest_dir, cache_files, model_id
         self._shared = shared
         self._cached = Metrics.counter(NAMESPACE, "pairs_cached")
         self._todo = Metrics.counter(NAMESPACE, "pairs_to_judge")
 
     def setup(self) -> None:
-        self._res = self._shared.acquire(lambda: _Resources(self._ingest_dir, self._cache_dir),
-                                         tag=f"{self._ingest_dir}|{self._cache_dir}")
+        files = self._cache_files
+        tag = hashlib.sha256("\x00".join([self._ingest_dir, *files]).encode()).hexdigest()
+        self._res = self._shared.acquire(lambda: _Resources(self._ingest_dir, files), tag=tag)
 
     def process(self, chunk: Chunk) -> Iterable[JudgeRequest]:
         hits = read_table(chunk.path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()

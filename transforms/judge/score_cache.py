@@ -35,12 +35,20 @@ def pair_key(model_id: str, prompt_version: str, query_content_id: str, candidat
                           ).hexdigest()[:32]
 
 
-class ScoreCache:
-    """Every score in the cache directory, loaded once per worker (Beam's Shared) for look-ups."""
+def cache_files(directory: str) -> list[str]:
+    """The cache's score files now. A judge stage reads the cache as listed when it starts: a score another
+    chunk of the same run writes meanwhile is not used, so which pairs come from the cache (and so the
+    shards, byte for byte) never depends on how chunks were scheduled over workers. A packed pair's score
+    depends on its row-mates in the last float bits."""
+    return sorted(glob.glob(os.path.join(directory, "scores-*.parquet")))
 
-    def __init__(self, directory: str) -> None:
+
+class ScoreCache:
+    """The scores of the given cache files, loaded once per worker (Beam's Shared) for look-ups."""
+
+    def __init__(self, files: Iterable[str]) -> None:
         self.scores: dict[str, float] = {}
-        for path in sorted(glob.glob(os.path.join(directory, "scores-*.parquet"))):
+        for path in files:
             table = read_table(path, SCORE_CACHE)
             self.scores.update(zip(table.column("key").to_pylist(), table.column("score").to_pylist()))
 
