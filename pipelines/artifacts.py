@@ -1,18 +1,14 @@
-"""The on-disk layout of a run and the atomic publication of each stage's directory.
-
-A stage writes into `<final>.tmp-<pid>` and renames it into place only when complete, so a crash never leaves
-a half-written artifact that a later stage would read. `stage.json` records what the stage was run with, so an
-unchanged stage is skipped on a rerun.
+"""The on-disk layout of a run and each stage's record, `stages/<name>/stage.json`: its commit point
+(pipelines/commit.py). The record says what the stage was run with (so an unchanged stage is skipped on a
+rerun) and lists every file it published with its size (so a damaged stage is rebuilt, not trusted).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
 import time
-from typing import Any, Iterator
+from typing import Any, Iterable
 
 import pyarrow.parquet as pq
 
@@ -23,43 +19,67 @@ class MissingArtifact(FileNotFoundError):
     """A stage was asked to run before a stage it reads from."""
 
 
+class DamagedArtifact(MissingArtifact):
+    """A committed stage whose published files are no longer what its record lists."""
+
+
 def stage_dir(output: str, stage: str) -> str:
     return os.path.join(output, "stages", stage)
 
 
+def record_path(output: str, stage: str) -> str:
+    return os.path.join(stage_dir(output, stage), "stage.json")
+
+
 def require_stage(output: str, stage: str) -> dict[str, Any]:
-    """The stage.json of a completed stage, or a clear error naming the command that makes it."""
-    path = os.path.join(stage_dir(output, stage), "stage.json")
+    """The record of a committed stage whose files are all in place, or a clear error naming the command that
+    makes it."""
+    path = record_path(output, stage)
     if not os.path.exists(path):
         raise MissingArtifact(f"{stage_dir(output, stage)} is missing or incomplete: run `judgemine {stage}` "
                               f"(or `judgemine run`) with --output {output} first")
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        record = json.load(f)
+    damage = damaged_files(output, record)
+    if damage:
+        raise DamagedArtifact(f"{stage_dir(output, stage)} is damaged ({damage}): run `judgemine {stage}` (or "
+                              f"`judgemine run`) with --output {output} to rebuild it")
+    return record
+
+
+def damaged_files(output: str, record: dict[str, Any]) -> str:
+    """What differs between the files a record lists and the disk ("" when nothing)."""
+    for rel, size in record.get("files", {}).items():
+        path = os.path.join(output, rel)
+        if not os.path.isfile(path):
+            return f"{rel} is missing"
+        if os.path.getsize(path) != size:
+            return f"{rel} has {os.path.getsize(path)} bytes, the record says {size}"
+    return ""
+
+
+def uncommit(output: str, stage: str) -> None:
+    """Removes a stage's record: from here until its new record is written the stage does not exist."""
+    with_record = record_path(output, stage)
+    if os.path.exists(with_record):
+        os.remove(with_record)
+
+
+def published_files(output: str, paths: Iterable[str]) -> dict[str, int]:
+    """{path relative to OUTPUT: size} of every file under the given files and folders."""
+    out: dict[str, int] = {}
+    for top in paths:
+        walk = [(os.path.dirname(top), [], [os.path.basename(top)])] if os.path.isfile(top) else os.walk(top)
+        for folder, _, names in walk:
+            for name in names:
+                path = os.path.join(folder, name)
+                out[os.path.relpath(path, output)] = os.path.getsize(path)
+    return dict(sorted(out.items()))
 
 
 def count_rows(directory: str) -> int:
     """Rows in a directory's part files, from their footers."""
     return sum(pq.ParquetFile(p).metadata.num_rows for p in list_parts(directory))
-
-
-@contextlib.contextmanager
-def atomic_dir(final: str) -> Iterator[str]:
-    """Yields a fresh temporary directory that replaces `final` only if the block completes."""
-    parent = os.path.dirname(os.path.abspath(final))
-    os.makedirs(parent, exist_ok=True)
-    tmp = f"{final}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = f"{final}.old-{os.getpid()}"
-    if os.path.exists(final):
-        os.rename(final, old)
-    os.rename(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: str, payload: dict[str, Any]) -> None:
@@ -75,9 +95,7 @@ def chain_fingerprint(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def write_stage_record(directory: str, stage: str, fingerprint: str, started: float,
-                       counts: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    record = {"stage": stage, "fingerprint": fingerprint, "seconds": round(time.time() - started, 3),
-              "counts": counts, **extra}
-    write_json(os.path.join(directory, "stage.json"), record)
-    return record
+def stage_record(stage: str, fingerprint: str, started: float, counts: dict[str, Any], **extra: Any
+                 ) -> dict[str, Any]:
+    return {"stage": stage, "fingerprint": fingerprint, "seconds": round(time.time() - started, 3),
+            "counts": counts, **extra}

@@ -10,11 +10,14 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from judgemine.pipelines.commit import remove_leftovers
+from judgemine.pipelines.lock import OutputLocked, run_lock
 from judgemine.pipelines.manifest import build_manifest
 from judgemine.pipelines.runner import run_all, run_one, stage_status
 from judgemine.pipelines.settings import JudgemineOptions, load_settings
 from judgemine.pipelines.stages import BY_NAME
 
+EXIT_LOCKED = 4  # another live run holds --output
 COMMANDS = ("run", *BY_NAME, "status", "export", "build-tiny-judge")
 USAGE = f"""judgemine <command> [--config FILE] [--output DIR] [settings...] [beam pipeline options...]
 
@@ -38,6 +41,8 @@ def summary(manifest: dict[str, Any], report: dict[str, dict[str, Any]] | None) 
              f"{manifest['settings']['output']}/shards",
              f"rejected:        {sum(acc['rejected'].values())} "
              + json.dumps(manifest["rejects_by_reason"], sort_keys=True),
+             f"corpus rows:     {acc['corpus']['rows_in']} in, {acc['corpus']['kept']} kept, "
+             f"{acc['corpus']['rejected']} rejected",
              f"accounted for:   {'yes' if acc['balanced'] else 'NO'}",
              f"judge score:     positive mean {scores['positive'].get('mean', float('nan')):.3f}, "
              f"negative mean {scores['negative'].get('mean', float('nan')):.3f}, "
@@ -104,18 +109,27 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.output:
         print("judgemine: --output DIR is required", file=sys.stderr)
         return 2
+    if command == "status":
+        rows = stage_status(settings)
+        for name, state in rows.items():
+            print(f"{name:9s} {state['state']:11s} {state.get('seconds', '')}")
+        return 0 if all(r["state"] == "up to date" for r in rows.values()) else 3
+    if os.path.exists(settings.output) and not os.path.isdir(settings.output):
+        print(f"judgemine: --output {settings.output} is a file, not a directory", file=sys.stderr)
+        return 2
     try:
-        if command == "run":
-            report = run_all(settings, options)
-            print(summary(build_manifest(settings), report))
-        elif command == "status":
-            rows = stage_status(settings)
-            for name, state in rows.items():
-                print(f"{name:9s} {state['state']:11s} {state.get('seconds', '')}")
-            return 0 if all(r["state"] == "up to date" for r in rows.values()) else 3
-        else:
-            record = run_one(command, settings, options)
-            print(json.dumps(record, indent=2, sort_keys=True))
+        with run_lock(settings.output, command):
+            for path in remove_leftovers(settings.output):
+                logging.getLogger("judgemine").info("removed what a killed run left: %s", path)
+            if command == "run":
+                report = run_all(settings, options)
+                print(summary(build_manifest(settings), report))
+            else:
+                record = run_one(command, settings, options)
+                print(json.dumps(record, indent=2, sort_keys=True))
+    except OutputLocked as e:
+        print(f"judgemine: {e}", file=sys.stderr)
+        return EXIT_LOCKED
     except (FileNotFoundError, ValueError) as e:
         print(f"judgemine: {e}", file=sys.stderr)
         return 1

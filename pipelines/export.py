@@ -6,11 +6,14 @@ import json
 import os
 from typing import Any, Iterator
 
+from judgemine.pipelines.artifacts import require_stage
 from judgemine.schemas import SHARDS, list_parts, read_table
 from judgemine.transforms.mine.rule import query_rng
 
 
 def shard_rows(output: str) -> Iterator[dict[str, Any]]:
+    """The committed shards' rows (a mine stage that did not commit, or whose files changed, is refused)."""
+    require_stage(output, "mine")
     parts = list_parts(os.path.join(output, "shards"))
     if not parts:
         raise FileNotFoundError(f"no shards under {output}/shards: run `judgemine run` first")

@@ -40,11 +40,11 @@ def input_fingerprints(settings: Settings) -> dict[str, str]:
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     files = [InputFile(path, "pairs") for path in s.pairs] + [InputFile(path, "corpus") for path in s.corpus]
-    images = ImagePolicy(s.image_root, s.max_image_pixels, not s.skip_image_check)
+    images = ImagePolicy(s.image_root, s.max_image_pixels, s.max_image_bytes, not s.skip_image_check)
     _ = (p
          | "ListInputFiles" >> beam.Create(files)
          | "SpreadFiles" >> beam.Reshuffle()
-         | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout))
+         | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.max_text_chars))
          | "SpreadBatches" >> beam.Reshuffle()
          | "CheckImagesAndIdentify" >> beam.ParDo(IdentifyRecords(images))
          | "GatherTables" >> beam.combiners.ToList()
@@ -52,16 +52,21 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
-    """Row counts of what the stage wrote: pair rows in = queries + pair rejects (checked by the tests)."""
+    """Rows read (Beam counters) against what the stage wrote, pair rows and corpus rows each: rows in =
+    queries + rejects, corpus rows in = corpus rows kept (in the pool, merged with an equal candidate or not)
+    + corpus rejects. The manifest checks both."""
     rejects = read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason", "source"]).to_pylist()
-    pair_files = set(ctx.settings.pairs)
-    pair_rejects = sum(1 for r in rejects if r["source"] in pair_files)
+    corpus_files = set(ctx.settings.corpus)
+    corpus_rejects = sum(1 for r in rejects if r["source"] in corpus_files)
     queries = count_rows(os.path.join(ctx.directory, "queries"))
-    return {"pairs_in": queries + pair_rejects, "queries": queries,
+    return {"pairs_in": counters.get("pairs_rows_read", 0), "queries": queries,
+            "corpus_in": counters.get("corpus_rows_read", 0), "corpus_kept": counters.get("corpus_rows_kept", 0),
+            "corpus_rejected": corpus_rejects,
             "candidates": count_rows(os.path.join(ctx.directory, "candidates")), "rejected": len(rejects),
-            "rejected_pairs": pair_rejects, "rejected_by_reason": reason_counts(r["reason"] for r in rejects)}
+            "rejected_pairs": len(rejects) - corpus_rejects,
+            "rejected_by_reason": reason_counts(r["reason"] for r in rejects)}
 
 
 STAGE = Stage("ingest", upstream=(), build=build, count=count, inputs=input_fingerprints,
               settings=("pairs", "corpus", "pairs_layout", "image_root", "chunk_size", "max_image_pixels",
-                        "skip_image_check"))
+                        "max_image_bytes", "max_text_chars", "skip_image_check"), version="2")

@@ -64,9 +64,19 @@ def _reasons(directory: str) -> dict[str, dict[str, int]]:
     return out
 
 
-def build_manifest(settings: Settings) -> dict[str, Any]:
+def _accounting(ingest: dict[str, Any], rows_out: int, rejected: dict[str, int]) -> dict[str, Any]:
+    """Every pair row read is a shard row or a reject; every corpus row read is kept in the pool or a reject."""
+    corpus = {"rows_in": ingest["corpus_in"], "kept": ingest["corpus_kept"], "rejected": ingest["corpus_rejected"]}
+    return {"pairs_in": ingest["pairs_in"], "rows_out": rows_out, "rejected": rejected, "corpus": corpus,
+            "balanced": (ingest["pairs_in"] == rows_out + sum(rejected.values())
+                         and corpus["rows_in"] == corpus["kept"] + corpus["rejected"])}
+
+
+def build_manifest(settings: Settings, pending: dict[str, Any] | None = None) -> dict[str, Any]:
+    """From the committed stage records; `pending` is the record of the stage now committing (the last)."""
     out = settings.output
-    stages = {s.name: require_stage(out, s.name) for s in STAGES}
+    stages = {s.name: pending if pending and pending["stage"] == s.name else require_stage(out, s.name)
+              for s in STAGES}
     shards = []
     pos, neg = [], []
     fallback_rows = 0
@@ -88,8 +98,7 @@ def build_manifest(settings: Settings) -> dict[str, Any]:
         "inputs": stages["ingest"].get("inputs", {}),
         "stages": {s: {"seconds": r["seconds"], "counts": r["counts"], "fingerprint": r["fingerprint"]}
                    for s, r in stages.items()},
-        "accounting": {"pairs_in": ingest["pairs_in"], "rows_out": rows_out, "rejected": rejected,
-                       "balanced": ingest["pairs_in"] == rows_out + sum(rejected.values())},
+        "accounting": _accounting(ingest, rows_out, rejected),
         "rejects_by_reason": _reasons(os.path.join(out, "rejects")),
         "scores": {"positive": _stats(np.concatenate(pos) if pos else np.zeros(0)),
                    "negative": _stats(np.concatenate(neg) if neg else np.zeros(0)),

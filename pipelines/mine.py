@@ -33,6 +33,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     return {"rows": count_rows(ctx.outputs["shards"]),
             "false_negatives_filtered": counters.get("false_negatives_filtered", 0),
             "retrieved": counters.get("retrieved", 0),
+            "candidates_too_long": counters.get("candidates_too_long", 0),
             "rejected": read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason"]).num_rows}
 
 

@@ -5,17 +5,27 @@ from __future__ import annotations
 import os
 import shutil
 
-from judgemine.pipelines.artifacts import atomic_dir, stage_dir, write_json
+from typing import Any
+
+from judgemine.pipelines.artifacts import stage_dir, write_json
+from judgemine.pipelines.commit import fault_point, swap_in, temporary_dir
 from judgemine.pipelines.manifest import build_manifest
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
 
 
-def publish_run(settings: Settings) -> None:
-    """OUTPUT/rejects/<stage>.parquet for every stage that writes rejects, then OUTPUT/manifest.json."""
-    with atomic_dir(os.path.join(settings.output, "rejects")) as tmp:
+def publish_run(settings: Settings, last: dict[str, Any]) -> list[str]:
+    """OUTPUT/rejects/<stage>.parquet for every stage that writes rejects, then OUTPUT/manifest.json; `last` is
+    the last stage's record, not yet committed: these files are part of its commit. Returns their paths."""
+    out, name = settings.output, last["stage"]
+    rejects = os.path.join(out, "rejects")
+    with temporary_dir(rejects) as tmp:
         for stage in STAGES:
-            src = os.path.join(stage_dir(settings.output, stage.name), "rejects.parquet")
+            src = os.path.join(stage_dir(out, stage.name), "rejects.parquet")
             if os.path.exists(src):
                 shutil.copyfile(src, os.path.join(tmp, f"{stage.name}.parquet"))
-    write_json(os.path.join(settings.output, "manifest.json"), build_manifest(settings))
+        swap_in(tmp, rejects, f"{name}:rejects")
+    manifest = os.path.join(out, "manifest.json")
+    write_json(manifest, build_manifest(settings, pending=last))
+    fault_point(f"{name}:manifest")
+    return [rejects, manifest]

@@ -1,5 +1,6 @@
 """The one runner of every stage: fingerprint, temporary directories, the Beam pipeline, counts from Beam
-counters and the written artifacts, stage.json, atomic publication; then the run-level outputs."""
+counters and the written artifacts, then the commit (pipelines/commit.py): old record removed, directories
+swapped in, the run-level outputs after the last stage, and the new record, listing every file, written last."""
 from __future__ import annotations
 
 import contextlib
@@ -13,13 +14,18 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine.pipelines.artifacts import (
+    DamagedArtifact,
     MissingArtifact,
-    atomic_dir,
     chain_fingerprint,
+    published_files,
+    record_path,
     require_stage,
     stage_dir,
-    write_stage_record,
+    stage_record,
+    uncommit,
+    write_json,
 )
+from judgemine.pipelines.commit import fault_point, swap_in, temporary_dir
 from judgemine.pipelines.publish import publish_run
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
@@ -48,24 +54,32 @@ def _counters(result: Any, stage: str) -> Counters:
 
 
 def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dict[str, Any]:
-    """Runs one stage into temporary directories and publishes them, stages/<name> (with stage.json) last."""
+    """Runs one stage into temporary directories, then commits it: until its new record is written the stage
+    does not exist for any reader, so a kill at any step leaves nothing a reader would trust."""
     started = time.time()
     if stage.check:
         stage.check(settings)
     inputs = stage.inputs(settings) if stage.inputs else None
     fp = fingerprint(stage, settings, inputs)
+    out = settings.output
+    finals = {stage.name: stage_dir(out, stage.name), **{n: os.path.join(out, n) for n in stage.publishes}}
     with contextlib.ExitStack() as stack:
-        directory = stack.enter_context(atomic_dir(stage_dir(settings.output, stage.name)))
-        outputs = {name: stack.enter_context(atomic_dir(os.path.join(settings.output, name)))
-                   for name in stage.publishes}
-        ctx = StageContext(settings, directory, outputs, started)
+        tmps = {name: stack.enter_context(temporary_dir(final)) for name, final in finals.items()}
+        ctx = StageContext(settings, tmps[stage.name], {n: tmps[n] for n in stage.publishes}, started)
         with beam.Pipeline(options=options) as p:
             stage.build(p, ctx)
         counts = stage.count(ctx, _counters(p.result, stage.name))
         extra = {**({"inputs": inputs} if inputs is not None else {}), **(stage.record(ctx) if stage.record else {})}
-        record = write_stage_record(directory, stage.name, fp, started, counts, **extra)
+        record = stage_record(stage.name, fp, started, counts, **extra)
+        uncommit(out, stage.name)
+        fault_point(f"{stage.name}:uncommitted")
+        for name, final in finals.items():
+            swap_in(tmps[name], final, f"{stage.name}:{name}")
+    published = list(finals.values())
     if stage is STAGES[-1]:
-        publish_run(settings)
+        published += publish_run(settings, record)
+    record["files"] = published_files(out, published)
+    write_json(record_path(out, stage.name), record)
     return record
 
 
@@ -91,6 +105,8 @@ def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str,
 def _state(stage: Stage, settings: Settings) -> str:
     try:
         record = require_stage(settings.output, stage.name)
+    except DamagedArtifact:
+        return "damaged"
     except MissingArtifact:
         return "missing"
     try:
@@ -102,13 +118,14 @@ def _state(stage: Stage, settings: Settings) -> str:
 
 def stage_status(settings: Settings) -> dict[str, dict[str, Any]]:
     """Per stage: "up to date", "stale" (complete, but for other settings or inputs, or downstream of a stage
-    that is not up to date: `run` would redo it), or "missing"."""
+    that is not up to date: `run` would redo it), "damaged" (committed, but a file it lists is gone or
+    changed) or "missing" (never committed)."""
     out: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
         state = _state(stage, settings)
         if state == "up to date" and any(out[u]["state"] != "up to date" for u in stage.upstream):
             state = "stale"
         out[stage.name] = {"state": state}
-        if state != "missing":
+        if state not in ("missing", "damaged"):
             out[stage.name]["seconds"] = require_stage(settings.output, stage.name).get("seconds")
     return out

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ class Settings:
     image_root: str = _help("ingest", "directory that relative image paths are resolved against", default="")
     max_image_pixels: int = _help("ingest", "images with more pixels are rejected (image_too_large)",
                                   default=50_000_000)
+    max_image_bytes: int = _help("ingest", "image files larger than this many bytes are rejected unread "
+                                 "(image_too_large)", default=64 * 2**20)
+    max_text_chars: int = _help("ingest", "a query, positive or candidate text longer than this many characters "
+                                "is rejected (text_too_long)", default=16384)
     skip_image_check: bool = _help("ingest", "do not open images at ingest (they are then hashed by path)",
                                    default=False)
     chunk_size: int = _help("run", "rows per query/candidate chunk: the unit of work of every stage", default=2048)
@@ -98,11 +103,16 @@ class Settings:
     force: bool = _help("run", "rerun stages even when their artifacts are up to date", default=False)
 
     def __post_init__(self) -> None:
+        wrong = [f"{f.name}={getattr(self, f.name)!r} (expected {_kind(f)})" for f in FIELDS
+                 if not _typed(f, getattr(self, f.name))]
+        if wrong:
+            raise ValueError("invalid settings: " + ", ".join(wrong))
         bad = [f"{f.name}={getattr(self, f.name)!r} (choose from {', '.join(choices(f))})" for f in FIELDS
                if choices(f) and getattr(self, f.name) not in choices(f)]
-        positive = ("top_k", "num_negatives", "step", "chunk_size")
-        bad += [f"{n}={getattr(self, n)!r} (must be > 0)" for n in positive if getattr(self, n) <= 0]
-        bad += [f"{n}={getattr(self, n)!r} (must be >= 0)" for n in ("judge_pack_tokens",) if getattr(self, n) < 0]
+        bad += [f"{f.name}={getattr(self, f.name)!r} (must be a finite number)" for f in FIELDS
+                if TYPES[f.name] is float and not math.isfinite(getattr(self, f.name))]
+        bad += [f"{n}={getattr(self, n)!r} (must be {rule})" for n, (rule, ok) in RANGES.items()
+                if math.isfinite(getattr(self, n)) and not ok(getattr(self, n))]
         if bad:
             raise ValueError("invalid settings: " + ", ".join(bad))
 
@@ -126,10 +136,48 @@ class Settings:
         return dataclasses.asdict(self)
 
 
+def _above(low: float) -> tuple[str, Callable[[float], bool]]:
+    return f"> {low:g}", lambda v: v > low
+
+
+def _at_least(low: float) -> tuple[str, Callable[[float], bool]]:
+    return f">= {low:g}", lambda v: v >= low
+
+
+# Numeric settings outside these ranges are refused (a negative beta or a NaN would silently switch the
+# false-negative filter off).
+RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
+    **{n: _above(0) for n in ("top_k", "num_negatives", "step", "chunk_size", "max_image_pixels", "max_image_bytes",
+                              "max_text_chars", "embed_batch_size", "judge_batch_size", "judge_concurrency",
+                              "judge_timeout")},
+    **{n: _at_least(0) for n in ("beta", "judge_pack_tokens", "judge_retries", "judge_max_model_len",
+                                 "vllm_block_size", "seed")},
+    "vllm_gpu_memory_utilization": ("in (0, 1]", lambda v: 0 < v <= 1),
+}
 FIELDS = dataclasses.fields(Settings)
 TYPES = typing.get_type_hints(Settings)
 _LISTS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
 _PATHS = {"pairs", "corpus", "image_root", "embed_model", "judge_model", "judge_cache", "output"}
+
+
+def _kind(f: dataclasses.Field) -> str:
+    hint = TYPES[f.name]
+    return {int: "an integer", float: "a number", bool: "true or false"}.get(hint, "a list of paths" if
+                                                                          f.name in _LISTS else "a string")
+
+
+def _typed(f: dataclasses.Field, value: Any) -> bool:
+    """Whether a value (from a flag or a YAML config) has the setting's type."""
+    hint = TYPES[f.name]
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if f.name in _LISTS:
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+    return isinstance(value, str)
 
 
 def choices(f: dataclasses.Field) -> tuple[str, ...]:
@@ -183,7 +231,10 @@ def load_settings(options: PipelineOptions) -> Settings:
     for k in _LISTS:
         if k in values:
             v = values[k]
-            values[k] = tuple([v] if isinstance(v, str) else v)
+            values[k] = tuple([v] if isinstance(v, str) else v) if isinstance(v, (str, list, tuple)) else v
+    for f in FIELDS:  # YAML reads 1 where a float is meant
+        if TYPES[f.name] is float and isinstance(values.get(f.name), int) and not isinstance(values[f.name], bool):
+            values[f.name] = float(values[f.name])
     return Settings(**values)
 
 

@@ -58,10 +58,20 @@ def test_greyscale_becomes_rgb(image_root):
     assert load("images/camera.png", image_root).mode == "RGB"
 
 
-def test_resolve_keeps_absolute_and_remote_paths():
-    assert resolve("/data/a.jpg", "/root") == "/data/a.jpg"
-    assert resolve("gs://bucket/a.jpg", "/root") == "gs://bucket/a.jpg"
-    assert resolve("images/a.jpg", "/root") == "/root/images/a.jpg"
+def test_without_a_root_paths_are_kept_and_file_uris_read_locally():
+    assert resolve("/data/a.jpg", "") == "/data/a.jpg"
+    assert resolve("gs://bucket/a.jpg", "") == "gs://bucket/a.jpg"
+    assert resolve("file:///data/a.jpg", "") == "/data/a.jpg"
+
+
+def test_a_remote_root_admits_its_own_prefix_only():
+    root = "s3://bucket/images"
+    assert resolve("cats/a.jpg", root) == "s3://bucket/images/cats/a.jpg"
+    assert resolve("s3://bucket/images/cats/a.jpg", root) == "s3://bucket/images/cats/a.jpg"
+    for escaping in ("s3://bucket/other/a.jpg", "s3://bucket/imagesX/a.jpg", "gs://bucket/images/a.jpg",
+                     "/etc/passwd", "../a.jpg", "s3://bucket/images/../secret.jpg"):
+        with pytest.raises(ImageError, match="image_outside_root"):
+            resolve(escaping, root)
 
 
 def test_ingest_validation_and_hashing_decode_an_image_once(image_root):

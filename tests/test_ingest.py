@@ -121,7 +121,7 @@ def test_unreadable_input_file_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("name,content,message", [
     ("broken.json", b'[{"query_text": "a", "pos_text": "b"}, {broken', "not a valid JSON array"),
     ("broken.parquet", b"PAR1 this is not parquet", "not a readable Parquet file"),
-    ("latin1.jsonl", '{"query_text": "caf\u00e9", "pos_text": "x"}'.encode("latin-1"), "not UTF-8 text"),
+    ("latin1.json", b'[{"query_text": "caf\xe9", "pos_text": "x"}]', "not UTF-8 text"),
 ])
 def test_an_unreadable_input_file_stops_the_run_with_its_name(tmp_path, capsys, name, content, message):
     from judgemine.pipelines.cli import main

@@ -2,7 +2,11 @@
 gs://, s3://), checked, and converted to RGB the same way everywhere.
 
 A row whose image cannot be used becomes a rejects row with one of these reasons; nothing else is lost:
-  image_outside_root, missing_image, empty_image_file, unreadable_image, image_too_large.
+  image_outside_root, missing_image, not_a_regular_file, empty_image_file, unreadable_image, image_too_large.
+With an image root, the root is a boundary: every path, relative or absolute, symlinks resolved, must stay
+inside it (a URI under a remote root by its scheme and prefix), checked before the file is touched, so a
+reject never tells whether a path outside exists. Reads are bounded (`max_bytes`) before decoding, and only
+regular files are opened (a device or FIFO is refused unread).
 Conversions, documented and tested: EXIF orientation is applied; palette, greyscale and CMYK images become
 RGB; transparency (PNG/GIF alpha) is composited on white; an animated GIF contributes its first frame.
 """
@@ -13,6 +17,7 @@ import hashlib
 import io
 import os
 import posixpath
+import stat
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import IO
@@ -20,6 +25,8 @@ from typing import IO
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_BYTES = 64 * 2**20
+FILE_SCHEME = "file://"
 
 
 class ImageError(ValueError):
@@ -34,14 +41,34 @@ class ImageInfo:
 
 
 def resolve(path: str, root: str) -> str:
-    """`path` under `root` (paths in the data stay relative, as the official data has them). A relative path
-    that climbs out of the root is refused."""
-    if not root or "://" in path or path.startswith("/"):
+    """The location to read `path` from (paths in the data stay as written: relative, as the official data has
+    them). With a root, anything that would leave it is refused as image_outside_root."""
+    path, root = _local(path), _local(root)
+    if not root:
         return path
-    normal = posixpath.normpath(path)
-    if normal == ".." or normal.startswith("../"):
+    if "://" in root:
+        return _inside_remote(path, root.rstrip("/"))
+    if "://" in path:
         raise ImageError(f"image_outside_root: {path}")
-    return root.rstrip("/") + "/" + normal if "://" in root else os.path.join(root, normal)
+    real, real_root = os.path.realpath(os.path.join(root, path)), os.path.realpath(root)
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise ImageError(f"image_outside_root: {path}")
+    return real
+
+
+def _local(path: str) -> str:
+    return path[len(FILE_SCHEME):] if path.startswith(FILE_SCHEME) else path
+
+
+def _inside_remote(path: str, root: str) -> str:
+    if "://" in path:
+        rest = path[len(root) + 1:] if path.startswith(root + "/") else None
+    else:
+        rest = None if path.startswith("/") else path
+    normal = posixpath.normpath(rest) if rest else ""
+    if not normal or normal == ".." or normal.startswith("../") or normal.startswith("/"):
+        raise ImageError(f"image_outside_root: {path}")
+    return root + "/" + normal
 
 
 def _open(path: str) -> IO[bytes]:
@@ -54,16 +81,29 @@ def _open(path: str) -> IO[bytes]:
     return FileSystems.open(path, compression_type="uncompressed")
 
 
-def read_bytes(path: str) -> bytes:
+def read_bytes(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The file's bytes, at most `max_bytes` of them read: a larger file is refused, a local one from its size
+    before it is opened, as is anything local that is not a regular file."""
+    if "://" not in path:
+        try:
+            info = os.stat(path)
+        except OSError as e:
+            raise ImageError(f"missing_image: {path}") from e
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"not_a_regular_file: {path}")
+        if info.st_size > max_bytes:
+            raise ImageError(f"image_too_large: {path} has {info.st_size} bytes, more than {max_bytes}")
     try:
         with _open(path) as f:
-            data = f.read()
+            data = f.read(max_bytes + 1)
     except (OSError, IOError) as e:
         raise ImageError(f"missing_image: {path}") from e
     except Exception as e:  # remote filesystems raise their own types for a missing object
         raise ImageError(f"missing_image: {path} ({type(e).__name__})") from e
     if not data:
         raise ImageError(f"empty_image_file: {path}")
+    if len(data) > max_bytes:
+        raise ImageError(f"image_too_large: {path} has more than {max_bytes} bytes")
     return data
 
 
@@ -96,10 +136,11 @@ def decode(data: bytes, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
 
 
 @functools.lru_cache(maxsize=8192)
-def check(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def check(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+          ) -> ImageInfo:
     """Reads, decodes and hashes one image (cached per process: a target met twice is read once)."""
     full = resolve(path, root)
-    data = read_bytes(full)
+    data = read_bytes(full, max_bytes)
     image = decode(data, full, max_pixels)
     return ImageInfo(hashlib.sha256(data).hexdigest(), image.width, image.height)
 

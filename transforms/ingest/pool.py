@@ -6,6 +6,7 @@ from typing import Any, Iterable
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.metrics import Metrics
 
 from judgemine.schemas import CANDIDATES, QUERIES, part_name, write_table
 from judgemine.transforms.common.rejects import reject_row, write_rejects
@@ -17,7 +18,8 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
     that IdentifyRecords has given their ids.
 
     Rows are taken in (source, line) order, so the first of several rows with one query_id is kept, and the
-    first-seen copy of a candidate represents it. A query's `excluded_ids` are the positives of every pair
+    first-seen copy of a candidate represents it. A corpus row whose own `id` an earlier row used for other
+    content is rejected (duplicate_corpus_id); the same content under any ids is one candidate. A query's `excluded_ids` are the positives of every pair
     with the same query content, plus the query itself and its bare image.
     """
     pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
@@ -35,7 +37,14 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
                                       "dataset": r["dataset"]})
         positives_of.setdefault(r["query_content_id"], set()).add(r["pos_id"])
         queries.append(r)
+    corpus_ids: dict[str, tuple[str, str, int]] = {}  # the file's own id -> (content id, source, line)
     for r in sorted(corpus, key=lambda r: (r["source"], r["line"])):
+        first = corpus_ids.setdefault(r["corpus_id"], (r["candidate_id"], r["source"], r["line"])) \
+            if r["corpus_id"] else None
+        if first and first[0] != r["candidate_id"]:  # one id, two contents: the first keeps it
+            rejects.append(reject_row("ingest", f"duplicate_corpus_id: {r['corpus_id']} has other content at "
+                                      f"{first[1]}:{first[2]}", r["source"], r["line"], r["raw"]))
+            continue
         pool.setdefault(r["candidate_id"], {k: r[k] for k in ("candidate_id", "text", "image", "dataset")})
     for q in queries:
         excluded = positives_of[q["query_content_id"]] | {q["query_content_id"]}
@@ -63,12 +72,15 @@ class WriteIngestArtifacts(beam.DoFn):
 
     def __init__(self, directory: str, chunk_size: int) -> None:
         self._dir, self._chunk_size = directory, chunk_size
+        self._corpus_kept = Metrics.counter("judgemine.ingest", "corpus_rows_kept")
 
     def process(self, tagged: list[tuple[str, pa.Table]]) -> None:
         by_kind: dict[str, list[pa.Table]] = {"pairs": [], "corpus": [], "rejects": []}
         for kind, table in tagged:
             by_kind[kind].append(table)
-        queries, candidates, rejects = build_pool(_rows(by_kind["pairs"]), _rows(by_kind["corpus"]))
+        corpus = _rows(by_kind["corpus"])
+        queries, candidates, rejects = build_pool(_rows(by_kind["pairs"]), corpus)
+        self._corpus_kept.inc(len(corpus) - sum(r["reason"].startswith("duplicate_corpus_id") for r in rejects))
         write_rejects(_rows(by_kind["rejects"]) + rejects, os.path.join(self._dir, "rejects.parquet"))
         _write_chunks(queries, QUERIES, os.path.join(self._dir, "queries"), self._chunk_size)
         _write_chunks(candidates, CANDIDATES, os.path.join(self._dir, "candidates"), self._chunk_size)

@@ -13,7 +13,7 @@ from apache_beam.metrics import Metrics
 
 from judgemine.schemas import REJECTS
 from judgemine.transforms.common.content import content_id
-from judgemine.transforms.common.images import DEFAULT_MAX_PIXELS, ImageError, check
+from judgemine.transforms.common.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageError, check, resolve
 from judgemine.transforms.common.rejects import reject_row
 from judgemine.transforms.ingest.readers import PairsLayout, RowError, as_json, parse_corpus_row, parse_pair, read_rows
 
@@ -25,16 +25,16 @@ class ImagePolicy:
     """How ingest treats image fields: opened, decoded and hashed (default), or carried unread."""
     root: str = ""
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
     check: bool = True
 
     def validate(self, *paths: str) -> None:
-        """Raises RowError with the image's reason (missing_image, unreadable_image, ...)."""
-        if not self.check:
-            return
+        """Raises RowError with the image's reason (missing_image, unreadable_image, ...). The image root is
+        enforced even when images are carried unread."""
         for path in paths:
             if path:
                 try:
-                    check(path, self.root, self.max_pixels)
+                    check(path, self.root, self.max_pixels, self.max_bytes) if self.check else resolve(path, self.root)
                 except ImageError as e:
                     raise RowError(str(e)) from e
 
@@ -49,9 +49,9 @@ class InputFile:
 class ParseInputFile(beam.DoFn):
     """Reads one input file and emits coarse Arrow tables: ("pairs" | "corpus" | "rejects", table)."""
 
-    def __init__(self, layout: PairsLayout) -> None:
-        self._layout = layout
-        self._rows = Metrics.counter("judgemine.ingest", "rows_read")
+    def __init__(self, layout: PairsLayout, max_chars: int) -> None:
+        self._layout, self._max_chars = layout, max_chars
+        self._rows = {kind: Metrics.counter("judgemine.ingest", f"{kind}_rows_read") for kind in ("pairs", "corpus")}
         self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
 
     def process(self, spec: InputFile) -> Iterable[tuple[str, pa.Table]]:
@@ -60,9 +60,10 @@ class ParseInputFile(beam.DoFn):
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
         for line, raw in read_rows(spec.path):
-            self._rows.inc()
+            self._rows[spec.kind].inc()
             try:
-                rec = parse_pair(raw, self._layout) if spec.kind == "pairs" else parse_corpus_row(raw)
+                rec = (parse_pair(raw, self._layout, self._max_chars) if spec.kind == "pairs"
+                       else parse_corpus_row(raw, self._max_chars))
             except RowError as e:
                 self._rejected.inc()
                 bad.append(reject_row("ingest", str(e), spec.path, line, as_json(raw)))
@@ -89,7 +90,8 @@ class IdentifyRecords(beam.DoFn):
         self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
 
     def _id(self, text: str, image: str) -> str:
-        return content_id(text, image, self._images.root, self._images.check, self._images.max_pixels)
+        i = self._images
+        return content_id(text, image, i.root, i.check, i.max_pixels, i.max_bytes)
 
     def process(self, tagged: tuple[str, pa.Table]) -> Iterable[tuple[str, pa.Table]]:
         kind, table = tagged

@@ -88,14 +88,21 @@ class WriteScores(beam.DoFn):
     def __init__(self, directory: str, cache_dir: str, reports: tuple[str, ...]) -> None:
         self._dir, self._cache_dir = directory, cache_dir
         self._judged = Metrics.counter(NAMESPACE, "pairs_judged")
+        self._too_long = Metrics.counter(NAMESPACE, "pairs_too_long")
         self._reports = {name: Metrics.counter(NAMESPACE, name) for name in reports}
 
     def process(self, result: JudgeResult) -> None:
         r = result.request
-        append_scores(self._cache_dir, r.keys, result.scores.tolist())
+        refused = np.isnan(result.scores)  # prompts over the judge's context: not cached, counted
+        append_scores(self._cache_dir, [k for k, no in zip(r.keys, refused) if not no],
+                      result.scores[~refused].tolist())
         scores = np.asarray(r.known, np.float32)
         scores[r.todo] = result.scores
         self._judged.inc(len(r.todo))
+        self._too_long.inc(int(refused.sum()))
+        if refused.any():
+            log.warning("judge: chunk %d: %d pairs longer than the judge's context, not scored", r.chunk_index,
+                        int(refused.sum()))
         for name, counter in self._reports.items():
             counter.inc(int(result.counters.get(name, 0)))
         table = pa.table({"query_id": r.query_ids, "candidate_id": r.candidate_ids, "is_positive": r.is_positive,

@@ -1,8 +1,10 @@
-"""The score itself, one place for every backend: the answer tokens, P(Yes) from the Yes/No logits, and the
-check that a forced answer came back with its log-probability."""
+"""The score itself, one place for every backend: the answer tokens, P(Yes) from the Yes/No logits, the
+check that a forced answer came back with its log-probability, and the refusal of prompts longer than the
+judge's context: such a pair is scored NaN (never a crash, never a truncated prompt judged as if whole); the
+judge stage counts them and the mine stage drops those candidates and rejects queries whose positive it is."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -38,3 +40,17 @@ def forced_logprob(returned: int | None, logprob: float | None, token: int, judg
         raise error(f"{judge} answered token {returned} instead of the forced answer token {token} with its "
                     "log-probability: it must honour vLLM's `allowed_token_ids`")
     return float(logprob)
+
+
+def context_length(config: Any) -> int:
+    """The longest sequence a model's positions allow (a VLM's language model's)."""
+    return int(getattr(getattr(config, "text_config", None) or config, "max_position_embeddings"))
+
+
+def where_fits(lengths: Sequence[int], limit: int, score: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+    """`score(indices)` for the pairs whose prompt fits in `limit` tokens, NaN for the others."""
+    fits = [i for i, n in enumerate(lengths) if n <= limit]
+    out = np.full(len(lengths), np.nan, np.float32)
+    if fits:
+        out[fits] = score(fits)
+    return out

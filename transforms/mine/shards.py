@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Iterable
 
@@ -37,6 +38,7 @@ class MineChunk(beam.DoFn):
         self._fallback = Metrics.counter("judgemine.mine", "fallback_rows")
         self._filtered = Metrics.counter("judgemine.mine", "false_negatives_filtered")
         self._retrieved = Metrics.counter("judgemine.mine", "retrieved")
+        self._unjudged = Metrics.counter("judgemine.mine", "candidates_too_long")
 
     def setup(self) -> None:
         ingest = self._dirs["ingest"]
@@ -56,15 +58,24 @@ class MineChunk(beam.DoFn):
         scores = {(s["query_id"], s["candidate_id"], s["is_positive"]): s["score"]
                   for s in self._read("judge", chunk, JUDGE_SCORES)}
         rows: list[dict[str, Any]] = []
-        filtered = 0
+        filtered = unjudged = 0
         for qid in embedded:
             q = queries[qid]
-            found = sorted(hits.get(qid, []), key=lambda h: h["rank"])
+            retrieved = sorted(hits.get(qid, []), key=lambda h: h["rank"])
+            # a candidate the judge refused (its prompt longer than the judge's context) is no negative
+            found = [h for h in retrieved if not math.isnan(scores[(qid, h["candidate_id"], False)])]
+            unjudged += len(retrieved) - len(found)
             cand_scores = [scores[(qid, h["candidate_id"], False)] for h in found]
             try:
-                if not found:
+                if not retrieved:
                     raise NoCandidates("no_candidates: retrieval found no eligible candidate")
                 pos_score = scores[(qid, q["pos_id"], True)]
+                if math.isnan(pos_score):
+                    raise NoCandidates("prompt_too_long: the query/positive prompt is longer than the judge's "
+                                       "context")
+                if not found:
+                    raise NoCandidates("no_candidates: every retrieved candidate's prompt is longer than the "
+                                       "judge's context")
                 rule = self._rule
                 sel = select_negatives(cand_scores, pos_score, rule.num_negatives, rule.beta, rule.step,
                                        query_rng(rule.seed, qid))
@@ -88,6 +99,7 @@ class MineChunk(beam.DoFn):
                 "neg_ranks": [h["rank"] for h in picked], "neg_similarities": [h["similarity"] for h in picked],
                 "num_unique_negatives": len(set(sel.positions)), "fallback": sel.fallback, "dataset": q["dataset"]})
         self._filtered.inc(filtered)
+        self._unjudged.inc(unjudged)
         self._retrieved.inc(sum(len(hits.get(qid, [])) for qid in embedded))
         write_table(pa.Table.from_pylist(rows, schema=SHARDS),
                     os.path.join(self._shards_dir, shard_name(chunk.index, self._num_shards)), SHARDS)

@@ -58,12 +58,9 @@ class TextRows:
     def __init__(self, model: Any, tokenizer: Any, answers: list[int], device: str) -> None:
         self.model, self.tokenizer, self.answers, self.device = model, tokenizer, answers, device
 
-    def pairs(self, prompts: Sequence[str]) -> list[PairTokens]:
-        out = []
-        for i, prompt in enumerate(prompts):
-            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            out.append(PairTokens(i, [(t, None) for t in ids], torch.arange(len(ids))))
-        return out
+    def pairs(self, encoded: Sequence[list[int]]) -> list[PairTokens]:
+        """Each pair's plain token ids (the prompter's) as packable tokens at positions 0..n-1."""
+        return [PairTokens(i, [(t, None) for t in ids], torch.arange(len(ids))) for i, ids in enumerate(encoded)]
 
     @torch.inference_mode()
     def forward(self, row: PackedRow) -> torch.Tensor:

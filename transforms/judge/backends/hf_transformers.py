@@ -4,9 +4,10 @@ position. By default a query's pairs are packed behind one copy of their shared 
 with a vision tower gets the vision-language implementation."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from judgemine.transforms.common.vlm_inputs import is_vision_model
 from judgemine.transforms.judge.backends.hf_packed import PackedScorer, TextRows, VisionRows, refusal
 from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
 from judgemine.transforms.judge.chat import ChatPrompter
-from judgemine.transforms.judge.scoring import p_yes
+from judgemine.transforms.judge.scoring import context_length, p_yes, where_fits
 
 log = logging.getLogger("judgemine")
 Packing = Literal["prefix", "none"]
@@ -54,6 +55,7 @@ class TransformersJudge(JudgeBackend):
         self.batch_size = model.batch_size
         self.packer = self._packer(options, refusal(self.model), self.device)
         self.rows = TextRows(self.model, self.tokenizer, self._answers(), self.device)
+        self.max_len = context_length(self.model.config)
 
     def _answers(self) -> list[int]:
         return [self.prompter.yes_id, self.prompter.no_id]
@@ -74,11 +76,10 @@ class TransformersJudge(JudgeBackend):
         return {"judge_tokens_computed": self.packer.computed, "judge_tokens_plain": self.packer.plain}
 
     @torch.inference_mode()
-    def yes_no_logits(self, prompts: Sequence[str]) -> np.ndarray:
-        """(n, 2) fp32 logits of the Yes and No tokens at the next position, in the order of `prompts`."""
-        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    def yes_no_logits(self, encoded: Sequence[list[int]]) -> np.ndarray:
+        """(n, 2) fp32 logits of the Yes and No tokens at the next position, in the order of `encoded`."""
         order = np.argsort([len(e) for e in encoded], kind="stable")
-        out = np.zeros((len(prompts), 2), np.float32)
+        out = np.zeros((len(encoded), 2), np.float32)
         answers = self._answers()
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
@@ -94,12 +95,14 @@ class TransformersJudge(JudgeBackend):
         if not queries:
             return np.zeros(0, np.float32)
         self.prompter.check(queries, candidates, "transformers text")
-        prompts = [self.prompter.text(q, c) for q, c in zip(queries, candidates)]
-        if self.packer is None:
-            logits = self.yes_no_logits(prompts)
-        else:
-            logits = self.packer.score(queries, self.rows.pairs(prompts), self.rows.forward)
-        return p_yes(logits[:, 0], logits[:, 1])
+        encoded = [self.prompter.token_ids(q, c) for q, c in zip(queries, candidates)]
+
+        def scored(idx: list[int]) -> np.ndarray:
+            ids = [encoded[i] for i in idx]
+            logits = (self.yes_no_logits(ids) if self.packer is None else
+                      self.packer.score([queries[i] for i in idx], self.rows.pairs(ids), self.rows.forward))
+            return p_yes(logits[:, 0], logits[:, 1])
+        return where_fits([len(e) for e in encoded], self.max_len, scored)
 
 
 class TransformersVLMJudge(TransformersJudge):
@@ -117,6 +120,7 @@ class TransformersVLMJudge(TransformersJudge):
         self.packer = self._packer(options, refusal(self.vlm.model) if packable else
                                    "packing is implemented for Qwen2-VL-family judges only", self.vlm.device)
         self.rows = VisionRows(self.vlm, self.prompter.images, self._answers()) if packable else None
+        self.max_len = context_length(self.vlm.model.config)
 
     @torch.inference_mode()
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
@@ -125,8 +129,16 @@ class TransformersVLMJudge(TransformersJudge):
         prompts = [self.prompter.text(q, c) for q, c in zip(queries, candidates)]
         paths = [self.prompter.image_paths(q, c) for q, c in zip(queries, candidates)]
         if self.packer is not None and self.rows is not None:
-            logits = self.packer.score(queries, self.rows.pairs(prompts, paths), self.rows.forward)
-            return p_yes(logits[:, 0], logits[:, 1])
+            pairs = self.rows.pairs(prompts, paths)
+
+            def packed(idx: list[int]) -> np.ndarray:
+                own = [dataclasses.replace(pairs[i], pair=j) for j, i in enumerate(idx)]
+                logits = self.packer.score([queries[i] for i in idx], own, self.rows.forward)
+                return p_yes(logits[:, 0], logits[:, 1])
+            return where_fits([len(p.tokens) for p in pairs], self.max_len, packed)
+        return self._plain(prompts, paths)
+
+    def _plain(self, prompts: list[str], paths: list[list[str]]) -> np.ndarray:
         images = self.prompter.images
 
         def area(i: int) -> int:  # image tokens grow with the picture's size: bucket by it
@@ -134,12 +146,25 @@ class TransformersVLMJudge(TransformersJudge):
 
         order = sorted(range(len(prompts)), key=lambda i: (len(paths[i]), area(i), len(prompts[i])))
         logits = np.zeros((len(prompts), 2), np.float32)
-        answers = self._answers()
+        too_long: list[int] = []
         for idx in _batches(order, [len(p) for p in paths], self.batch_size):
             batch = self.vlm.encode([prompts[i] for i in idx], [[images.get(p) for p in paths[i]] for i in idx])
-            out = self.vlm.model(**batch, logits_to_keep=1).logits[:, -1, :]
-            logits[idx] = out[:, answers].float().cpu().numpy()
-        return p_yes(logits[:, 0], logits[:, 1])
+            lengths = batch["attention_mask"].sum(-1).tolist()
+            if max(lengths) <= self.max_len:
+                logits[idx] = self._answer_logits(batch)
+                continue
+            for i, n in zip(idx, lengths):  # refuse the prompts too long for the context, score the others alone
+                if n > self.max_len:
+                    too_long.append(i)
+                else:
+                    logits[i] = self._answer_logits(self.vlm.encode([prompts[i]], [[images.get(p) for p in paths[i]]]))
+        scores = p_yes(logits[:, 0], logits[:, 1])
+        scores[too_long] = np.nan
+        return scores
+
+    def _answer_logits(self, batch: Any) -> np.ndarray:
+        out = self.vlm.model(**batch, logits_to_keep=1).logits[:, -1, :]
+        return out[:, self._answers()].float().cpu().numpy()
 
 
 def _batches(order: list[int], group: list[int], size: int) -> list[list[int]]:

@@ -30,7 +30,7 @@ import torch
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
 from judgemine.transforms.judge.chat import ChatPrompter
-from judgemine.transforms.judge.scoring import forced_logprob, p_yes
+from judgemine.transforms.judge.scoring import context_length, forced_logprob, p_yes, where_fits
 
 PREFIX_CACHE_COUNTERS = ("prefix_cache_queried_tokens", "prefix_cache_hit_tokens")
 CPU_KV_CACHE_GIB, CPU_BLOCK_SIZE = "1", 32
@@ -47,8 +47,7 @@ class VLLMOptions:
 def model_max_len(model_path: str) -> int:
     """The longest sequence the model's positions allow (a VLM's language model's)."""
     from transformers import AutoConfig
-    config = AutoConfig.from_pretrained(model_path, local_files_only=True)
-    return getattr(getattr(config, "text_config", None) or config, "max_position_embeddings")
+    return context_length(AutoConfig.from_pretrained(model_path, local_files_only=True))
 
 
 def engine_settings(model_path: str, options: VLLMOptions) -> dict[str, Any]:
@@ -83,30 +82,54 @@ class VLLMJudge(JudgeBackend):
         if self.prompter.vision_model:
             kwargs["limit_mm_per_prompt"] = {"image": 2}  # the query's and the candidate's
         self.llm = LLM(model.path, **kwargs)
+        self.max_len = kwargs["max_model_len"]
         self._force = {tok: SamplingParams(max_tokens=1, temperature=0.0, logprobs=0, allowed_token_ids=[tok])
                        for tok in (self.prompter.yes_id, self.prompter.no_id)}
 
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
+        """Pairs whose prompt is longer than the engine's context are refused (NaN): text pairs by their token
+        count, image pairs (whose image tokens vLLM's processor counts) when the engine refuses them."""
         from vllm.inputs import TextPrompt, TokensPrompt
         if not queries:
             return np.zeros(0, np.float32)
         self.prompter.check(queries, candidates, "vllm")
         prompts: list[Any] = []
-        tokens: list[int] = []
+        lengths: list[int] = []
         for q, c in zip(queries, candidates):
             paths = self.prompter.image_paths(q, c)
             if paths:
-                prompt: Any = TextPrompt(prompt=self.prompter.text(q, c),
-                                         multi_modal_data={"image": [self.prompter.images.get(p) for p in paths]})
+                prompts.append(TextPrompt(prompt=self.prompter.text(q, c),
+                                          multi_modal_data={"image": [self.prompter.images.get(p) for p in paths]}))
+                lengths.append(0)  # counted by the engine
             else:
-                prompt = TokensPrompt(prompt_token_ids=self.prompter.token_ids(q, c))
-            prompts += [prompt, prompt]
-            tokens += [self.prompter.yes_id, self.prompter.no_id]
-        # The chat template is the only source of special tokens, as for the token-id prompts.
-        outputs = self.llm.generate(prompts, [self._force[t] for t in tokens], use_tqdm=False,
-                                    tokenization_kwargs={"add_special_tokens": False})
+                prompts.append(TokensPrompt(prompt_token_ids=self.prompter.token_ids(q, c)))
+                lengths.append(len(prompts[-1]["prompt_token_ids"]))
+
+        def scored(idx: list[int]) -> np.ndarray:
+            try:
+                return self._scores([prompts[i] for i in idx])
+            except ValueError as e:
+                if "longer than the maximum model length" not in str(e) or len(idx) == 1:
+                    raise
+            return np.array([self._scores_or_nan(prompts[i]) for i in idx], np.float32)
+        return where_fits(lengths, self.max_len, scored)
+
+    def _scores(self, prompts: list[Any]) -> np.ndarray:
+        """Each prompt asked twice, forced to Yes and to No; the chat template is the only source of special
+        tokens, as for the token-id prompts."""
+        tokens = [self.prompter.yes_id, self.prompter.no_id] * len(prompts)
+        outputs = self.llm.generate([p for p in prompts for _ in range(2)], [self._force[t] for t in tokens],
+                                    use_tqdm=False, tokenization_kwargs={"add_special_tokens": False})
         logprobs = np.array([_logprob(o.outputs[0], t) for o, t in zip(outputs, tokens)])
         return p_yes(logprobs[0::2], logprobs[1::2])
+
+    def _scores_or_nan(self, prompt: Any) -> float:
+        try:
+            return float(self._scores([prompt])[0])
+        except ValueError as e:
+            if "longer than the maximum model length" not in str(e):
+                raise
+            return float("nan")
 
     def counters(self) -> dict[str, float]:
         """The engine's own prefix-cache counters: queried and hit prompt tokens."""

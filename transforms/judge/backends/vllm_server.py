@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -25,6 +26,9 @@ from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeMod
 from judgemine.transforms.judge.chat import ChatPrompter
 from judgemine.transforms.judge.prompt import user_parts
 from judgemine.transforms.judge.scoring import JudgeAnswerError, forced_logprob, p_yes
+
+# vLLM's 400 answers for a prompt over the served context length.
+TOO_LONG = re.compile(r"maximum context length|longer than the maximum model length|max_model_len", re.I)
 
 
 class JudgeServerError(JudgeAnswerError):
@@ -135,6 +139,8 @@ class OpenAIServerJudge(JudgeBackend):
             if response.status_code >= 500:
                 error = JudgeServerError(f"HTTP {response.status_code}: {response.text[:200]}")
                 continue
+            if response.status_code == 400 and TOO_LONG.search(response.text):
+                return float("nan")  # the prompt does not fit the served context: refused, counted by the stage
             if response.status_code >= 400:
                 raise JudgeServerError(f"{self.base_url} rejected the request (HTTP {response.status_code}): "
                                        f"{response.text[:300]}")
