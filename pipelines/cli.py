@@ -89,11 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         suffix = "json" if args.format == "unime" else "jsonl"
         dest = args.to or os.path.join(args.output, "export", f"{args.format}.{suffix}")
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-        if args.format == "unime":
-            print(f"{export_unime(args.output, dest)} records -> {dest}")
-        else:
-            written, skipped = export_reranker(args.output, dest, args.format.split("-")[1], args.seed)
-            print(f"{written} records -> {dest} ({skipped} fallback rows skipped)")
+        try:
+            if args.format == "unime":
+                print(f"{export_unime(args.output, dest)} records -> {dest}")
+            else:
+                written, skipped = export_reranker(args.output, dest, args.format.split("-")[1], args.seed)
+                print(f"{written} records -> {dest} ({skipped} fallback rows skipped)")
+        except FileNotFoundError as e:
+            print(f"judgemine: {e}", file=sys.stderr)
+            return 1
         return 0
     if "-h" in rest or "--help" in rest:
         parser = argparse.ArgumentParser(prog=f"judgemine {command}")
