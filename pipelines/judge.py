@@ -58,7 +58,9 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     """From the stage's Beam counters; the vLLM prefix-cache token counters become the run's hit rate, the
     transformers backend's token counters the packing's saving."""
     judged, cached = counters.get("pairs_judged", 0), counters.get("pairs_cached", 0)
-    out: dict[str, Any] = {"pairs": judged + cached, "pairs_judged": judged, "pairs_cached": cached,
+    repeated = counters.get("pairs_repeated", 0)
+    out: dict[str, Any] = {"pairs": judged + cached + repeated, "pairs_judged": judged, "pairs_cached": cached,
+                           "pairs_repeated": repeated,
                            "pairs_too_long": counters.get("pairs_too_long", 0),
                            "judged_per_second": round(judged / max(time.time() - ctx.started, 1e-9), 2)}
     plain = counters.get("judge_tokens_plain", 0)

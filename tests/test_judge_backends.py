@@ -111,6 +111,16 @@ def test_vllm_server_agrees_with_transformers(reference, vllm_server, tiny_judge
     assert judge.counters()["prefix_cache_hit_tokens"] > 0
 
 
+def test_every_backend_refuses_a_prompt_longer_than_its_context(reference, vllm_judge, vllm_server, tiny_judge):
+    """Scored NaN (the stage counts it, mine drops or rejects it), never a crash; the other pairs as usual."""
+    long = Side("word " * 3000)  # over every context here: the model's 2048 positions, the server's 1024
+    queries, candidates = [Side(QUERIES[0])] * 3, [Side(TARGETS[0]), long, Side(TARGETS[1])]
+    server = OpenAIServerJudge(JudgeModel(tiny_judge), ServerOptions(vllm_server))
+    expected = reference[0].score(queries, candidates)
+    for got in (expected, vllm_judge.score(queries, candidates), server.score(queries, candidates)):
+        assert np.isnan(got[1]) and np.abs(got[[0, 2]] - expected[[0, 2]]).max() < 1e-3
+
+
 def test_judge_stage_with_vllm_matches_the_transformers_run(e2e_run, small_pairs, tiny_judge, tmp_path):
     """With no vLLM flag (make test sets no VLLM_CPU_KVCACHE_SPACE): the context length is the model's own (2048,
     below the engine's usual 4096), the KV cache 1 GiB, and the block size 32, where a query's pairs share their

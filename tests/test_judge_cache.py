@@ -80,9 +80,9 @@ def test_killed_halfway_then_resumed_loses_nothing_and_judges_nothing_twice(e2e_
     assert main(["judge", *run_args(out, small_pairs, tiny_judge)]) == 0
     counts = _record(out)["counts"]
     assert counts["pairs_cached"] == judged_before
-    assert counts["pairs_judged"] == counts["pairs"] - judged_before
+    assert counts["pairs_judged"] + counts["pairs_repeated"] == counts["pairs"] - judged_before
+    assert counts["pairs_repeated"] > 0  # queries with the same content share pairs, judged once in their chunk
     keys = _cache_keys(out)
-    assert len(keys) == counts["pairs"]  # each pair judged once over both runs (the kill lost no score)
+    assert len(keys) == judged_before + counts["pairs_judged"]  # each pair judged once over both runs
     resumed = _scores(out)
-    assert resumed.keys() == reference.keys()
-    assert np.allclose([resumed[k] for k in reference], list(reference.values()), atol=1e-5)
+    assert resumed == reference  # bit for bit: every pair was judged in its own chunk, in the same context

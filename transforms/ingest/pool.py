@@ -59,11 +59,27 @@ def _rows(tables: Iterable[pa.Table]) -> list[dict[str, Any]]:
     return [row for t in tables for row in t.to_pylist()]
 
 
-def _write_chunks(rows: list[dict[str, Any]], schema: pa.Schema, directory: str, chunk_size: int) -> None:
+def query_chunks(queries: list[dict[str, Any]], chunk_size: int) -> list[list[dict[str, Any]]]:
+    """Queries in input order, except that queries with the same content join the first one's chunk, and a
+    chunk never splits them (it may then hold more than `chunk_size`). Their (query, candidate) pairs are the
+    same pairs, so every pair of a run is judged in one chunk only: once, and in one packing context, which
+    keeps a resumed run's shards byte-identical to a clean run's (a packed score varies in its last bits with
+    its row-mates)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for q in queries:
+        groups.setdefault(q["query_content_id"], []).append(q)
+    chunks: list[list[dict[str, Any]]] = [[]]
+    for group in groups.values():
+        if chunks[-1] and len(chunks[-1]) + len(group) > chunk_size:
+            chunks.append([])
+        chunks[-1] += group
+    return chunks
+
+
+def _write_chunks(chunks: list[list[dict[str, Any]]], schema: pa.Schema, directory: str) -> None:
     os.makedirs(directory)
-    for i, start in enumerate(range(0, max(len(rows), 1), chunk_size)):
-        write_table(pa.Table.from_pylist(rows[start:start + chunk_size], schema=schema),
-                    os.path.join(directory, part_name(i)), schema)
+    for i, rows in enumerate(chunks or [[]]):
+        write_table(pa.Table.from_pylist(rows, schema=schema), os.path.join(directory, part_name(i)), schema)
 
 
 class WriteIngestArtifacts(beam.DoFn):
@@ -82,6 +98,8 @@ class WriteIngestArtifacts(beam.DoFn):
         queries, candidates, rejects = build_pool(_rows(by_kind["pairs"]), corpus)
         self._corpus_kept.inc(len(corpus) - sum(r["reason"].startswith("duplicate_corpus_id") for r in rejects))
         write_rejects(_rows(by_kind["rejects"]) + rejects, os.path.join(self._dir, "rejects.parquet"))
-        _write_chunks(queries, QUERIES, os.path.join(self._dir, "queries"), self._chunk_size)
-        _write_chunks(candidates, CANDIDATES, os.path.join(self._dir, "candidates"), self._chunk_size)
+        _write_chunks(query_chunks(queries, self._chunk_size), QUERIES, os.path.join(self._dir, "queries"))
+        size = self._chunk_size
+        _write_chunks([candidates[i:i + size] for i in range(0, len(candidates), size)], CANDIDATES,
+                      os.path.join(self._dir, "candidates"))
 

@@ -17,13 +17,15 @@ from judgemine.transforms.judge.base import JudgeBackend, JudgeSpec
 class JudgeRequest:
     """The pairs of one chunk, a query's pairs contiguous (its positive first). `known` holds the scores already
     in the cache (NaN elsewhere); the model is asked only for the pairs at `todo`, whose sides and cache keys
-    are `queries`, `candidates` and `keys`."""
+    are `queries`, `candidates` and `keys`; `repeats` are (position, index into todo) of pairs met again in the
+    chunk (two queries with the same content), given the same score."""
     chunk_index: int
     query_ids: list[str] = field(default_factory=list)
     candidate_ids: list[str] = field(default_factory=list)
     is_positive: list[bool] = field(default_factory=list)
     known: list[float] = field(default_factory=list, repr=False)
     todo: list[int] = field(default_factory=list, repr=False)
+    repeats: list[tuple[int, int]] = field(default_factory=list, repr=False)
     keys: list[str] = field(default_factory=list, repr=False)
     queries: list[Side] = field(default_factory=list, repr=False)
     candidates: list[Side] = field(default_factory=list, repr=False)

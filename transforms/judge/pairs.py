@@ -42,6 +42,7 @@ class BuildJudgeRequests(beam.DoFn):
         self._shared = shared
         self._cached = Metrics.counter(NAMESPACE, "pairs_cached")
         self._todo = Metrics.counter(NAMESPACE, "pairs_to_judge")
+        self._repeated = Metrics.counter(NAMESPACE, "pairs_repeated")
 
     def setup(self) -> None:
         files = self._cache_files
@@ -55,6 +56,7 @@ class BuildJudgeRequests(beam.DoFn):
             ["query_id", "query_text", "query_image", "query_content_id", "pos_id", "pos_text", "pos_image"]
         ).to_pylist()}
         req = JudgeRequest(chunk.index)
+        self._asked: dict[str, int] = {}  # key -> its index in req.todo
         last = None
         for h in hits:
             q = queries[h["query_id"]]
@@ -63,7 +65,8 @@ class BuildJudgeRequests(beam.DoFn):
                 self._add(req, q, q["pos_id"], True, Side(q["pos_text"], q["pos_image"]))
             self._add(req, q, h["candidate_id"], False, self._res.lookup.sides[h["candidate_id"]])
         self._todo.inc(len(req.todo))
-        self._cached.inc(len(req.query_ids) - len(req.todo))
+        self._cached.inc(len(req.query_ids) - len(req.todo) - len(req.repeats))
+        self._repeated.inc(len(req.repeats))
         yield req
 
     def _add(self, req: JudgeRequest, q: dict[str, Any], cid: str, positive: bool, candidate: Side) -> None:
@@ -73,7 +76,10 @@ class BuildJudgeRequests(beam.DoFn):
         req.is_positive.append(positive)
         known = self._res.cache.scores.get(key)
         req.known.append(float("nan") if known is None else known)
-        if known is None:
+        if known is None and key in self._asked:
+            req.repeats.append((len(req.query_ids) - 1, self._asked[key]))
+        elif known is None:
+            self._asked[key] = len(req.todo)
             req.todo.append(len(req.query_ids) - 1)
             req.keys.append(key)
             req.queries.append(Side(q["query_text"], q["query_image"]))
@@ -98,6 +104,8 @@ class WriteScores(beam.DoFn):
                       result.scores[~refused].tolist())
         scores = np.asarray(r.known, np.float32)
         scores[r.todo] = result.scores
+        for position, asked in r.repeats:
+            scores[position] = result.scores[asked]
         self._judged.inc(len(r.todo))
         self._too_long.inc(int(refused.sum()))
         if refused.any():
@@ -109,4 +117,4 @@ class WriteScores(beam.DoFn):
                           "score": pa.array(scores, pa.float32())})
         write_table(table, os.path.join(self._dir, part_name(r.chunk_index)), JUDGE_SCORES)
         log.info("judge: chunk %d done: %d pairs, %d judged, %d from the cache", r.chunk_index, len(r.query_ids),
-                 len(r.todo), len(r.query_ids) - len(r.todo))
+                 len(r.todo), len(r.query_ids) - len(r.todo) - len(r.repeats))

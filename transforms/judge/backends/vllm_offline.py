@@ -112,7 +112,7 @@ class VLLMJudge(JudgeBackend):
                 if "longer than the maximum model length" not in str(e) or len(idx) == 1:
                     raise
             return np.array([self._scores_or_nan(prompts[i]) for i in idx], np.float32)
-        return where_fits(lengths, self.max_len, scored)
+        return where_fits(lengths, self.max_len - 1, scored)  # room for the answer token
 
     def _scores(self, prompts: list[Any]) -> np.ndarray:
         """Each prompt asked twice, forced to Yes and to No; the chat template is the only source of special
