@@ -95,7 +95,19 @@ def chain_fingerprint(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def stage_record(stage: str, fingerprint: str, started: float, counts: dict[str, Any], **extra: Any
-                 ) -> dict[str, Any]:
-    return {"stage": stage, "fingerprint": fingerprint, "seconds": round(time.time() - started, 3),
-            "counts": counts, **extra}
+def stage_record(stage: str, fingerprint: str, started: float, counts: dict[str, Any], counters: dict[str, int],
+                 throughput: str = "", **extra: Any) -> dict[str, Any]:
+    """What the stage did: its counts, every Beam counter it raised, start and end (UTC), and the rate of its
+    main count (`throughput`, per second)."""
+    ended = time.time()
+    seconds = round(ended - started, 3)
+    record = {"stage": stage, "fingerprint": fingerprint, "seconds": seconds, "counts": counts,
+              "counters": dict(sorted(counters.items())), "started_at": _utc(started), "ended_at": _utc(ended),
+              **extra}
+    if throughput and isinstance(counts.get(throughput), (int, float)):
+        record["per_second"] = {throughput: round(counts[throughput] / max(seconds, 1e-9), 2)}
+    return record
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

@@ -6,18 +6,24 @@ import json
 import logging
 import os
 import sys
+import traceback
 from typing import Any
 
+import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from judgemine import __version__
+from judgemine.pipelines.artifacts import MissingArtifact
 from judgemine.pipelines.commit import remove_leftovers
+from judgemine.pipelines.errors import UserError
+from judgemine.pipelines.flags import check_flags
 from judgemine.pipelines.lock import OutputLocked, run_lock
-from judgemine.pipelines.manifest import build_manifest
+from judgemine.pipelines.manifest import code_version
 from judgemine.pipelines.runner import run_all, run_one, stage_status
-from judgemine.pipelines.settings import JudgemineOptions, load_settings
+from judgemine.pipelines.settings import Settings, add_settings, load_settings
 from judgemine.pipelines.stages import BY_NAME
 
-EXIT_LOCKED = 4  # another live run holds --output
+EXIT_FAILED, EXIT_USER, EXIT_NOT_UP_TO_DATE, EXIT_LOCKED = 1, 2, 3, 4
 COMMANDS = ("run", *BY_NAME, "status", "export", "build-tiny-judge")
 USAGE = f"""judgemine <command> [--config FILE] [--output DIR] [settings...] [beam pipeline options...]
 
@@ -66,77 +72,129 @@ def _log_progress() -> None:
     log.propagate = False
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    command, rest = argv[0], argv[1:]
-    _log_progress()
-    if command == "build-tiny-judge":
-        from judgemine.testing.tiny_models import main as build
-        build(rest)
-        return 0
-    if command == "export":
-        parser = argparse.ArgumentParser(prog="judgemine export")
-        parser.add_argument("--output", required=True, help="the run directory")
-        parser.add_argument("--format", choices=["unime", "reranker-pairwise", "reranker-listwise"],
-                            default="unime")
-        parser.add_argument("--to", default=None, help="destination file (default: DIR/export/<format>.json[l])")
-        parser.add_argument("--seed", type=int, default=0, help="seed of the listwise positive's position")
-        args = parser.parse_args(rest)
-        from judgemine.pipelines.export import export_reranker, export_unime
-        suffix = "json" if args.format == "unime" else "jsonl"
-        dest = args.to or os.path.join(args.output, "export", f"{args.format}.{suffix}")
-        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-        try:
-            if args.format == "unime":
-                print(f"{export_unime(args.output, dest)} records -> {dest}")
-            else:
-                written, skipped = export_reranker(args.output, dest, args.format.split("-")[1], args.seed)
-                print(f"{written} records -> {dest} ({skipped} fallback rows skipped)")
-        except FileNotFoundError as e:
-            print(f"judgemine: {e}", file=sys.stderr)
-            return 1
-        return 0
-    if "-h" in rest or "--help" in rest:
-        parser = argparse.ArgumentParser(prog=f"judgemine {command}")
-        JudgemineOptions._add_argparse_args(parser)
-        parser.print_help()
-        return 0
-    options = PipelineOptions(rest)
+def _help(command: str) -> None:
+    """A stage's command shows the settings it uses (its groups and the run's); run and status show all."""
+    parser = argparse.ArgumentParser(prog=f"judgemine {command}", description=USAGE.split("\n\n")[0],
+                                     epilog="Beam pipeline options (--runner, --direct_num_workers, ...) pass "
+                                            "through; --verbose shows library logs and tracebacks.")
+    if command in BY_NAME:
+        add_settings(parser, lambda g: g == "run" or g.split(":")[0] == command, with_defaults=True)
+    else:
+        add_settings(parser, with_defaults=True)
+    parser.print_help()
+
+
+def _export(rest: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="judgemine export")
+    parser.add_argument("--output", required=True, help="the run directory")
+    parser.add_argument("--format", choices=["unime", "reranker-pairwise", "reranker-listwise"], default="unime")
+    parser.add_argument("--to", default=None, help="destination file (default: DIR/export/<format>.json[l])")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the listwise positive's position")
+    args = parser.parse_args(rest)
+    from judgemine.pipelines.export import export_reranker, export_unime
+    suffix = "json" if args.format == "unime" else "jsonl"
+    dest = args.to or os.path.join(args.output, "export", f"{args.format}.{suffix}")
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    if args.format == "unime":
+        print(f"{export_unime(args.output, dest)} records -> {dest}")
+    else:
+        written, skipped = export_reranker(args.output, dest, args.format.split("-")[1], args.seed)
+        print(f"{written} records -> {dest} ({skipped} fallback rows skipped)")
+    return 0
+
+
+def _quiet_workers(rest: list[str], verbose: bool) -> list[str]:
+    """Worker processes (multi-process and remote runners) log at ERROR except judgemine's own lines, unless
+    --verbose or the user set Beam's log-level options."""
+    if verbose or any(a.startswith(("--default_sdk_harness_log_level", "--sdk_harness_log_level_overrides"))
+                      for a in rest):
+        return rest
+    return [*rest, "--default_sdk_harness_log_level=ERROR", '--sdk_harness_log_level_overrides={"judgemine": "INFO"}']
+
+
+def _settings(rest: list[str], verbose: bool = False) -> tuple[Settings, PipelineOptions]:
+    check_flags(rest)
+    options = PipelineOptions(_quiet_workers(rest, verbose))
     try:
         settings = load_settings(options)
-    except (ValueError, OSError) as e:
-        print(f"judgemine: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, yaml.YAMLError) as e:
+        raise UserError(str(e).replace("\n", " ")) from None
     if not settings.output:
-        print("judgemine: --output DIR is required", file=sys.stderr)
-        return 2
+        raise UserError("--output DIR is required")
+    if os.path.exists(settings.output) and not os.path.isdir(settings.output):
+        raise UserError(f"--output {settings.output} is a file, not a directory")
+    return settings, options
+
+
+def _command(command: str, rest: list[str], verbose: bool) -> int:
+    settings, options = _settings(rest, verbose)
     if command == "status":
         rows = stage_status(settings)
         for name, state in rows.items():
             print(f"{name:9s} {state['state']:11s} {state.get('seconds', '')}")
-        return 0 if all(r["state"] == "up to date" for r in rows.values()) else 3
-    if os.path.exists(settings.output) and not os.path.isdir(settings.output):
-        print(f"judgemine: --output {settings.output} is a file, not a directory", file=sys.stderr)
-        return 2
+        return 0 if all(r["state"] == "up to date" for r in rows.values()) else EXIT_NOT_UP_TO_DATE
+    with run_lock(settings.output, command):
+        for path in remove_leftovers(settings.output):
+            logging.getLogger("judgemine").info("removed what a killed run left: %s", path)
+        if command != "run":
+            print(json.dumps(run_one(command, settings, options), indent=2, sort_keys=True))
+            return 0
+        report = run_all(settings, options)
+        with open(os.path.join(settings.output, "manifest.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+        print(summary(manifest, report))
+        if not manifest["accounting"]["balanced"]:
+            print("judgemine: the accounting does not balance (see manifest.json `accounting`): rows were lost",
+                  file=sys.stderr)
+            return EXIT_FAILED
+    return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The last line of an error's message that is not a traceback frame (Beam wraps a worker's traceback)."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip() and not line.startswith(" ")]
+    return lines[-1] if lines else type(error).__name__
+
+
+def main(argv: list[str] | None = None, verbose: bool = False) -> int:
+    """The exit code: 0 done, 1 failed, 2 a user error, 3 status: not up to date, 4 --output held by a live run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else EXIT_USER
+    if argv[0] == "--version":
+        print(f"judgemine {__version__} ({code_version() or 'not a git checkout'})")
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"judgemine: unknown command {argv[0]!r} (one of {', '.join(COMMANDS)})", file=sys.stderr)
+        return EXIT_USER
+    command, rest = argv[0], argv[1:]
+    _log_progress()
+    if "-h" in rest or "--help" in rest:
+        _help(command) if command not in ("export", "build-tiny-judge") else _subcommand(command, ["--help"])
+        return 0
     try:
-        with run_lock(settings.output, command):
-            for path in remove_leftovers(settings.output):
-                logging.getLogger("judgemine").info("removed what a killed run left: %s", path)
-            if command == "run":
-                report = run_all(settings, options)
-                print(summary(build_manifest(settings), report))
-            else:
-                record = run_one(command, settings, options)
-                print(json.dumps(record, indent=2, sort_keys=True))
+        if command in ("export", "build-tiny-judge"):
+            return _subcommand(command, rest)
+        return _command(command, rest, verbose)
+    except (UserError, MissingArtifact) as e:
+        print(f"judgemine: {e}", file=sys.stderr)
+        return EXIT_USER
     except OutputLocked as e:
         print(f"judgemine: {e}", file=sys.stderr)
         return EXIT_LOCKED
-    except (FileNotFoundError, ValueError) as e:
-        print(f"judgemine: {e}", file=sys.stderr)
-        return 1
+    except Exception as e:  # noqa: BLE001 - the run failed: one line, the traceback with --verbose
+        if verbose:
+            traceback.print_exc()
+        print(f"judgemine: {command} failed: {_one_line(e)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _subcommand(command: str, rest: list[str]) -> int:
+    if command == "export":
+        return _export(rest)
+    from judgemine.testing.tiny_models import main as build
+    build(rest)
     return 0
 
 

@@ -8,6 +8,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
 from judgemine.pipelines.artifacts import count_rows
+from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext, spread_chunks
 from judgemine.schemas import REJECTS, list_parts, read_table
@@ -51,5 +52,14 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected_queries": len(rejects) - dropped_candidates, "dropped_candidates": dropped_candidates}
 
 
-STAGE = Stage("embed", upstream=("ingest",), build=build, count=count,
+def check(settings: Settings) -> None:
+    try:
+        model = settings.resolved_embed_model
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    if not os.path.isdir(model):
+        raise UserError(f"embedder model folder not found: {model} (--embed-model DIR)")
+
+
+STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="1", throughput="candidates",
               settings=("embed_backend", "embed_model", "query_prompt", "candidate_prompt", "image_root"))

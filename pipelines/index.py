@@ -22,4 +22,5 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "factory": ctx.settings.index_factory}
 
 
-STAGE = Stage("index", upstream=("embed",), settings=("index_factory", "seed"), build=build, count=count)
+STAGE = Stage("index", upstream=("embed",), settings=("index_factory", "seed"), build=build, count=count,
+              version="1", throughput="candidates")

@@ -9,6 +9,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from judgemine.pipelines.artifacts import count_rows
+from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
 from judgemine.schemas import REJECTS, read_table
@@ -25,16 +26,26 @@ def _file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def input_fingerprints(settings: Settings) -> dict[str, str]:
-    """sha256 of every input file; a missing or unreadable file is a clear error, not a silent skip."""
+def check(settings: Settings) -> None:
+    """Every input a readable file (not a folder), the image root a folder: before any stage starts."""
     if not settings.pairs:
-        raise ValueError("no pair files given: pass --pairs PATH (or `pairs:` in the config)")
-    out = {}
+        raise UserError("no pair files given: pass --pairs PATH (or `pairs:` in the config)")
     for path in (*settings.pairs, *settings.corpus):
         if not FileSystems.exists(path):
-            raise FileNotFoundError(f"input file not found: {path}")
-        out[path] = _file_sha256(path)
-    return out
+            raise UserError(f"input file not found: {path}")
+        if "://" not in path and not os.path.isfile(path):
+            raise UserError(f"input {path} is a {'folder' if os.path.isdir(path) else 'special file'}, not a file")
+        if "://" not in path and not os.access(path, os.R_OK):
+            raise UserError(f"input file {path} is not readable (permissions)")
+    root = settings.image_root
+    if root and "://" not in root and not os.path.isdir(root.removeprefix("file://")):
+        raise UserError(f"--image-root {root} is not a folder")
+
+
+def input_fingerprints(settings: Settings) -> dict[str, str]:
+    """sha256 of every input file; a missing or unreadable file is a clear error, not a silent skip."""
+    check(settings)
+    return {path: _file_sha256(path) for path in (*settings.pairs, *settings.corpus)}
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
@@ -67,6 +78,6 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected_by_reason": reason_counts(r["reason"] for r in rejects)}
 
 
-STAGE = Stage("ingest", upstream=(), build=build, count=count, inputs=input_fingerprints,
+STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints, throughput="pairs_in",
               settings=("pairs", "corpus", "pairs_layout", "image_root", "chunk_size", "max_image_pixels",
                         "max_image_bytes", "max_text_chars", "skip_image_check"), version="2")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.utils.shared import Shared
 
+from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext, spread_chunks
 from judgemine.schemas import list_parts
@@ -36,8 +36,10 @@ def cache_dir(settings: Settings) -> str:
 
 
 def check(settings: Settings) -> None:
-    if not os.path.isdir(settings.judge_model):
-        raise FileNotFoundError(f"judge model folder not found: {settings.judge_model} (run `make models` for the "
+    if settings.judge_backend == "openai" and not settings.judge_server_url:
+        raise UserError("--judge-backend openai needs --judge-server-url URL")
+    if not os.path.isfile(os.path.join(settings.judge_model, "config.json")):
+        raise UserError(f"judge model folder not found: {settings.judge_model} (run `make models` for the "
                                 "tiny demo judge, or pass --judge-model DIR)")
 
 
@@ -61,8 +63,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     repeated = counters.get("pairs_repeated", 0)
     out: dict[str, Any] = {"pairs": judged + cached + repeated, "pairs_judged": judged, "pairs_cached": cached,
                            "pairs_repeated": repeated,
-                           "pairs_too_long": counters.get("pairs_too_long", 0),
-                           "judged_per_second": round(judged / max(time.time() - ctx.started, 1e-9), 2)}
+                           "pairs_too_long": counters.get("pairs_too_long", 0)}
     plain = counters.get("judge_tokens_plain", 0)
     if plain:  # packed scoring: tokens run through the model, against what the same pairs cost unpacked
         out.update(judge_tokens_computed=counters["judge_tokens_computed"], judge_tokens_plain=plain,
@@ -81,4 +82,5 @@ def record(ctx: StageContext) -> dict[str, Any]:
 
 
 STAGE = Stage("judge", upstream=("retrieve", "ingest"), settings=("judge_model", "judge_backend", "judge_dtype"),
-              build=build, count=count, check=check, version=PROMPT_VERSION, record=record)
+              build=build, count=count, check=check, version=f"{PROMPT_VERSION}+2", record=record,
+              throughput="pairs_judged")

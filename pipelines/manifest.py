@@ -5,11 +5,13 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import socket
 import subprocess
 from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine import __version__
 from judgemine.pipelines.artifacts import require_stage
@@ -72,7 +74,23 @@ def _accounting(ingest: dict[str, Any], rows_out: int, rejected: dict[str, int])
                          and corpus["rows_in"] == corpus["kept"] + corpus["rejected"])}
 
 
-def build_manifest(settings: Settings, pending: dict[str, Any] | None = None) -> dict[str, Any]:
+def _run(stages: dict[str, dict[str, Any]], settings: Settings, options: PipelineOptions | None) -> dict[str, Any]:
+    """Where and how the run ran: host, device, runner options, the models and the span of its stages."""
+    from judgemine.transforms.common.devices import resolve_device
+    from judgemine.transforms.judge.score_cache import judge_model_id
+    starts = [r["started_at"] for r in stages.values() if "started_at" in r]
+    ends = [r["ended_at"] for r in stages.values() if "ended_at" in r]
+    return {"host": socket.gethostname(), "device": resolve_device(settings.device),
+            "started_at": min(starts, default=None), "ended_at": max(ends, default=None),
+            "runner_options": options.get_all_options(drop_default=True) if options else None,
+            "models": {"embedder": {"backend": settings.embed_backend, "path": settings.resolved_embed_model},
+                       "judge": {"backend": settings.judge_backend, "path": settings.judge_model,
+                                 "id": judge_model_id(settings.judge_model, settings.judge_dtype)
+                                 if os.path.isdir(settings.judge_model) else None}}}
+
+
+def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
+                   options: PipelineOptions | None = None) -> dict[str, Any]:
     """From the committed stage records; `pending` is the record of the stage now committing (the last)."""
     out = settings.output
     stages = {s.name: pending if pending and pending["stage"] == s.name else require_stage(out, s.name)
@@ -96,8 +114,9 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None) ->
                      **{p: _version(p) for p in PACKAGES}},
         "settings": {**settings.to_dict(), "embed_model": settings.resolved_embed_model},
         "inputs": stages["ingest"].get("inputs", {}),
-        "stages": {s: {"seconds": r["seconds"], "counts": r["counts"], "fingerprint": r["fingerprint"]}
-                   for s, r in stages.items()},
+        "run": _run(stages, settings, options),
+        "stages": {s: {k: r[k] for k in ("seconds", "counts", "counters", "per_second", "started_at", "ended_at",
+                                          "fingerprint") if k in r} for s, r in stages.items()},
         "accounting": _accounting(ingest, rows_out, rejected),
         "rejects_by_reason": _reasons(os.path.join(out, "rejects")),
         "scores": {"positive": _stats(np.concatenate(pos) if pos else np.zeros(0)),

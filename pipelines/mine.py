@@ -37,5 +37,5 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected": read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason"]).num_rows}
 
 
-STAGE = Stage("mine", upstream=READS, settings=("num_negatives", "beta", "step", "seed", "on_no_negatives"),
+STAGE = Stage("mine", upstream=READS, version="2", throughput="rows", settings=("num_negatives", "beta", "step", "seed", "on_no_negatives"),
               build=build, count=count, publishes=("shards",))

@@ -7,6 +7,8 @@ import shutil
 
 from typing import Any
 
+from apache_beam.options.pipeline_options import PipelineOptions
+
 from judgemine.pipelines.artifacts import stage_dir, write_json
 from judgemine.pipelines.commit import fault_point, swap_in, temporary_dir
 from judgemine.pipelines.manifest import build_manifest
@@ -14,7 +16,7 @@ from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
 
 
-def publish_run(settings: Settings, last: dict[str, Any]) -> list[str]:
+def publish_run(settings: Settings, last: dict[str, Any], options: PipelineOptions) -> list[str]:
     """OUTPUT/rejects/<stage>.parquet for every stage that writes rejects, then OUTPUT/manifest.json; `last` is
     the last stage's record, not yet committed: these files are part of its commit. Returns their paths."""
     out, name = settings.output, last["stage"]
@@ -26,6 +28,6 @@ def publish_run(settings: Settings, last: dict[str, Any]) -> list[str]:
                 shutil.copyfile(src, os.path.join(tmp, f"{stage.name}.parquet"))
         swap_in(tmp, rejects, f"{name}:rejects")
     manifest = os.path.join(out, "manifest.json")
-    write_json(manifest, build_manifest(settings, pending=last))
+    write_json(manifest, build_manifest(settings, pending=last, options=options))
     fault_point(f"{name}:manifest")
     return [rejects, manifest]

@@ -35,4 +35,4 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
 
 
 STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"), settings=("top_k", "delta", "search_params"),
-              build=build, count=count)
+              build=build, count=count, version="1", throughput="queries")

@@ -68,16 +68,17 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
         ctx = StageContext(settings, tmps[stage.name], {n: tmps[n] for n in stage.publishes}, started)
         with beam.Pipeline(options=options) as p:
             stage.build(p, ctx)
-        counts = stage.count(ctx, _counters(p.result, stage.name))
+        counters = _counters(p.result, stage.name)
+        counts = stage.count(ctx, counters)
         extra = {**({"inputs": inputs} if inputs is not None else {}), **(stage.record(ctx) if stage.record else {})}
-        record = stage_record(stage.name, fp, started, counts, **extra)
+        record = stage_record(stage.name, fp, started, counts, counters, stage.throughput, **extra)
         uncommit(out, stage.name)
         fault_point(f"{stage.name}:uncommitted")
         for name, final in finals.items():
             swap_in(tmps[name], final, f"{stage.name}:{name}")
     published = list(finals.values())
     if stage is STAGES[-1]:
-        published += publish_run(settings, record)
+        published += publish_run(settings, record, options)
     record["files"] = published_files(out, published)
     write_json(record_path(out, stage.name), record)
     return record
@@ -88,7 +89,12 @@ def run_one(name: str, settings: Settings, options: PipelineOptions) -> dict[str
 
 
 def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str, Any]]:
-    """Runs every stage that is not up to date; returns {stage: {"seconds", "skipped"}}."""
+    """Runs every stage that is not up to date, after checking every model and input those stages need;
+    returns {stage: {"seconds", "skipped"}}."""
+    states = {name: row["state"] for name, row in stage_status(settings).items()}
+    for stage in STAGES:  # every stage that may run (not up to date, or downstream of one), before any runs
+        if stage.check and (settings.force or states[stage.name] != "up to date"):
+            stage.check(settings)
     report: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
         started = time.time()

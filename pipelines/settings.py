@@ -82,6 +82,8 @@ class Settings:
     judge_timeout: float = _help("judge: openai", "seconds before a judge server request is retried", default=60.0)
     judge_retries: int = _help("judge: openai", "retries of a judge server request on 5xx, connection errors, "
                                "timeouts", default=4)
+    judge_deadline: float = _help("judge: openai", "seconds all requests of one chunk may take; then the stage "
+                                  "stops, saying how many are unanswered", default=1800.0)
     judge_max_model_len: int = _help("judge: vllm", "longest prompt the vLLM engine accepts, in tokens; 0 = the "
                                      "model's own maximum (a larger value is capped to it)", default=0)
     vllm_gpu_memory_utilization: float = _help("judge: vllm", "vLLM memory fraction (on CPU builds: of host "
@@ -149,7 +151,7 @@ def _at_least(low: float) -> tuple[str, Callable[[float], bool]]:
 RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
     **{n: _above(0) for n in ("top_k", "num_negatives", "step", "chunk_size", "max_image_pixels", "max_image_bytes",
                               "max_text_chars", "embed_batch_size", "judge_batch_size", "judge_concurrency",
-                              "judge_timeout")},
+                              "judge_timeout", "judge_deadline")},
     **{n: _at_least(0) for n in ("beta", "judge_pack_tokens", "judge_retries", "judge_max_model_len",
                                  "vllm_block_size", "seed")},
     "vllm_gpu_memory_utilization": ("in (0, 1]", lambda v: 0 < v <= 1),
@@ -189,26 +191,42 @@ def choices(f: dataclasses.Field) -> tuple[str, ...]:
 
 
 class JudgemineOptions(PipelineOptions):
-    """The Settings fields as Beam pipeline options (`--top-k` and `--top_k` both work), grouped for --help."""
+    """The Settings fields as Beam pipeline options (`--top-k`; `--top_k` also works, not shown in --help)."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--config", default=None, help="YAML file of settings; flags override it")
-        groups: dict[str, Any] = {}
-        for f in FIELDS:
-            group = f.metadata["group"]
-            if group not in groups:
-                groups[group] = parser.add_argument_group(f"{group} settings")
-            flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
-            kw: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
-            if f.name in _LISTS:
-                kw["action"] = "append"
-            elif TYPES[f.name] is bool:
-                kw["action"] = argparse.BooleanOptionalAction
-            else:
-                kw["type"] = TYPES[f.name] if TYPES[f.name] in (int, float) else str
-                kw["choices"] = choices(f) or None
-            groups[group].add_argument(*flags, **kw)
+        add_settings(parser)
+
+
+def add_settings(parser: argparse.ArgumentParser, groups: Callable[[str], bool] = lambda group: True,
+                 with_defaults: bool = False) -> None:
+    """The settings of the groups `groups` accepts, as flags under one argument group per settings group."""
+    parser.add_argument("--config", default=None, help="YAML file of settings; flags override it")
+    sections: dict[str, Any] = {}
+    for f in FIELDS:
+        group = f.metadata["group"]
+        if not groups(group):
+            continue
+        if group not in sections:
+            sections[group] = parser.add_argument_group(f"{group} settings")
+        shown = f.metadata["help"] + (f" (default: {_shown(f.default)})" if with_defaults else "")
+        kw: dict[str, Any] = {"dest": f.name, "default": None}
+        if f.name in _LISTS:
+            kw["action"] = "append"
+        elif TYPES[f.name] is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = TYPES[f.name] if TYPES[f.name] in (int, float) else str
+            kw["choices"] = choices(f) or None
+        sections[group].add_argument(f"--{f.name.replace('_', '-')}", help=shown, **kw)
+        if "_" in f.name:
+            sections[group].add_argument(f"--{f.name}", help=argparse.SUPPRESS, **kw)
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, tuple) or default == "":
+        return "none"
+    return str(default)
 
 
 def load_settings(options: PipelineOptions) -> Settings:

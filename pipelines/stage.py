@@ -34,8 +34,10 @@ class Stage:
     own). settings: the settings in its fingerprint. build: adds its transforms to a Beam pipeline. count: its
     stage.json counts, from its Beam counters and what it wrote. Optional: check (fails fast before any work),
     inputs (external files hashed into the fingerprint and recorded), version (of its logic, in the
-    fingerprint), publishes (directories under OUTPUT it writes besides stages/<name>), record (extra stage.json
-    fields). Upstream stages are listed nearest first, so a missing one is reported as the command to run next."""
+    fingerprint: bump it whenever a change alters what the stage writes, so an upgrade reruns exactly the
+    stages it affects), publishes (directories under OUTPUT it writes besides stages/<name>), record (extra stage.json
+    fields), throughput (the count whose rate per second the record reports). Upstream stages are listed
+    nearest first, so a missing one is reported as the command to run next."""
     name: str
     upstream: tuple[str, ...]
     settings: tuple[str, ...]
@@ -46,6 +48,7 @@ class Stage:
     version: str = ""
     publishes: tuple[str, ...] = ()
     record: Callable[[StageContext], dict[str, Any]] | None = None
+    throughput: str = ""
 
 
 def spread_chunks(p: beam.Pipeline, chunks: Sequence[Chunk]) -> beam.PCollection:

@@ -281,11 +281,31 @@ def test_a_server_that_keeps_failing_or_lacks_logprobs_is_a_clear_error(flaky_se
         _stub_judge(flaky_server, tiny_judge).score([Side("q")], [Side("c")])
 
 
-def test_connection_refused_is_retried_then_reported(tiny_judge):
-    judge = _stub_judge(f"http://127.0.0.1:{_free_port()}", tiny_judge, retries=2)
-    with pytest.raises(JudgeServerError, match="ConnectError"):
-        judge.score([Side("q")], [Side("c")])
-    assert judge.retried == 4  # two retries for each of the pair's two requests
+def test_connection_refused_is_reported_at_once(tiny_judge):
+    started = time.time()
+    with pytest.raises(JudgeServerError, match="cannot reach the judge server at http://127.0.0.1"):
+        _stub_judge(f"http://127.0.0.1:{_free_port()}", tiny_judge, retries=2)
+    assert time.time() - started < 5
+
+
+def test_a_server_that_never_answers_stops_at_the_deadline_saying_what_is_left(tiny_judge, caplog, monkeypatch):
+    """It accepts connections and reads requests, then says nothing."""
+    from judgemine.transforms.judge.backends import vllm_server
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held = []
+    threading.Thread(target=lambda: [held.append(listener.accept()) for _ in iter(int, 1)], daemon=True).start()
+    monkeypatch.setattr(vllm_server, "PROGRESS_S", 1.0)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    started = time.time()
+    with caplog.at_level("INFO", logger="judgemine"):
+        judge = OpenAIServerJudge(JudgeModel(tiny_judge), ServerOptions(url, "m", judge_timeout=1, judge_deadline=3))
+        with pytest.raises(JudgeServerError, match=r"4 of 4 requests of this chunk unanswered after 3 s"):
+            judge.score([Side("q"), Side("q")], [Side("a"), Side("b")])
+    assert time.time() - started < 15
+    assert "0 of 4 requests answered" in caplog.text
+    listener.close()
 
 
 def test_vllm_engine_settings_that_work_without_flags(tiny_judge, tiny_idefics3, caplog):

@@ -118,8 +118,6 @@ def test_separate_worker_processes_give_the_same_shards(e2e_run, small_pairs, ti
     assert _shard_bytes(out) == _shard_bytes(e2e_run)
     for stage in ("judge", "mine"):  # counts from Beam counters, summed over the worker processes
         counts = [json.load(open(os.path.join(stage_dir(d, stage), "stage.json")))["counts"] for d in (e2e_run, out)]
-        for c in counts:
-            c.pop("judged_per_second", None)
         assert counts[0] == counts[1] and counts[0][("pairs_judged" if stage == "judge" else "retrieved")] > 0
 
 

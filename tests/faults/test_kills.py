@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -43,7 +42,7 @@ def _leftovers(out: str) -> list[str]:
 def _states(out: str, pairs: list[str], judge: str, *extra: str) -> dict[str, str]:
     done = _judgemine("status", out, pairs, judge, *extra)
     assert done.returncode in (0, 3), done.stderr
-    return dict(line.split()[:2] for line in done.stdout.splitlines() if line.strip())
+    return {line[:9].strip(): line[10:21].strip() for line in done.stdout.splitlines() if line.strip()}
 
 
 def _points(log: str) -> list[str]:

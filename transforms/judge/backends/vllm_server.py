@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -27,6 +29,8 @@ from judgemine.transforms.judge.chat import ChatPrompter
 from judgemine.transforms.judge.prompt import user_parts
 from judgemine.transforms.judge.scoring import JudgeAnswerError, forced_logprob, p_yes
 
+log = logging.getLogger("judgemine")
+PROGRESS_S = 30.0
 # vLLM's 400 answers for a prompt over the served context length.
 TOO_LONG = re.compile(r"maximum context length|longer than the maximum model length|max_model_len", re.I)
 
@@ -57,6 +61,7 @@ class ServerOptions:
     judge_concurrency: int = 32
     judge_timeout: float = 60.0
     judge_retries: int = 4
+    judge_deadline: float = 1800.0
 
 
 class OpenAIServerJudge(JudgeBackend):
@@ -72,8 +77,19 @@ class OpenAIServerJudge(JudgeBackend):
         self.base_url = options.judge_server_url.rstrip("/")
         self.served_model = options.judge_server_model or model.path
         self.concurrency, self.timeout_s = options.judge_concurrency, options.judge_timeout
-        self.retries = options.judge_retries
+        self.retries, self.deadline_s = options.judge_retries, options.judge_deadline
         self.retried = 0
+        self._answered = 0
+        self._reachable()
+
+    def _reachable(self) -> None:
+        """Fails at once, with the address, when nothing listens there (rather than after every retry)."""
+        try:
+            httpx.get(f"{self.base_url}/v1/models", timeout=self.timeout_s)
+        except httpx.ConnectError as e:
+            raise JudgeServerError(f"cannot reach the judge server at {self.base_url} ({e})") from None
+        except httpx.TransportError:
+            pass  # it listens: slowness is bounded by the per-chunk deadline
 
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
         if not queries:
@@ -81,8 +97,25 @@ class OpenAIServerJudge(JudgeBackend):
         self.prompter.check(queries, candidates, "openai")
         urls: dict[str, str] = {}  # a chunk holds a query's K+1 pairs: its image is encoded once, not K+1 times
         requests = [self._request(q, c, urls) for q, c in zip(queries, candidates)]
-        logprobs = np.array(asyncio.run(self._all(requests)))
+        logprobs = np.array(asyncio.run(self._within_deadline(requests)))
         return p_yes(logprobs[0::2], logprobs[1::2])
+
+    async def _within_deadline(self, requests: list[tuple[str, dict[str, Any]]]) -> list[float]:
+        """All of a chunk's requests within --judge-deadline, with a progress line every PROGRESS_S seconds."""
+        total, self._answered = 2 * len(requests), 0
+        work = asyncio.ensure_future(self._all(requests))
+        started = time.monotonic()
+        while True:
+            left = self.deadline_s - (time.monotonic() - started)
+            done, _ = await asyncio.wait({work}, timeout=max(0.0, min(PROGRESS_S, left)))
+            if done:
+                return work.result()
+            if left <= PROGRESS_S:
+                work.cancel()
+                raise JudgeServerError(f"{self.base_url}: {total - self._answered} of {total} requests of this chunk "
+                                       f"unanswered after {self.deadline_s:g} s (--judge-deadline)")
+            log.info("judge: server: %d of %d requests answered, %.0f s left before the deadline",
+                     self._answered, total, left - PROGRESS_S)
 
     def _request(self, query: Side, candidate: Side, urls: dict[str, str]) -> tuple[str, dict[str, Any]]:
         """(endpoint, body without the answer token) for one pair."""
@@ -140,10 +173,12 @@ class OpenAIServerJudge(JudgeBackend):
                 error = JudgeServerError(f"HTTP {response.status_code}: {response.text[:200]}")
                 continue
             if response.status_code == 400 and TOO_LONG.search(response.text):
+                self._answered += 1
                 return float("nan")  # the prompt does not fit the served context: refused, counted by the stage
             if response.status_code >= 400:
                 raise JudgeServerError(f"{self.base_url} rejected the request (HTTP {response.status_code}): "
                                        f"{response.text[:300]}")
+            self._answered += 1
             return _answer_logprob(response.json(), token)
         raise JudgeServerError(f"{self.base_url}: gave up after {self.retries + 1} attempts: {error!r}")
 

@@ -1,0 +1,34 @@
+"""The `judgemine` console command. Logging is set up before Beam is imported: library warnings (Beam's
+"apitools not found", its INFO lines, the workers' log lines, model-loading bars) are shown only with
+--verbose (a worker process of the multi-process runner still prints Beam's one import-time warning). The process ends through os._exit once its outputs are committed and its streams flushed: a
+native library's background thread torn down with the interpreter can otherwise abort a run that succeeded
+(`terminate called without an active exception`, exit 134)."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """The root logger shows warnings of libraries only with --verbose (errors always)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.ERROR)
+    if not verbose:  # model-loading progress bars, here and in worker processes (they inherit the variable)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    verbose = "--verbose" in argv
+    quiet_libraries(verbose)
+    from judgemine.pipelines.cli import main as run
+    code = run([a for a in argv if a != "--verbose"], verbose=verbose)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
