@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-faults bench bench-stages bench-judge bench-packing clean
+.PHONY: install models demo demo-images test test-faults test-airflow bench bench-stages bench-judge bench-packing clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ demo-images: install models
 
 test: install
 	$(PY) -m pytest -q tests --ignore=tests/faults $(ARGS)
+
+# The example Airflow DAG under `airflow dags test`, in its own environment (Airflow pins its own libraries).
+AIRFLOW_VENV ?= .venv-airflow
+$(AIRFLOW_VENV)/.installed:
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q "apache-airflow==3.3.2"
+	touch $@
+
+test-airflow: install models $(AIRFLOW_VENV)/.installed
+	tests/airflow/dags_test.sh $(AIRFLOW_VENV)
 
 # Real processes killed with SIGKILL at every commit step, concurrent runs, repeated exit codes (~10 min).
 test-faults: install

@@ -11,7 +11,7 @@ from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
-from judgemine.pipelines.stage import Counters, Stage, StageContext, spread_chunks
+from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
 from judgemine.schemas import list_parts
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.judge.backends import JUDGES
@@ -83,4 +83,4 @@ def record(ctx: StageContext) -> dict[str, Any]:
 
 STAGE = Stage("judge", upstream=("retrieve", "ingest"), settings=("judge_model", "judge_backend", "judge_dtype"),
               build=build, count=count, check=check, version=f"{PROMPT_VERSION}+2", record=record,
-              throughput="pairs_judged")
+              throughput="pairs_judged", units=query_chunks)

@@ -1,6 +1,7 @@
 """manifest.json: what a run was given, what each stage did with it, and what it handed on."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import os
@@ -21,6 +22,7 @@ from judgemine.schemas import REJECTS, SCHEMA_VERSION, SHARDS, list_parts, read_
 from judgemine.transforms.common.rejects import reason_counts
 from judgemine.transforms.judge.prompt import PROMPT_VERSION
 
+SETTING_NAMES = {"config", *(f.name for f in dataclasses.fields(Settings))}  # recorded as settings, not here
 PACKAGES = ("judgemine", "apache-beam", "torch", "transformers", "sentence-transformers", "faiss-cpu", "pyarrow",
             "numpy")
 
@@ -82,7 +84,8 @@ def _run(stages: dict[str, dict[str, Any]], settings: Settings, options: Pipelin
     ends = [r["ended_at"] for r in stages.values() if "ended_at" in r]
     return {"host": socket.gethostname(), "device": resolve_device(settings.device),
             "started_at": min(starts, default=None), "ended_at": max(ends, default=None),
-            "runner_options": options.get_all_options(drop_default=True) if options else None,
+            "runner_options": {k: v for k, v in options.get_all_options(drop_default=True).items()
+                               if k not in SETTING_NAMES} if options else None,
             "models": {"embedder": {"backend": settings.embed_backend, "path": settings.resolved_embed_model},
                        "judge": {"backend": settings.judge_backend, "path": settings.judge_model,
                                  "id": judge_model_id(settings.judge_model, settings.judge_dtype)

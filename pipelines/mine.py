@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.artifacts import count_rows
-from judgemine.pipelines.stage import Counters, Stage, StageContext, spread_chunks
+from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
 from judgemine.schemas import REJECTS, list_parts, read_table
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.common.rejects import WriteRejects
@@ -37,5 +37,5 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected": read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason"]).num_rows}
 
 
-STAGE = Stage("mine", upstream=READS, version="2", throughput="rows", settings=("num_negatives", "beta", "step", "seed", "on_no_negatives"),
+STAGE = Stage("mine", upstream=READS, version="2", throughput="rows", units=query_chunks, settings=("num_negatives", "beta", "step", "seed", "on_no_negatives"),
               build=build, count=count, publishes=("shards",))

@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.artifacts import count_rows
-from judgemine.pipelines.stage import Counters, Stage, StageContext, spread_chunks
+from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
 from judgemine.schemas import RETRIEVAL, list_parts, read_table
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.retrieve.search import RetrieveChunk
@@ -35,4 +35,5 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
 
 
 STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"), settings=("top_k", "delta", "search_params"),
-              build=build, count=count, version="1", throughput="queries")
+              build=build, count=count, version="1", throughput="queries",
+              units=query_chunks)

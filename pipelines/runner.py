@@ -26,6 +26,7 @@ from judgemine.pipelines.artifacts import (
     write_json,
 )
 from judgemine.pipelines.commit import fault_point, swap_in, temporary_dir
+from judgemine.pipelines.progress import StageProgress
 from judgemine.pipelines.publish import publish_run
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
@@ -66,7 +67,8 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
     with contextlib.ExitStack() as stack:
         tmps = {name: stack.enter_context(temporary_dir(final)) for name, final in finals.items()}
         ctx = StageContext(settings, tmps[stage.name], {n: tmps[n] for n in stage.publishes}, started)
-        with beam.Pipeline(options=options) as p:
+        units = stage.units(ctx) if stage.units else 0
+        with StageProgress(stage.name, list(tmps.values()), units), beam.Pipeline(options=options) as p:
             stage.build(p, ctx)
         counters = _counters(p.result, stage.name)
         counts = stage.count(ctx, counters)

@@ -2,6 +2,7 @@
 (pipelines/runner.py) turns into a run: fingerprint, temporary directory, Beam pipeline, counts, stage.json."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -9,6 +10,7 @@ import apache_beam as beam
 
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.settings import Settings
+from judgemine.schemas import list_parts
 from judgemine.transforms.common.chunks import Chunk
 
 Counters = dict[str, int]  # the stage's Beam counters (namespace judgemine.<stage>), summed over steps
@@ -36,7 +38,8 @@ class Stage:
     inputs (external files hashed into the fingerprint and recorded), version (of its logic, in the
     fingerprint: bump it whenever a change alters what the stage writes, so an upgrade reruns exactly the
     stages it affects), publishes (directories under OUTPUT it writes besides stages/<name>), record (extra stage.json
-    fields), throughput (the count whose rate per second the record reports). Upstream stages are listed
+    fields), throughput (the count whose rate per second the record reports), units (how many part files the
+    stage writes, for its progress lines). Upstream stages are listed
     nearest first, so a missing one is reported as the command to run next."""
     name: str
     upstream: tuple[str, ...]
@@ -49,6 +52,12 @@ class Stage:
     publishes: tuple[str, ...] = ()
     record: Callable[[StageContext], dict[str, Any]] | None = None
     throughput: str = ""
+    units: Callable[[StageContext], int] | None = None
+
+
+def query_chunks(ctx: StageContext) -> int:
+    """The run's query chunks: the units of work of retrieve, judge and mine (one part file each)."""
+    return len(list_parts(os.path.join(ctx.input_dir("ingest"), "queries")))
 
 
 def spread_chunks(p: beam.Pipeline, chunks: Sequence[Chunk]) -> beam.PCollection:

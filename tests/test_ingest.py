@@ -113,9 +113,12 @@ def test_a_query_with_several_positives_excludes_all_of_them_and_itself(tmp_path
     assert set(queries[2]["excluded_ids"]) == {content_id("sloth", ""), content_id("slow animal", "")}
 
 
-def test_unreadable_input_file_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="input file not found"):
-        _ingest(tmp_path, [str(tmp_path / "missing.jsonl")])
+def test_a_missing_input_file_is_a_user_error_before_anything_runs(tmp_path, capsys):
+    from judgemine.pipelines.cli import main
+    missing = str(tmp_path / "missing.jsonl")
+    assert main(["run", "--output", str(tmp_path / "out"), "--pairs", missing]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"judgemine: input file not found: {missing}"]
+    assert not os.path.exists(stage_dir(str(tmp_path / "out"), "ingest"))
 
 
 @pytest.mark.parametrize("name,content,message", [
@@ -129,7 +132,7 @@ def test_an_unreadable_input_file_stops_the_run_with_its_name(tmp_path, capsys, 
     path.write_bytes(content)
     assert main(["ingest", "--output", str(tmp_path / "out"), "--pairs", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"judgemine: {path}: {message}")
+    assert err.startswith("judgemine: ingest failed: ") and f"{path}: {message}" in err
     assert not os.path.exists(stage_dir(str(tmp_path / "out"), "ingest"))  # nothing half-written
 
 

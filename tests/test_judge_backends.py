@@ -155,7 +155,8 @@ def _assert_same_scores(a: str, b: str) -> None:
     sa, sb = _stage_scores(a), _stage_scores(b)
     assert sa.keys() == sb.keys() and max(abs(sa[k] - sb[k]) for k in sa) < 1e-3
     record = json.load(open(os.path.join(stage_dir(b, "judge"), "stage.json")))
-    assert record["counts"]["pairs_judged"] == len(sb)  # a fresh cache: every pair went to this backend
+    counts = record["counts"]  # a fresh cache: every pair went to this backend, once (repeats share a score)
+    assert counts["pairs_judged"] + counts["pairs_repeated"] == len(sb) and counts["pairs_cached"] == 0
 
 
 IMAGE_QUERIES = [Side("<|image_1|>\nWhat animal is this?", "images/chelsea.png"), Side("Show a motorbike."),

@@ -101,10 +101,10 @@ def test_unime_export_matches_the_official_format(e2e_run, tmp_path):
         assert len(rec["hard_negatives_scores"]) == len(rec["hard_negatives"]) == 5
 
 
-def test_a_stage_without_its_input_is_a_clear_error(tmp_path, tiny_judge, capsys):
-    assert main(["judge", "--output", str(tmp_path / "empty"), "--judge-model", tiny_judge]) == 1
+def test_a_stage_without_its_input_is_a_user_error(tmp_path, tiny_judge, capsys):
+    assert main(["judge", "--output", str(tmp_path / "empty"), "--judge-model", tiny_judge]) == 2
     assert "run `judgemine retrieve`" in capsys.readouterr().err
-    assert main(["run", "--output", str(tmp_path / "x"), "--pairs", str(tmp_path / "nope.jsonl")]) == 1
+    assert main(["run", "--output", str(tmp_path / "x"), "--pairs", str(tmp_path / "nope.jsonl")]) == 2
     assert "input file not found" in capsys.readouterr().err
 
 

@@ -1,0 +1,96 @@
+"""What a scheduler and its operator see: exit codes, one-line errors, help, quiet logs, progress, records."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import run_args
+from judgemine.pipelines.cli import main
+
+JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
+
+
+@pytest.mark.parametrize("flag,suggestion", [("--num-negative", "--num-negatives"), ("--topk", "--top-k"),
+                                             ("--judge-modle", "--judge-model")])
+def test_a_misspelled_flag_is_an_error_naming_the_closest(tmp_path, capsys, flag, suggestion):
+    assert main(["run", "--output", str(tmp_path / "out"), "--pairs", "x.jsonl", flag, "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"judgemine: unknown flag {flag}; did you mean {suggestion}?"]
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_beam_options_still_pass(tmp_path, small_pairs, tiny_judge):
+    out = str(tmp_path / "out")
+    assert main(["ingest", *run_args(out, small_pairs[:1], tiny_judge), "--runner", "DirectRunner",
+                 "--direct_running_mode=in_memory"]) == 0
+
+
+def test_a_missing_judge_fails_before_any_stage_runs(tmp_path, small_pairs, capsys):
+    out = str(tmp_path / "out")
+    assert main(["run", *run_args(out, small_pairs, str(tmp_path / "no-judge"))]) == 2
+    assert capsys.readouterr().err.strip().startswith("judgemine: judge model folder not found")
+    assert not os.path.exists(os.path.join(out, "stages"))
+
+
+def test_version_and_help_show_one_spelling_with_defaults(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("judgemine ")
+    assert main(["judge", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--judge-backend" in text and "--judge_backend" not in text and "(default: transformers)" in text
+    assert "--top-k" not in text and "judge: openai settings" in text  # a stage shows its own settings
+
+
+def test_a_run_from_the_command_prints_no_library_noise_and_records_its_counters(tmp_path, small_pairs,
+                                                                                  tiny_judge):
+    out = str(tmp_path / "out")
+    done = subprocess.run([JUDGEMINE, "run", *run_args(out, small_pairs, tiny_judge)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    noise = [line for line in done.stderr.splitlines() if " judgemine " not in line]
+    assert noise == [] and "accounted for:   yes" in done.stdout
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    judge = manifest["stages"]["judge"]
+    assert judge["counters"]["pairs_judged"] == judge["counts"]["pairs_judged"] > 0
+    assert judge["per_second"]["pairs_judged"] > 0 and judge["started_at"] <= judge["ended_at"]
+    run = manifest["run"]
+    assert run["device"] == "cpu" and run["models"]["judge"]["id"]
+    assert run["runner_options"]["default_sdk_harness_log_level"] == "ERROR" and "top_k" not in run["runner_options"]
+
+
+def test_stage_progress_lines_count_part_files(tmp_path, caplog):
+    from judgemine.pipelines.progress import StageProgress
+    with caplog.at_level(logging.INFO, logger="judgemine"):
+        with StageProgress("judge", [str(tmp_path)], total=4, every=0.2):
+            for i in range(2):
+                (tmp_path / f"part-{i:05d}.parquet").write_bytes(b"x")
+                time.sleep(0.5)
+    assert "judge: 2 of 4 chunks done, about" in caplog.text
+
+
+def test_a_chunk_reports_progress_while_it_runs(caplog):
+    from judgemine.transforms.common.progress import Ticker
+    ticker = Ticker("judge: this chunk", 100, every=0.05)
+    with caplog.at_level(logging.INFO, logger="judgemine"):
+        for _ in range(3):
+            time.sleep(0.06)
+            ticker.advance(20)
+    assert "judge: this chunk: 60 of 100 pairs" in caplog.text and "s left" in caplog.text
+
+
+def test_status_is_a_sensor_that_never_takes_the_lock(e2e_run, small_pairs, tiny_judge):
+    from judgemine.pipelines.lock import run_lock
+    results = []
+    with run_lock(e2e_run, "run"):
+        thread = threading.Thread(target=lambda: results.append(main(["status", *run_args(e2e_run, small_pairs,
+                                                                                          tiny_judge)])))
+        thread.start()
+        thread.join(60)
+    assert results == [0]
