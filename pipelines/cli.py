@@ -24,13 +24,15 @@ from judgemine.pipelines.settings import Settings, add_settings, load_settings
 from judgemine.pipelines.stages import BY_NAME
 
 EXIT_FAILED, EXIT_USER, EXIT_NOT_UP_TO_DATE, EXIT_LOCKED = 1, 2, 3, 4
-COMMANDS = ("run", *BY_NAME, "status", "export", "build-tiny-judge")
+COMMANDS = ("run", *BY_NAME, "status", "plan", "export", "build-tiny-judge")
 USAGE = f"""judgemine <command> [--config FILE] [--output DIR] [settings...] [beam pipeline options...]
 
 commands:
   run                 every stage in order, skipping those already up to date (--force reruns all)
   {'|'.join(BY_NAME)}
                       one stage, from the artifacts of the stages it reads under --output
+  plan                what a run will cost, before spending: queries, candidates, judge pairs (and those
+                      already cached), time per stage from a short calibration here, storage (--json: as JSON)
   status              which stages are complete under --output, and whether they are up to date with the
                       settings given (exit 0 only when every stage is): for schedulers' sensors
   export              --format unime|reranker-pairwise|reranker-listwise [--to FILE]: the shards as the
@@ -127,7 +129,13 @@ def _settings(rest: list[str], verbose: bool = False) -> tuple[Settings, Pipelin
 
 
 def _command(command: str, rest: list[str], verbose: bool) -> int:
-    settings, options = _settings(rest, verbose)
+    as_json = command == "plan" and "--json" in rest
+    settings, options = _settings([a for a in rest if not (as_json and a == "--json")], verbose)
+    if command == "plan":
+        from judgemine.pipelines.plan import make_plan, plan_table
+        plan = make_plan(settings)
+        print(json.dumps(plan, indent=2, sort_keys=True) if as_json else plan_table(plan))
+        return 0
     if command == "status":
         rows = stage_status(settings)
         for name, state in rows.items():
