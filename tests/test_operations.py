@@ -94,3 +94,23 @@ def test_status_is_a_sensor_that_never_takes_the_lock(e2e_run, small_pairs, tiny
         thread.start()
         thread.join(60)
     assert results == [0]
+
+
+def test_an_input_that_is_a_folder_is_a_user_error(tmp_path, capsys):
+    assert main(["run", "--output", str(tmp_path / "out"), "--pairs", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"judgemine: input {tmp_path} is a folder, not a file"
+
+
+def test_a_stage_logic_version_is_part_of_its_fingerprint(e2e_run, small_pairs, tiny_judge, monkeypatch):
+    """An upgrade that changes a stage's output bumps its version: that stage and those after it rerun."""
+    import dataclasses
+
+    from judgemine.pipelines import runner, stages
+    from judgemine.pipelines.cli import _settings
+    settings, _ = _settings(run_args(e2e_run, small_pairs, tiny_judge))
+    assert {r["state"] for r in runner.stage_status(settings).values()} == {"up to date"}
+    bumped = dataclasses.replace(stages.BY_NAME["judge"], version="999")
+    monkeypatch.setattr(runner, "STAGES", tuple(bumped if s.name == "judge" else s for s in stages.STAGES))
+    states = {name: row["state"] for name, row in runner.stage_status(settings).items()}
+    assert states == {"ingest": "up to date", "embed": "up to date", "index": "up to date",
+                      "retrieve": "up to date", "judge": "stale", "mine": "stale"}
