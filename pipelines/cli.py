@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
     command, rest = argv[0], argv[1:]
     _log_progress()
     if "-h" in rest or "--help" in rest:
-        _help(command) if command not in ("export", "build-tiny-judge") else _subcommand(command, ["--help"])
+        if command in ("export", "build-tiny-judge"):
+            return _subcommand(command, ["--help"])
+        _help(command)
         return 0
     try:
         if command in ("export", "build-tiny-judge"):

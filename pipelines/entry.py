@@ -1,9 +1,11 @@
 """The `judgemine` console command. Logging is set up before Beam is imported: library warnings (Beam's
 "apitools not found", its INFO lines, the workers' log lines, model-loading bars) are shown only with
---verbose (a worker process of the multi-process runner still prints Beam's one import-time warning). The process ends through os._exit once its outputs are committed and its streams flushed: the
-exit 134 seen after a successful summary (`terminate called without an active exception`) is C++'s
-std::terminate for a native thread still joinable when the interpreter's teardown destroys it; nothing of
-judgemine's is left to do at that point, so the teardown is skipped."""
+--verbose (a worker process of the multi-process runner still prints Beam's one import-time warning).
+
+The process ends through os._exit once its outputs are committed and its streams flushed: the exit 134 seen
+after a successful summary (`terminate called without an active exception`) is C++'s std::terminate for a
+native thread still joinable when the interpreter's teardown destroys it; nothing of judgemine's is left to
+do at that point, so the teardown is skipped."""
 from __future__ import annotations
 
 import logging

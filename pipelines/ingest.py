@@ -1,6 +1,7 @@
 """Stage 1, ingest: pair and corpus files to typed query chunks, the candidate pool and the ingest rejects."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from typing import Any
@@ -19,6 +20,14 @@ from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, In
 
 
 def _file_sha256(path: str) -> str:
+    """Hashed once per file version and process: `run` fingerprints ingest for its checks, its skip decision and
+    the stage itself."""
+    meta = FileSystems.match([path])[0].metadata_list[0]
+    return _sha256_of(path, meta.size_in_bytes, meta.last_updated_in_seconds)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256_of(path: str, size: int, modified: float) -> str:
     h = hashlib.sha256()
     with FileSystems.open(path, compression_type="uncompressed") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -78,6 +87,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected_by_reason": reason_counts(r["reason"] for r in rejects)}
 
 
-STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints, throughput="pairs_in",
+STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints,
+              throughput="pairs_in",
               settings=("pairs", "corpus", "pairs_layout", "image_root", "chunk_size", "max_image_pixels",
                         "max_image_bytes", "max_text_chars", "skip_image_check"), version="2")

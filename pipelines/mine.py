@@ -37,5 +37,6 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected": read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason"]).num_rows}
 
 
-STAGE = Stage("mine", upstream=READS, version="2", throughput="rows", units=query_chunks, settings=("num_negatives", "beta", "step", "seed", "on_no_negatives"),
+STAGE = Stage("mine", upstream=READS, version="2", throughput="rows", units=query_chunks,
+              settings=("num_negatives", "beta", "step", "seed", "on_no_negatives"),
               build=build, count=count, publishes=("shards",))

@@ -19,8 +19,9 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
 
     Rows are taken in (source, line) order, so the first of several rows with one query_id is kept, and the
     first-seen copy of a candidate represents it. A corpus row whose own `id` an earlier row used for other
-    content is rejected (duplicate_corpus_id); the same content under any ids is one candidate. A query's `excluded_ids` are the positives of every pair
-    with the same query content, plus the query itself and its bare image.
+    content is rejected (duplicate_corpus_id); the same content under any ids is one candidate. A query's
+    `excluded_ids` are the positives of every pair with the same query content, plus the query itself and its
+    bare image.
     """
     pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
     seen_ids: set[str] = set()

@@ -34,7 +34,10 @@ class ImagePolicy:
         for path in paths:
             if path:
                 try:
-                    check(path, self.root, self.max_pixels, self.max_bytes) if self.check else resolve(path, self.root)
+                    if self.check:
+                        check(path, self.root, self.max_pixels, self.max_bytes)
+                    else:
+                        resolve(path, self.root)
                 except ImageError as e:
                     raise RowError(str(e)) from e
 
