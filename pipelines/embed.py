@@ -49,7 +49,8 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     dropped_candidates = sum(1 for r in rejects if r["source"] == CANDIDATE_POOL)
     return {"queries": count_rows(os.path.join(ctx.directory, "queries")),
             "candidates": count_rows(os.path.join(ctx.directory, "candidates")),
-            "rejected_queries": len(rejects) - dropped_candidates, "dropped_candidates": dropped_candidates}
+            "rejected_queries": len(rejects) - dropped_candidates, "dropped_candidates": dropped_candidates,
+            "texts_repeated": counters.get("texts_repeated", 0)}
 
 
 def check(settings: Settings) -> None:
@@ -61,7 +62,7 @@ def check(settings: Settings) -> None:
         raise UserError(f"embedder model folder not found: {model} (--embed-model DIR)")
 
 
-STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="1",
+STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="2",
               throughput="candidates",
               units=lambda ctx: sum(len(list_parts(os.path.join(ctx.input_dir("ingest"), side))) for side in SIDES),
               settings=("embed_backend", "embed_model", "query_prompt", "candidate_prompt", "image_root"))

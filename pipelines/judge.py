@@ -6,15 +6,17 @@ import os
 from typing import Any
 
 import apache_beam as beam
+import pyarrow.compute as pc
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
-from judgemine.schemas import list_parts
+from judgemine.schemas import CANDIDATES, QUERIES, list_parts, read_table
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.judge.backends import JUDGES
+from judgemine.transforms.judge.backends.similarity import ScoreBySimilarity
 from judgemine.transforms.judge.base import JudgeModel, JudgeSpec
 from judgemine.transforms.judge.handler import JudgeHandler
 from judgemine.transforms.judge.pairs import BuildJudgeRequests, WriteScores
@@ -27,7 +29,7 @@ def judge_spec(settings: Settings) -> JudgeSpec:
     backend = JUDGES.get(settings.judge_backend)
     options = backend.Options(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(backend.Options)})
     model = JudgeModel(settings.judge_model, settings.judge_dtype, settings.device, settings.judge_batch_size,
-                       settings.image_root)
+                       settings.image_root, settings.prompt)
     return JudgeSpec(backend.name, model, options)
 
 
@@ -35,22 +37,47 @@ def cache_dir(settings: Settings) -> str:
     return settings.judge_cache or os.path.join(settings.output, "cache", "judge")
 
 
+def needs_model(settings: Settings) -> bool:
+    return JUDGES.get(settings.judge_backend).capabilities.needs_model
+
+
 def check(settings: Settings) -> None:
     if settings.judge_backend == "openai" and not settings.judge_server_url:
         raise UserError("--judge-backend openai needs --judge-server-url URL")
-    if not os.path.isfile(os.path.join(settings.judge_model, "config.json")):
+    if needs_model(settings) and not os.path.isfile(os.path.join(settings.judge_model, "config.json")):
         raise UserError(f"judge model folder not found: {settings.judge_model} (run `make models` for the "
                                 "tiny demo judge, or pass --judge-model DIR)")
 
 
+def _refuse_images(ctx: StageContext) -> None:
+    """A text-only judge (a cross-encoder) would score an image pair by its caption alone: refused up front."""
+    ingest = ctx.input_dir("ingest")
+    sides = [(os.path.join(ingest, "queries"), QUERIES, ("query_image", "pos_image")),
+             (os.path.join(ingest, "candidates"), CANDIDATES, ("image",))]
+    found = {folder: sum(pc.sum(pc.not_equal(t.column(c), "")).as_py() or 0 for path in list_parts(folder)
+                         for t in [read_table(path, schema, list(cols))] for c in cols)
+             for folder, schema, cols in sides}
+    queries, candidates = found[sides[0][0]], found[sides[1][0]]
+    if queries or candidates:
+        raise UserError(f"--judge-backend {ctx.settings.judge_backend} reads text pairs only: {queries} query/"
+                        f"positive images and {candidates} candidate images in this run; judge image pairs with a "
+                        "vision-language model (--judge-backend transformers --judge-model DIR)")
+
+
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
-    spec = judge_spec(s)
     chunks = chunks_of("queries", list_parts(ctx.input_dir("retrieve")))
+    if not needs_model(s):
+        _ = spread_chunks(p, chunks) | "ScoreBySimilarity" >> beam.ParDo(
+            ScoreBySimilarity(ctx.input_dir("ingest"), ctx.input_dir("embed"), ctx.directory, Shared()))
+        return
+    if JUDGES.get(s.judge_backend).capabilities.text_only:
+        _refuse_images(ctx)
+    spec = judge_spec(s)
     model_id = judge_model_id(s.judge_model, s.judge_dtype)
     _ = (spread_chunks(p, chunks)
          | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ctx.input_dir("ingest"), cache_files(cache_dir(s)), model_id,
-                                                          Shared()))
+                                                          s.prompt.version, Shared()))
          | "Judge" >> RunInference(JudgeHandler(spec))
          | "WriteScores" >> beam.ParDo(WriteScores(ctx.directory, cache_dir(s),
                                                    JUDGES.get(spec.backend).capabilities.reports)))
@@ -60,9 +87,9 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     """From the stage's Beam counters; the vLLM prefix-cache token counters become the run's hit rate, the
     transformers backend's token counters the packing's saving."""
     judged, cached = counters.get("pairs_judged", 0), counters.get("pairs_cached", 0)
-    repeated = counters.get("pairs_repeated", 0)
-    out: dict[str, Any] = {"pairs": judged + cached + repeated, "pairs_judged": judged, "pairs_cached": cached,
-                           "pairs_repeated": repeated,
+    repeated, similar = counters.get("pairs_repeated", 0), counters.get("pairs_scored_by_similarity", 0)
+    out: dict[str, Any] = {"pairs": judged + cached + repeated + similar, "pairs_judged": judged,
+                           "pairs_cached": cached, "pairs_repeated": repeated, "pairs_scored_by_similarity": similar,
                            "pairs_too_long": counters.get("pairs_too_long", 0)}
     plain = counters.get("judge_tokens_plain", 0)
     if plain:  # packed scoring: tokens run through the model, against what the same pairs cost unpacked
@@ -77,10 +104,13 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
 
 def record(ctx: StageContext) -> dict[str, Any]:
     s = ctx.settings
-    return {"judge_model": s.judge_model, "judge_backend": s.judge_backend, "prompt_version": PROMPT_VERSION,
+    if not needs_model(s):
+        return {"judge_backend": s.judge_backend}
+    return {"judge_model": s.judge_model, "judge_backend": s.judge_backend, "prompt_version": s.prompt.version,
             "judge_model_id": judge_model_id(s.judge_model, s.judge_dtype), "cache": cache_dir(s)}
 
 
-STAGE = Stage("judge", upstream=("retrieve", "ingest"), settings=("judge_model", "judge_backend", "judge_dtype"),
+STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"), settings=("judge_model", "judge_backend", "judge_dtype", "judge_prompt", "judge_template", "judge_instruction",
+                        "judge_answers"),
               build=build, count=count, check=check, version=f"{PROMPT_VERSION}+2", record=record,
               throughput="pairs_judged", units=query_chunks)

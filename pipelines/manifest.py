@@ -16,11 +16,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine import __version__
 from judgemine.pipelines.artifacts import require_stage
+from judgemine.pipelines.mine import mining_rule
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
 from judgemine.schemas import REJECTS, SCHEMA_VERSION, SHARDS, list_parts, read_table
 from judgemine.transforms.common.rejects import reason_counts
-from judgemine.transforms.judge.prompt import PROMPT_VERSION
+from judgemine.transforms.mine.rule import FILTERS
 
 SETTING_NAMES = {"config", *(f.name for f in dataclasses.fields(Settings))}  # recorded as settings, not here
 PACKAGES = ("judgemine", "apache-beam", "torch", "transformers", "sentence-transformers", "faiss-cpu", "pyarrow",
@@ -79,6 +80,7 @@ def _accounting(ingest: dict[str, Any], rows_out: int, rejected: dict[str, int])
 def _run(stages: dict[str, dict[str, Any]], settings: Settings, options: PipelineOptions | None) -> dict[str, Any]:
     """Where and how the run ran: host, device, runner options, the models and the span of its stages."""
     from judgemine.transforms.common.devices import resolve_device
+    from judgemine.pipelines.judge import needs_model
     from judgemine.transforms.judge.score_cache import judge_model_id
     starts = [r["started_at"] for r in stages.values() if "started_at" in r]
     ends = [r["ended_at"] for r in stages.values() if "ended_at" in r]
@@ -89,7 +91,16 @@ def _run(stages: dict[str, dict[str, Any]], settings: Settings, options: Pipelin
             "models": {"embedder": {"backend": settings.embed_backend, "path": settings.resolved_embed_model},
                        "judge": {"backend": settings.judge_backend, "path": settings.judge_model,
                                  "id": judge_model_id(settings.judge_model, settings.judge_dtype)
-                                 if os.path.isdir(settings.judge_model) else None}}}
+                                 if os.path.isdir(settings.judge_model) else None}
+                       if needs_model(settings) else {"backend": settings.judge_backend}}}
+
+
+def _mining(settings: Settings, mine: dict[str, Any]) -> dict[str, Any]:
+    """The rule as applied (the absolute margin resolved) and what each of its filters removed."""
+    rule = mining_rule(settings)
+    return {"rule": {**dataclasses.asdict(rule), "absolute_margin": rule.absolute_margin},
+            "skipped": {name: mine.get(f"skipped_{name}", 0) for name in FILTERS},
+            "rows_repeated": mine.get("rows_repeated", 0), "rows_fallback": mine.get("fallback_rows", 0)}
 
 
 def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
@@ -112,7 +123,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
     rejected = {"ingest": ingest["rejected_pairs"], "embed": embed["rejected_queries"], "mine": mine["rejected"]}
     rows_out = sum(s["rows"] for s in shards)
     return {
-        "schema_version": SCHEMA_VERSION, "prompt_version": PROMPT_VERSION, "code_version": code_version(),
+        "schema_version": SCHEMA_VERSION, "prompt_version": settings.prompt.version, "code_version": code_version(),
         "versions": {"python": platform.python_version(), "judgemine_package": __version__,
                      **{p: _version(p) for p in PACKAGES}},
         "settings": {**settings.to_dict(), "embed_model": settings.resolved_embed_model},
@@ -126,6 +137,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
                    "negative": _stats(np.concatenate(neg) if neg else np.zeros(0)),
                    "false_negatives_filtered": mine["false_negatives_filtered"],
                    "retrieved_pairs": mine["retrieved"], "fallback_rows": fallback_rows},
+        "mining": _mining(settings, mine),
         "shards": shards,
     }
 

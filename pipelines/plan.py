@@ -18,13 +18,13 @@ from judgemine.pipelines.embed import embedder_spec
 from judgemine.pipelines.ingest import check as check_inputs
 from judgemine.pipelines.judge import cache_dir, judge_spec
 from judgemine.pipelines.judge import check as check_judge
+from judgemine.pipelines.judge import needs_model
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, part_name, read_table
 from judgemine.transforms.common.devices import resolve_device
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.common.text import normalise_text
 from judgemine.transforms.ingest.readers import RowError, parse_corpus_row, parse_pair, read_rows
-from judgemine.transforms.judge.prompt import PROMPT_VERSION
 from judgemine.transforms.judge.score_cache import ScoreCache, cache_files, judge_model_id, pair_key
 
 SAMPLE_TEXTS, SAMPLE_QUERIES = 256, 8
@@ -115,9 +115,9 @@ def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
         content = {q["query_id"]: q["query_content_id"] for q in queries}
         hits = read_table(path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
         judged = {h["query_id"] for h in hits}  # a query without candidates is not judged at all
-        keys = [pair_key(model, PROMPT_VERSION, content[q["query_id"]], q["pos_id"]) for q in queries
+        keys = [pair_key(model, settings.prompt.version, content[q["query_id"]], q["pos_id"]) for q in queries
                 if q["query_id"] in judged]
-        keys += [pair_key(model, PROMPT_VERSION, content[h["query_id"]], h["candidate_id"]) for h in hits]
+        keys += [pair_key(model, settings.prompt.version, content[h["query_id"]], h["candidate_id"]) for h in hits]
         total += len(keys)
         found += sum(k in cache.scores for k in keys)
     return total, found
@@ -129,18 +129,20 @@ def make_plan(settings: Settings) -> dict[str, Any]:
     rows = _rows(settings)
     pairs, queries, candidates = rows["pairs"], len(rows["pairs"]), rows["candidates"]
     embed_rate, dim = _calibrate_embed(settings, pairs)
-    judge_rate = _calibrate_judge(settings, pairs)
-    retrieved = _retrieved_pairs(settings)
+    model_judge = needs_model(settings)  # a similarity judge costs nothing: the scores come with retrieval
+    judge_rate = _calibrate_judge(settings, pairs) if model_judge else None
+    retrieved = _retrieved_pairs(settings) if model_judge else None
     judge_pairs, cached = retrieved if retrieved else (queries * (settings.top_k + 1), None)
     to_judge = judge_pairs - (cached or 0)
     mean_chars = float(np.mean([len(p["pos_text"]) for p in pairs])) if pairs else 0.0
     return {
         "queries": queries, "rejected_rows": rows["rejected"], "corpus_rows": rows["corpus_rows"],
         "candidates_at_most": candidates, "judge_pairs": judge_pairs, "judge_pairs_cached": cached,
-        "rates": {"embed_texts_per_second": round(embed_rate, 1), "judge_pairs_per_second": round(judge_rate, 1)},
+        "rates": {"embed_texts_per_second": round(embed_rate, 1),
+                  "judge_pairs_per_second": round(judge_rate, 1) if judge_rate else None},
         "seconds": {"embed": round((queries + candidates) / embed_rate, 1),
                     "retrieve": round(_calibrate_search(queries, candidates, dim), 1),
-                    "judge": round(to_judge / judge_rate, 1)},
+                    "judge": round(to_judge / judge_rate, 1) if judge_rate else 0.0},
         "bytes": {"vectors": (queries + candidates) * dim * 4, "judge_scores": judge_pairs * BYTES_PER_SCORE,
                   "shards": int(queries * (settings.num_negatives + 2) * (mean_chars + 16))},
         "device": resolve_device(settings.device), "judge_backend": settings.judge_backend,
@@ -156,8 +158,9 @@ def plan_table(plan: dict[str, Any]) -> str:
                                           "retrieval" if cached is None else
                                           f"{plan['judge_pairs']} retrieved, {cached} already in the cache"),
              f"measured here:      embed {plan['rates']['embed_texts_per_second']} texts/s "
-             f"({plan['embed_backend']}), judge {plan['rates']['judge_pairs_per_second']} pairs/s "
-             f"({plan['judge_backend']})",
+             f"({plan['embed_backend']}), judge " + (f"{plan['rates']['judge_pairs_per_second']} pairs/s "
+                                                     if plan['rates']['judge_pairs_per_second'] else "free ")
+             + f"({plan['judge_backend']})",
              "estimated time:     " + ", ".join(f"{k} {_duration(v)}" for k, v in plan["seconds"].items())
              + f", total {_duration(sum(plan['seconds'].values()))}",
              "estimated storage:  " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in plan["bytes"].items())]

@@ -31,6 +31,7 @@ from judgemine.pipelines.publish import publish_run
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
 from judgemine.pipelines.stages import BY_NAME, STAGES
+from judgemine.transforms.common.memory import release_memory
 
 log = logging.getLogger("judgemine")
 
@@ -71,6 +72,8 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
         with StageProgress(stage.name, list(tmps.values()), units), beam.Pipeline(options=options) as p:
             stage.build(p, ctx)
         counters = _counters(p.result, stage.name)
+        del p
+        release_memory()  # a one-process run: the next stage starts from what this one freed
         counts = stage.count(ctx, counters)
         extra = {**({"inputs": inputs} if inputs is not None else {}), **(stage.record(ctx) if stage.record else {})}
         record = stage_record(stage.name, fp, started, counts, counters, stage.throughput, **extra)

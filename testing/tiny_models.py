@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -202,6 +203,33 @@ def build_tiny_clip(output: str, texts: Iterable[str] = (), seed: int = 0) -> st
     return output
 
 
+def build_tiny_cross_encoder(output: str, texts: Iterable[str] = (), seed: int = 0, max_length: int = 128) -> str:
+    """A tiny BERT cross-encoder (one logit, sigmoid as sentence-transformers' default activation) with a
+    tokenizer that frames a pair as BERT does ([CLS] a [SEP] b [SEP]), saved the way CrossEncoder saves."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    from tokenizers import processors
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tokenizer = build_tokenizer(texts, extra_special=["[CLS]", "[SEP]"])
+    cls_id, sep_id = tokenizer.convert_tokens_to_ids("[CLS]"), tokenizer.convert_tokens_to_ids("[SEP]")
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id),
+                                                                                    ("[SEP]", sep_id)])
+    tokenizer.cls_token, tokenizer.sep_token = "[CLS]", "[SEP]"
+    tokenizer.padding_side, tokenizer.model_max_length = "right", max_length
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=max_length, num_labels=1, initializer_range=0.4,
+                        pad_token_id=tokenizer.pad_token_id)
+    model = BertForSequenceClassification(config).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        CrossEncoder(tmp, device="cpu", local_files_only=True, max_length=max_length).save_pretrained(output)
+    return output
+
+
 def _sample_texts(paths: list[str]) -> list[str]:
     """Every string value of the rows of the given pair files (malformed rows skipped)."""
     from judgemine.transforms.ingest.readers import read_rows
@@ -233,7 +261,7 @@ def build_tiny_siglip(output: str, texts: Iterable[str] = (), seed: int = 0) -> 
 
 
 BUILDERS = {"judge": build_tiny_judge, "qwen2-vl": build_tiny_qwen2_vl, "idefics3": build_tiny_idefics3,
-            "clip": build_tiny_clip, "siglip": build_tiny_siglip}
+            "clip": build_tiny_clip, "siglip": build_tiny_siglip, "cross-encoder": build_tiny_cross_encoder}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -241,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--kind", choices=sorted(BUILDERS), default="judge",
                         help="judge: text chat LM; qwen2-vl: VLM judge / VLM2Vec embedder; idefics3: VLM judge "
-                        "for vLLM on CPU; clip, siglip: embedders")
+                        "for vLLM on CPU; clip, siglip: embedders; cross-encoder: a CrossEncoder judge")
     parser.add_argument("--texts", action="append", default=[], help="JSONL files whose strings train the BPE")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

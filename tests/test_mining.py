@@ -4,7 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from judgemine.transforms.mine.rule import NoCandidates, cyclical_positions, passes_filter, query_rng, select_negatives
+from judgemine.transforms.mine.rule import (
+    MiningRule,
+    NoCandidates,
+    cyclical_positions,
+    passes_filter,
+    query_rng,
+    select_negatives,
+)
+
+
+def _select(scores, pos_score, m, beta=None, step=5, rng=None, **rule):
+    return select_negatives(scores, pos_score, MiningRule(num_negatives=m, beta=beta, step=step, **rule),
+                            rng or query_rng(0, "q"))
 
 
 @pytest.mark.parametrize("n,m,step,expected", [
@@ -29,20 +41,20 @@ def test_filter_keeps_a_score_exactly_at_the_threshold():
 
 def test_false_negatives_are_dropped_before_sampling():
     scores = [0.9, 0.2, 0.85, 0.1, 0.3, 0.05, 0.7]
-    sel = select_negatives(scores, pos_score=0.8, m=3, beta=0.1, step=2, rng=query_rng(0, "q"))
+    sel = _select(scores, 0.8, m=3, beta=0.1, step=2)
     # kept (s <= 0.7): ranks 1, 3, 4, 5, 6 -> cyclical positions 0, 2, 4 of the kept list
     assert sel.positions == (1, 4, 6) and not sel.fallback and sel.kept_after_filter == 5
 
 
 def test_fewer_kept_than_m_repeats_in_order():
-    sel = select_negatives([0.9, 0.1, 0.95, 0.2], pos_score=0.5, m=5, beta=0.01, step=5, rng=query_rng(0, "q"))
+    sel = _select([0.9, 0.1, 0.95, 0.2], 0.5, m=5, beta=0.01)
     assert sel.positions == (1, 3, 1, 3, 1) and not sel.fallback
 
 
 def test_nothing_kept_falls_back_to_seeded_random_candidates():
     scores = [0.99] * 6
-    a = select_negatives(scores, 0.5, m=4, beta=0.01, step=5, rng=query_rng(7, "q1"))
-    b = select_negatives(scores, 0.5, m=4, beta=0.01, step=5, rng=query_rng(7, "q1"))
+    a = _select(scores, 0.5, m=4, beta=0.01, rng=query_rng(7, "q1"))
+    b = _select(scores, 0.5, m=4, beta=0.01, rng=query_rng(7, "q1"))
     assert a.fallback and a.kept_after_filter == 0
     assert a.positions == b.positions and len(set(a.positions)) == 4
     assert all(0 <= p < 6 for p in a.positions)
@@ -50,10 +62,70 @@ def test_nothing_kept_falls_back_to_seeded_random_candidates():
 
 
 def test_fallback_with_fewer_candidates_than_m_cycles_them():
-    sel = select_negatives([0.9, 0.95], 0.5, m=5, beta=0.01, step=5, rng=query_rng(0, "q"))
+    sel = _select([0.9, 0.95], 0.5, m=5, beta=0.01)
     assert sel.fallback and sorted(set(sel.positions)) == [0, 1] and len(sel.positions) == 5
 
 
 def test_no_candidates_is_an_error_not_an_empty_row():
     with pytest.raises(NoCandidates):
-        select_negatives([], 0.5, m=3, beta=0.01, step=5, rng=query_rng(0, "q"))
+        _select([], 0.5, m=3, beta=0.01)
+
+
+# The positive-aware rules (sentence-transformers' names), each against a hand-computed case. Scores are in
+# retrieval order; s_pos = 0.8 unless given. Expected: the positions picked, then what each filter removed.
+RULES = [
+    # unset beta = the paper's 0.01: keep s <= 0.79 (0.79 stays, 0.8 goes)
+    ("paper default", [0.8, 0.79, 0.5, 0.3], 0.8, dict(m=2, step=1), (1, 2), {"absolute_margin": 1}),
+    # the same rule by its sentence-transformers name, and beta = 0 keeps s <= s_pos
+    ("absolute 0", [0.81, 0.8, 0.5], 0.8, dict(m=2, step=1, beta=0.0), (1, 2), {"absolute_margin": 1}),
+    # relative 0.05 of 0.8: threshold 0.76; with a relative margin alone the paper's beta does not apply
+    ("relative", [0.77, 0.76, 0.785, 0.2], 0.8, dict(m=2, step=1, relative_margin=0.05), (1, 3),
+     {"relative_margin": 2}),
+    # a negative s_pos: threshold -0.5 - 0.5 * 0.1 = -0.55 (sign-safe, not -0.5 * 0.9 = -0.45)
+    ("relative, negative positive", [-0.5, -0.54, -0.56, -0.9], -0.5, dict(m=2, step=1, relative_margin=0.1),
+     (2, 3), {"relative_margin": 2}),
+    # both margins: absolute 0.3 (keep <= 0.5) is stricter here than relative 0.05 (keep <= 0.76)
+    ("both margins", [0.7, 0.6, 0.5, 0.1], 0.8, dict(m=2, step=1, beta=0.3, relative_margin=0.05), (2, 3),
+     {"absolute_margin": 2}),
+    ("max score", [0.7, 0.6, 0.5, 0.1], 0.8, dict(m=2, step=1, max_score=0.55), (2, 3),
+     {"max_score": 2}),
+    ("min score", [0.7, 0.6, 0.5, 0.1], 0.8, dict(m=3, step=1, min_score=0.5), (0, 1, 2), {"min_score": 1}),
+    # range_min skips retrieval ranks 0 and 1 before anything else (and they are not counted twice)
+    ("range min", [0.9, 0.6, 0.5, 0.4, 0.3], 0.8, dict(m=2, step=1, range_min=2), (2, 3), {"range_min": 2}),
+    # each filter counts only what it removed first: rank 0 goes to range_min, rank 1 to the margin
+    ("counted once", [0.95, 0.9, 0.5, 0.05], 0.8, dict(m=1, step=1, range_min=1, min_score=0.1), (2,),
+     {"range_min": 1, "absolute_margin": 1, "min_score": 1}),
+    # top: the highest scores among those left, listed highest first (not in retrieval order)
+    ("top", [0.3, 0.6, 0.5, 0.7, 0.1], 0.8, dict(m=3, sampling="top"), (3, 1, 2), {}),
+    # top with ties: equal scores keep their retrieval order
+    ("top ties", [0.4, 0.6, 0.4, 0.6], 0.8, dict(m=3, sampling="top"), (1, 3, 0), {}),
+    # cyclical with step 2 over the kept ranks 1, 2, 3, 4: positions 0, 2, then 1
+    ("cyclical", [0.9, 0.6, 0.5, 0.7, 0.1], 0.8, dict(m=3, step=2), (1, 3, 2), {"absolute_margin": 1}),
+    # fewer left than m: top repeats them cyclically, highest first, never drops the query
+    ("top short", [0.9, 0.2, 0.5], 0.8, dict(m=4, sampling="top"), (2, 1, 2, 1), {"absolute_margin": 1}),
+]
+
+
+@pytest.mark.parametrize("name,scores,pos,rule,positions,skipped", RULES, ids=[r[0] for r in RULES])
+def test_rules(name, scores, pos, rule, positions, skipped):
+    sel = _select(scores, pos, **rule)
+    assert sel.positions == positions
+    assert {k: v for k, v in sel.skipped.items() if v} == skipped
+    assert not sel.fallback
+
+
+def test_random_sampling_is_seeded_per_query_and_draws_from_those_left():
+    scores = [0.95] + [0.5 - i / 100 for i in range(20)]  # rank 0 is above the margin
+    a = _select(scores, 0.8, m=5, sampling="random", rng=query_rng(3, "q7"))
+    b = _select(scores, 0.8, m=5, sampling="random", rng=query_rng(3, "q7"))
+    c = _select(scores, 0.8, m=5, sampling="random", rng=query_rng(3, "q8"))
+    assert a.positions == b.positions and a.positions != c.positions
+    assert 0 not in a.positions and len(set(a.positions)) == 5
+    assert list(a.positions) == sorted(a.positions)  # by score, highest first = rank order here
+    expected = sorted(1 + p for p in query_rng(3, "q7").choice(20, size=5, replace=False).tolist())
+    assert list(a.positions) == expected
+
+
+def test_everything_filtered_falls_back_or_rejects_as_the_paper_says():
+    sel = _select([0.9, 0.85], 0.8, m=3, max_score=0.1)
+    assert sel.fallback and sel.kept_after_filter == 0 and len(sel.positions) == 3

@@ -73,7 +73,7 @@ def test_transforms_never_import_pipelines_and_no_stage_imports_another():
 
 def test_every_backend_is_a_setting_choice_and_its_options_are_settings():
     fields = {f.name: f for f in FIELDS}
-    assert JUDGES.names() == ("transformers", "vllm", "openai")
+    assert JUDGES.names() == ("transformers", "vllm", "openai", "cross-encoder", "similarity")
     assert EMBEDDERS.names() == ("sentence-transformers", "clip", "vlm2vec")
     for name in JUDGES.names():
         backend = JUDGES.get(name)
@@ -83,7 +83,7 @@ def test_every_backend_is_a_setting_choice_and_its_options_are_settings():
         assert Settings(judge_backend=name).judge_backend == name
     for name in EMBEDDERS.names():
         assert Settings(embed_backend=name).embed_backend == name
-    with pytest.raises(ValueError, match="judge_backend='nope' \\(choose from transformers, vllm, openai\\)"):
+    with pytest.raises(ValueError, match="judge_backend='nope' \\(choose from transformers, vllm, openai, cross-encoder, similarity\\)"):
         Settings(judge_backend="nope")
     with pytest.raises(ValueError, match="unknown judge backend 'nope'"):
         JUDGES.get("nope")
@@ -110,7 +110,7 @@ def test_help_groups_settings_and_shows_the_registries_choices(capsys):
     text = capsys.readouterr().out
     for group in ("ingest settings", "embed settings", "judge settings", "judge: vllm settings", "mine settings"):
         assert group in text
-    assert "{transformers,vllm,openai}" in text and "{sentence-transformers,clip,vlm2vec}" in text
+    assert "{transformers,vllm,openai,cross-encoder,similarity}" in text and "{sentence-transformers,clip,vlm2vec}" in text
     assert "--no-force" in text and "--no-skip-image-check" in text
 
 

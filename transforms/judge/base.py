@@ -13,6 +13,7 @@ import numpy as np
 
 from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.common.sides import Side
+from judgemine.transforms.judge.prompt import PromptFormat
 
 
 @dataclass(frozen=True)
@@ -23,16 +24,21 @@ class JudgeModel:
     device: Device = "auto"
     batch_size: int = 16
     image_root: str = ""
+    prompt: PromptFormat = field(default_factory=PromptFormat)
 
 
 @dataclass(frozen=True)
 class Capabilities:
     """images: shows images to a vision-language model (a text model reads an image+text side by its text).
     shared_per_machine: one instance per worker machine, shared by its SDK processes (Beam's large_model), for
-    engines that claim a fraction of the whole accelerator. reports: cumulative counters `counters()` returns."""
+    engines that claim a fraction of the whole accelerator. reports: cumulative counters `counters()` returns.
+    needs_model: False for a judge that scores from the retrieval itself (no model folder, no score cache).
+    text_only: refuses any pair with an image (a text cross-encoder), rather than reading its text."""
     images: bool
     shared_per_machine: bool = False
     reports: tuple[str, ...] = ()
+    needs_model: bool = True
+    text_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,13 +46,18 @@ class NoOptions:
     """A backend without settings of its own."""
 
 
-class JudgeBackend(abc.ABC):
-    """(query, candidate) pairs to P(Yes) from the Yes/No logits (judge/scoring.py), without Beam, so the same
-    code runs in the pipeline, in benchmarks and on a bare GPU machine. `Options` lists the backend's own
-    settings, named as the run's settings (pipelines/settings.py) so they are filled from them by name."""
+class JudgeKind:
+    """What the registry lists of every judge: its name, capabilities and own settings (`Options`, named as
+    the run's settings in pipelines/settings.py, so they are filled from them by name)."""
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     Options: ClassVar[type] = NoOptions
+
+
+class JudgeBackend(JudgeKind, abc.ABC):
+    """A judge with a model: (query, candidate) pairs to a score (P(Yes) from the Yes/No logits of a chat
+    model, judge/scoring.py, or a cross-encoder's own activation), without Beam, so the same code runs in the
+    pipeline, in benchmarks and on a bare GPU machine."""
 
     @classmethod
     def load(cls, model: JudgeModel, options: Any) -> "JudgeBackend":

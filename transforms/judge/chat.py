@@ -8,7 +8,7 @@ from judgemine.transforms.common.images import DecodedImages
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.common.text import strip_image_tokens
 from judgemine.transforms.common.vlm_inputs import is_vision_model
-from judgemine.transforms.judge.prompt import image_paths, render_chat
+from judgemine.transforms.judge.prompt import PromptFormat, image_paths, render_prompt
 from judgemine.transforms.judge.scoring import answer_token_ids
 
 
@@ -17,17 +17,20 @@ class ChatPrompter:
     image serves its K+1 pairs); a text model judges an image+text side by its text and refuses an image-only
     side rather than scoring an empty one."""
 
-    def __init__(self, tokenizer: Any, vision_model: bool, image_root: str = "") -> None:
+    def __init__(self, tokenizer: Any, vision_model: bool, image_root: str = "",
+                 prompt: PromptFormat = PromptFormat()) -> None:
         self.tokenizer = tokenizer
         self.vision_model = vision_model
-        self.yes_id, self.no_id = answer_token_ids(tokenizer)
+        self.prompt = prompt
+        self.yes_id, self.no_id = answer_token_ids(tokenizer, prompt.answers)
         self.images = DecodedImages(image_root)
 
     @classmethod
-    def from_folder(cls, model_path: str, image_root: str = "") -> "ChatPrompter":
+    def from_folder(cls, model_path: str, image_root: str = "", prompt: PromptFormat = PromptFormat()
+                    ) -> "ChatPrompter":
         from transformers import AutoTokenizer
         return cls(AutoTokenizer.from_pretrained(model_path, local_files_only=True), is_vision_model(model_path),
-                   image_root)
+                   image_root, prompt)
 
     def check(self, queries: Sequence[Side], candidates: Sequence[Side], judge: str) -> None:
         if self.vision_model:
@@ -38,10 +41,10 @@ class ChatPrompter:
                                  f"({side.image}): judge image pairs with a vision-language model")
 
     def text(self, query: Side, candidate: Side) -> str:
-        return render_chat(self.tokenizer, query, candidate, self.vision_model)
+        return render_prompt(self.tokenizer, self.prompt, query, candidate, self.vision_model)
 
     def token_ids(self, query: Side, candidate: Side) -> list[int]:
-        """The chat template is the only source of special tokens (as apply_chat_template tokenizes)."""
+        """The prompt text is the only source of special tokens (as apply_chat_template tokenizes)."""
         return self.tokenizer(self.text(query, candidate), add_special_tokens=False)["input_ids"]
 
     def image_paths(self, query: Side, candidate: Side) -> list[str]:

@@ -18,7 +18,6 @@ from judgemine.transforms.common.candidates import CandidateLookup
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.handler import JudgeRequest, JudgeResult
-from judgemine.transforms.judge.prompt import PROMPT_VERSION
 from judgemine.transforms.judge.score_cache import ScoreCache, append_scores, pair_key
 
 NAMESPACE = "judgemine.judge"
@@ -37,8 +36,10 @@ class BuildJudgeRequests(beam.DoFn):
     """A retrieve chunk to the pairs to judge: per query its positive, then its candidates in rank order.
     Pairs whose score is in the cache are filled in here and never reach the model."""
 
-    def __init__(self, ingest_dir: str, cache_files: list[str], model_id: str, shared: Shared) -> None:
+    def __init__(self, ingest_dir: str, cache_files: list[str], model_id: str, prompt_version: str,
+                 shared: Shared) -> None:
         self._ingest_dir, self._cache_files, self._model_id = ingest_dir, cache_files, model_id
+        self._prompt_version = prompt_version
         self._shared = shared
         self._cached = Metrics.counter(NAMESPACE, "pairs_cached")
         self._todo = Metrics.counter(NAMESPACE, "pairs_to_judge")
@@ -70,7 +71,7 @@ class BuildJudgeRequests(beam.DoFn):
         yield req
 
     def _add(self, req: JudgeRequest, q: dict[str, Any], cid: str, positive: bool, candidate: Side) -> None:
-        key = pair_key(self._model_id, PROMPT_VERSION, q["query_content_id"], cid)
+        key = pair_key(self._model_id, self._prompt_version, q["query_content_id"], cid)
         req.query_ids.append(q["query_id"])
         req.candidate_ids.append(cid)
         req.is_positive.append(positive)

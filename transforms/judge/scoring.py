@@ -14,10 +14,10 @@ class JudgeAnswerError(RuntimeError):
     """The judge did not return what an exact score needs."""
 
 
-def answer_token_ids(tokenizer: Any) -> tuple[int, int]:
-    """The first tokens of "Yes" and "No" as the model would write them as its answer."""
+def answer_token_ids(tokenizer: Any, answers: tuple[str, str] = ("Yes", "No")) -> tuple[int, int]:
+    """The first tokens of the yes and no words as the model would write them as its answer."""
     ids = []
-    for word in ("Yes", "No"):
+    for word in answers:
         encoded = tokenizer.encode(word, add_special_tokens=False)
         if not encoded:
             raise ValueError(f"the judge tokenizer encodes {word!r} to no token")

@@ -1,4 +1,18 @@
-"""The UniME-V2 mining rule (docs/SPEC.md section 5): false-negative filter, then cyclical sampling."""
+"""The mining rules: UniME-V2's (docs/SPEC.md section 5: false-negative filter, then cyclical sampling) and
+the positive-aware rules of sentence-transformers' `mine_hard_negatives` (NV-Retriever's margins), under the
+names that library gives them. One filter, then one sampling:
+
+- range_min: the first `range_min` retrieved candidates (retrieval ranks 0..range_min-1) are skipped;
+- absolute margin (the paper's beta): keep s <= s_pos - margin; one exactly at the threshold stays;
+- relative margin: keep s <= s_pos - |s_pos| * r (= s_pos * (1 - r) for a positive s_pos; sign-safe as
+  sentence-transformers computes it);
+- max_score / min_score: keep min_score <= s <= max_score;
+- sampling: cyclical (the paper's, in retrieval order), top (the highest scores) or random (seeded per
+  query); top and random list their picks by score, highest first, as sentence-transformers does.
+
+Each filter counts the candidates it alone removed, in that order (a candidate removed by an earlier filter
+is not counted again). With fewer than m left a query is never dropped: 0 < n < m repeats them cyclically,
+n = 0 takes the paper's fallback or goes to the rejects (`on_no_negatives`)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,25 +22,41 @@ from typing import Literal
 import numpy as np
 
 OnNoNegatives = Literal["fallback", "reject"]
+Sampling = Literal["cyclical", "top", "random"]
+PAPER_BETA = 0.01
+FILTERS = ("range_min", "absolute_margin", "relative_margin", "max_score", "min_score")
 
 
 @dataclass(frozen=True)
 class MiningRule:
-    """The rule's settings: m, beta, the sampling step, the seed, and what to do when the filter leaves nothing
-    (the paper's fallback, or reject the query)."""
+    """The rule's settings. `beta` is the absolute margin; None = the paper's 0.01 unless a relative margin
+    is given (then only that margin applies, as NV-Retriever's TopK-PercPos rule has it)."""
     num_negatives: int = 10
-    beta: float = 0.01
+    beta: float | None = None
     step: int = 5
     seed: int = 0
     on_no_negatives: OnNoNegatives = "fallback"
+    relative_margin: float | None = None
+    max_score: float | None = None
+    min_score: float | None = None
+    range_min: int = 0
+    sampling: Sampling = "cyclical"
+
+    @property
+    def absolute_margin(self) -> float | None:
+        if self.beta is not None:
+            return self.beta
+        return None if self.relative_margin is not None else PAPER_BETA
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Positions into the query's retrieved candidates (rank order), and whether the n = 0 rule applied."""
+    """Positions into the query's retrieved candidates (rank order), whether the n = 0 rule applied, how
+    many passed the filter, and how many each filter removed."""
     positions: tuple[int, ...]
     fallback: bool
     kept_after_filter: int
+    skipped: dict[str, int]
 
 
 class NoCandidates(ValueError):
@@ -36,6 +66,19 @@ class NoCandidates(ValueError):
 def passes_filter(score: float, pos_score: float, beta: float) -> bool:
     """A candidate is a likely false negative when s > s_pos - beta; one exactly at the threshold stays."""
     return not score > pos_score - beta
+
+
+def _removed_by(name: str, rank: int, score: float, pos_score: float, rule: MiningRule) -> bool:
+    if name == "range_min":
+        return rank < rule.range_min
+    if name == "absolute_margin":
+        margin = rule.absolute_margin
+        return margin is not None and not passes_filter(score, pos_score, margin)
+    if name == "relative_margin":
+        return rule.relative_margin is not None and score > pos_score - abs(pos_score) * rule.relative_margin
+    if name == "max_score":
+        return rule.max_score is not None and score > rule.max_score
+    return rule.min_score is not None and score < rule.min_score
 
 
 def cyclical_positions(n: int, m: int, step: int) -> list[int]:
@@ -60,13 +103,31 @@ def query_rng(seed: int, query_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, digest])
 
 
-def select_negatives(scores: list[float], pos_score: float, m: int, beta: float, step: int,
+def _sample(kept: list[int], scores: list[float], rule: MiningRule, rng: np.random.Generator) -> list[int]:
+    """m positions out of `kept` (rank order) by the rule's sampling; fewer than m repeat cyclically."""
+    m = rule.num_negatives
+    if rule.sampling == "cyclical":
+        return [kept[p] for p in cyclical_positions(len(kept), m, rule.step)]
+    if rule.sampling == "random" and len(kept) > m:
+        kept = [kept[p] for p in sorted(rng.choice(len(kept), size=m, replace=False).tolist())]
+    chosen = sorted(kept, key=lambda i: -scores[i])[:m]  # stable: equal scores stay in rank order
+    return [chosen[i % len(chosen)] for i in range(m)]
+
+
+def select_negatives(scores: list[float], pos_score: float, rule: MiningRule,
                      rng: np.random.Generator) -> Selection:
-    """`scores` are the judge scores of the K retrieved candidates in rank order."""
+    """`scores` are the judge scores of the retrieved candidates in rank order."""
     if not scores:
         raise NoCandidates("no candidates were retrieved")
-    kept = [i for i, s in enumerate(scores) if passes_filter(s, pos_score, beta)]
+    skipped = dict.fromkeys(FILTERS, 0)
+    kept: list[int] = []
+    for rank, s in enumerate(scores):
+        reason = next((name for name in FILTERS if _removed_by(name, rank, s, pos_score, rule)), None)
+        if reason is None:
+            kept.append(rank)
+        else:
+            skipped[reason] += 1
     if kept:
-        return Selection(tuple(kept[p] for p in cyclical_positions(len(kept), m, step)), False, len(kept))
+        return Selection(tuple(_sample(kept, scores, rule, rng)), False, len(kept), skipped)
     order = rng.permutation(len(scores)).tolist()
-    return Selection(tuple(order[i % len(order)] for i in range(m)), True, 0)
+    return Selection(tuple(order[i % len(order)] for i in range(rule.num_negatives)), True, 0, skipped)

@@ -25,7 +25,7 @@ from judgemine.schemas import (
 from judgemine.transforms.common.candidates import CandidateLookup
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.rejects import reject_row
-from judgemine.transforms.mine.rule import MiningRule, NoCandidates, query_rng, select_negatives
+from judgemine.transforms.mine.rule import FILTERS, MiningRule, NoCandidates, query_rng, select_negatives
 
 
 class MineChunk(beam.DoFn):
@@ -39,6 +39,8 @@ class MineChunk(beam.DoFn):
         self._filtered = Metrics.counter("judgemine.mine", "false_negatives_filtered")
         self._retrieved = Metrics.counter("judgemine.mine", "retrieved")
         self._unjudged = Metrics.counter("judgemine.mine", "candidates_too_long")
+        self._repeated = Metrics.counter("judgemine.mine", "rows_repeated")
+        self._skipped = {name: Metrics.counter("judgemine.mine", f"skipped_{name}") for name in FILTERS}
 
     def setup(self) -> None:
         ingest = self._dirs["ingest"]
@@ -58,7 +60,8 @@ class MineChunk(beam.DoFn):
         scores = {(s["query_id"], s["candidate_id"], s["is_positive"]): s["score"]
                   for s in self._read("judge", chunk, JUDGE_SCORES)}
         rows: list[dict[str, Any]] = []
-        filtered = unjudged = 0
+        unjudged = 0
+        skipped = dict.fromkeys(FILTERS, 0)
         for qid in embedded:
             q = queries[qid]
             retrieved = sorted(hits.get(qid, []), key=lambda h: h["rank"])
@@ -77,17 +80,19 @@ class MineChunk(beam.DoFn):
                     raise NoCandidates("no_candidates: every retrieved candidate's prompt is longer than the "
                                        "judge's context")
                 rule = self._rule
-                sel = select_negatives(cand_scores, pos_score, rule.num_negatives, rule.beta, rule.step,
-                                       query_rng(rule.seed, qid))
+                sel = select_negatives(cand_scores, pos_score, rule, query_rng(rule.seed, qid))
                 if sel.fallback and rule.on_no_negatives == "reject":
-                    raise NoCandidates("no_negatives_after_filter: every candidate scored above s_pos - beta")
+                    raise NoCandidates("no_negatives_after_filter: the filters left no candidate")
             except NoCandidates as e:
                 row = json.dumps({k: v for k, v in q.items() if k != "excluded_ids"}, ensure_ascii=False)
                 yield beam.pvalue.TaggedOutput("rejects", reject_row("mine", str(e), q["source"], q["line"], row, qid))
                 continue
-            filtered += len(found) - sel.kept_after_filter
+            for name, n in sel.skipped.items():
+                skipped[name] += n
             if sel.fallback:
                 self._fallback.inc()
+            elif sel.kept_after_filter < rule.num_negatives:
+                self._repeated.inc()
             picked = [found[p] for p in sel.positions]
             sides = [self._lookup.sides[h["candidate_id"]] for h in picked]
             rows.append({
@@ -98,7 +103,9 @@ class MineChunk(beam.DoFn):
                 "neg_scores": [1.0 if sel.fallback else cand_scores[p] for p in sel.positions],
                 "neg_ranks": [h["rank"] for h in picked], "neg_similarities": [h["similarity"] for h in picked],
                 "num_unique_negatives": len(set(sel.positions)), "fallback": sel.fallback, "dataset": q["dataset"]})
-        self._filtered.inc(filtered)
+        self._filtered.inc(skipped["absolute_margin"] + skipped["relative_margin"])
+        for name, counter in self._skipped.items():
+            counter.inc(skipped[name])
         self._unjudged.inc(unjudged)
         self._retrieved.inc(sum(len(hits.get(qid, [])) for qid in embedded))
         write_table(pa.Table.from_pylist(rows, schema=SHARDS),

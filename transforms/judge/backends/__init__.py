@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 from judgemine.transforms.common.registry import Registry
+from judgemine.transforms.judge.backends.cross_encoder import CrossEncoderJudge
 from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+from judgemine.transforms.judge.backends.similarity import SimilarityJudge
 from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge
 from judgemine.transforms.judge.backends.vllm_server import OpenAIServerJudge
-from judgemine.transforms.judge.base import JudgeBackend, JudgeSpec
+from judgemine.transforms.judge.base import JudgeBackend, JudgeKind, JudgeSpec
 
-JUDGES: Registry[JudgeBackend] = Registry("judge", (TransformersJudge, VLLMJudge, OpenAIServerJudge))
+JUDGES: Registry[JudgeKind] = Registry("judge", (TransformersJudge, VLLMJudge, OpenAIServerJudge, CrossEncoderJudge,
+                                                SimilarityJudge))
 
 
 def load_judge(spec: JudgeSpec) -> JudgeBackend:
-    return JUDGES.get(spec.backend).load(spec.model, spec.options)
+    kind = JUDGES.get(spec.backend)
+    if not issubclass(kind, JudgeBackend):
+        raise ValueError(f"the {spec.backend} judge has no model to load: it scores from the retrieval")
+    return kind.load(spec.model, spec.options)

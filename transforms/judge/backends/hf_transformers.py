@@ -50,7 +50,7 @@ class TransformersJudge(JudgeBackend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
         self.device = resolve_device(model.device)
         self.tokenizer = left_padded(AutoTokenizer.from_pretrained(model.path, local_files_only=True))
-        self.prompter = ChatPrompter(self.tokenizer, vision_model=False)
+        self.prompter = ChatPrompter(self.tokenizer, vision_model=False, prompt=model.prompt)
         self.model = AutoModelForCausalLM.from_pretrained(model.path, dtype=DTYPES[model.dtype], local_files_only=True)
         self.model.to(self.device).eval()
         self.batch_size = model.batch_size
@@ -117,7 +117,8 @@ class TransformersVLMJudge(TransformersJudge):
         from judgemine.transforms.common.vlm_inputs import VLMInputs, load_vlm_inputs
         self.vlm = load_vlm_inputs(model.path, model.dtype, model.device)
         self.tokenizer = self.vlm.tokenizer
-        self.prompter = ChatPrompter(self.tokenizer, vision_model=True, image_root=model.image_root)
+        self.prompter = ChatPrompter(self.tokenizer, vision_model=True, image_root=model.image_root,
+                                     prompt=model.prompt)
         self.batch_size = model.batch_size
         packable = isinstance(self.vlm, VLMInputs)  # the Qwen2-VL family: its positions and features are known
         self.packer = self._packer(options, refusal(self.vlm.model) if packable else
