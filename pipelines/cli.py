@@ -20,7 +20,8 @@ from judgemine.pipelines.flags import check_flags
 from judgemine.pipelines.lock import OutputLocked, run_lock
 from judgemine.pipelines.manifest import code_version
 from judgemine.pipelines.runner import run_all, run_one, stage_status
-from judgemine.pipelines.settings import Settings, add_settings, load_settings
+from judgemine.pipelines.options import add_settings, load_settings
+from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import BY_NAME
 
 EXIT_FAILED, EXIT_USER, EXIT_NOT_UP_TO_DATE, EXIT_LOCKED = 1, 2, 3, 4

@@ -9,7 +9,7 @@ from typing import Iterator
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from judgemine.pipelines.errors import UserError
-from judgemine.pipelines.settings import JudgemineOptions
+from judgemine.pipelines.options import JudgemineOptions
 
 
 class UnknownFlag(UserError):

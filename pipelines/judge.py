@@ -110,7 +110,8 @@ def record(ctx: StageContext) -> dict[str, Any]:
             "judge_model_id": judge_model_id(s.judge_model, s.judge_dtype), "cache": cache_dir(s)}
 
 
-STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"), settings=("judge_model", "judge_backend", "judge_dtype", "judge_prompt", "judge_template", "judge_instruction",
-                        "judge_answers"),
+SETTINGS = ("judge_model", "judge_backend", "judge_dtype", "judge_prompt", "judge_template", "judge_instruction",
+            "judge_answers")
+STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"), settings=SETTINGS,
               build=build, count=count, check=check, version=f"{PROMPT_VERSION}+2", record=record,
               throughput="pairs_judged", units=query_chunks)

@@ -1,12 +1,11 @@
-"""Every knob of a run, declared once: the dataclass the stages read and the Beam options the CLI parses.
-
-Precedence: built-in default < YAML config (`--config`) < command-line flag. A setting with a fixed set of
+"""Every knob of a run, declared once: the dataclass the stages read, with its types, choices and ranges
+(pipelines/options.py turns it into flags and reads YAML configs).
+ A setting with a fixed set of
 values is typed as a Literal (or, for backends, checked against the backend registry): both become argparse
 `choices` and are validated here. A backend's own settings are the fields of its `Options` (judge/base.py).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import importlib.util
@@ -17,8 +16,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import yaml
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.embed.backends import EMBEDDERS
@@ -30,8 +27,10 @@ from judgemine.transforms.mine.rule import OnNoNegatives, Sampling
 
 
 def _help(group: str, text: str, choices: Callable[[], tuple[str, ...]] | None = None,
-          aliases: tuple[str, ...] = (), **kw: Any) -> Any:
-    return field(metadata={"group": group, "help": text, "choices": choices, "aliases": aliases}, **kw)
+          aliases: tuple[str, ...] = (), switchable: bool = True, **kw: Any) -> Any:
+    """switchable: an optional number that "none"/"off" switches off (else None means "use the default")."""
+    return field(metadata={"group": group, "help": text, "choices": choices, "aliases": aliases,
+                           "switchable": switchable}, **kw)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class Settings:
     beta: float | None = _help("mine", "absolute margin (the paper's beta): drop candidates scored above s_pos - "
                                "beta; unset = 0.01, or none when --relative-margin is given; 0 = the weakest "
                                "(keep s <= s_pos)",
-                               aliases=("absolute_margin",), default=None)
+                               aliases=("absolute_margin",), switchable=False, default=None)
     relative_margin: float | None = _help("mine", "relative margin (NV-Retriever): drop candidates scored above "
                                           "s_pos - |s_pos| * r; 0.05 = NV-Retriever's TopK-PercPos (95 percent)",
                                           default=None)
@@ -137,7 +136,7 @@ class Settings:
         bad = [f"{f.name}={getattr(self, f.name)!r} (choose from {', '.join(choices(f))})" for f in FIELDS
                if choices(f) and getattr(self, f.name) not in choices(f)]
         bad += [f"{f.name}={getattr(self, f.name)!r} (must be a finite number)" for f in FIELDS
-                if _number(f) is float and getattr(self, f.name) is not None
+                if number(f) is float and getattr(self, f.name) is not None
                 and not math.isfinite(getattr(self, f.name))]
         bad += [f"{n}={getattr(self, n)!r} (must be {rule})" for n, (rule, ok) in RANGES.items()
                 if getattr(self, n) is not None and math.isfinite(getattr(self, n)) and not ok(getattr(self, n))]
@@ -209,35 +208,29 @@ RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
 }
 FIELDS = dataclasses.fields(Settings)
 TYPES = typing.get_type_hints(Settings)
-_LISTS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
-_OPTIONAL = {f.name for f in FIELDS if TYPES[f.name] == (float | None)}
+LIST_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
+OPTIONAL_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == (float | None)}
 ALIASES = {alias: f.name for f in FIELDS for alias in f.metadata["aliases"]}
 OFF = ("none", "off")  # how an optional setting is switched off from a flag or a config
-_PATHS = {"pairs", "corpus", "image_root", "embed_model", "judge_model", "judge_cache", "output"}
 
 
-def _number(f: dataclasses.Field) -> Any:
+def number(f: dataclasses.Field) -> Any:
     """float for an optional number (None = off), else the field's own type."""
-    return float if f.name in _OPTIONAL else TYPES[f.name]
-
-
-def _optional_float(text: str) -> Any:
-    """A flag's value for an optional number: a float, or the word that switches it off."""
-    return text.lower() if text.lower() in OFF else float(text)
+    return float if f.name in OPTIONAL_FIELDS else TYPES[f.name]
 
 
 def _kind(f: dataclasses.Field) -> str:
-    if f.name in _OPTIONAL:
+    if f.name in OPTIONAL_FIELDS:
         return "a number or none"
     hint = TYPES[f.name]
     return {int: "an integer", float: "a number", bool: "true or false"}.get(hint, "a list of paths" if
-                                                                          f.name in _LISTS else "a string")
+                                                                          f.name in LIST_FIELDS else "a string")
 
 
 def _typed(f: dataclasses.Field, value: Any) -> bool:
     """Whether a value (from a flag or a YAML config) has the setting's type."""
     hint = TYPES[f.name]
-    if f.name in _OPTIONAL:
+    if f.name in OPTIONAL_FIELDS:
         return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
     if hint is bool:
         return isinstance(value, bool)
@@ -245,7 +238,7 @@ def _typed(f: dataclasses.Field, value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if f.name in _LISTS:
+    if f.name in LIST_FIELDS:
         return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     return isinstance(value, str)
 
@@ -256,86 +249,3 @@ def choices(f: dataclasses.Field) -> tuple[str, ...]:
         return f.metadata["choices"]()
     hint = TYPES[f.name]
     return typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
-
-
-class JudgemineOptions(PipelineOptions):
-    """The Settings fields as Beam pipeline options (`--top-k`; `--top_k` also works, not shown in --help)."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        add_settings(parser)
-
-
-def add_settings(parser: argparse.ArgumentParser, groups: Callable[[str], bool] = lambda group: True,
-                 with_defaults: bool = False) -> None:
-    """The settings of the groups `groups` accepts, as flags under one argument group per settings group."""
-    parser.add_argument("--config", default=None, help="YAML file of settings; flags override it")
-    sections: dict[str, Any] = {}
-    for f in FIELDS:
-        group = f.metadata["group"]
-        if not groups(group):
-            continue
-        if group not in sections:
-            sections[group] = parser.add_argument_group(f"{group} settings")
-        shown = f.metadata["help"] + (f" (default: {_shown(f.default)})" if with_defaults else "")
-        kw: dict[str, Any] = {"dest": f.name, "default": None}
-        if f.name in _LISTS:
-            kw["action"] = "append"
-        elif TYPES[f.name] is bool:
-            kw["action"] = argparse.BooleanOptionalAction
-        elif f.name in _OPTIONAL:
-            kw["type"] = float if f.name == "beta" else _optional_float  # beta unset means the paper's
-        else:
-            kw["type"] = TYPES[f.name] if TYPES[f.name] in (int, float) else str
-            kw["choices"] = choices(f) or None
-        sections[group].add_argument(f"--{f.name.replace('_', '-')}", help=shown, **kw)
-        for hidden in ([f.name] if "_" in f.name else []) + [a.replace("_", "-") for a in f.metadata["aliases"]] + [
-                a for a in f.metadata["aliases"] if "_" in a]:
-            sections[group].add_argument(f"--{hidden}", help=argparse.SUPPRESS, **kw)
-
-
-def _shown(default: Any) -> str:
-    if isinstance(default, tuple) or default == "" or default is None:
-        return "none"
-    return str(default)
-
-
-def load_settings(options: PipelineOptions) -> Settings:
-    """Settings from the YAML file named by --config, overridden by any flag given."""
-    view = options.view_as(JudgemineOptions)
-    values: dict[str, Any] = {}
-    if view.config:
-        with open(view.config, encoding="utf-8") as f:
-            loaded = yaml.safe_load(f) or {}
-        loaded = {ALIASES.get(k, k): v for k, v in loaded.items()}
-        unknown = set(loaded) - {f.name for f in FIELDS}
-        if unknown:
-            raise ValueError(f"{view.config}: unknown settings {sorted(unknown)}")
-        base = os.path.dirname(os.path.abspath(view.config))
-        for k, v in loaded.items():
-            values[k] = _relative_to(base, k, v)
-    for f in FIELDS:
-        v = getattr(view, f.name, None)
-        if v is not None:
-            values[f.name] = v
-    for k in _LISTS:
-        if k in values:
-            v = values[k]
-            values[k] = tuple([v] if isinstance(v, str) else v) if isinstance(v, (str, list, tuple)) else v
-    for name in _OPTIONAL:
-        if isinstance(values.get(name), str) and values[name].lower() in OFF:
-            values[name] = None
-    for f in FIELDS:  # YAML reads 1 where a float is meant
-        if _number(f) is float and isinstance(values.get(f.name), int) and not isinstance(values[f.name], bool):
-            values[f.name] = float(values[f.name])
-    return Settings(**values)
-
-
-def _relative_to(base: str, key: str, value: Any) -> Any:
-    """Paths in a config file are relative to the file, as a reader of the file expects."""
-    if key not in _PATHS or not value:
-        return value
-
-    def fix(p: str) -> str:
-        return p if ("://" in p or os.path.isabs(p)) else os.path.normpath(os.path.join(base, p))
-    return [fix(p) for p in value] if isinstance(value, list) else fix(value)

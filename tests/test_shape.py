@@ -17,7 +17,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from conftest import ROOT, SAMPLE, head, write_jsonl
 from judgemine.pipelines.cli import main
-from judgemine.pipelines.settings import FIELDS, Settings, load_settings
+from judgemine.pipelines.options import load_settings
+from judgemine.pipelines.settings import FIELDS, Settings
 from judgemine.pipelines.stages import BY_NAME, STAGES
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.judge.backends import JUDGES
@@ -83,7 +84,8 @@ def test_every_backend_is_a_setting_choice_and_its_options_are_settings():
         assert Settings(judge_backend=name).judge_backend == name
     for name in EMBEDDERS.names():
         assert Settings(embed_backend=name).embed_backend == name
-    with pytest.raises(ValueError, match="judge_backend='nope' \\(choose from transformers, vllm, openai, cross-encoder, similarity\\)"):
+    wanted = r"judge_backend='nope' \(choose from transformers, vllm, openai, cross-encoder, similarity\)"
+    with pytest.raises(ValueError, match=wanted):
         Settings(judge_backend="nope")
     with pytest.raises(ValueError, match="unknown judge backend 'nope'"):
         JUDGES.get("nope")
@@ -110,7 +112,8 @@ def test_help_groups_settings_and_shows_the_registries_choices(capsys):
     text = capsys.readouterr().out
     for group in ("ingest settings", "embed settings", "judge settings", "judge: vllm settings", "mine settings"):
         assert group in text
-    assert "{transformers,vllm,openai,cross-encoder,similarity}" in text and "{sentence-transformers,clip,vlm2vec}" in text
+    assert "{transformers,vllm,openai,cross-encoder,similarity}" in text
+    assert "{sentence-transformers,clip,vlm2vec}" in text
     assert "--no-force" in text and "--no-skip-image-check" in text
 
 
@@ -161,3 +164,17 @@ def test_a_new_stage_is_one_declaration_run_by_the_shared_runner(tmp_path):
     written = json.load(open(os.path.join(settings.output, "stages", "datasets", "stage.json")))
     assert written["fingerprint"] == record["fingerprint"] and not glob.glob(settings.output + "/stages/*.tmp-*")
     assert [s.name for s in STAGES] == ["ingest", "embed", "index", "retrieve", "judge", "mine"]
+
+
+def test_the_default_chunk_is_sized_for_the_device():
+    """--chunk-size 0 (the default) becomes a concrete size, so fingerprints and the manifest hold it: about a
+    minute of judging on the device (12k pairs on a CPU, 100k on a GPU), more without a judge model."""
+    from judgemine.pipelines.settings import auto_chunk_size
+    from judgemine.transforms.common.devices import resolve_device
+    assert Settings().chunk_size == auto_chunk_size("auto", "transformers", 50)
+    assert (auto_chunk_size("cpu", "transformers", 50), auto_chunk_size("cuda", "transformers", 50)) == (256, 2048)
+    assert Settings(device="cpu", top_k=12).chunk_size == 1024
+    assert Settings(judge_backend="similarity").chunk_size == 4096
+    assert Settings(chunk_size=16).chunk_size == 16
+    if resolve_device("auto") == "cpu":
+        assert Settings().chunk_size == 256

@@ -17,7 +17,16 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from judgemine.schemas import EMBEDDINGS, JUDGE_SCORES, QUERIES, RETRIEVAL, list_parts, part_name, read_table, write_table
+from judgemine.schemas import (
+    EMBEDDINGS,
+    JUDGE_SCORES,
+    QUERIES,
+    RETRIEVAL,
+    list_parts,
+    part_name,
+    read_table,
+    write_table,
+)
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.judge.base import Capabilities, JudgeKind, NoOptions
 
