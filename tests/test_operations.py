@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -114,3 +115,23 @@ def test_a_stage_logic_version_is_part_of_its_fingerprint(e2e_run, small_pairs, 
     states = {name: row["state"] for name, row in runner.stage_status(settings).items()}
     assert states == {"ingest": "up to date", "embed": "up to date", "index": "up to date",
                       "retrieve": "up to date", "judge": "stale", "mine": "stale"}
+
+
+def test_run_exits_1_when_the_accounting_does_not_balance(e2e_run, small_pairs, tiny_judge, tmp_path, capsys):
+    """Ingest's record says one more pair was read than the shards and rejects hold (as a stage that lost a row
+    would): a rerun (new margin, so mine and the manifest are rebuilt) reports it and exits 1, not 0."""
+    out = str(tmp_path / "out")
+    shutil.copytree(e2e_run, out)
+    record = os.path.join(out, "stages", "ingest", "stage.json")
+    with open(record, encoding="utf-8") as f:
+        ingest = json.load(f)
+    ingest["counts"]["pairs_in"] += 1
+    with open(record, "w", encoding="utf-8") as f:
+        json.dump(ingest, f)
+    assert main(["run", *run_args(out, small_pairs, tiny_judge), "--beta", "0.02"]) == 1
+    captured = capsys.readouterr()
+    assert "accounted for:   NO" in captured.out
+    assert captured.err.strip().splitlines()[-1].startswith("judgemine: the accounting does not balance")
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    acc = manifest["accounting"]
+    assert not acc["balanced"] and acc["pairs_in"] == acc["rows_out"] + sum(acc["rejected"].values()) + 1
