@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-faults test-airflow bench bench-stages bench-judge bench-packing bench-peer clean
+.PHONY: install models demo demo-images test test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ demo-images: install models
 	$(VENV)/bin/judgemine export --format unime --output out/demo-images
 
 test: install
-	$(PY) -m pytest -q tests --ignore=tests/faults $(ARGS)
+	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers $(ARGS)
 
 # The example Airflow DAG under `airflow dags test`, in its own environment (Airflow pins its own libraries).
 AIRFLOW_VENV ?= .venv-airflow
@@ -49,6 +49,21 @@ $(AIRFLOW_VENV)/.installed:
 
 test-airflow: install models $(AIRFLOW_VENV)/.installed
 	tests/airflow/dags_test.sh $(AIRFLOW_VENV)
+
+# What the ML team runs: the report in a real headless Chromium (Debian's package), and the shard loader in a
+# trainer's environment without Beam (torch, pyarrow, pillow and judgemine --no-deps only).
+TRAINER_VENV ?= .venv-trainer
+$(TRAINER_VENV)/.installed: setup.py
+	test -x $(TRAINER_VENV)/bin/python || $(PYTHON) -m venv $(TRAINER_VENV)
+	$(TRAINER_VENV)/bin/pip install -q torch==2.13.0 pyarrow==25.0.1 numpy==2.3.5 pillow==12.3.0
+	$(TRAINER_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+/usr/bin/chromium:
+	apt-get install -y -q chromium
+
+test-consumers: install $(TRAINER_VENV)/.installed /usr/bin/chromium
+	$(PY) -m pytest -q tests/consumers $(ARGS)
 
 # Real processes killed with SIGKILL at every commit step, concurrent runs, repeated exit codes (~10 min).
 test-faults: install

@@ -17,7 +17,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "apache-beam>=2.77,<3", "torch>=2.4", "transformers>=5.16.1,<5.20", "faiss-cpu>=1.8",
-        "sentence-transformers>=5", "pyarrow", "numpy", "pillow", "pyyaml",
+        "sentence-transformers>=5", "pyarrow", "numpy", "pillow", "pyyaml", "matplotlib",
     ],
     entry_points={"console_scripts": ["judgemine=judgemine.pipelines.entry:main"]},
 )

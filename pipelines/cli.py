@@ -25,7 +25,8 @@ from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import BY_NAME
 
 EXIT_FAILED, EXIT_USER, EXIT_NOT_UP_TO_DATE, EXIT_LOCKED = 1, 2, 3, 4
-COMMANDS = ("run", *BY_NAME, "status", "plan", "export", "build-tiny-judge")
+COMMANDS = ("run", *BY_NAME, "status", "plan", "export", "report", "build-tiny-judge")
+OWN_PARSER = ("export", "report", "build-tiny-judge")  # commands with their own flags, not the run settings
 USAGE = f"""judgemine <command> [--config FILE] [--output DIR] [settings...] [beam pipeline options...]
 
 commands:
@@ -36,8 +37,9 @@ commands:
                       already cached), time per stage from a short calibration here, storage (--json: as JSON)
   status              which stages are complete under --output, and whether they are up to date with the
                       settings given (exit 0 only when every stage is): for schedulers' sensors
-  export              --format unime|reranker-pairwise|reranker-listwise [--to FILE]: the shards as the
-                      official UniME-V2 JSON array, or reranker training data (JSON Lines)
+  export              --format unime|sentence-transformers|flagembedding|reranker-pairwise|reranker-listwise
+                      [--to FILE] [--num-negatives K] [--skip-fallback]: the shards for another trainer
+  report              OUTPUT/report/index.html: what the run mined, for a person to look at before training
   build-tiny-judge    --output DIR [--texts JSONL]: a tiny random-weight judge for demos and tests
 
 settings: judgemine <command> --help lists every one; a YAML --config sets them too, flags override it."""
@@ -54,7 +56,8 @@ def summary(manifest: dict[str, Any], report: dict[str, dict[str, Any]] | None) 
              f"{acc['corpus']['rejected']} rejected",
              f"accounted for:   {'yes' if acc['balanced'] else 'NO'}",
              f"judge score:     positive mean {scores['positive'].get('mean', float('nan')):.3f}, "
-             f"negative mean {scores['negative'].get('mean', float('nan')):.3f}, "
+             f"negative mean {scores['negative'].get('mean', float('nan')):.3f} "
+             f"({scores['negative_in_shards'].get('mean', float('nan')):.3f} with the fallback rows' 1.0s), "
              f"{scores['false_negatives_filtered']} false negatives filtered, "
              f"{scores['fallback_rows']} fallback rows",
              "time per stage:  " + ", ".join(
@@ -88,21 +91,30 @@ def _help(command: str) -> None:
 
 
 def _export(rest: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="judgemine export")
+    from judgemine.pipelines.exports import EXPORTS, ExportOptions, run_export
+    parser = argparse.ArgumentParser(prog="judgemine export", allow_abbrev=False, description="The committed shards in another "
+                                     "trainer's format, streamed to one file.")
     parser.add_argument("--output", required=True, help="the run directory")
-    parser.add_argument("--format", choices=["unime", "reranker-pairwise", "reranker-listwise"], default="unime")
-    parser.add_argument("--to", default=None, help="destination file (default: DIR/export/<format>.json[l])")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the listwise positive's position")
+    parser.add_argument("--format", choices=list(EXPORTS), default="unime")
+    parser.add_argument("--to", default=None, help="destination file (default: DIR/export/<format>.<suffix>)")
+    parser.add_argument("--num-negatives", type=int, default=None,
+                        help="the first k stored negatives of each row (default: all stored)")
+    parser.add_argument("--skip-fallback", action=argparse.BooleanOptionalAction, default=None,
+                        help="leave out fallback rows (random negatives scored 1.0, above their positive); default: "
+                             "skipped, except by --format unime, which keeps the paper's data as it is")
+    parser.add_argument("--layout", choices=["triplet", "n-tuple", "n-tuple-scores"], default="n-tuple",
+                        help="sentence-transformers: mine_hard_negatives' output_format (n-tuple-scores adds "
+                             "`scores`, positive first)")
+    parser.add_argument("--prompt", default="", help="flagembedding: the `prompt` field (query instruction)")
+    parser.add_argument("--task-type", default="normal", help="flagembedding: the `type` field")
+    parser.add_argument("--seed", type=int, default=0, help="reranker-listwise: seed of the positive's position")
     args = parser.parse_args(rest)
-    from judgemine.pipelines.export import export_reranker, export_unime
-    suffix = "json" if args.format == "unime" else "jsonl"
-    dest = args.to or os.path.join(args.output, "export", f"{args.format}.{suffix}")
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    if args.format == "unime":
-        print(f"{export_unime(args.output, dest)} records -> {dest}")
-    else:
-        written, skipped = export_reranker(args.output, dest, args.format.split("-")[1], args.seed)
-        print(f"{written} records -> {dest} ({skipped} fallback rows skipped)")
+    exporter = EXPORTS[args.format](ExportOptions(args.num_negatives, args.skip_fallback, args.seed, args.layout,
+                                                  args.prompt, args.task_type))
+    dest = args.to or os.path.join(args.output, "export", f"{args.format}.{exporter.suffix}")
+    result = run_export(exporter, args.output, dest)
+    print(f"{result.records} records -> {dest} ({result.rows} shard rows, {result.fallback_skipped} fallback rows "
+          f"skipped)")
     return 0
 
 
@@ -148,10 +160,13 @@ def _command(command: str, rest: list[str], verbose: bool) -> int:
         if command != "run":
             print(json.dumps(run_one(command, settings, options), indent=2, sort_keys=True))
             return 0
-        report = run_all(settings, options)
+        ran = run_all(settings, options)
         with open(os.path.join(settings.output, "manifest.json"), encoding="utf-8") as f:
             manifest = json.load(f)
-        print(summary(manifest, report))
+        print(summary(manifest, ran))
+        if settings.report:
+            from judgemine.pipelines.report import write_report
+            print(f"report:          {write_report(settings.output)}")
         if not manifest["accounting"]["balanced"]:
             print("judgemine: the accounting does not balance (see manifest.json `accounting`): rows were lost",
                   file=sys.stderr)
@@ -180,12 +195,12 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
     command, rest = argv[0], argv[1:]
     _log_progress()
     if "-h" in rest or "--help" in rest:
-        if command in ("export", "build-tiny-judge"):
+        if command in OWN_PARSER:
             return _subcommand(command, ["--help"])
         _help(command)
         return 0
     try:
-        if command in ("export", "build-tiny-judge"):
+        if command in OWN_PARSER:
             return _subcommand(command, rest)
         return _command(command, rest, verbose)
     except (UserError, MissingArtifact) as e:
@@ -201,9 +216,27 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
         return EXIT_FAILED
 
 
+def _report(rest: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="judgemine report", allow_abbrev=False,
+                                     description="OUTPUT/report/index.html: score histograms, false-negative and "
+                                                 "fallback rates per subset, the rows to look at first, the run's "
+                                                 "settings and timings; one self-contained file.")
+    parser.add_argument("run", nargs="?", help="the run directory (or --output)")
+    parser.add_argument("--output", default=None, help="the run directory")
+    args = parser.parse_args(rest)
+    output = args.output or args.run
+    if not output:
+        raise UserError("judgemine report OUTPUT: the run directory is required")
+    from judgemine.pipelines.report import write_report
+    print(write_report(output))
+    return 0
+
+
 def _subcommand(command: str, rest: list[str]) -> int:
     if command == "export":
         return _export(rest)
+    if command == "report":
+        return _report(rest)
     from judgemine.testing.tiny_models import main as build
     build(rest)
     return 0

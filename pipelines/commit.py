@@ -57,9 +57,10 @@ def swap_in(tmp: str, final: str, step: str) -> None:
 
 def remove_leftovers(output: str) -> list[str]:
     """Every `*.tmp-PID` / `*.old-PID` a killed run left under OUTPUT (its top level, stages/ and each stage
-    folder); call it only while holding the run lock."""
+    folder, report/ and export/); call it only while holding the run lock."""
     removed = []
-    for parent in (output, os.path.join(output, "stages"), *_children(os.path.join(output, "stages"))):
+    for parent in (output, os.path.join(output, "stages"), *_children(os.path.join(output, "stages")),
+                   os.path.join(output, "report"), os.path.join(output, "export")):
         for name in _listdir(parent):
             if TEMPORARY.search(name):
                 path = os.path.join(parent, name)

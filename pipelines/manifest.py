@@ -110,7 +110,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
     stages = {s.name: pending if pending and pending["stage"] == s.name else require_stage(out, s.name)
               for s in STAGES}
     shards = []
-    pos, neg = [], []
+    pos, neg, neg_all = [], [], []
     fallback_rows = 0
     for path in sorted(list_parts(os.path.join(out, "shards"))):
         table = read_table(path, SHARDS, ["pos_score", "neg_scores", "fallback"])
@@ -118,6 +118,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
         pos.append(table.column("pos_score").to_numpy())
         real = table.filter(pc.invert(table.column("fallback")))
         neg.append(pc.list_flatten(real.column("neg_scores")).to_numpy())
+        neg_all.append(pc.list_flatten(table.column("neg_scores")).to_numpy())
         fallback_rows += table.num_rows - real.num_rows
     ingest, embed, mine = stages["ingest"]["counts"], stages["embed"]["counts"], stages["mine"]["counts"]
     rejected = {"ingest": ingest["rejected_pairs"], "embed": embed["rejected_queries"], "mine": mine["rejected"]}
@@ -135,6 +136,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
         "rejects_by_reason": _reasons(os.path.join(out, "rejects")),
         "scores": {"positive": _stats(np.concatenate(pos) if pos else np.zeros(0)),
                    "negative": _stats(np.concatenate(neg) if neg else np.zeros(0)),
+                   "negative_in_shards": _stats(np.concatenate(neg_all) if neg_all else np.zeros(0)),
                    "false_negatives_filtered": mine["false_negatives_filtered"],
                    "retrieved_pairs": mine["retrieved"], "fallback_rows": fallback_rows},
         "mining": _mining(settings, mine),

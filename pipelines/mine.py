@@ -31,7 +31,8 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     rule = mining_rule(s)
     mined = (spread_chunks(p, chunks)
              | "MineNegatives" >> beam.ParDo(MineChunk({name: ctx.input_dir(name) for name in READS},
-                                                       ctx.outputs["shards"], len(chunks), rule, Shared())
+                                                       ctx.outputs["shards"], len(chunks), rule, Shared(),
+                                                       s.image_root)
                                              ).with_outputs("rejects", main="rows"))
     _ = mined.rejects | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects.parquet"))
 
@@ -46,5 +47,5 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected": read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason"]).num_rows}
 
 
-STAGE = Stage("mine", upstream=READS, version="2", throughput="rows", units=query_chunks, settings=RULE,
+STAGE = Stage("mine", upstream=READS, version="3", throughput="rows", units=query_chunks, settings=RULE,
               build=build, count=count, publishes=("shards",))

@@ -125,6 +125,8 @@ class Settings:
     on_no_negatives: OnNoNegatives = _help("mine", "when the filter leaves nothing: fallback (paper) or reject",
                                            default="fallback")
     force: bool = _help("run", "rerun stages even when their artifacts are up to date", default=False)
+    report: bool = _help("run", "write OUTPUT/report/index.html (judgemine report) at the end of run; --no-report: "
+                         "off", default=True)
 
     def __post_init__(self) -> None:
         if self.chunk_size == 0 and isinstance(self.top_k, int) and self.top_k > 0:

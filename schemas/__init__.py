@@ -12,10 +12,12 @@ from judgemine.schemas.tables import (
     SCORE_CACHE,
     SHARDS,
     embeddings_schema,
+    shard_metadata,
 )
 
 __all__ = [
     "CANDIDATES", "EMBEDDINGS", "INDEX_IDS", "JUDGE_SCORES", "QUERIES", "REJECTS", "RETRIEVAL", "SCHEMA_VERSION",
     "SCORE_CACHE",
-    "SHARDS", "embeddings_schema", "list_parts", "part_name", "read_table", "shard_name", "write_table",
+    "SHARDS", "embeddings_schema", "list_parts", "part_name", "read_table", "shard_metadata", "shard_name",
+    "write_table",
 ]

@@ -1,19 +1,23 @@
-"""Reading and writing artifacts through their schemas, on any filesystem Beam knows (local, gs://, s3://)."""
+"""Reading and writing artifacts through their schemas, on any filesystem Beam knows (local, gs://, s3://).
+Beam is imported where a file is opened, not here: a trainer reads the shards (schemas/shard_dataset.py)
+with pyarrow and torch only."""
 from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
+
+from judgemine.schemas.tables import FALLBACK_ROWS_KEY, IMAGE_ROOT_KEY, NUM_NEGATIVES_KEY, SHARDS
 
 
 class SchemaMismatch(ValueError):
     """An artifact was written under another schema name or major version."""
 
 
-def _check(found: pa.Schema, expected: pa.Schema, path: str) -> None:
+def check_schema(found: pa.Schema, expected: pa.Schema, path: str) -> None:
     meta = found.metadata or {}
     want = expected.metadata
     name = meta.get(b"judgemine.schema", b"").decode()
@@ -24,8 +28,12 @@ def _check(found: pa.Schema, expected: pa.Schema, path: str) -> None:
         raise SchemaMismatch(f"{path}: schema version {version!r} is not readable by this judgemine")
 
 
-def write_table(table: pa.Table, path: str, schema: pa.Schema) -> None:
-    """Casts `table` to `schema` (failing on a missing or mistyped column) and writes one Parquet file."""
+def write_table(table: pa.Table, path: str, schema: pa.Schema, metadata: dict[str, str] | None = None) -> None:
+    """Casts `table` to `schema` (failing on a missing or mistyped column) and writes one Parquet file;
+    `metadata` adds key/values of this file to the schema's own (e.g. a shard's image root)."""
+    from apache_beam.io.filesystems import FileSystems
+    if metadata:
+        schema = schema.with_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
     table = table.select(schema.names).cast(schema)
     with FileSystems.create(path) as f:
         pq.write_table(table, f, compression="zstd")
@@ -33,9 +41,10 @@ def write_table(table: pa.Table, path: str, schema: pa.Schema) -> None:
 
 def read_table(path: str, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
     """Reads one Parquet artifact, checking that it was written under `schema`'s name and version."""
+    from apache_beam.io.filesystems import FileSystems
     with FileSystems.open(path) as f:
         pf = pq.ParquetFile(f)
-        _check(pf.schema_arrow, schema, path)
+        check_schema(pf.schema_arrow, schema, path)
         return pf.read(columns=columns)
 
 
@@ -51,3 +60,23 @@ def shard_name(i: int, n: int) -> str:
 def list_parts(directory: str) -> list[str]:
     """A directory's part files in part order."""
     return sorted(glob.glob(os.path.join(directory, "part-*.parquet")))
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """A shard file's footer: its rows and the metadata the mine stage wrote into it (schemas/tables.py)."""
+    rows: int
+    num_negatives: int
+    fallback_rows: int
+    image_root: str
+
+
+def shard_info(path: str) -> ShardInfo:
+    f = pq.ParquetFile(path)
+    check_schema(f.schema_arrow, SHARDS, path)
+    meta = {k.decode(): v.decode() for k, v in (f.schema_arrow.metadata or {}).items()}
+    if NUM_NEGATIVES_KEY not in meta:
+        raise SchemaMismatch(f"{path}: a shard without its metadata, written by an older judgemine: rerun "
+                             f"`judgemine mine`")
+    return ShardInfo(f.metadata.num_rows, int(meta[NUM_NEGATIVES_KEY]), int(meta[FALLBACK_ROWS_KEY]),
+                     meta[IMAGE_ROOT_KEY])

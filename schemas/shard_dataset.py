@@ -1,36 +1,126 @@
-"""The shards as a PyTorch dataset, for trainers that do not read Parquet themselves."""
+"""The shards for a PyTorch trainer, with pyarrow and torch only (no Beam on a training machine).
+
+    ds = ShardDataset("out/demo/shards", k=8)             # fallback rows skipped, k of the stored m negatives
+    loader = DataLoader(ds, batch_size=32, num_workers=2, collate_fn=collate_shards)
+    batch = next(iter(loader))                            # batch["scores"]: [32, 1 + 8] float32, positive first
+
+Files are split across DDP ranks (torch.distributed's, or `rank`/`world_size` given) and then across a
+DataLoader's workers, so every row is read by exactly one worker of one rank.
+"""
 from __future__ import annotations
 
 import glob
+import logging
 import os
-from typing import Any
+from typing import Any, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-from torch.utils.data import Dataset
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
 
-from judgemine.schemas.io import read_table
-from judgemine.schemas.tables import SHARDS
+from judgemine.schemas.io import shard_info
+
+log = logging.getLogger("judgemine")
+COLUMNS = ("query_id", "query_text", "query_image", "pos_id", "pos_text", "pos_image", "pos_score", "neg_ids",
+           "neg_texts", "neg_images", "neg_scores", "fallback", "dataset")
 
 
-class ShardDataset(Dataset):
-    """One item per query: its text/image, the positive and the first `k` stored negatives with their judge
-    scores (the paper trains with k = 8 of the 10 stored). Images stay paths: loading them is the trainer's."""
+def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is not None or world_size is not None:
+        if rank is None or world_size is None or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} of world_size {world_size}: give both, 0 <= rank < world_size")
+        return rank, world_size
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
-    def __init__(self, shards: str | list[str], k: int | None = None, skip_fallback: bool = False) -> None:
-        paths = sorted(glob.glob(os.path.join(shards, "part-*.parquet"))) if isinstance(shards, str) else shards
+
+class ShardDataset(IterableDataset):
+    """One item per shard row: query, positive and the first `k` negatives (None: all stored; the paper trains
+    on k = 8 of 10), scores as float32.
+
+    skip_fallback: rows whose negatives are the paper's fallback (random candidates scored 1.0, above their
+    positive) teach backwards targets; they are skipped unless False, and counted in `fallback_rows`.
+    load_images: each non-empty image path opened as an RGB PIL image (`*_pil` fields), relative paths against
+    `image_root` (default: the root recorded in each shard)."""
+
+    def __init__(self, shards: str | Sequence[str], k: int | None = None, skip_fallback: bool = True,
+                 load_images: bool = False, image_root: str | None = None, rank: int | None = None,
+                 world_size: int | None = None) -> None:
+        paths = sorted(glob.glob(os.path.join(shards, "part-*.parquet"))) if isinstance(shards, str) else list(shards)
         if not paths:
             raise FileNotFoundError(f"no shards in {shards}")
-        table = pa.concat_tables([read_table(p, SHARDS) for p in paths])
-        self.table = table.filter(pc.invert(table.column("fallback"))) if skip_fallback else table
-        self.k = k
+        self.paths, self.skip_fallback, self.load_images, self.image_root = paths, skip_fallback, load_images, image_root
+        self.rank, self.world_size = _rank_and_world(rank, world_size)
+        infos = [shard_info(p) for p in paths]  # footers only
+        self.rows = sum(i.rows for i in infos)
+        self.fallback_rows = sum(i.fallback_rows for i in infos)
+        self.stored = min(i.num_negatives for i in infos)
+        self._roots = {p: i.image_root for p, i in zip(paths, infos)}
+        self.k = self.stored if k is None else k
+        if not 0 < self.k <= self.stored:
+            raise ValueError(f"k = {self.k} negatives asked for, the shards store {self.stored} per row")
+        if skip_fallback and self.fallback_rows:
+            log.info("ShardDataset: %d of %d rows are fallback rows and are skipped (skip_fallback=False keeps them)",
+                     self.fallback_rows, self.rows)
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        """Rows yielded over all ranks and workers."""
+        return self.rows - (self.fallback_rows if self.skip_fallback else 0)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        row = self.table.slice(i, 1).to_pylist()[0]
-        k = self.k if self.k is not None else len(row["neg_ids"])
-        for name in ("neg_ids", "neg_texts", "neg_images", "neg_scores", "neg_ranks", "neg_similarities"):
-            row[name] = row[name][:k]
-        return row
+    def _my_files(self) -> list[str]:
+        """Whole files per (rank, worker) when there are enough of them, else every file with rows strided."""
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        self._slot, self._slots = self.rank * workers + worker, self.world_size * workers
+        if len(self.paths) >= self._slots:
+            files = self.paths[self._slot::self._slots]
+            self._slot, self._slots = 0, 1
+            return files
+        return self.paths
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        seen = 0
+        for path in self._my_files():
+            root = self.image_root if self.image_root is not None else self._roots[path]
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=1024, columns=list(COLUMNS)):
+                for row in pa.Table.from_batches([batch]).to_pylist():
+                    if self.skip_fallback and row["fallback"]:
+                        continue
+                    seen += 1
+                    if (seen - 1) % self._slots != self._slot:
+                        continue
+                    yield self._item(row, root)
+
+    def _item(self, row: dict[str, Any], root: str) -> dict[str, Any]:
+        k = self.k
+        item = {**row, "pos_score": np.float32(row["pos_score"]),
+                "neg_scores": np.asarray(row["neg_scores"][:k], np.float32),
+                **{name: row[name][:k] for name in ("neg_ids", "neg_texts", "neg_images")}}
+        if self.load_images:
+            item["query_image_pil"] = _open(row["query_image"], root)
+            item["pos_image_pil"] = _open(row["pos_image"], root)
+            item["neg_images_pil"] = [_open(p, root) for p in item["neg_images"]]
+        return item
+
+
+def _open(path: str, root: str) -> Any:
+    if not path:
+        return None
+    from PIL import Image
+    full = path if os.path.isabs(path) or "://" in path or not root else os.path.join(root, path)
+    with Image.open(full) as im:
+        return im.convert("RGB")
+
+
+def collate_shards(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch: texts and ids as lists, `neg_texts` as B lists of k, `pos_score` [B], `neg_scores` [B, k] and
+    `scores` [B, 1 + k] (positive first, the target of the alignment loss) as float32 tensors."""
+    pos = torch.from_numpy(np.asarray([i["pos_score"] for i in items], np.float32))
+    neg = torch.from_numpy(np.stack([i["neg_scores"] for i in items]))
+    out: dict[str, Any] = {name: [i[name] for i in items] for name in items[0]
+                           if name not in ("pos_score", "neg_scores")}
+    out.update(pos_score=pos, neg_scores=neg, scores=torch.cat([pos[:, None], neg], dim=1))
+    return out

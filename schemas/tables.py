@@ -5,9 +5,11 @@ Parquet file and refuses to read a file written under another name or major vers
 """
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: shards gained num_candidates, num_false_negatives and their file metadata
 
 
 def _named(name: str, fields: list[pa.Field]) -> pa.Schema:
@@ -91,9 +93,25 @@ SHARDS = _named("shards", [
     pa.field("neg_ranks", pa.list_(pa.int32()), nullable=False),
     pa.field("neg_similarities", pa.list_(pa.float32()), nullable=False),
     pa.field("num_unique_negatives", pa.int32(), nullable=False),
+    # the query's retrieved candidates the judge scored, and how many of them the margins removed as false
+    # negatives (a fallback row: all of them)
+    pa.field("num_candidates", pa.int32(), nullable=False),
+    pa.field("num_false_negatives", pa.int32(), nullable=False),
     pa.field("fallback", pa.bool_(), nullable=False),
     pa.field("dataset", pa.string(), nullable=False),
 ])
+
+# Key/values each shard file carries besides its schema's: what a trainer needs to read it alone.
+IMAGE_ROOT_KEY = "judgemine.image_root"  # relative image paths resolve against it ("" = as given)
+NUM_NEGATIVES_KEY = "judgemine.num_negatives"  # m, the length of every neg_* list
+FALLBACK_ROWS_KEY = "judgemine.fallback_rows"  # rows of this file whose negatives are the paper's fallback
+
+
+def shard_metadata(image_root: str, num_negatives: int, fallback_rows: int) -> dict[str, str]:
+    """A shard's own metadata; a local image root is made absolute so the shard can be moved to a trainer."""
+    root = image_root if not image_root or "://" in image_root else os.path.abspath(image_root)
+    return {IMAGE_ROOT_KEY: root, NUM_NEGATIVES_KEY: str(num_negatives), FALLBACK_ROWS_KEY: str(fallback_rows)}
+
 
 # Every row that did not make it, with where it came from and why; `row` is the raw input as JSON.
 REJECTS = _named("rejects", [

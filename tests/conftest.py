@@ -100,3 +100,14 @@ def e2e_run(tmp_path_factory, small_pairs, tiny_judge) -> str:
     out = str(tmp_path_factory.mktemp("run") / "out")
     assert main(["run", *run_args(out, small_pairs, tiny_judge)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory, tiny_clip, tiny_vlm, image_root) -> str:
+    """The multimodal sample (examples/demo_images.yaml) mined with the tiny CLIP and Qwen2-VL."""
+    from judgemine.pipelines.cli import main
+    out = str(tmp_path_factory.mktemp("mm") / "out")
+    args = ["--config", os.path.join(ROOT, "examples", "demo_images.yaml"), "--output", out, "--image-root",
+            image_root, "--embed-model", tiny_clip, "--judge-model", tiny_vlm, "--direct_num_workers", "1"]
+    assert main(["run", *args]) == 0
+    return out

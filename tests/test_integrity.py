@@ -131,9 +131,8 @@ def test_a_damaged_stage_is_reported_and_rebuilt(e2e_run, small_pairs, tiny_judg
     os.remove(shard)
     assert main(["status", *run_args(out, small_pairs, tiny_judge)]) == 3
     assert "mine      damaged" in capsys.readouterr().out
-    with pytest.raises(FileNotFoundError, match="damaged"):  # readers refuse it too
-        from judgemine.pipelines.export import export_unime
-        export_unime(out, str(tmp_path / "x.json"))
+    assert main(["export", "--output", out, "--to", str(tmp_path / "x.json")]) == 2  # readers refuse it too
+    assert "is damaged" in capsys.readouterr().err and not os.path.exists(tmp_path / "x.json")
     assert main(["run", *run_args(out, small_pairs, tiny_judge)]) == 0
     assert open(shard, "rb").read() == original
     assert main(["status", *run_args(out, small_pairs, tiny_judge)]) == 0

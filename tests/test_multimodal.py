@@ -103,11 +103,8 @@ def test_vlm_judge_scores_image_pairs_from_the_yes_no_logits(tiny_vlm, image_roo
     assert len({round(float(s), 4) for s in scores}) > 1
 
 
-def test_multimodal_sample_end_to_end(tmp_path, tiny_clip, tiny_vlm, image_root):
-    out = str(tmp_path / "mm")
-    args = ["--config", os.path.join(ROOT, "examples", "demo_images.yaml"), "--output", out, "--image-root",
-            image_root, "--embed-model", tiny_clip, "--judge-model", tiny_vlm, "--direct_num_workers", "1"]
-    assert main(["run", *args]) == 0
+def test_multimodal_sample_end_to_end(tmp_path, image_run, image_root):
+    out = image_run
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["accounting"]["balanced"] and manifest["accounting"]["pairs_in"] == 56
     rejects = read_table(os.path.join(out, "rejects", "ingest.parquet"), REJECTS).to_pylist()

@@ -143,22 +143,6 @@ def test_reranker_exports(e2e_run, tmp_path):
         assert rest == [[t, i] for t, i in zip(row["neg_texts"][:5], row["neg_images"][:5])]
 
 
-def test_shards_load_as_a_torch_dataset_and_with_pyarrow(e2e_run):
-    import pyarrow.parquet as pq
-    from torch.utils.data import DataLoader
-
-    from judgemine.schemas.shard_dataset import ShardDataset
-    rows = _shards(e2e_run)
-    ds = ShardDataset(os.path.join(e2e_run, "shards"), k=3)
-    assert len(ds) == len(rows) == pq.read_table(os.path.join(e2e_run, "shards")).num_rows
-    item = ds[0]
-    assert item["query_id"] == rows[0]["query_id"] and item["neg_scores"] == rows[0]["neg_scores"][:3]
-    assert len(ShardDataset(os.path.join(e2e_run, "shards"), skip_fallback=True)) == sum(
-        not r["fallback"] for r in rows)
-    batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=list)))
-    assert [b["query_id"] for b in batch] == [r["query_id"] for r in rows[:4]]
-
-
 def test_status_tells_a_scheduler_what_a_run_would_redo(e2e_run, small_pairs, tiny_judge, capsys):
     args = run_args(e2e_run, small_pairs, tiny_judge)
     assert main(["status", *args]) == 0

@@ -19,6 +19,7 @@ from judgemine.schemas import (
     SHARDS,
     part_name,
     read_table,
+    shard_metadata,
     shard_name,
     write_table,
 )
@@ -32,8 +33,9 @@ class MineChunk(beam.DoFn):
     """One chunk of queries to one shard; queries the rule cannot serve go to the rejects output."""
 
     def __init__(self, stage_dirs: dict[str, str], shards_dir: str, num_shards: int, rule: MiningRule,
-                 shared: Shared) -> None:
+                 shared: Shared, image_root: str) -> None:
         self._dirs, self._shards_dir, self._num_shards, self._rule = stage_dirs, shards_dir, num_shards, rule
+        self._image_root = image_root
         self._shared = shared
         self._fallback = Metrics.counter("judgemine.mine", "fallback_rows")
         self._filtered = Metrics.counter("judgemine.mine", "false_negatives_filtered")
@@ -102,11 +104,14 @@ class MineChunk(beam.DoFn):
                 "neg_images": [s.image for s in sides],
                 "neg_scores": [1.0 if sel.fallback else cand_scores[p] for p in sel.positions],
                 "neg_ranks": [h["rank"] for h in picked], "neg_similarities": [h["similarity"] for h in picked],
-                "num_unique_negatives": len(set(sel.positions)), "fallback": sel.fallback, "dataset": q["dataset"]})
+                "num_unique_negatives": len(set(sel.positions)), "num_candidates": len(found),
+                "num_false_negatives": sel.skipped["absolute_margin"] + sel.skipped["relative_margin"],
+                "fallback": sel.fallback, "dataset": q["dataset"]})
         self._filtered.inc(skipped["absolute_margin"] + skipped["relative_margin"])
         for name, counter in self._skipped.items():
             counter.inc(skipped[name])
         self._unjudged.inc(unjudged)
         self._retrieved.inc(sum(len(hits.get(qid, [])) for qid in embedded))
         write_table(pa.Table.from_pylist(rows, schema=SHARDS),
-                    os.path.join(self._shards_dir, shard_name(chunk.index, self._num_shards)), SHARDS)
+                    os.path.join(self._shards_dir, shard_name(chunk.index, self._num_shards)), SHARDS,
+                    shard_metadata(self._image_root, self._rule.num_negatives, sum(r["fallback"] for r in rows)))

@@ -1,0 +1,88 @@
+"""What the report shows, read from a committed run: the manifest, the shards' numeric columns, a seeded
+sample of every retrieved candidate with its judge score, and the rows a person should look at first."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from judgemine.pipelines.artifacts import require_stage, stage_dir
+from judgemine.schemas import JUDGE_SCORES, RETRIEVAL, SHARDS, list_parts, read_table
+from judgemine.schemas.io import shard_info
+
+NUMERIC = ("pos_score", "neg_scores", "fallback", "dataset", "num_unique_negatives", "num_candidates",
+           "num_false_negatives")
+SCATTER_POINTS = 20_000  # retrieved candidates drawn in the rank/similarity plots (seeded sample)
+SUSPICIOUS = 20
+
+
+@dataclass
+class ReportData:
+    manifest: dict[str, Any]
+    shards: pa.Table  # NUMERIC columns of every shard row
+    retrieved: dict[str, np.ndarray]  # rank, similarity, score of a sample of (query, candidate) pairs
+    retrieved_total: int
+    suspicious: list[dict[str, Any]]
+    image_root: str
+
+
+def _retrieved_sample(output: str, seed: int) -> tuple[dict[str, np.ndarray], int]:
+    """Judge scores of retrieved candidates joined to their retrieval rank and similarity, part by part."""
+    parts = []
+    for judged, retrieved in zip(list_parts(stage_dir(output, "judge")), list_parts(stage_dir(output, "retrieve"))):
+        scores = read_table(judged, JUDGE_SCORES).filter(pc.invert(pc.field("is_positive")))
+        parts.append(read_table(retrieved, RETRIEVAL).join(scores, ["query_id", "candidate_id"], join_type="inner")
+                     .select(["rank", "similarity", "score"]))
+    table = pa.concat_tables(parts) if parts else pa.table({"rank": [], "similarity": [], "score": []})
+    table = table.filter(pc.invert(pc.is_nan(table.column("score")))) if table.num_rows else table
+    total = table.num_rows
+    if total > SCATTER_POINTS:
+        table = table.take(np.sort(np.random.default_rng(seed).choice(total, SCATTER_POINTS, replace=False)))
+    return {name: table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+            for name in ("rank", "similarity", "score")}, total
+
+
+def _suspicious(paths: list[str], shards: pa.Table) -> list[dict[str, Any]]:
+    """Half the rows whose best negative outscores their positive by the most (a likely false negative the
+    filter let through, or a wrong positive), half the lowest-scored positives; fallback rows are left out
+    (their 1.0s are the rule's, not the judge's)."""
+    pos = shards.column("pos_score").to_numpy()
+    real = ~shards.column("fallback").to_numpy(zero_copy_only=False)
+    best_neg = np.array([max(s) if s else -np.inf for s in shards.column("neg_scores").to_pylist()])
+    margin = np.where(real, best_neg - pos, -np.inf)
+    above = [int(i) for i in np.argsort(-margin, kind="stable") if margin[i] > 0][:SUSPICIOUS // 2]
+    low = [int(i) for i in np.argsort(np.where(real, pos, np.inf), kind="stable")
+           if real[i] and int(i) not in above][:SUSPICIOUS - len(above)]
+    picked = [(i, "negative above its positive") for i in above] + [(i, "low positive score") for i in low]
+    offsets = np.cumsum([0] + [pq.ParquetFile(p).metadata.num_rows for p in paths])
+    rows, tables = [], {}
+    for i, why in picked:
+        f = int(np.searchsorted(offsets, i, side="right") - 1)
+        if f not in tables:
+            tables[f] = read_table(paths[f], SHARDS)
+        row = tables[f].slice(i - int(offsets[f]), 1).to_pylist()[0]
+        top = int(np.argmax(row["neg_scores"]))
+        rows.append({"why": why, "query_id": row["query_id"], "dataset": row["dataset"],
+                     "query_text": row["query_text"], "query_image": row["query_image"],
+                     "pos_text": row["pos_text"], "pos_image": row["pos_image"], "pos_score": row["pos_score"],
+                     "neg_text": row["neg_texts"][top], "neg_image": row["neg_images"][top],
+                     "neg_score": row["neg_scores"][top], "neg_rank": row["neg_ranks"][top]})
+    return rows
+
+
+def read_report_data(output: str) -> ReportData:
+    require_stage(output, "mine")
+    with open(os.path.join(output, "manifest.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    paths = list_parts(os.path.join(output, "shards"))
+    shards = pa.concat_tables([read_table(p, SHARDS, list(NUMERIC)) for p in paths]) if paths else \
+        SHARDS.empty_table().select(list(NUMERIC))
+    retrieved, total = _retrieved_sample(output, manifest["settings"].get("seed", 0))
+    return ReportData(manifest, shards, retrieved, total, _suspicious(paths, shards),
+                      shard_info(paths[0]).image_root if paths else "")
