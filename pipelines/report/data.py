@@ -49,17 +49,18 @@ def _retrieved_sample(output: str, seed: int) -> tuple[dict[str, np.ndarray], in
 
 
 def _suspicious(paths: list[str], shards: pa.Table) -> list[dict[str, Any]]:
-    """Half the rows whose best negative outscores their positive by the most (a likely false negative the
-    filter let through, or a wrong positive), half the lowest-scored positives; fallback rows are left out
-    (their 1.0s are the rule's, not the judge's)."""
+    """Half the rows whose best negative comes closest to (or above) their positive: the margin filter keeps
+    s <= s_pos - beta, so these are the likeliest false negatives it let through, or wrong positives; half the
+    lowest-scored positives. Fallback rows are left out (their 1.0s are the rule's, not the judge's)."""
     pos = shards.column("pos_score").to_numpy()
     real = ~shards.column("fallback").to_numpy(zero_copy_only=False)
     best_neg = np.array([max(s) if s else -np.inf for s in shards.column("neg_scores").to_pylist()])
-    margin = np.where(real, best_neg - pos, -np.inf)
-    above = [int(i) for i in np.argsort(-margin, kind="stable") if margin[i] > 0][:SUSPICIOUS // 2]
+    gap = np.where(real, pos - best_neg, np.inf)
+    close = [int(i) for i in np.argsort(gap, kind="stable") if np.isfinite(gap[i])][:SUSPICIOUS // 2]
     low = [int(i) for i in np.argsort(np.where(real, pos, np.inf), kind="stable")
-           if real[i] and int(i) not in above][:SUSPICIOUS - len(above)]
-    picked = [(i, "negative above its positive") for i in above] + [(i, "low positive score") for i in low]
+           if real[i] and int(i) not in close][:SUSPICIOUS - len(close)]
+    picked = [(i, "negative above its positive" if gap[i] < 0 else f"negative within {gap[i]:.3g} of its positive")
+              for i in close] + [(i, "low positive score") for i in low]
     offsets = np.cumsum([0] + [pq.ParquetFile(p).metadata.num_rows for p in paths])
     rows, tables = [], {}
     for i, why in picked:

@@ -17,7 +17,6 @@ from judgemine.schemas.shard_dataset import ShardDataset, collate_shards
 TRAINER = os.path.join(ROOT, ".venv-trainer", "bin", "python")
 SCRIPT = """
 import importlib.util, json, sys
-import pytest
 import torch
 from torch.utils.data import DataLoader
 missing = [m for m in ("apache_beam", "transformers", "faiss") if importlib.util.find_spec(m)]
