@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer clean
+.PHONY: install models demo demo-images test test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer bench-retrieve clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,5 +84,9 @@ bench-stages: install
 # judgemine against sentence-transformers' mine_hard_negatives on 20k real GCIDE pairs, median of 3 (~25 min).
 bench-peer: install
 	$(PY) -m bench.bench_peer $(ROUNDS)
+
+# Every index type through the index and retrieve stages vs raw FAISS, recall@50, 100k and 1M vectors (~40 min).
+bench-retrieve: install
+	$(PY) -m bench.bench_retrieve $(POOLS)
 
 bench: bench-stages bench-judge

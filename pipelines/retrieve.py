@@ -1,4 +1,5 @@
-"""Stage 4, retrieve: top-K candidates per query chunk, its exclusions honoured."""
+"""Stage 4, retrieve: top-K candidates per query chunk, its exclusions honoured: every (chunk, index shard)
+searched on its own, then each chunk's results merged."""
 from __future__ import annotations
 
 import os
@@ -11,16 +12,19 @@ from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
 from judgemine.schemas import RETRIEVAL, list_parts, read_table
 from judgemine.transforms.common.chunks import chunks_of
-from judgemine.transforms.retrieve.search import RetrieveChunk
+from judgemine.transforms.retrieve.search import SearchShard, WriteRetrieval
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
+    shards = len([d for d in os.listdir(ctx.input_dir("index")) if d.startswith("shard-")])
     chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
-    _ = (spread_chunks(p, chunks)
-         | "SearchIndex" >> beam.ParDo(RetrieveChunk(
-             ctx.input_dir("index"), ctx.input_dir("ingest"), ctx.directory, s.top_k, s.delta, s.search_params,
-             s.search_device, Shared())))
+    _ = (spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
+         | "SearchIndexShards" >> beam.ParDo(SearchShard(
+             ctx.input_dir("index"), ctx.input_dir("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
+             s.search_params, s.search_device, Shared()))
+         | "GroupByChunk" >> beam.GroupByKey()
+         | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.directory, s.top_k, shards)))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
@@ -34,6 +38,6 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "queries_short_of_k": without + sum(1 for c in per_query if c < k)}
 
 
-STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"), settings=("top_k", "delta", "search_params"),
-              build=build, count=count, version="1", throughput="queries",
-              units=query_chunks)
+STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"),
+              settings=("top_k", "delta", "search_params", "nprobe", "ef_search"),
+              build=build, count=count, version="2", throughput="queries", units=query_chunks)

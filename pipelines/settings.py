@@ -60,10 +60,19 @@ class Settings:
     embed_batch_size: int = _help("embed", "texts per forward pass of the embedder", default=64)
     query_prompt: str = _help("embed", "instruction prepended to every query before embedding", default="")
     candidate_prompt: str = _help("embed", "instruction prepended to every candidate before embedding", default="")
-    index_factory: str = _help("index", "FAISS index_factory string (inner product): Flat, IVF1024,Flat, HNSW32, "
-                               "...", default="Flat")
-    search_params: str = _help("retrieve", "FAISS ParameterSpace string applied at search time, e.g. nprobe=16",
-                               default="")
+    index_factory: str = _help("index", "FAISS index_factory string (inner product): Flat (exact), IVF1024,Flat, "
+                               "IVF4096,PQ32, OPQ64,IVF4096,PQ64, HNSW32, ...; auto = picked by pool size from "
+                               "the measured table (README: Choosing an index)", default="Flat")
+    index_shards: int = _help("index", "split the pool into this many shards, each indexed by its own worker; "
+                              "each query's top K is merged across them (exact for Flat)", default=1)
+    index_train_size: int = _help("index", "vectors of a seeded sample of each shard that train an IVF/PQ index; "
+                                  "0 = FAISS's rule of thumb (256 per centroid)", default=0)
+    nprobe: int = _help("retrieve", "IVF lists visited per query; 0 = nlist / 16 (recall@50 >= 0.95 measured)",
+                        default=0)
+    ef_search: int = _help("retrieve", "HNSW search breadth; 0 = twice the results asked for, at least 64",
+                           default=0)
+    search_params: str = _help("retrieve", "a raw FAISS ParameterSpace string applied at search time instead of "
+                               "--nprobe/--ef-search, e.g. nprobe=16,quantizer_efSearch=64", default="")
     search_device: Device = _help("retrieve", "where retrieval searches: auto (GPU when there is one: FAISS GPU, "
                                   "else torch for a Flat index), cpu, cuda", default="auto")
     top_k: int = _help("retrieve", "candidates retrieved per query after exclusions (K)", default=50)
@@ -201,11 +210,12 @@ def _at_least(low: float) -> tuple[str, Callable[[float], bool]]:
 # Numeric settings outside these ranges are refused (a negative beta or a NaN would silently switch the
 # false-negative filter off).
 RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
-    **{n: _above(0) for n in ("top_k", "num_negatives", "step", "chunk_size", "max_image_pixels", "max_image_bytes",
+    **{n: _above(0) for n in ("top_k", "num_negatives", "step", "chunk_size", "index_shards", "max_image_pixels", "max_image_bytes",
                               "max_text_chars", "embed_batch_size", "judge_batch_size", "judge_concurrency",
                               "judge_timeout", "judge_deadline")},
     **{n: _at_least(0) for n in ("beta", "relative_margin", "range_min", "judge_pack_tokens", "judge_retries",
-                                 "judge_max_model_len", "vllm_block_size", "seed")},
+                                 "judge_max_model_len", "vllm_block_size", "seed", "index_train_size", "nprobe",
+                                 "ef_search")},
     "vllm_gpu_memory_utilization": ("in (0, 1]", lambda v: 0 < v <= 1),
 }
 FIELDS = dataclasses.fields(Settings)

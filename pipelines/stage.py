@@ -60,6 +60,6 @@ def query_chunks(ctx: StageContext) -> int:
     return len(list_parts(os.path.join(ctx.input_dir("ingest"), "queries")))
 
 
-def spread_chunks(p: beam.Pipeline, chunks: Sequence[Chunk]) -> beam.PCollection:
-    """The stage's chunk descriptors (never bulk rows: the data is read inside the DoFns), spread over workers."""
+def spread_chunks(p: beam.Pipeline, chunks: Sequence[Any]) -> beam.PCollection:
+    """The stage's chunk descriptors (or tasks of them) (never bulk rows: the data is read inside the DoFns), spread over workers."""
     return p | "ListChunks" >> beam.Create(list(chunks)) | "SpreadChunks" >> beam.Reshuffle()

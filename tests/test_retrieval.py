@@ -15,7 +15,7 @@ def index_dir(tmp_path):
     rng = np.random.default_rng(0)
     vectors = l2_normalise(rng.normal(size=(200, 16)))
     ids = [f"c{i:03d}" for i in range(200)]
-    save_index(build_index(vectors, "Flat"), ids, str(tmp_path))
+    save_index(*build_index(vectors, "Flat")[:1], ids, str(tmp_path), {})
     return str(tmp_path), vectors, ids
 
 
@@ -79,3 +79,75 @@ def test_torch_search_matches_faiss_and_serves_the_exclusion_search(index_dir):
     index.index = torch_index
     torch_result = index.search_excluding(queries, excluded, k=12)
     assert (faiss_result[0] == torch_result[0]).all() and np.allclose(faiss_result[1], torch_result[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("is_flat,device,cuda,gpus,backend", [
+    (True, "auto", False, 0, "faiss-cpu"), (True, "cpu", True, 1, "faiss-cpu"), (True, "auto", True, 1, "faiss-gpu"),
+    (True, "auto", True, 0, "torch"), (True, "cuda", True, 0, "torch"), (False, "auto", True, 0, "faiss-cpu"),
+    (False, "cuda", True, 2, "faiss-gpu")])
+def test_where_the_search_runs(is_flat, device, cuda, gpus, backend):
+    """FAISS GPU where the build has it, torch for exact search otherwise, an approximate index on the CPU."""
+    from judgemine.transforms.retrieve.faiss_index import search_backend
+    assert search_backend(is_flat, device, cuda, gpus) == backend
+
+
+def _clustered(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, d))
+    return l2_normalise(centres[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_training_uses_a_seeded_sample_and_is_reproducible():
+    import faiss
+    vectors = _clustered(3000)
+    one, info = build_index(vectors, "IVF16,Flat", seed=0, train_size=500)
+    again, _ = build_index(vectors, "IVF16,Flat", seed=0, train_size=500)
+    other, _ = build_index(vectors, "IVF16,Flat", seed=1, train_size=500)
+    assert info["trained_on"] == 500 and info["vectors"] == 3000
+    assert (faiss.serialize_index(one) == faiss.serialize_index(again)).all()
+    assert not np.array_equal(faiss.serialize_index(one), faiss.serialize_index(other))
+    assert build_index(vectors, "IVF4,Flat")[1]["trained_on"] == 4 * 256  # the rule of thumb: 256 per list
+    assert build_index(vectors, "IVF4,PQ4")[1]["trained_on"] == 3000  # PQ: 256 x 256, capped at the pool
+    assert build_index(vectors, "Flat")[1]["trained_on"] == 0
+    opq = [faiss.serialize_index(build_index(vectors, "OPQ8,IVF16,PQ8", seed=2, train_size=2000)[0]) for _ in range(2)]
+    assert (opq[0] == opq[1]).all()  # OPQ's rotation and PQ's codebooks are seeded too
+
+
+def test_search_parameters_and_auto_choice():
+    import faiss
+
+    from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters
+    ivf = faiss.index_factory(32, "IVF256,Flat", faiss.METRIC_INNER_PRODUCT)
+    assert search_parameters(ivf, 0, 0, 100) == "nprobe=16" and search_parameters(ivf, 5, 0, 100) == "nprobe=5"
+    hnsw = faiss.index_factory(32, "HNSW16", faiss.METRIC_INNER_PRODUCT)
+    assert search_parameters(hnsw, 0, 0, 100) == "efSearch=200" and search_parameters(hnsw, 0, 40, 100) == "efSearch=40"
+    assert search_parameters(faiss.index_factory(32, "Flat", faiss.METRIC_INNER_PRODUCT), 0, 0, 100) == ""
+    assert auto_factory(10_000)[0] == "Flat"
+    assert auto_factory(1_000_000)[0] == "IVF4096,Flat"
+    assert auto_factory(50_000_000)[0].startswith("OPQ64,IVF32768,PQ64")
+
+
+def test_shards_merged_equal_one_index_with_exclusions(tmp_path):
+    """Three Flat shards searched apart and merged give the unsharded result, exclusions spread over shards."""
+    from judgemine.transforms.retrieve.faiss_index import shard_rows
+    from judgemine.transforms.retrieve.search import merge_shards
+    vectors = _clustered(600, seed=3)
+    ids = [f"c{i:04d}" for i in range(600)]
+    save_index(*build_index(vectors, "Flat")[:1], ids, str(tmp_path / "one"), {})
+    parts = []
+    for s in range(3):
+        lo, hi = shard_rows([250, 350], s, 3)
+        save_index(*build_index(vectors[lo:hi], "Flat")[:1], ids[lo:hi], str(tmp_path / f"s{s}"), {})
+    queries = _clustered(40, seed=4)
+    sims = queries @ vectors.T
+    excluded = [[ids[j] for j in np.argsort(-sims[i])[:: 7][:6]] for i in range(40)]  # spread over shards
+    rows, want = CandidateIndex(str(tmp_path / "one")).search_excluding(queries, excluded, k=25)
+    for s in range(3):
+        index = CandidateIndex(str(tmp_path / f"s{s}"))
+        r, sm = index.search_excluding(queries, excluded, k=25)
+        parts.append((s, [f"q{i}" for i in range(40)], np.where(r >= 0, index.ids[np.maximum(r, 0)], b""),
+                      np.where(r >= 0, sm, -np.inf).astype(np.float32)))
+    _, names, got = merge_shards(parts, 25)
+    assert [[n.decode() for n in row] for row in names] == [[ids[j] for j in row] for row in rows]
+    assert np.allclose(got, want, atol=1e-6)
+    assert not any(set(e) & {n.decode() for n in row} for e, row in zip(excluded, names))

@@ -33,17 +33,21 @@ class ReportData:
 
 
 def _retrieved_sample(output: str, seed: int) -> tuple[dict[str, np.ndarray], int]:
-    """Judge scores of retrieved candidates joined to their retrieval rank and similarity, part by part."""
+    """Judge scores of retrieved candidates joined to their retrieval rank and similarity, part by part, each
+    part sampled at the same seeded rate so that about SCATTER_POINTS are kept however large the run."""
+    judged, retrieved = list_parts(stage_dir(output, "judge")), list_parts(stage_dir(output, "retrieve"))
+    total = sum(pq.ParquetFile(p).metadata.num_rows for p in retrieved)
+    rate = min(1.0, SCATTER_POINTS / max(total, 1))
+    rng = np.random.default_rng(seed)
     parts = []
-    for judged, retrieved in zip(list_parts(stage_dir(output, "judge")), list_parts(stage_dir(output, "retrieve"))):
-        scores = read_table(judged, JUDGE_SCORES).filter(pc.invert(pc.field("is_positive")))
-        parts.append(read_table(retrieved, RETRIEVAL).join(scores, ["query_id", "candidate_id"], join_type="inner")
-                     .select(["rank", "similarity", "score"]))
-    table = pa.concat_tables(parts) if parts else pa.table({"rank": [], "similarity": [], "score": []})
-    table = table.filter(pc.invert(pc.is_nan(table.column("score")))) if table.num_rows else table
-    total = table.num_rows
-    if total > SCATTER_POINTS:
-        table = table.take(np.sort(np.random.default_rng(seed).choice(total, SCATTER_POINTS, replace=False)))
+    for j, r in zip(judged, retrieved):
+        scores = read_table(j, JUDGE_SCORES).filter(pc.invert(pc.field("is_positive")))
+        table = read_table(r, RETRIEVAL).join(scores, ["query_id", "candidate_id"], join_type="inner")
+        table = table.filter(pc.invert(pc.is_nan(table.column("score")))).select(["rank", "similarity", "score"])
+        parts.append(table.filter(pa.array(rng.random(table.num_rows) < rate)) if rate < 1 else table)
+    table = pa.concat_tables(parts) if parts else pa.table({"rank": pa.array([], pa.int32()),
+                                                            "similarity": pa.array([], pa.float32()),
+                                                            "score": pa.array([], pa.float32())})
     return {name: table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
             for name in ("rank", "similarity", "score")}, total
 
@@ -54,11 +58,15 @@ def _suspicious(paths: list[str], shards: pa.Table) -> list[dict[str, Any]]:
     lowest-scored positives. Fallback rows are left out (their 1.0s are the rule's, not the judge's)."""
     pos = shards.column("pos_score").to_numpy()
     real = ~shards.column("fallback").to_numpy(zero_copy_only=False)
-    best_neg = np.array([max(s) if s else -np.inf for s in shards.column("neg_scores").to_pylist()])
+    negs = shards.column("neg_scores").combine_chunks() if shards.num_rows else None
+    best_neg = np.full(shards.num_rows, -np.inf)
+    if negs is not None and len(negs.values):  # every row holds m >= 1 negatives: a max per row, vectorised
+        best_neg = np.maximum.reduceat(negs.values.to_numpy(), negs.offsets.to_numpy()[:-1])
     gap = np.where(real, pos - best_neg, np.inf)
-    close = [int(i) for i in np.argsort(gap, kind="stable") if np.isfinite(gap[i])][:SUSPICIOUS // 2]
-    low = [int(i) for i in np.argsort(np.where(real, pos, np.inf), kind="stable")
-           if real[i] and int(i) not in close][:SUSPICIOUS - len(close)]
+    order = np.argsort(gap, kind="stable")
+    close = order[np.isfinite(gap[order])][:SUSPICIOUS // 2].tolist()
+    order = np.argsort(np.where(real, pos, np.inf), kind="stable")
+    low = [i for i in order[real[order]][:SUSPICIOUS].tolist() if i not in close][:SUSPICIOUS - len(close)]
     picked = [(i, "negative above its positive" if gap[i] < 0 else f"negative within {gap[i]:.3g} of its positive")
               for i in close] + [(i, "low positive score") for i in low]
     offsets = np.cumsum([0] + [pq.ParquetFile(p).metadata.num_rows for p in paths])

@@ -118,7 +118,7 @@ def render(d: ReportData) -> str:
                         "distinct negatives per row"))
     r = d.retrieved
     parts.append(f'<h2 id="retrieval">Retrieval against the judge</h2><p class=note>{r["score"].size} of '
-                 f'{d.retrieved_total} retrieved (query, candidate) pairs, seeded sample.</p>'
+                 f'{d.retrieved_total} retrieved (query, candidate) pairs (judged ones, seeded sample).</p>'
                  + _img(plots.against_score(r["rank"], r["similarity"], r["score"]), "rank and similarity vs score"))
     parts.append(f'<h2 id="suspicious">The {len(d.suspicious)} rows to look at first</h2>'
                  + _table(["why", "subset", "query", "positive", "pos score", "highest negative", "neg score",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -63,22 +63,23 @@ class NoCandidates(ValueError):
     """Nothing was retrieved for the query, so no rule can pick negatives."""
 
 
-def passes_filter(score: float, pos_score: float, beta: float) -> bool:
+def passes_filter(score: float | np.ndarray, pos_score: float, beta: float) -> np.ndarray:
     """A candidate is a likely false negative when s > s_pos - beta; one exactly at the threshold stays."""
-    return not score > pos_score - beta
+    return ~(np.asarray(score) > pos_score - beta)
 
 
-def _removed_by(name: str, rank: int, score: float, pos_score: float, rule: MiningRule) -> bool:
+def _removed_by(name: str, scores: np.ndarray, pos_score: float, rule: MiningRule) -> np.ndarray | None:
+    """Which candidates (rank order, float64 scores) the filter `name` removes; None when it is off."""
     if name == "range_min":
-        return rank < rule.range_min
+        return np.arange(len(scores)) < rule.range_min if rule.range_min else None
     if name == "absolute_margin":
         margin = rule.absolute_margin
-        return margin is not None and not passes_filter(score, pos_score, margin)
+        return None if margin is None else ~passes_filter(scores, pos_score, margin)
     if name == "relative_margin":
-        return rule.relative_margin is not None and score > pos_score - abs(pos_score) * rule.relative_margin
+        return None if rule.relative_margin is None else scores > pos_score - abs(pos_score) * rule.relative_margin
     if name == "max_score":
-        return rule.max_score is not None and score > rule.max_score
-    return rule.min_score is not None and score < rule.min_score
+        return None if rule.max_score is None else scores > rule.max_score
+    return None if rule.min_score is None else scores < rule.min_score
 
 
 def cyclical_positions(n: int, m: int, step: int) -> list[int]:
@@ -103,31 +104,36 @@ def query_rng(seed: int, query_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, digest])
 
 
-def _sample(kept: list[int], scores: list[float], rule: MiningRule, rng: np.random.Generator) -> list[int]:
+def _sample(kept: list[int], scores: list[float], rule: MiningRule,
+            rng: Callable[[], np.random.Generator]) -> list[int]:
     """m positions out of `kept` (rank order) by the rule's sampling; fewer than m repeat cyclically."""
     m = rule.num_negatives
     if rule.sampling == "cyclical":
         return [kept[p] for p in cyclical_positions(len(kept), m, rule.step)]
     if rule.sampling == "random" and len(kept) > m:
-        kept = [kept[p] for p in sorted(rng.choice(len(kept), size=m, replace=False).tolist())]
+        kept = [kept[p] for p in sorted(rng().choice(len(kept), size=m, replace=False).tolist())]
     chosen = sorted(kept, key=lambda i: -scores[i])[:m]  # stable: equal scores stay in rank order
     return [chosen[i % len(chosen)] for i in range(m)]
 
 
 def select_negatives(scores: list[float], pos_score: float, rule: MiningRule,
-                     rng: np.random.Generator) -> Selection:
-    """`scores` are the judge scores of the retrieved candidates in rank order."""
-    if not scores:
+                     rng: np.random.Generator | Callable[[], np.random.Generator]) -> Selection:
+    """`scores` are the judge scores of the retrieved candidates in rank order; `rng` (or a function making
+    it, called only when a random choice is made) is the query's generator."""
+    if not len(scores):
         raise NoCandidates("no candidates were retrieved")
+    values = np.asarray(scores, np.float64)
     skipped = dict.fromkeys(FILTERS, 0)
-    kept: list[int] = []
-    for rank, s in enumerate(scores):
-        reason = next((name for name in FILTERS if _removed_by(name, rank, s, pos_score, rule)), None)
-        if reason is None:
-            kept.append(rank)
-        else:
-            skipped[reason] += 1
+    left = np.ones(len(values), bool)
+    for name in FILTERS:  # each filter counts only what no earlier filter removed
+        removed = _removed_by(name, values, pos_score, rule)
+        if removed is not None:
+            removed &= left
+            skipped[name] = int(removed.sum())
+            left &= ~removed
+    kept = np.flatnonzero(left).tolist()
+    generator = (lambda: rng() if callable(rng) else rng)  # noqa: E731 - made once, when needed
     if kept:
-        return Selection(tuple(_sample(kept, scores, rule, rng)), False, len(kept), skipped)
-    order = rng.permutation(len(scores)).tolist()
+        return Selection(tuple(_sample(kept, list(scores), rule, generator)), False, len(kept), skipped)
+    order = generator().permutation(len(scores)).tolist()
     return Selection(tuple(order[i % len(order)] for i in range(rule.num_negatives)), True, 0, skipped)

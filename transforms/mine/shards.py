@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from functools import partial
 from typing import Any, Iterable
 
 import apache_beam as beam
@@ -29,6 +30,12 @@ from judgemine.transforms.common.rejects import reject_row
 from judgemine.transforms.mine.rule import FILTERS, MiningRule, NoCandidates, query_rng, select_negatives
 
 
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Row dicts built column-wise (several times faster than Table.to_pylist for a million short rows)."""
+    names = table.column_names
+    return [dict(zip(names, values)) for values in zip(*(table.column(n).to_pylist() for n in names))]
+
+
 class MineChunk(beam.DoFn):
     """One chunk of queries to one shard; queries the rule cannot serve go to the rejects output."""
 
@@ -48,19 +55,20 @@ class MineChunk(beam.DoFn):
         ingest = self._dirs["ingest"]
         self._lookup = self._shared.acquire(lambda: CandidateLookup(ingest), tag=ingest)
 
-    def _read(self, stage: str, chunk: Chunk, schema: pa.Schema) -> list[dict[str, Any]]:
+    def _read(self, stage: str, chunk: Chunk, schema: pa.Schema) -> pa.Table:
         """Chunk `chunk.index` of a stage's part files (ingest's queries live in its queries/ folder)."""
         folder = self._dirs[stage] if stage != "ingest" else os.path.join(self._dirs[stage], "queries")
-        return read_table(os.path.join(folder, part_name(chunk.index)), schema).to_pylist()
+        return read_table(os.path.join(folder, part_name(chunk.index)), schema)
 
     def process(self, chunk: Chunk) -> Iterable[Any]:
         embedded = read_table(chunk.path, EMBEDDINGS, ["id"]).column("id").to_pylist()
-        queries = {q["query_id"]: q for q in self._read("ingest", chunk, QUERIES)}
+        queries = {q["query_id"]: q for q in self._read("ingest", chunk, QUERIES).to_pylist()}
         hits: dict[str, list[dict[str, Any]]] = {}
-        for h in self._read("retrieve", chunk, RETRIEVAL):
+        for h in _rows(self._read("retrieve", chunk, RETRIEVAL)):
             hits.setdefault(h["query_id"], []).append(h)
-        scores = {(s["query_id"], s["candidate_id"], s["is_positive"]): s["score"]
-                  for s in self._read("judge", chunk, JUDGE_SCORES)}
+        judged = self._read("judge", chunk, JUDGE_SCORES)
+        scores = dict(zip(zip(*(judged.column(c).to_pylist() for c in ("query_id", "candidate_id", "is_positive"))),
+                          judged.column("score").to_pylist()))
         rows: list[dict[str, Any]] = []
         unjudged = 0
         skipped = dict.fromkeys(FILTERS, 0)
@@ -82,7 +90,7 @@ class MineChunk(beam.DoFn):
                     raise NoCandidates("no_candidates: every retrieved candidate's prompt is longer than the "
                                        "judge's context")
                 rule = self._rule
-                sel = select_negatives(cand_scores, pos_score, rule, query_rng(rule.seed, qid))
+                sel = select_negatives(cand_scores, pos_score, rule, partial(query_rng, rule.seed, qid))
                 if sel.fallback and rule.on_no_negatives == "reject":
                     raise NoCandidates("no_negatives_after_filter: the filters left no candidate")
             except NoCandidates as e:

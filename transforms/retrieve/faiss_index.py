@@ -1,23 +1,52 @@
-"""FAISS over the candidate vectors, and top-K search that honours each query's exclusions."""
+"""FAISS over the candidate vectors: each index shard built from a factory string and trained on a seeded
+sample of its vectors, loaded with its search parameters, and top-K search that honours each query's
+exclusions (index_choice.py says which index suits a pool size; shards are merged in sharded.py)."""
 from __future__ import annotations
 
+import json
+import logging
 import os
+import time
 from typing import Any, Iterable, Sequence
 
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from judgemine.schemas import EMBEDDINGS, INDEX_IDS, read_table, write_table
+from judgemine.transforms.retrieve.index_choice import search_parameters, training_size
+
+log = logging.getLogger("judgemine")
+BUILD_INFO = "build.json"
 
 
-def read_vectors(paths: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Ids and an (n, d) float32 matrix from embedding part files, in file order."""
+def shard_dir(directory: str, shard: int) -> str:
+    return os.path.join(directory, f"shard-{shard:05d}")
+
+
+def shard_rows(counts: Sequence[int], shard: int, shards: int) -> tuple[int, int]:
+    """Shard `shard`'s [start, end) over the pool's rows in part-file order: contiguous, sizes within one."""
+    total = sum(counts)
+    return shard * total // shards, (shard + 1) * total // shards
+
+
+def read_vectors(paths: Sequence[str], rows: tuple[int, int] | None = None) -> tuple[list[str], np.ndarray]:
+    """Ids and an (n, d) float32 matrix from embedding part files, in file order; `rows` = [start, end) of
+    their concatenation (only the files it touches are read)."""
     ids: list[str] = []
     blocks: list[np.ndarray] = []
+    offset = 0
     for path in paths:
+        n = pq.ParquetFile(path).metadata.num_rows if rows else -1
+        if rows and (offset + n <= rows[0] or offset >= rows[1]):
+            offset += n
+            continue
         table = read_table(path, EMBEDDINGS)
+        if rows:
+            table = table.slice(max(rows[0] - offset, 0), min(rows[1], offset + n) - max(rows[0], offset))
+            offset += n
         if table.num_rows == 0:
             continue
         dim = table.schema.field("vector").type.list_size
@@ -28,37 +57,70 @@ def read_vectors(paths: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return ids, np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
 
 
-def build_index(vectors: np.ndarray, factory: str, seed: int = 0) -> faiss.Index:
-    """An inner-product index from a factory string, trained on the vectors themselves when it needs it."""
+def build_index(vectors: np.ndarray, factory: str, seed: int = 0, train_size: int = 0) -> tuple[faiss.Index,
+                                                                                            dict[str, Any]]:
+    """An inner-product index from a factory string. One that needs training is trained on a seeded sample of
+    `train_size` vectors (0: FAISS's rule of thumb for its centroids, training.py), never on the whole pool."""
+    t0 = time.monotonic()
     index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    trained_on = 0
     if not index.is_trained:
-        if hasattr(index, "cp"):
-            index.cp.seed = seed
-        index.train(vectors)
+        trained_on = min(len(vectors), train_size or training_size(index))
+        sample = np.sort(np.random.default_rng(seed).choice(len(vectors), trained_on, replace=False))
+        _seed_clustering(index, seed)
+        index.train(vectors[sample])
+    t1 = time.monotonic()
     index.add(vectors)
-    return index
+    info = {"factory": factory, "vectors": int(index.ntotal), "dim": int(vectors.shape[1]), "trained_on": trained_on,
+            "train_seconds": round(t1 - t0, 3), "add_seconds": round(time.monotonic() - t1, 3), "seed": seed}
+    return index, info
 
 
-def save_index(index: faiss.Index, ids: list[str], directory: str) -> None:
+def _seed_clustering(index: faiss.Index, seed: int) -> None:
+    """Every k-means inside the index (IVF's coarse quantizer, PQ's sub-quantizers) draws from `seed`."""
+    try:
+        inner = faiss.extract_index_ivf(index)
+        inner.cp.seed = seed
+    except RuntimeError:
+        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+    if hasattr(inner, "pq"):
+        inner.pq.cp.seed = seed
+
+
+def save_index(index: faiss.Index, ids: list[str], directory: str, info: dict[str, Any]) -> None:
+    os.makedirs(directory, exist_ok=True)
     with FileSystems.create(os.path.join(directory, "index.faiss")) as f:
         f.write(faiss.serialize_index(index).tobytes())
     write_table(pa.table({"candidate_id": pa.array(ids, pa.string())}), os.path.join(directory, "ids.parquet"),
                 INDEX_IDS)
+    with open(os.path.join(directory, BUILD_INFO), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1, sort_keys=True)
 
 
 class CandidateIndex:
-    """A loaded index with its id mapping; held once per worker process through Beam's Shared."""
+    """One loaded index shard with its ids; held once per worker process through Beam's Shared. Exclusions
+    are looked up in a sorted array of the ids' bytes: a few bytes per candidate, no per-id Python objects."""
 
-    def __init__(self, directory: str, search_params: str = "", device: str = "auto") -> None:
+    def __init__(self, directory: str, nprobe: int = 0, ef_search: int = 0, fetch: int = 64,
+                 device: str = "auto", search_params: str = "") -> None:
         with FileSystems.open(os.path.join(directory, "index.faiss"), compression_type="uncompressed") as f:
             index = faiss.deserialize_index(np.frombuffer(f.read(), dtype=np.uint8))
-        if search_params:
-            faiss.ParameterSpace().set_index_parameters(index, search_params)
+        self.parameters = search_params or search_parameters(index, nprobe, ef_search, fetch)
+        if self.parameters:
+            faiss.ParameterSpace().set_index_parameters(index, self.parameters)
         self.index, self.backend = _place(index, device)
-        self.ids: list[str] = read_table(os.path.join(directory, "ids.parquet"), INDEX_IDS).column(
-            "candidate_id").to_pylist()
-        self.ids_array = np.asarray(self.ids, dtype=object)
-        self.position = {cid: i for i, cid in enumerate(self.ids)}
+        ids = read_table(os.path.join(directory, "ids.parquet"), INDEX_IDS).column("candidate_id").to_pylist()
+        self.ids = np.asarray([c.encode() for c in ids], dtype=np.bytes_)
+        self._order = np.argsort(self.ids, kind="stable")
+        self._sorted = self.ids[self._order]
+
+    def rows_of(self, candidate_ids: Iterable[str]) -> list[int]:
+        """Rows of the given ids that are in this shard."""
+        wanted = np.asarray([c.encode() for c in candidate_ids], dtype=np.bytes_)
+        if not len(wanted) or not len(self._sorted):
+            return []
+        at = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
+        return self._order[at[self._sorted[at] == wanted]].tolist()
 
     def search_excluding(self, queries: np.ndarray, excluded: Sequence[Iterable[str]], k: int,
                          delta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +129,7 @@ class CandidateIndex:
         fewer than k eligible candidates in the whole pool: the search is widened until k survive or the pool
         is exhausted, so padding means the pool ran out, never that the search stopped short."""
         n, total = len(queries), self.index.ntotal
-        banned = [[self.position[c] for c in ex if c in self.position] for ex in excluded]
+        banned = [self.rows_of(ex) for ex in excluded]
         width = max((len(b) for b in banned), default=0)
         ban = np.full((n, max(width, 1)), -2, np.int64)
         for i, b in enumerate(banned):
@@ -92,21 +154,32 @@ class CandidateIndex:
         return out_rows, out_sims
 
 
+def search_backend(is_flat: bool, device: str, cuda: bool, faiss_gpus: int) -> str:
+    """Where the search runs: "faiss-cpu", "faiss-gpu" or "torch" (exact search as a torch matmul + top-k on the
+    GPU). "cpu", or "auto" without a GPU: the FAISS index as built. With a GPU: FAISS GPU when this build has
+    it; otherwise a Flat index through torch, and any other index stays on the CPU (FAISS has no CPU->GPU path
+    for it without faiss-gpu)."""
+    if device == "cpu" or (device == "auto" and not cuda):
+        return "faiss-cpu"
+    if faiss_gpus > 0:
+        return "faiss-gpu"
+    return "torch" if is_flat else "faiss-cpu"
+
+
 def _place(index: faiss.Index, device: str) -> tuple[Any, str]:
-    """Where the search runs. "cpu": the FAISS index as built. "cuda" or "auto" with a GPU: FAISS on all
-    GPUs when this build has them and the copy works (faiss-gpu wheels have shipped without kernels for some
-    cards, e.g. Hopper: a failing copy falls back); otherwise an exact (Flat) index runs as a torch matmul +
-    top-k on the GPU. An approximate index without FAISS GPU support stays on the CPU."""
     import torch
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        return index, "faiss-cpu"
-    if getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
-        try:
-            return faiss.index_cpu_to_all_gpus(index), "faiss-gpu"
-        except RuntimeError:
-            pass
-    if isinstance(index, faiss.IndexFlat):
+    cuda = torch.cuda.is_available()
+    backend = search_backend(isinstance(index, faiss.IndexFlat), device, cuda, getattr(faiss, "get_num_gpus",
+                                                                                        lambda: 0)())
+    if backend == "faiss-gpu":
+        try:  # faiss-gpu wheels have shipped without kernels for some cards (Hopper): a failing copy falls back
+            return faiss.index_cpu_to_all_gpus(index), backend
+        except RuntimeError as e:
+            log.info("retrieve: FAISS could not copy the index to the GPU (%s)", e)
+            backend = "torch" if isinstance(index, faiss.IndexFlat) else "faiss-cpu"
+    if backend == "torch":
         from judgemine.transforms.retrieve.torch_search import TorchFlatSearch
-        return TorchFlatSearch(index.reconstruct_n(0, index.ntotal), "cuda" if device == "auto" else device), \
-            "torch"
-    return index, "faiss-cpu"
+        return TorchFlatSearch(index.reconstruct_n(0, index.ntotal), "cuda" if device == "auto" else device), backend
+    if device != "cpu" and cuda:
+        log.info("retrieve: a %s index without FAISS GPU support searches on the CPU", type(index).__name__)
+    return index, backend

@@ -1,4 +1,5 @@
-"""The index and retrieve stages' DoFns: build the index once, then top-K per query chunk."""
+"""The index and retrieve stages' DoFns: each index shard built by its own worker; each (query chunk, index
+shard) searched by one worker; a chunk's per-shard results merged into its global top-K."""
 from __future__ import annotations
 
 import logging
@@ -8,61 +9,117 @@ from typing import Any, Iterable
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, part_name, read_table, write_table
 from judgemine.transforms.common.chunks import Chunk
-from judgemine.transforms.retrieve.faiss_index import CandidateIndex, build_index, read_vectors, save_index
+from judgemine.transforms.retrieve.faiss_index import (
+    CandidateIndex,
+    build_index,
+    read_vectors,
+    save_index,
+    shard_dir,
+    shard_rows,
+)
 
 log = logging.getLogger("judgemine")
 
 
-class BuildIndex(beam.DoFn):
-    """Reads every candidate vector and writes the index and its id list."""
+class BuildIndexShard(beam.DoFn):
+    """Shard s of n: its contiguous slice of the candidate vectors, indexed and written to shard-s/."""
 
-    def __init__(self, embed_dir: str, directory: str, factory: str, seed: int) -> None:
-        self._embed_dir, self._dir, self._factory, self._seed = embed_dir, directory, factory, seed
+    def __init__(self, embed_dir: str, directory: str, factory: str, shards: int, seed: int, train_size: int) -> None:
+        self._embed_dir, self._dir, self._factory = embed_dir, directory, factory
+        self._shards, self._seed, self._train_size = shards, seed, train_size
 
-    def process(self, _: Any) -> Iterable[int]:
-        ids, vectors = read_vectors(list_parts(os.path.join(self._embed_dir, "candidates")))
+    def process(self, shard: int) -> Iterable[int]:
+        parts = list_parts(os.path.join(self._embed_dir, "candidates"))
+        rows = shard_rows([pq.ParquetFile(p).metadata.num_rows for p in parts], shard, self._shards)
+        ids, vectors = read_vectors(parts, rows)
         if not ids:
-            raise ValueError("the candidate pool is empty: nothing to index")
-        save_index(build_index(vectors, self._factory, self._seed), ids, self._dir)
+            raise ValueError(f"index shard {shard} of {self._shards} is empty: the candidate pool has "
+                             f"{rows[1]} vectors (use fewer --index-shards)")
+        index, info = build_index(vectors, self._factory, self._seed + shard, self._train_size)
+        save_index(index, ids, shard_dir(self._dir, shard), {**info, "shard": shard, "shards": self._shards,
+                                                            "rows": list(rows)})
+        log.info("index: shard %d of %d: %d vectors, %s, trained on %d", shard + 1, self._shards, len(ids),
+                 self._factory, info["trained_on"])
         yield len(ids)
 
 
-class RetrieveChunk(beam.DoFn):
-    """Top-K candidates for one chunk of query vectors, excluding each query's positives and itself."""
+class SearchShard(beam.DoFn):
+    """One query chunk against one index shard: each query's top K eligible candidates of that shard (its
+    exclusions and the delta cut are per candidate, so they are applied here and the merge stays exact)."""
 
-    def __init__(self, index_dir: str, ingest_dir: str, directory: str, k: int, delta: float, search_params: str,
-                 device: str, shared: Shared) -> None:
-        self._index_dir, self._ingest_dir, self._dir = index_dir, ingest_dir, directory
-        self._k, self._delta, self._params, self._device = k, delta, search_params, device
-        self._shared = shared
+    def __init__(self, index_dir: str, ingest_dir: str, k: int, delta: float, nprobe: int, ef_search: int,
+                 search_params: str, device: str, shared: Shared) -> None:
+        self._index_dir, self._ingest_dir = index_dir, ingest_dir
+        self._k, self._delta, self._nprobe, self._ef, self._params = k, delta, nprobe, ef_search, search_params
+        self._device, self._shared = device, shared
+        self._indexes: dict[int, CandidateIndex] = {}
+
+    def _index(self, shard: int) -> CandidateIndex:
+        if shard not in self._indexes:
+            path = shard_dir(self._index_dir, shard)
+            self._indexes[shard] = self._shared.acquire(
+                lambda: CandidateIndex(path, self._nprobe, self._ef, 2 * self._k, self._device, self._params),
+                tag=f"{path}|{self._device}|{self._nprobe}|{self._ef}|{self._params}")
+            log.info("retrieve: shard %d searching with %s %s", shard, self._indexes[shard].backend,
+                     self._indexes[shard].parameters)
+        return self._indexes[shard]
+
+    def process(self, task: tuple[Chunk, int]) -> Iterable[tuple[int, tuple[int, list[str], np.ndarray,
+                                                                             np.ndarray]]]:
+        chunk, shard = task
+        ids, vectors = read_vectors([chunk.path])
+        found = np.zeros((0, self._k), object), np.zeros((0, self._k), np.float32)
+        if ids:
+            queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
+                                 ["query_id", "excluded_ids"]).to_pylist()
+            excluded = {q["query_id"]: q["excluded_ids"] for q in queries}
+            index = self._index(shard)
+            rows, sims = index.search_excluding(vectors, [excluded[i] for i in ids], self._k, self._delta)
+            names = np.where(rows >= 0, index.ids[np.maximum(rows, 0)], b"")
+            found = names, np.where(rows >= 0, sims, -np.inf).astype(np.float32)
+        yield chunk.index, (shard, ids, *found)
+
+
+def merge_shards(parts: Iterable[tuple[int, list[str], np.ndarray, np.ndarray]], k: int) -> tuple[
+        list[str], np.ndarray, np.ndarray]:
+    """(query ids, candidate ids (n, k) as bytes, "" where none, similarities (n, k)): per query the best k of
+    every shard's best k, ties in shard order then rank (one shard: its own result unchanged)."""
+    parts = sorted(parts, key=lambda p: p[0])
+    ids = parts[0][1]
+    names = np.concatenate([p[2] for p in parts], axis=1)
+    sims = np.concatenate([p[3] for p in parts], axis=1)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return ids, np.take_along_axis(names, order, 1), np.take_along_axis(sims, order, 1)
+
+
+class WriteRetrieval(beam.DoFn):
+    """A query chunk's merged top-K to its part file."""
+
+    def __init__(self, directory: str, k: int, shards: int) -> None:
+        self._dir, self._k, self._shards = directory, k, shards
         self._short = Metrics.counter("judgemine.retrieve", "queries_short_of_k")
         self._queries = Metrics.counter("judgemine.retrieve", "queries")
 
-    def setup(self) -> None:
-        self._index = self._shared.acquire(lambda: CandidateIndex(self._index_dir, self._params, self._device),
-                                           tag=f"{self._index_dir}|{self._device}")
-        log.info("retrieve: searching with %s", self._index.backend)
-
-    def process(self, chunk: Chunk) -> Iterable[int]:
-        ids, vectors = read_vectors([chunk.path])
-        queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
-                             ["query_id", "excluded_ids"]).to_pylist()
-        excluded = {q["query_id"]: q["excluded_ids"] for q in queries}
+    def process(self, keyed: tuple[int, Iterable[tuple[int, list[str], np.ndarray, np.ndarray]]]) -> Iterable[int]:
+        index, parts = keyed
+        parts = list(parts)
+        if len(parts) != self._shards:
+            raise RuntimeError(f"query chunk {index}: {len(parts)} of {self._shards} index shards answered")
+        ids, names, sims = merge_shards(parts, self._k)
         columns: dict[str, Any] = {"query_id": [], "candidate_id": [], "rank": [], "similarity": []}
         if ids:
-            rows, sims = self._index.search_excluding(vectors, [excluded[i] for i in ids], self._k, self._delta)
-            found = rows >= 0  # a query's hits are a prefix of its row, so the column is its rank
+            found = np.isfinite(sims)  # a query's hits are a prefix of its row, so the column is its rank
             self._short.inc(int((found.sum(1) < self._k).sum()))
             q, rank = np.nonzero(found)
             columns = {"query_id": np.asarray(ids, dtype=object)[q],
-                       "candidate_id": self._index.ids_array[rows[q, rank]],
+                       "candidate_id": [c.decode() for c in names[q, rank]],
                        "rank": rank.astype(np.int32), "similarity": sims[q, rank]}
         self._queries.inc(len(ids))
-        write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(chunk.index)),
-                    RETRIEVAL)
+        write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(index)), RETRIEVAL)
         yield len(ids)

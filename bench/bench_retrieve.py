@@ -1,0 +1,186 @@
+"""make bench-retrieve: every index type through the index and retrieve stages against the raw FAISS calls on
+the same vectors, one process; recall@K against exact search; what the mining rule then keeps.
+
+Data: clustered unit vectors of dimension 384 (1,000 Gaussian clusters, noise 0.6 around unit centres: neighbours
+are close but not duplicates), written straight into a run directory as committed ingest and embed stages (each
+query's positive is a pool vector of its cluster, excluded from its candidates as ingest would). Per index:
+- build: `judgemine index` (seeded training sample, FAISS's rule of thumb) vs `faiss.index_factory` + train on
+  the same sample + add; search: `judgemine retrieve` (K = 50, exclusions, Parquet out) vs `index.search(q, K + 1)`.
+  Ratio = raw seconds / stage seconds (>= 0.9 is the target), median of ROUNDS searches each side.
+- recall@50: the share of the exact top 50 (Flat, positives excluded) the index returns, and the share it misses.
+- mined: the paper's rule on similarity scores (`--judge-backend similarity`, relative margin 0.05, top 10)
+  applied to each index's candidates against the exact ones: the share of the exact run's chosen negatives kept.
+Peak memory of each index (its serialized size plus the search's working set is what a worker holds) is the
+index file's size. Usage: python -m bench.bench_retrieve [POOL ...] (default 100000 1000000)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import faiss
+import numpy as np
+import pyarrow as pa
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from judgemine.pipelines.artifacts import published_files, record_path, stage_dir, write_json
+from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.settings import Settings
+from judgemine.schemas import QUERIES, RETRIEVAL, embeddings_schema, list_parts, part_name, read_table, write_table
+from judgemine.transforms.mine.rule import MiningRule, query_rng, select_negatives
+from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters, training_size
+
+DIM, K, CLUSTERS, CHUNK = 384, 50, 1000, 4096
+ROUNDS = 3
+
+
+def clustered(n: int, centres: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    label = rng.integers(0, len(centres), n)
+    v = centres[label] + 0.6 * rng.standard_normal((n, DIM), dtype=np.float32) / np.sqrt(DIM)
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32), label
+
+
+def write_run(out: str, pool: int, queries: int) -> dict[str, Any]:
+    """Committed ingest + embed stages of synthetic vectors (ids c<i> / q<i>)."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((CLUSTERS, DIM), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    cands, cand_label = clustered(pool, centres, rng)
+    qvecs, q_label = clustered(queries, centres, rng)
+    by_cluster = {c: np.flatnonzero(cand_label == c) for c in range(CLUSTERS)}
+    pos = np.array([rng.choice(by_cluster[c]) if len(by_cluster[c]) else 0 for c in q_label])
+    cand_ids = [f"c{i}" for i in range(pool)]
+    for stage in ("ingest", "embed"):
+        for side in ("queries", "candidates"):
+            os.makedirs(os.path.join(stage_dir(out, stage), side), exist_ok=True)
+    schema = embeddings_schema(DIM)
+    for part, start in enumerate(range(0, pool, CHUNK)):
+        end = min(pool, start + CHUNK)
+        write_table(pa.table({"id": cand_ids[start:end], "vector": pa.FixedSizeListArray.from_arrays(
+            pa.array(cands[start:end].reshape(-1)), DIM)}), os.path.join(stage_dir(out, "embed"), "candidates",
+                                                                        part_name(part)), schema)
+    for part, start in enumerate(range(0, queries, CHUNK)):
+        end = min(queries, start + CHUNK)
+        qids = [f"q{i}" for i in range(start, end)]
+        write_table(pa.table({"id": qids, "vector": pa.FixedSizeListArray.from_arrays(
+            pa.array(qvecs[start:end].reshape(-1)), DIM)}), os.path.join(stage_dir(out, "embed"), "queries",
+                                                                         part_name(part)), schema)
+        n = end - start
+        write_table(pa.table({"query_id": qids, "query_text": qids, "query_image": [""] * n,
+                              "query_content_id": qids, "pos_id": [cand_ids[p] for p in pos[start:end]],
+                              "pos_text": [""] * n, "pos_image": [""] * n,
+                              "excluded_ids": [[cand_ids[p]] for p in pos[start:end]], "dataset": ["bench"] * n,
+                              "source": ["bench"] * n, "line": list(range(start, end))}),
+                    os.path.join(stage_dir(out, "ingest"), "queries", part_name(part)), QUERIES)
+    for stage in ("ingest", "embed"):
+        record = {"stage": stage, "fingerprint": f"bench-{pool}-{queries}", "seconds": 0, "counts": {}}
+        record["files"] = published_files(out, [stage_dir(out, stage)])
+        write_json(record_path(out, stage), record)
+    return {"cands": cands, "queries": qvecs, "pos": pos}
+
+
+def _retrieved(out: str) -> dict[str, list[tuple[str, float]]]:
+    hits: dict[str, list[tuple[str, float]]] = {}
+    for path in list_parts(stage_dir(out, "retrieve")):
+        for r in read_table(path, RETRIEVAL).to_pylist():
+            hits.setdefault(r["query_id"], []).append((r["candidate_id"], r["similarity"]))
+    return hits
+
+
+def _mined(hits: dict[str, list[tuple[str, float]]], s_pos: dict[str, float]) -> dict[str, set[str]]:
+    rule = MiningRule(relative_margin=0.05, sampling="top", num_negatives=10)
+    out = {}
+    for qid, cands in hits.items():
+        sel = select_negatives([s for _, s in cands], s_pos[qid], rule, query_rng(rule.seed, qid))
+        out[qid] = set() if sel.fallback else {cands[p][0] for p in sel.positions}
+    return out
+
+
+def measure(pool: int, queries: int, factories: list[str], train_size: int = 0) -> dict[str, Any]:
+    work = tempfile.mkdtemp(prefix="bench-retrieve-")
+    out = os.path.join(work, "run")
+    data = write_run(out, pool, queries)
+    options = PipelineOptions(["--direct_num_workers", "1"])
+    s_pos = {f"q{i}": float(data["queries"][i] @ data["cands"][p]) for i, p in enumerate(data["pos"])}
+    rows: dict[str, Any] = {}
+    exact: dict[str, list[tuple[str, float]]] = {}
+    try:
+        for factory in factories:
+            settings = Settings(output=out, index_factory=factory, top_k=K, device="cpu", judge_backend="similarity",
+                                index_train_size=train_size)
+            built = factory if factory != "auto" else auto_factory(pool)[0]
+            # raw: the same factory, trained on the same seeded sample, the same search parameters
+            t0 = time.monotonic()
+            index = faiss.index_factory(DIM, built, faiss.METRIC_INNER_PRODUCT)
+            if not index.is_trained:
+                n_train = min(pool, train_size or training_size(index))
+                index.train(data["cands"][np.sort(np.random.default_rng(0).choice(pool, n_train, replace=False))])
+            index.add(data["cands"])
+            raw_build = time.monotonic() - t0
+            params = search_parameters(index, 0, 0, 2 * K)
+            if params:
+                faiss.ParameterSpace().set_index_parameters(index, params)
+            raw_search = []
+            stage_search = []
+            t0 = time.monotonic()
+            record = run_one("index", settings, options)
+            stage_build = time.monotonic() - t0
+            for _ in range(ROUNDS):
+                t0 = time.monotonic()
+                index.search(data["queries"], K + 1)
+                raw_search.append(time.monotonic() - t0)
+                t0 = time.monotonic()
+                run_one("retrieve", settings, options)
+                stage_search.append(time.monotonic() - t0)
+            hits = _retrieved(out)
+            if factory == "Flat":
+                exact = hits
+            size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(stage_dir(out, "index"))
+                       for f in fs if f == "index.faiss")
+            recall = statistics.fmean(len({c for c, _ in hits.get(q, [])} & {c for c, _ in want}) / len(want)
+                                      for q, want in exact.items() if want)
+            mined_exact, mined = _mined(exact, s_pos), _mined(hits, s_pos)
+            kept = [len(mined[q] & m) / len(m) for q, m in mined_exact.items() if m]
+            rows[built] = {
+                "build_raw_s": round(raw_build, 2), "build_stage_s": round(stage_build, 2),
+                "trained_on": record["counts"]["trained_on"], "search_params": params,
+                "search_raw_s": round(statistics.median(raw_search), 3),
+                "search_stage_s": round(statistics.median(stage_search), 3),
+                "raw_queries_per_s": round(queries / statistics.median(raw_search), 1),
+                "stage_queries_per_s": round(queries / statistics.median(stage_search), 1),
+                "ratio_stage_over_raw": round(statistics.median(raw_search) / statistics.median(stage_search), 3),
+                "recall_at_50": round(recall, 4), "exact_top50_missed": round(1 - recall, 4),
+                "mined_negatives_kept": round(statistics.fmean(kept), 4) if kept else None,
+                "index_mib": round(size / 2**20, 1)}
+            print(json.dumps({"pool": pool, "index": built, **rows[built]}), flush=True)
+            del index
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def main(pools: list[int]) -> None:
+    report = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "faiss_threads": faiss.omp_get_max_threads(),
+              "dim": DIM, "k": K, "pools": {}}
+    for pool in pools:
+        if pool <= 200_000:  # FAISS's guidance: 4 sqrt(n) lists, 256 training points per list
+            nlist = 2 ** round(np.log2(4 * np.sqrt(pool)))
+            report["pools"][pool] = measure(pool, 10_000, ["Flat", f"IVF{nlist},Flat", f"IVF{nlist},PQ48",
+                                                           f"OPQ48,IVF{nlist},PQ48", "HNSW32"])
+        else:  # what 2 cores allow: sqrt(n) lists trained on 100k vectors, 2,000 queries, no HNSW (build ~15 min)
+            nlist = 2 ** round(np.log2(np.sqrt(pool)))
+            report["pools"][pool] = measure(pool, 2_000, ["Flat", f"IVF{nlist},Flat", f"IVF{nlist},PQ48"],
+                                            train_size=100_000)
+    os.makedirs(os.path.join("out", "bench-retrieve"), exist_ok=True)
+    with open(os.path.join("out", "bench-retrieve", "results.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [100_000, 1_000_000])

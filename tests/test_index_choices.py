@@ -1,0 +1,59 @@
+"""Every index type from the command line and from a config, and sharded search through the real stages."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import run_args
+from judgemine.pipelines.cli import main
+from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, read_table
+
+
+def _retrieval(out: str):
+    import pyarrow as pa
+    return pa.concat_tables([read_table(p, RETRIEVAL) for p in list_parts(os.path.join(out, "stages", "retrieve"))])
+
+
+@pytest.fixture()
+def run_copy(e2e_run, tmp_path):
+    out = str(tmp_path / "out")
+    shutil.copytree(e2e_run, out)
+    return out
+
+
+def test_sharded_flat_search_equals_one_index(run_copy, e2e_run, small_pairs, tiny_judge):
+    args = run_args(run_copy, small_pairs, tiny_judge, "--index-shards", "3")
+    assert main(["index", *args]) == 0 and main(["retrieve", *args]) == 0
+    record = json.load(open(os.path.join(run_copy, "stages", "index", "stage.json")))
+    assert record["counts"]["shards"] == 3 and len(record["counts"]["seconds_per_shard"]) == 3
+    assert _retrieval(run_copy).equals(_retrieval(e2e_run))
+    queries = {q["query_id"]: set(q["excluded_ids"]) for p in list_parts(os.path.join(run_copy, "stages", "ingest",
+                                                                                     "queries"))
+               for q in read_table(p, QUERIES).to_pylist()}
+    assert not any(r["candidate_id"] in queries[r["query_id"]] for r in _retrieval(run_copy).to_pylist())
+
+
+@pytest.mark.parametrize("factory", ["IVF4,Flat", "IVF4,PQ8x4", "HNSW8", "auto"])
+def test_every_index_type_runs_from_the_command_line(run_copy, e2e_run, small_pairs, tiny_judge, factory):
+    args = run_args(run_copy, small_pairs, tiny_judge, "--index-factory", factory, "--nprobe", "4")
+    assert main(["index", *args]) == 0 and main(["retrieve", *args]) == 0
+    counts = json.load(open(os.path.join(run_copy, "stages", "index", "stage.json")))["counts"]
+    assert counts["factory"] == ("Flat" if factory == "auto" else factory)
+    got, exact = _retrieval(run_copy), _retrieval(e2e_run)
+    assert got.num_rows == exact.num_rows  # nprobe = nlist and a small pool: every query still gets K
+    pairs = lambda t: set(zip(t.column("query_id").to_pylist(), t.column("candidate_id").to_pylist()))  # noqa: E731
+    assert len(pairs(got) & pairs(exact)) / exact.num_rows > (0.99 if "PQ" not in factory else 0.5)
+
+
+def test_an_index_from_a_config_and_a_bad_factory(run_copy, small_pairs, tiny_judge, tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("index_factory: HNSW8\nindex_shards: 2\nef_search: 32\n")
+    args = run_args(run_copy, small_pairs, tiny_judge, "--config", str(config))
+    assert main(["index", *args]) == 0 and main(["retrieve", *args]) == 0
+    counts = json.load(open(os.path.join(run_copy, "stages", "index", "stage.json")))["counts"]
+    assert counts["factory"] == "HNSW8" and counts["shards"] == 2
+    assert main(["run", *run_args(run_copy, small_pairs, tiny_judge, "--index-factory", "IVF,Flatt")]) == 2
+    assert "is not a FAISS factory string" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""Which FAISS index for which pool, how much of the pool trains it, and its search-time parameters: the
+numbers come from `make bench-retrieve` (bench/RESULTS.md, "Retrieval at any pool size")."""
+from __future__ import annotations
+
+import math
+
+import faiss
+
+# --index-factory auto: (largest pool, factory) in order, from the measured recall@50 / speed / memory table.
+# {nlist} is a power of two near 4 * sqrt(pool) (FAISS's guideline: 4 to 16 * sqrt(n) lists).
+AUTO = ((200_000, "Flat"), (5_000_000, "IVF{nlist},Flat"), (math.inf, "OPQ64,IVF{nlist},PQ64"))
+POINTS_PER_CENTROID = 256  # FAISS k-means samples at most this many points per centroid (max_points_per_centroid)
+PQ_CODES = 256  # 8-bit sub-quantizers: 256 centroids each
+NPROBE_SHARE = 16  # nprobe = nlist / 16 unless set: recall@50 >= 0.95 on the benchmark's clustered vectors
+EF_SEARCH_FACTOR = 2  # efSearch = 2 x the results asked for, at least 64, unless set
+
+
+def auto_factory(pool: int) -> tuple[str, str]:
+    """(factory, why) for a pool of `pool` vectors."""
+    for limit, factory in AUTO:
+        if pool <= limit:
+            nlist = 2 ** round(math.log2(max(4 * math.sqrt(pool), 1)))
+            chosen = factory.format(nlist=nlist)
+            bound = f"<= {limit:,}" if limit != math.inf else f"> {AUTO[-2][0]:,}"
+            return chosen, f"pool of {pool:,} vectors {bound}: {chosen} (bench/RESULTS.md, retrieval table)"
+    raise AssertionError("AUTO ends at infinity")
+
+
+def training_size(index: faiss.Index) -> int:
+    """FAISS's rule of thumb: 256 training points per centroid of the largest k-means inside the index (IVF
+    lists, 256 codes per PQ sub-quantizer); more is subsampled by FAISS, under 39 per centroid it warns."""
+    centroids = 1
+    try:
+        centroids = faiss.extract_index_ivf(index).nlist
+    except RuntimeError:
+        pass
+    text = type(faiss.downcast_index(index)).__name__ + " " + _inner_names(index)
+    if "PQ" in text:
+        centroids = max(centroids, PQ_CODES)
+    return POINTS_PER_CENTROID * centroids
+
+
+def _inner_names(index: faiss.Index) -> str:
+    names = []
+    while isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+        names.append(type(index).__name__)
+    return " ".join(names)
+
+
+def search_parameters(index: faiss.Index, nprobe: int, ef_search: int, fetch: int) -> str:
+    """The ParameterSpace string for this index: nprobe for an IVF index (0 = nlist / 16), efSearch for an HNSW
+    graph (0 = twice what a search asks for, at least 64); empty for an exact index."""
+    params = []
+    try:
+        nlist = faiss.extract_index_ivf(index).nlist
+        params.append(f"nprobe={nprobe or max(1, nlist // NPROBE_SHARE)}")
+    except RuntimeError:
+        pass
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else \
+        faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        params.append(f"efSearch={ef_search or max(64, EF_SEARCH_FACTOR * fetch)}")
+    return ",".join(params)
