@@ -92,8 +92,9 @@ def _help(command: str) -> None:
 
 def _export(rest: list[str]) -> int:
     from judgemine.pipelines.exports import EXPORTS, ExportOptions, run_export
-    parser = argparse.ArgumentParser(prog="judgemine export", allow_abbrev=False, description="The committed shards in another "
-                                     "trainer's format, streamed to one file.")
+    parser = argparse.ArgumentParser(prog="judgemine export", allow_abbrev=False,
+                                     description="The committed shards in another trainer's format, streamed to "
+                                                 "one file.")
     parser.add_argument("--output", required=True, help="the run directory")
     parser.add_argument("--format", choices=list(EXPORTS), default="unime")
     parser.add_argument("--to", default=None, help="destination file (default: DIR/export/<format>.<suffix>)")

@@ -107,9 +107,9 @@ def test_training_uses_a_seeded_sample_and_is_reproducible():
     assert (faiss.serialize_index(one) == faiss.serialize_index(again)).all()
     assert not np.array_equal(faiss.serialize_index(one), faiss.serialize_index(other))
     assert build_index(vectors, "IVF4,Flat")[1]["trained_on"] == 4 * 256  # the rule of thumb: 256 per list
-    assert build_index(vectors, "IVF4,PQ4")[1]["trained_on"] == 3000  # PQ: 256 x 256, capped at the pool
+    assert build_index(vectors, "IVF4,PQ4x4")[1]["trained_on"] == 3000  # PQ: 256 x 256, capped at the pool
     assert build_index(vectors, "Flat")[1]["trained_on"] == 0
-    opq = [faiss.serialize_index(build_index(vectors, "OPQ8,IVF16,PQ8", seed=2, train_size=2000)[0]) for _ in range(2)]
+    opq = [faiss.serialize_index(build_index(vectors, "OPQ4,IVF16,PQ4x4", seed=2, train_size=1000)[0]) for _ in range(2)]
     assert (opq[0] == opq[1]).all()  # OPQ's rotation and PQ's codebooks are seeded too
 
 
