@@ -60,7 +60,7 @@ def read_vectors(paths: Sequence[str], rows: tuple[int, int] | None = None) -> t
 def build_index(vectors: np.ndarray, factory: str, seed: int = 0, train_size: int = 0) -> tuple[faiss.Index,
                                                                                             dict[str, Any]]:
     """An inner-product index from a factory string. One that needs training is trained on a seeded sample of
-    `train_size` vectors (0: FAISS's rule of thumb for its centroids, training.py), never on the whole pool."""
+    `train_size` vectors (0: FAISS's rule of thumb for its centroids, index_choice.py), never on the whole pool."""
     t0 = time.monotonic()
     index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     trained_on = 0

@@ -1,17 +1,18 @@
-"""Which FAISS index for which pool, how much of the pool trains it, and its search-time parameters: the
-numbers come from `make bench-retrieve` (bench/RESULTS.md, "Retrieval at any pool size")."""
+"""Which FAISS index for which pool, how much of the pool trains it, and its search-time parameters. The pool
+thresholds follow FAISS's guidance (its wiki's index-choice page) until `make bench-retrieve`'s 1M part is run
+here; the 100k figures are in bench/RESULTS.md ("Retrieval at any pool size")."""
 from __future__ import annotations
 
 import math
 
 import faiss
 
-# --index-factory auto: (largest pool, factory) in order, from the measured recall@50 / speed / memory table.
+# --index-factory auto: (largest pool, factory) in order; PQ above 5M keeps a pool in memory (64 bytes a vector).
 # {nlist} is a power of two near 4 * sqrt(pool) (FAISS's guideline: 4 to 16 * sqrt(n) lists).
 AUTO = ((200_000, "Flat"), (5_000_000, "IVF{nlist},Flat"), (math.inf, "OPQ64,IVF{nlist},PQ64"))
 POINTS_PER_CENTROID = 256  # FAISS k-means samples at most this many points per centroid (max_points_per_centroid)
 PQ_CODES = 256  # 8-bit sub-quantizers: 256 centroids each
-NPROBE_SHARE = 16  # nprobe = nlist / 16 unless set: recall@50 >= 0.95 on the benchmark's clustered vectors
+NPROBE_SHARE = 16  # nprobe = nlist / 16 unless set: recall@50 1.0 on bench-retrieve's clustered 100k vectors
 EF_SEARCH_FACTOR = 2  # efSearch = 2 x the results asked for, at least 64, unless set
 
 
@@ -22,7 +23,7 @@ def auto_factory(pool: int) -> tuple[str, str]:
             nlist = 2 ** round(math.log2(max(4 * math.sqrt(pool), 1)))
             chosen = factory.format(nlist=nlist)
             bound = f"<= {limit:,}" if limit != math.inf else f"> {AUTO[-2][0]:,}"
-            return chosen, f"pool of {pool:,} vectors {bound}: {chosen} (bench/RESULTS.md, retrieval table)"
+            return chosen, f"pool of {pool:,} vectors {bound}: {chosen} (README: Choosing an index)"
     raise AssertionError("AUTO ends at infinity")
 
 
