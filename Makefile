@@ -60,7 +60,7 @@ $(TRAINER_VENV)/.installed: setup.py
 	touch $@
 
 /usr/bin/chromium:
-	apt-get install -y -q chromium
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
 test-consumers: install $(TRAINER_VENV)/.installed /usr/bin/chromium
 	$(PY) -m pytest -q tests/consumers $(ARGS)
