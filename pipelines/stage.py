@@ -11,7 +11,6 @@ import apache_beam as beam
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import list_parts
-from judgemine.transforms.common.chunks import Chunk
 
 Counters = dict[str, int]  # the stage's Beam counters (namespace judgemine.<stage>), summed over steps
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import ROOT, head, write_jsonl
+from conftest import ROOT, head
 from judgemine.pipelines.cli import main
 from judgemine.schemas import SHARDS, list_parts, read_table
 from judgemine.schemas.objective import alignment_loss
