@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer bench-retrieve clean
+.PHONY: install models demo demo-images test test-servers test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer bench-retrieve clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ demo-images: install models
 	$(VENV)/bin/judgemine export --format unime --output out/demo-images
 
 test: install
-	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers $(ARGS)
+	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers -m "not vllm_server" $(ARGS)
+
+# The judge through a real `vllm serve` process on 127.0.0.1 (text and vision models: two ~100 s start-ups).
+test-servers: install models
+	$(PY) -m pytest -q tests -m vllm_server --ignore=tests/faults --ignore=tests/consumers $(ARGS)
 
 # The example Airflow DAG under `airflow dags test`, in its own environment (Airflow pins its own libraries).
 AIRFLOW_VENV ?= .venv-airflow

@@ -103,6 +103,7 @@ def test_vllm_offline_agrees_with_transformers(reference, vllm_judge):
     assert 0 < stats["prefix_cache_hit_tokens"] <= stats["prefix_cache_queried_tokens"]
 
 
+@pytest.mark.vllm_server
 def test_vllm_server_agrees_with_transformers(reference, vllm_server, tiny_judge):
     _, expected = reference
     judge = OpenAIServerJudge(JudgeModel(tiny_judge), ServerOptions(vllm_server, judge_concurrency=8))
@@ -111,6 +112,7 @@ def test_vllm_server_agrees_with_transformers(reference, vllm_server, tiny_judge
     assert judge.counters()["prefix_cache_hit_tokens"] > 0
 
 
+@pytest.mark.vllm_server
 def test_every_backend_refuses_a_prompt_longer_than_its_context(reference, vllm_judge, vllm_server, tiny_judge):
     """Scored NaN (the stage counts it, mine drops or rejects it), never a crash; the other pairs as usual."""
     long = Side("word " * 3000)  # over every context here: the model's 2048 positions, the server's 1024
@@ -132,6 +134,7 @@ def test_judge_stage_with_vllm_matches_the_transformers_run(e2e_run, small_pairs
     _assert_same_scores(e2e_run, out)
 
 
+@pytest.mark.vllm_server
 def test_judge_stage_with_the_server_backend_from_a_config(e2e_run, small_pairs, tiny_judge, vllm_server, tmp_path):
     config = tmp_path / "server.yaml"
     config.write_text(f"judge_backend: openai\njudge_server_url: {vllm_server}\njudge_concurrency: 8\n")
@@ -189,6 +192,7 @@ def idefics3_server(tiny_idefics3):
     yield from _serve(tiny_idefics3)  # vLLM's default per-prompt image limit admits the pairs' two images
 
 
+@pytest.mark.vllm_server
 def test_vllm_server_scores_image_pairs_as_transformers_does(image_reference, tiny_idefics3, idefics3_server,
                                                              image_root):
     judge = OpenAIServerJudge(JudgeModel(tiny_idefics3, image_root=image_root),
@@ -197,6 +201,7 @@ def test_vllm_server_scores_image_pairs_as_transformers_does(image_reference, ti
     assert np.abs(got - image_reference).max() < 1e-3
 
 
+@pytest.mark.vllm_server
 def test_judge_stages_with_vllm_and_the_server_on_the_multimodal_sample(tmp_path, tiny_clip, tiny_idefics3,
                                                                          idefics3_server, image_root):
     """The image demo judged by vLLM offline and by the server, from the CLI, gives the transformers scores."""
