@@ -22,9 +22,9 @@ from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.judge import judge_spec
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
-from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, read_table
+from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, read_table
 from judgemine.testing.tiny_models import build_tiny_clip, build_tiny_idefics3, build_tiny_judge
-from judgemine.transforms.common.candidates import CandidateLookup
+from judgemine.transforms.common.candidates import sides_of
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends import load_judge
 
@@ -35,7 +35,8 @@ PAIRS = [os.path.join(ROOT, "examples", "sample", f) for f in ("geography_qa.jso
 
 def pairs_of(output: str) -> tuple[list[Side], list[Side]]:
     """The pairs the stage will judge, in its order: per query its positive, then its candidates by rank."""
-    lookup = CandidateLookup(stage_dir(output, "ingest"))
+    pool = sides_of(read_table(p, CANDIDATES) for p in list_parts(os.path.join(stage_dir(output, "ingest"),
+                                                                               "candidates")))
     queries, candidates = [], []
     for path in list_parts(stage_dir(output, "retrieve")):
         qs = {q["query_id"]: q for q in read_table(os.path.join(stage_dir(output, "ingest"), "queries",
@@ -49,7 +50,7 @@ def pairs_of(output: str) -> tuple[list[Side], list[Side]]:
                 queries.append(query)
                 candidates.append(Side(q["pos_text"], q["pos_image"]))
             queries.append(query)
-            candidates.append(lookup.sides[h["candidate_id"]])
+            candidates.append(pool[h["candidate_id"]])
     return queries, candidates
 
 

@@ -7,16 +7,38 @@ import os
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.pvalue import AsDict
 from apache_beam.io.filesystems import FileSystems
 
 from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
-from judgemine.schemas import REJECTS, read_table
+from judgemine.schemas import CANDIDATES, QUERIES, REJECTS, read_table
 from judgemine.transforms.common.rejects import reason_counts
-from judgemine.transforms.ingest.pool import WriteIngestArtifacts
+from judgemine.transforms.ingest.pool import (
+    REJECTS_TAG,
+    ChunkPoolRange,
+    ChunkQueries,
+    CheckCorpusIds,
+    DedupPoolRange,
+    DropDuplicateQueryIds,
+    ExcludeSameContent,
+    KeyByBucket,
+    SplitCorpusIds,
+    WriteIngestRejects,
+    WritePart,
+    assign_chunks,
+    content_bucket,
+    corpus_id_bucket,
+    pool_entries,
+    pool_range,
+    query_id_bucket,
+    write_empty_part,
+)
 from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, InputFile, ParseInputFile
+
+KINDS = ("pairs", "corpus", "rejects")  # what the parse and identify steps tag their tables with
 
 
 def _file_sha256(path: str) -> str:
@@ -61,14 +83,69 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     files = [InputFile(path, "pairs") for path in s.pairs] + [InputFile(path, "corpus") for path in s.corpus]
     images = ImagePolicy(s.image_root, s.max_image_pixels, s.max_image_bytes, not s.skip_image_check)
-    _ = (p
-         | "ListInputFiles" >> beam.Create(files)
-         | "SpreadFiles" >> beam.Reshuffle()
-         | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.max_text_chars))
-         | "SpreadBatches" >> beam.Reshuffle()
-         | "CheckImagesAndIdentify" >> beam.ParDo(IdentifyRecords(images))
-         | "GatherTables" >> beam.combiners.ToList()
-         | "WriteArtifacts" >> beam.ParDo(WriteIngestArtifacts(ctx.directory, s.chunk_size)))
+    pairs, corpus, parse_rejects = (
+        p
+        | "ListInputFiles" >> beam.Create(files)
+        | "SpreadFiles" >> beam.Reshuffle()
+        | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.max_text_chars))
+        | "SpreadBatches" >> beam.Reshuffle()
+        | "CheckImagesAndIdentify" >> beam.ParDo(IdentifyRecords(images))
+        | "SplitByKind" >> beam.Partition(lambda tagged, _: KINDS.index(tagged[0]), len(KINDS)))
+    pairs, corpus, parse_rejects = (c | f"{kind}Tables" >> beam.Map(lambda tagged: tagged[1])
+                                    for c, kind in zip((pairs, corpus, parse_rejects), KINDS))
+    kept = (pairs
+            | "KeyByQueryId" >> beam.ParDo(KeyByBucket(query_id_bucket))
+            | "GroupByQueryId" >> beam.GroupByKey()
+            | "DropDuplicateQueryIds" >> beam.ParDo(DropDuplicateQueryIds()).with_outputs(REJECTS_TAG, main="kept"))
+    split = corpus | "SplitCorpusIds" >> beam.ParDo(SplitCorpusIds()).with_outputs("without_id", main="with_id")
+    owned = (split.with_id
+             | "KeyByCorpusId" >> beam.ParDo(KeyByBucket(corpus_id_bucket))
+             | "GroupByCorpusId" >> beam.GroupByKey()
+             | "CheckCorpusIds" >> beam.ParDo(CheckCorpusIds()).with_outputs(REJECTS_TAG, main="kept"))
+    _write_pool(ctx, (kept.kept | "PositivesToPool" >> beam.Map(pool_entries, True),
+                      (owned.kept, split.without_id) | "CorpusRows" >> beam.Flatten()
+                      | "CorpusToPool" >> beam.Map(pool_entries, False)))
+    _write_queries(ctx, kept.kept)
+    _ = ((parse_rejects, kept[REJECTS_TAG], owned[REJECTS_TAG]) | "AllRejects" >> beam.Flatten()
+         | "GatherRejects" >> beam.combiners.ToList()
+         | "WriteRejects" >> beam.ParDo(WriteIngestRejects(os.path.join(ctx.directory, "rejects.parquet"))))
+
+
+def _write_pool(ctx: StageContext, entries: tuple[beam.PCollection, beam.PCollection]) -> None:
+    """The pool deduplicated per id range, then cut into parts of chunk_size in id order."""
+    directory = os.path.join(ctx.directory, "candidates")
+    ranges = (entries | "PoolEntries" >> beam.Flatten()
+              | "KeyByIdRange" >> beam.ParDo(KeyByBucket(pool_range))
+              | "GroupByIdRange" >> beam.GroupByKey()
+              | "DedupPool" >> beam.ParDo(DedupPoolRange()))
+    counts = ranges | "CountPerRange" >> beam.Map(lambda ranged: (ranged[0], ranged[1].num_rows))
+    _ = (ranges
+         | "PoolToParts" >> beam.ParDo(ChunkPoolRange(ctx.settings.chunk_size), AsDict(counts))
+         | "GroupByPoolPart" >> beam.GroupByKey()
+         | "WritePoolParts" >> beam.ParDo(WritePart(directory, CANDIDATES, ["candidate_id"]))
+         | "PoolRows" >> beam.CombineGlobally(sum)
+         | "PoolPartZero" >> beam.Map(write_empty_part, directory, CANDIDATES))
+
+
+def _write_queries(ctx: StageContext, kept: beam.PCollection) -> None:
+    """Queries grouped by content (exclusions), chunked in input order without splitting a group, written."""
+    directory = os.path.join(ctx.directory, "queries")
+    grouped = (kept
+               | "KeyByContent" >> beam.ParDo(KeyByBucket(content_bucket))
+               | "GroupByContent" >> beam.GroupByKey()
+               | "ExcludeSameContent" >> beam.ParDo(ExcludeSameContent(ctx.settings.pairs)).with_outputs(
+                   "groups", main="rows"))
+    chunks = (grouped.groups
+              | "GatherGroupStarts" >> beam.combiners.ToList()
+              | "AssignChunks" >> beam.FlatMap(assign_chunks, ctx.settings.chunk_size))
+    _ = ({"rows": grouped.rows, "chunks": chunks}
+         | "JoinChunks" >> beam.CoGroupByKey()
+         | "QueriesToChunks" >> beam.ParDo(ChunkQueries())
+         | "GroupByChunk" >> beam.GroupByKey()
+         | "WriteQueryChunks" >> beam.ParDo(WritePart(directory, QUERIES, ["group_source", "group_line", "source",
+                                                                             "line"]))
+         | "QueryRows" >> beam.CombineGlobally(sum)
+         | "QueryPartZero" >> beam.Map(write_empty_part, directory, QUERIES))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:

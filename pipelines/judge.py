@@ -8,20 +8,20 @@ from typing import Any
 import apache_beam as beam
 import pyarrow.compute as pc
 from apache_beam.ml.inference.base import RunInference
-from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
-from judgemine.schemas import CANDIDATES, QUERIES, list_parts, read_table
+from judgemine.schemas import CANDIDATES, EMBEDDINGS, QUERIES, list_parts, read_table
+from judgemine.transforms.common.candidates import PoolLookup
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.judge.backends import JUDGES
-from judgemine.transforms.judge.backends.similarity import ScoreBySimilarity
+from judgemine.transforms.judge.backends.similarity import AskForPositives, ScoreBySimilarity
 from judgemine.transforms.judge.base import JudgeModel, JudgeSpec
 from judgemine.transforms.judge.handler import JudgeHandler
-from judgemine.transforms.judge.pairs import BuildJudgeRequests, WriteScores
+from judgemine.transforms.judge.pairs import AskForChunk, BuildJudgeRequests, WriteScores
 from judgemine.transforms.judge.prompt import PROMPT_VERSION
-from judgemine.transforms.judge.score_cache import cache_files, judge_model_id
+from judgemine.transforms.judge.score_cache import CachedScores, cache_files, judge_model_id
 
 
 def judge_spec(settings: Settings) -> JudgeSpec:
@@ -68,16 +68,27 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     chunks = chunks_of("queries", list_parts(ctx.input_dir("retrieve")))
     if not needs_model(s):
-        _ = spread_chunks(p, chunks) | "ScoreBySimilarity" >> beam.ParDo(
-            ScoreBySimilarity(ctx.input_dir("ingest"), ctx.input_dir("embed"), ctx.directory, Shared()))
+        asked = spread_chunks(p, chunks) | "AskForPositives" >> beam.ParDo(
+            AskForPositives(ctx.input_dir("ingest"))).with_outputs("ids", main="chunk")
+        positives = asked.ids | "PositiveVectors" >> PoolLookup(os.path.join(ctx.input_dir("embed"), "candidates"),
+                                                                 EMBEDDINGS, "id", ["vector"])
+        _ = ({"chunk": asked.chunk, "positives": positives} | "JoinPositives" >> beam.CoGroupByKey()
+             | "ScoreBySimilarity" >> beam.ParDo(ScoreBySimilarity(ctx.input_dir("ingest"), ctx.input_dir("embed"),
+                                                                   ctx.directory)))
         return
     if JUDGES.get(s.judge_backend).capabilities.text_only:
         _refuse_images(ctx)
     spec = judge_spec(s)
     model_id = judge_model_id(s.judge_model, s.judge_dtype)
-    _ = (spread_chunks(p, chunks)
-         | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ctx.input_dir("ingest"), cache_files(cache_dir(s)), model_id,
-                                                          s.prompt.version, Shared()))
+    asked = (spread_chunks(p, chunks)
+             | "AskForChunk" >> beam.ParDo(AskForChunk(ctx.input_dir("ingest"), model_id, s.prompt.version)
+                                           ).with_outputs("ids", "keys", main="chunk"))
+    sides = asked.ids | "CandidateSides" >> PoolLookup(os.path.join(ctx.input_dir("ingest"), "candidates"),
+                                                        CANDIDATES, "candidate_id", ["text", "image"])
+    cached = asked.keys | "CachedScores" >> CachedScores(cache_files(cache_dir(s)))
+    _ = ({"chunk": asked.chunk, "sides": sides, "cached": cached}
+         | "JoinChunk" >> beam.CoGroupByKey()
+         | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ctx.input_dir("ingest")))
          | "Judge" >> RunInference(JudgeHandler(spec))
          | "WriteScores" >> beam.ParDo(WriteScores(ctx.directory, cache_dir(s),
                                                    JUDGES.get(spec.backend).capabilities.reports)))

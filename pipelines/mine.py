@@ -5,16 +5,16 @@ import os
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
-from judgemine.schemas import REJECTS, list_parts, read_table
+from judgemine.schemas import CANDIDATES, REJECTS, list_parts, read_table
+from judgemine.transforms.common.candidates import PoolLookup
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.common.rejects import WriteRejects
 from judgemine.transforms.mine.rule import FILTERS, MiningRule
-from judgemine.transforms.mine.shards import MineChunk
+from judgemine.transforms.mine.shards import AskForCandidates, MineChunk
 
 READS = ("judge", "retrieve", "embed", "ingest")
 RULE = ("num_negatives", "beta", "step", "seed", "on_no_negatives", "relative_margin", "max_score", "min_score",
@@ -29,10 +29,15 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
     rule = mining_rule(s)
-    mined = (spread_chunks(p, chunks)
+    asked = (spread_chunks(p, chunks)
+             | "AskForCandidates" >> beam.ParDo(AskForCandidates(ctx.input_dir("retrieve"))).with_outputs(
+                 "ids", main="chunk"))
+    sides = asked.ids | "CandidateSides" >> PoolLookup(os.path.join(ctx.input_dir("ingest"), "candidates"),
+                                                        CANDIDATES, "candidate_id", ["text", "image"])
+    mined = ({"chunk": asked.chunk, "sides": sides}
+             | "JoinChunk" >> beam.CoGroupByKey()
              | "MineNegatives" >> beam.ParDo(MineChunk({name: ctx.input_dir(name) for name in READS},
-                                                       ctx.outputs["shards"], len(chunks), rule, Shared(),
-                                                       s.image_root)
+                                                       ctx.outputs["shards"], len(chunks), rule, s.image_root)
                                              ).with_outputs("rejects", main="rows"))
     _ = mined.rejects | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects.parquet"))
 

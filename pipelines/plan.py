@@ -21,11 +21,12 @@ from judgemine.pipelines.judge import check as check_judge
 from judgemine.pipelines.judge import needs_model
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, part_name, read_table
+from judgemine.transforms.common.candidates import as_bytes
 from judgemine.transforms.common.devices import resolve_device
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.common.text import normalise_text
 from judgemine.transforms.ingest.readers import RowError, parse_corpus_row, parse_pair, read_rows
-from judgemine.transforms.judge.score_cache import ScoreCache, cache_files, judge_model_id, pair_key
+from judgemine.transforms.judge.score_cache import cache_files, cached_keys, judge_model_id, pair_key
 
 SAMPLE_TEXTS, SAMPLE_QUERIES = 256, 8
 BYTES_PER_SCORE = 60  # a judge part row and a cache row, compressed (measured on the demo: 40-70)
@@ -105,7 +106,7 @@ def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
         require_stage(settings.output, "retrieve")
     except MissingArtifact:
         return None
-    cache = ScoreCache(cache_files(cache_dir(settings)))
+    cache = cached_keys(cache_files(cache_dir(settings)))
     model = judge_model_id(settings.judge_model, settings.judge_dtype)
     found = total = 0
     for path in list_parts(stage_dir(settings.output, "retrieve")):
@@ -119,7 +120,7 @@ def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
                 if q["query_id"] in judged]
         keys += [pair_key(model, settings.prompt.version, content[h["query_id"]], h["candidate_id"]) for h in hits]
         total += len(keys)
-        found += sum(k in cache.scores for k in keys)
+        found += int(np.isin(as_bytes(keys), cache).sum()) if keys else 0
     return total, found
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from judgemine.schemas.tables import FALLBACK_ROWS_KEY, IMAGE_ROOT_KEY, NUM_NEGATIVES_KEY, SHARDS
+from judgemine.schemas.tables import FALLBACK_ROWS_KEY, IMAGE_ROOT_KEY, NUM_NEGATIVES_KEY, SHARDS, WRITE_OPTIONS
 
 
 class SchemaMismatch(ValueError):
@@ -35,8 +35,9 @@ def write_table(table: pa.Table, path: str, schema: pa.Schema, metadata: dict[st
     if metadata:
         schema = schema.with_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
     table = table.select(schema.names).cast(schema)
+    options = WRITE_OPTIONS.get(schema.metadata[b"judgemine.schema"].decode(), {})
     with FileSystems.create(path) as f:
-        pq.write_table(table, f, compression="zstd")
+        pq.write_table(table, f, compression="zstd", **options)
 
 
 def read_table(path: str, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:

@@ -6,6 +6,7 @@ Parquet file and refuses to read a file written under another name or major vers
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pyarrow as pa
 
@@ -62,6 +63,9 @@ RETRIEVAL = _named("retrieval", [
     pa.field("rank", pa.int32(), nullable=False),
     pa.field("similarity", pa.float32(), nullable=False),
 ])
+# K rows per query: the dictionary pages of its hash ids (unique strings) and their min/max statistics cost
+# more to write than the search of a fast index (bench/RESULTS.md, retrieval at any pool size) and save nothing.
+WRITE_OPTIONS: dict[str, dict[str, Any]] = {"retrieval": {"use_dictionary": ["query_id"], "write_statistics": False}}
 
 # Judge soft scores P(Yes) for (query, candidate) and (query, positive) pairs.
 JUDGE_SCORES = _named("judge_scores", [

@@ -134,11 +134,3 @@ def test_an_unreadable_input_file_stops_the_run_with_its_name(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("judgemine: ingest failed: ") and f"{path}: {message}" in err
     assert not os.path.exists(stage_dir(str(tmp_path / "out"), "ingest"))  # nothing half-written
-
-
-def test_queries_with_the_same_content_share_a_chunk():
-    from judgemine.transforms.ingest.pool import query_chunks
-    queries = [{"query_id": str(i), "query_content_id": c} for i, c in enumerate("abcadeafb")]
-    chunks = query_chunks(queries, 3)
-    assert [[q["query_id"] for q in c] for c in chunks] == [["0", "3", "6"], ["1", "8", "2"], ["4", "5", "7"]]
-    assert [q["query_id"] for q in query_chunks(queries, 2)[0]] == ["0", "3", "6"]  # a group is never split

@@ -109,6 +109,7 @@ def test_training_uses_a_seeded_sample_and_is_reproducible():
     assert build_index(vectors, "IVF4,Flat")[1]["trained_on"] == 4 * 256  # the rule of thumb: 256 per list
     assert build_index(vectors, "IVF4,PQ4x4")[1]["trained_on"] == 3000  # PQ: 256 x 256, capped at the pool
     assert build_index(vectors, "Flat")[1]["trained_on"] == 0
+    assert build_index(vectors, "IVF4,PQ4x4,Refine(SQ8)")[1]["trained_on"] == 3000  # PQ seen under the refine
     opq = [faiss.serialize_index(build_index(vectors, "OPQ4,IVF16,PQ4x4", seed=2, train_size=1000)[0]) for _ in range(2)]
     assert (opq[0] == opq[1]).all()  # OPQ's rotation and PQ's codebooks are seeded too
 
@@ -122,9 +123,11 @@ def test_search_parameters_and_auto_choice():
     hnsw = faiss.index_factory(32, "HNSW16", faiss.METRIC_INNER_PRODUCT)
     assert search_parameters(hnsw, 0, 0, 100) == "efSearch=200" and search_parameters(hnsw, 0, 40, 100) == "efSearch=40"
     assert search_parameters(faiss.index_factory(32, "Flat", faiss.METRIC_INNER_PRODUCT), 0, 0, 100) == ""
+    refined = faiss.index_factory(32, "IVF256,PQ8,Refine(SQ8)", faiss.METRIC_INNER_PRODUCT)
+    assert search_parameters(refined, 0, 0, 100) == "nprobe=16,k_factor_rf=4"
     assert auto_factory(10_000)[0] == "Flat"
     assert auto_factory(1_000_000)[0] == "IVF4096,Flat"
-    assert auto_factory(50_000_000)[0].startswith("OPQ64,IVF32768,PQ64")
+    assert auto_factory(50_000_000)[0] == "IVF32768,PQ64,Refine(SQ8)"
 
 
 def test_shards_merged_equal_one_index_with_exclusions(tmp_path):

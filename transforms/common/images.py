@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import posixpath
+import re
 import stat
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -132,7 +133,8 @@ def decode(data: bytes, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
     except Image.DecompressionBombError as e:  # Pillow's own guard, met before ours for the largest images
         raise ImageError(f"image_too_large: {path} ({e})") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"unreadable_image: {path} ({type(e).__name__}: {e})") from e
+        detail = re.sub(r" <[^>]* at 0x[0-9a-f]+>", "", str(e))  # PIL names the buffer by address: not reproducible
+        raise ImageError(f"unreadable_image: {path} ({type(e).__name__}: {detail})") from e
 
 
 @functools.lru_cache(maxsize=8192)

@@ -1,106 +1,257 @@
-"""Ingest's global checks over ids alone (duplicate query ids, candidate dedup, exclusions) and its tables."""
+"""Ingest's global checks as Beam shuffles: duplicate query ids, corpus id conflicts, the candidate pool's dedup
+and each query's exclusions are decided per key after a GroupByKey, so no worker holds all rows.
+
+Every decision is the one a single pass over all rows in (source, line) order would make: the first row of a
+query id is kept, the first corpus row of an id owns it, the first-seen copy of a candidate represents it (pairs'
+positives before corpus rows), and a query excludes the positives of every pair with the same query content, the
+query itself and its bare image. Rows meet only in buckets of their key; the one global step, query chunking,
+sees 24 bytes per group of same-content queries (where the group starts and its size), never rows.
+"""
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+import zlib
+from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
 
-from judgemine.schemas import CANDIDATES, QUERIES, part_name, write_table
+from judgemine.schemas import CANDIDATES, REJECTS, part_name, write_table
 from judgemine.transforms.common.rejects import reject_row, write_rejects
 
+BUCKETS = 64  # hash buckets of the keyed checks: the unit of work of each shuffle
+REJECTS_TAG = "rejects"
 
-def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Typed query rows, the deduplicated candidate pool and the rejects of the global checks, from records
-    that IdentifyRecords has given their ids.
 
-    Rows are taken in (source, line) order, so the first of several rows with one query_id is kept, and the
-    first-seen copy of a candidate represents it. A corpus row whose own `id` an earlier row used for other
-    content is rejected (duplicate_corpus_id); the same content under any ids is one candidate. A query's
-    `excluded_ids` are the positives of every pair with the same query content, plus the query itself and its
-    bare image.
-    """
-    pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
-    seen_ids: set[str] = set()
-    queries: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    pool: dict[str, dict[str, Any]] = {}
-    positives_of: dict[str, set[str]] = {}
-    for r in pairs:
-        if r["query_id"] in seen_ids:
-            rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"], r["query_id"]))
-            continue
-        seen_ids.add(r["query_id"])
-        pool.setdefault(r["pos_id"], {"candidate_id": r["pos_id"], "text": r["pos_text"], "image": r["pos_image"],
-                                      "dataset": r["dataset"]})
-        positives_of.setdefault(r["query_content_id"], set()).add(r["pos_id"])
-        queries.append(r)
-    corpus_ids: dict[str, tuple[str, str, int]] = {}  # the file's own id -> (content id, source, line)
-    for r in sorted(corpus, key=lambda r: (r["source"], r["line"])):
-        first = corpus_ids.setdefault(r["corpus_id"], (r["candidate_id"], r["source"], r["line"])) \
-            if r["corpus_id"] else None
-        if first and first[0] != r["candidate_id"]:  # one id, two contents: the first keeps it
-            rejects.append(reject_row("ingest", f"duplicate_corpus_id: {r['corpus_id']} has other content at "
-                                      f"{first[1]}:{first[2]}", r["source"], r["line"], r["raw"]))
-            continue
-        pool.setdefault(r["candidate_id"], {k: r[k] for k in ("candidate_id", "text", "image", "dataset")})
-    for q in queries:
-        excluded = positives_of[q["query_content_id"]] | {q["query_content_id"]}
-        if q["query_image_id"]:
-            excluded.add(q["query_image_id"])
-        q["excluded_ids"] = sorted(excluded)
-    candidates = [pool[k] for k in sorted(pool)]
-    return queries, candidates, rejects
+def _bucket(key: str) -> int:
+    return zlib.crc32(key.encode()) % BUCKETS  # stable across processes, unlike hash()
+
+
+def query_id_bucket(row: dict[str, Any]) -> int:
+    return _bucket(row["query_id"])
+
+
+def corpus_id_bucket(row: dict[str, Any]) -> int:
+    return _bucket(row["corpus_id"])
+
+
+def content_bucket(row: dict[str, Any]) -> int:
+    return _bucket(row["query_content_id"])
+
+
+def pool_range(row: dict[str, Any]) -> int:
+    """Candidate ids are "c" + hex: their first two hex digits split the pool into 256 ranges, in id order."""
+    return int(row["candidate_id"][1:3], 16)
 
 
 def _rows(tables: Iterable[pa.Table]) -> list[dict[str, Any]]:
     return [row for t in tables for row in t.to_pylist()]
 
 
-def query_chunks(queries: list[dict[str, Any]], chunk_size: int) -> list[list[dict[str, Any]]]:
-    """Queries in input order, except that queries with the same content join the first one's chunk, and a
-    chunk never splits them (it may then hold more than `chunk_size`). Their (query, candidate) pairs are the
-    same pairs, so every pair of a run is judged in one chunk only: once, and in one packing context, which
-    keeps a resumed run's shards byte-identical to a clean run's (a packed score varies in its last bits with
-    its row-mates)."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for q in queries:
-        groups.setdefault(q["query_content_id"], []).append(q)
-    chunks: list[list[dict[str, Any]]] = [[]]
-    for group in groups.values():
-        if chunks[-1] and len(chunks[-1]) + len(group) > chunk_size:
-            chunks.append([])
-        chunks[-1] += group
-    return chunks
+def _in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: (r["source"], r["line"]))
 
 
-def _write_chunks(chunks: list[list[dict[str, Any]]], schema: pa.Schema, directory: str) -> None:
-    os.makedirs(directory)
-    for i, rows in enumerate(chunks or [[]]):
-        write_table(pa.Table.from_pylist(rows, schema=schema), os.path.join(directory, part_name(i)), schema)
+class KeyByBucket(beam.DoFn):
+    """A table's rows split by a key's bucket: one (bucket, table) per bucket present (coarse elements)."""
+
+    def __init__(self, bucket_of: Any) -> None:
+        self._bucket_of = bucket_of
+
+    def process(self, table: pa.Table) -> Iterable[tuple[int, pa.Table]]:
+        buckets = np.fromiter((self._bucket_of(r) for r in table.to_pylist()), np.int64, table.num_rows)
+        for b in np.unique(buckets):
+            yield int(b), table.take(np.flatnonzero(buckets == b))
 
 
-class WriteIngestArtifacts(beam.DoFn):
-    """Runs the global checks over ids alone, in one worker (the rows' image work is done), and writes the
-    stage's tables: queries/ and candidates/ in chunks of `chunk_size`, and rejects.parquet."""
+class DropDuplicateQueryIds(beam.DoFn):
+    """Per query id, the first pair row is kept; later rows with its id are rejects."""
 
-    def __init__(self, directory: str, chunk_size: int) -> None:
-        self._dir, self._chunk_size = directory, chunk_size
-        self._corpus_kept = Metrics.counter("judgemine.ingest", "corpus_rows_kept")
+    def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterable[Any]:
+        seen: set[str] = set()
+        kept, rejects = [], []
+        for r in _in_order(_rows(keyed[1])):
+            if r["query_id"] in seen:
+                rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"],
+                                          r["query_id"]))
+                continue
+            seen.add(r["query_id"])
+            kept.append(r)
+        if kept:
+            yield pa.Table.from_pylist(kept)
+        if rejects:
+            yield TaggedOutput(REJECTS_TAG, pa.Table.from_pylist(rejects, schema=REJECTS))
 
-    def process(self, tagged: list[tuple[str, pa.Table]]) -> None:
-        by_kind: dict[str, list[pa.Table]] = {"pairs": [], "corpus": [], "rejects": []}
-        for kind, table in tagged:
-            by_kind[kind].append(table)
-        corpus = _rows(by_kind["corpus"])
-        queries, candidates, rejects = build_pool(_rows(by_kind["pairs"]), corpus)
-        self._corpus_kept.inc(len(corpus) - sum(r["reason"].startswith("duplicate_corpus_id") for r in rejects))
-        write_rejects(_rows(by_kind["rejects"]) + rejects, os.path.join(self._dir, "rejects.parquet"))
-        _write_chunks(query_chunks(queries, self._chunk_size), QUERIES, os.path.join(self._dir, "queries"))
-        size = self._chunk_size
-        _write_chunks([candidates[i:i + size] for i in range(0, len(candidates), size)], CANDIDATES,
-                      os.path.join(self._dir, "candidates"))
 
+class SplitCorpusIds(beam.DoFn):
+    """Corpus rows with their own id go to the id check (main output); rows without one are kept as they are."""
+
+    def __init__(self) -> None:
+        self._kept = Metrics.counter("judgemine.ingest", "corpus_rows_kept")
+
+    def process(self, table: pa.Table) -> Iterable[Any]:
+        has_id = np.array([bool(c) for c in table.column("corpus_id").to_pylist()], dtype=bool)
+        if has_id.any():
+            yield table.filter(pa.array(has_id))
+        if not has_id.all():
+            self._kept.inc(int((~has_id).sum()))
+            yield TaggedOutput("without_id", table.filter(pa.array(~has_id)))
+
+
+class CheckCorpusIds(beam.DoFn):
+    """Per corpus id, the first row owns it; a later row with other content under that id is a reject."""
+
+    def __init__(self) -> None:
+        self._kept = Metrics.counter("judgemine.ingest", "corpus_rows_kept")
+
+    def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterable[Any]:
+        first: dict[str, tuple[str, str, int]] = {}
+        kept, rejects = [], []
+        for r in _in_order(_rows(keyed[1])):
+            owner = first.setdefault(r["corpus_id"], (r["candidate_id"], r["source"], r["line"]))
+            if owner[0] != r["candidate_id"]:
+                rejects.append(reject_row("ingest", f"duplicate_corpus_id: {r['corpus_id']} has other content at "
+                                          f"{owner[1]}:{owner[2]}", r["source"], r["line"], r["raw"]))
+                continue
+            kept.append(r)
+        self._kept.inc(len(kept))
+        if kept:
+            yield pa.Table.from_pylist(kept)
+        if rejects:
+            yield TaggedOutput(REJECTS_TAG, pa.Table.from_pylist(rejects, schema=REJECTS))
+
+
+POOL_FIELDS = ("candidate_id", "text", "image", "dataset")
+
+
+def pool_entries(table: pa.Table, from_pairs: bool) -> pa.Table:
+    """A kept pair's positive, or a kept corpus row, as a pool entry with its precedence (pairs first, then
+    (source, line)): the entry that wins a candidate id is the one a single ordered pass would meet first."""
+    if from_pairs:
+        table = table.select(["pos_id", "pos_text", "pos_image", "dataset", "source", "line"]).rename_columns(
+            [*POOL_FIELDS, "source", "line"])
+    else:
+        table = table.select([*POOL_FIELDS, "source", "line"])
+    return table.append_column("from_corpus", pa.array(np.full(table.num_rows, not from_pairs)))
+
+
+class DedupPoolRange(beam.DoFn):
+    """One range of the pool: per candidate id its first-seen entry, sorted by id."""
+
+    def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterable[tuple[int, pa.Table]]:
+        pool: dict[str, dict[str, Any]] = {}
+        for r in sorted(_rows(keyed[1]), key=lambda r: (r["from_corpus"], r["source"], r["line"])):
+            pool.setdefault(r["candidate_id"], {k: r[k] for k in POOL_FIELDS})
+        yield keyed[0], pa.Table.from_pylist([pool[k] for k in sorted(pool)], schema=CANDIDATES)
+
+
+class ChunkPoolRange(beam.DoFn):
+    """A sorted range's rows to their candidate part: global rank = the rows of the ranges before it + its own
+    rank; part = rank // chunk_size (the counts per range are a side input of 256 numbers)."""
+
+    def __init__(self, chunk_size: int) -> None:
+        self._size = chunk_size
+
+    def process(self, ranged: tuple[int, pa.Table], counts: dict[int, int]) -> Iterable[tuple[int, pa.Table]]:
+        r, table = ranged
+        start = sum(n for other, n in counts.items() if other < r)
+        parts = (start + np.arange(table.num_rows)) // self._size
+        for part in np.unique(parts):
+            yield int(part), table.filter(pa.array(parts == part))
+
+
+class ExcludeSameContent(beam.DoFn):
+    """One bucket of query contents: each query's excluded ids (the positives of every pair with its content,
+    the content itself and its bare image), and per content group where it starts (source rank, line) and
+    its size, for the chunking."""
+
+    def __init__(self, sources: Sequence[str]) -> None:
+        self._rank = {s: i for i, s in enumerate(sorted(sources))}
+
+    def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterable[Any]:
+        bucket, tables = keyed
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in _in_order(_rows(tables)):
+            groups.setdefault(r["query_content_id"], []).append(r)
+        starts = np.zeros((len(groups), 3), np.int64)  # source rank, line, size
+        for g, (content, rows) in enumerate(groups.items()):
+            positives = {r["pos_id"] for r in rows} | {content}
+            first = (self._rank[rows[0]["source"]], rows[0]["line"])
+            starts[g] = (*first, len(rows))
+            for r in rows:
+                r["excluded_ids"] = sorted(positives | ({r["query_image_id"]} if r["query_image_id"] else set()))
+                r["group_source"], r["group_line"] = first
+        yield bucket, pa.Table.from_pylist([r for rows in groups.values() for r in rows])
+        yield TaggedOutput("groups", (bucket, starts))
+
+
+def assign_chunks(groups: list[tuple[int, np.ndarray]], chunk_size: int) -> Iterable[tuple[int, np.ndarray]]:
+    """Groups in input order (of their first query) packed into chunks of `chunk_size` queries, a group never
+    split (a chunk may then hold more); yields per bucket (bucket, rows of (source rank, line, chunk)). Queries
+    with the same content have the same (query, candidate) pairs, so every pair of a run is judged in one chunk
+    only: once, and in one packing context, which keeps a resumed run's shards byte-identical to a clean run's
+    (a packed score varies in its last bits with its row-mates)."""
+    buckets = np.concatenate([np.full(len(s), b) for b, s in groups]) if groups else np.zeros(0, np.int64)
+    starts = np.concatenate([s for _, s in groups]) if groups else np.zeros((0, 3), np.int64)
+    order = np.lexsort((starts[:, 1], starts[:, 0]))
+    chunk = np.zeros(len(starts), np.int64)
+    current, fill = 0, 0
+    for g in order:
+        size = int(starts[g, 2])
+        if fill and fill + size > chunk_size:
+            current, fill = current + 1, 0
+        chunk[g], fill = current, fill + size
+    for b in np.unique(buckets):
+        mine = buckets == b
+        yield int(b), np.column_stack([starts[mine, :2], chunk[mine]])
+
+
+class ChunkQueries(beam.DoFn):
+    """A bucket's queries to their chunks: each row finds its group's chunk by the group's start."""
+
+    def process(self, keyed: tuple[int, dict[str, list[Any]]]) -> Iterable[tuple[int, pa.Table]]:
+        tables, assigned = keyed[1]["rows"], keyed[1]["chunks"]
+        if not tables:
+            return
+        chunk_of = {(int(s), int(line)): int(c) for rows in assigned for s, line, c in rows}
+        table = pa.concat_tables(tables, promote_options="default")
+        starts = zip(table.column("group_source").to_pylist(), table.column("group_line").to_pylist())
+        chunks = np.fromiter((chunk_of[s] for s in starts), np.int64, table.num_rows)
+        for c in np.unique(chunks):
+            yield int(c), table.filter(pa.array(chunks == c))
+
+
+class WritePart(beam.DoFn):
+    """One part file of queries/ or candidates/ from the tables keyed to it, in the artifact's order."""
+
+    def __init__(self, directory: str, schema: pa.Schema, order: Sequence[str]) -> None:
+        self._dir, self._schema, self._order = directory, schema, list(order)
+
+    def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterable[int]:
+        part, tables = keyed
+        table = pa.concat_tables(list(tables), promote_options="default")
+        table = table.sort_by([(c, "ascending") for c in self._order])
+        os.makedirs(self._dir, exist_ok=True)
+        write_table(table, os.path.join(self._dir, part_name(part)), self._schema)
+        yield table.num_rows
+
+
+def write_empty_part(rows: int, directory: str, schema: pa.Schema) -> None:
+    """A side with no rows still has its part 0 (empty), as every reader expects."""
+    if rows == 0:
+        os.makedirs(directory, exist_ok=True)
+        write_table(schema.empty_table(), os.path.join(directory, part_name(0)), schema)
+
+
+class WriteIngestRejects(beam.DoFn):
+    """Every reject of the stage in one file in (source, line) order: the only step where rows meet, and only
+    the refused ones (Arrow tables, gathered)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def process(self, tables: list[pa.Table]) -> None:
+        write_rejects(_rows(tables), self._path)

@@ -1,8 +1,8 @@
-"""The judge stage's DoFns around RunInference: a retrieve chunk to the pairs to judge (the cached ones filled
-in), and the scores to the score cache and the chunk's part file."""
+"""The judge stage's DoFns around RunInference: a retrieve chunk to what it needs from the pool and the score
+cache (joined to it by chunk, transforms/common/candidates.py and score_cache.py), then to the pairs to judge
+(the cached ones filled in), and the scores to the score cache and the chunk's part file."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from typing import Any, Iterable
@@ -11,80 +11,92 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
-from apache_beam.utils.shared import Shared
+from apache_beam.pvalue import TaggedOutput
 
 from judgemine.schemas import JUDGE_SCORES, QUERIES, RETRIEVAL, part_name, read_table, write_table
-from judgemine.transforms.common.candidates import CandidateLookup
+from judgemine.transforms.common.candidates import as_bytes, one, sides_of
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.handler import JudgeRequest, JudgeResult
-from judgemine.transforms.judge.score_cache import ScoreCache, append_scores, pair_key
+from judgemine.transforms.judge.score_cache import append_scores, pair_key
 
 NAMESPACE = "judgemine.judge"
 log = logging.getLogger("judgemine")
 
 
-class _Resources:
-    """The pool and the score cache as it was at the stage's start, loaded once per worker process."""
+def _chunk_rows(ingest_dir: str, chunk: Chunk) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    hits = read_table(chunk.path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
+    queries = {q["query_id"]: q for q in read_table(
+        os.path.join(ingest_dir, "queries", part_name(chunk.index)), QUERIES,
+        ["query_id", "query_text", "query_image", "query_content_id", "pos_id", "pos_text", "pos_image"]
+    ).to_pylist()}
+    return hits, queries
 
-    def __init__(self, ingest_dir: str, cache_files: list[str]) -> None:
-        self.lookup = CandidateLookup(ingest_dir)
-        self.cache = ScoreCache(cache_files)
+
+def chunk_pairs(hits: list[dict[str, Any]], queries: dict[str, dict[str, Any]]
+                ) -> Iterable[tuple[dict[str, Any], str, bool]]:
+    """A chunk's pairs in order: per query its positive, then its candidates in rank order."""
+    last = None
+    for h in hits:
+        q = queries[h["query_id"]]
+        if h["query_id"] != last:
+            last = h["query_id"]
+            yield q, q["pos_id"], True
+        yield q, h["candidate_id"], False
+
+
+class AskForChunk(beam.DoFn):
+    """A retrieve chunk to what its pairs need from elsewhere, keyed by the chunk: its candidates' ids (the pool
+    join) and its pairs' cache keys (the score cache join); the chunk and its keys pass on."""
+
+    def __init__(self, ingest_dir: str, model_id: str, prompt_version: str) -> None:
+        self._ingest_dir, self._model_id, self._prompt_version = ingest_dir, model_id, prompt_version
+
+    def process(self, chunk: Chunk) -> Iterable[Any]:
+        hits, queries = _chunk_rows(self._ingest_dir, chunk)
+        keys = [pair_key(self._model_id, self._prompt_version, q["query_content_id"], cid)
+                for q, cid, _ in chunk_pairs(hits, queries)]
+        yield chunk.index, (chunk, keys)
+        yield TaggedOutput("ids", (chunk.index, as_bytes([h["candidate_id"] for h in hits])))
+        yield TaggedOutput("keys", (chunk.index, keys))
 
 
 class BuildJudgeRequests(beam.DoFn):
-    """A retrieve chunk to the pairs to judge: per query its positive, then its candidates in rank order.
+    """A chunk, its candidates' sides and its cached scores (joined to it by chunk) to the pairs to judge.
     Pairs whose score is in the cache are filled in here and never reach the model."""
 
-    def __init__(self, ingest_dir: str, cache_files: list[str], model_id: str, prompt_version: str,
-                 shared: Shared) -> None:
-        self._ingest_dir, self._cache_files, self._model_id = ingest_dir, cache_files, model_id
-        self._prompt_version = prompt_version
-        self._shared = shared
+    def __init__(self, ingest_dir: str) -> None:
+        self._ingest_dir = ingest_dir
         self._cached = Metrics.counter(NAMESPACE, "pairs_cached")
         self._todo = Metrics.counter(NAMESPACE, "pairs_to_judge")
         self._repeated = Metrics.counter(NAMESPACE, "pairs_repeated")
 
-    def setup(self) -> None:
-        files = self._cache_files
-        tag = hashlib.sha256("\x00".join([self._ingest_dir, *files]).encode()).hexdigest()
-        self._res = self._shared.acquire(lambda: _Resources(self._ingest_dir, files), tag=tag)
-
-    def process(self, chunk: Chunk) -> Iterable[JudgeRequest]:
-        hits = read_table(chunk.path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
-        queries = {q["query_id"]: q for q in read_table(
-            os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
-            ["query_id", "query_text", "query_image", "query_content_id", "pos_id", "pos_text", "pos_image"]
-        ).to_pylist()}
-        req = JudgeRequest(chunk.index)
-        self._asked: dict[str, int] = {}  # key -> its index in req.todo
-        last = None
-        for h in hits:
-            q = queries[h["query_id"]]
-            if h["query_id"] != last:
-                last = h["query_id"]
-                self._add(req, q, q["pos_id"], True, Side(q["pos_text"], q["pos_image"]))
-            self._add(req, q, h["candidate_id"], False, self._res.lookup.sides[h["candidate_id"]])
+    def process(self, joined: tuple[int, dict[str, list[Any]]]) -> Iterable[JudgeRequest]:
+        index, sides = joined[0], joined[1]
+        chunk, keys = one(sides["chunk"])
+        pool = sides_of(sides["sides"])
+        cached: dict[str, float] = {k: v for found in sides["cached"] for k, v in found.items()}
+        hits, queries = _chunk_rows(self._ingest_dir, chunk)
+        req = JudgeRequest(index)
+        asked: dict[str, int] = {}  # key -> its index in req.todo
+        for (q, cid, positive), key in zip(chunk_pairs(hits, queries), keys):
+            req.query_ids.append(q["query_id"])
+            req.candidate_ids.append(cid)
+            req.is_positive.append(positive)
+            known = cached.get(key)
+            req.known.append(float("nan") if known is None else known)
+            if known is None and key in asked:
+                req.repeats.append((len(req.query_ids) - 1, asked[key]))
+            elif known is None:
+                asked[key] = len(req.todo)
+                req.todo.append(len(req.query_ids) - 1)
+                req.keys.append(key)
+                req.queries.append(Side(q["query_text"], q["query_image"]))
+                req.candidates.append(Side(q["pos_text"], q["pos_image"]) if positive else pool[cid])
         self._todo.inc(len(req.todo))
         self._cached.inc(len(req.query_ids) - len(req.todo) - len(req.repeats))
         self._repeated.inc(len(req.repeats))
         yield req
-
-    def _add(self, req: JudgeRequest, q: dict[str, Any], cid: str, positive: bool, candidate: Side) -> None:
-        key = pair_key(self._model_id, self._prompt_version, q["query_content_id"], cid)
-        req.query_ids.append(q["query_id"])
-        req.candidate_ids.append(cid)
-        req.is_positive.append(positive)
-        known = self._res.cache.scores.get(key)
-        req.known.append(float("nan") if known is None else known)
-        if known is None and key in self._asked:
-            req.repeats.append((len(req.query_ids) - 1, self._asked[key]))
-        elif known is None:
-            self._asked[key] = len(req.todo)
-            req.todo.append(len(req.query_ids) - 1)
-            req.keys.append(key)
-            req.queries.append(Side(q["query_text"], q["query_image"]))
-            req.candidates.append(candidate)
 
 
 class WriteScores(beam.DoFn):

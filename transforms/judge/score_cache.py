@@ -12,11 +12,14 @@ import hashlib
 import json
 import os
 import uuid
-from typing import Iterable
+from typing import Any, Iterable
 
+import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 
 from judgemine.schemas import SCORE_CACHE, read_table, write_table
+from judgemine.transforms.common.candidates import as_bytes
 
 
 def judge_model_id(model_path: str, dtype: str) -> str:
@@ -43,14 +46,76 @@ def cache_files(directory: str) -> list[str]:
     return sorted(glob.glob(os.path.join(directory, "scores-*.parquet")))
 
 
-class ScoreCache:
-    """The scores of the given cache files, loaded once per worker (Beam's Shared) for look-ups."""
+def _key_range(key: str) -> int:
+    """Keys are hex digests: their first two digits split the cache into 256 ranges of equal expected size."""
+    return int(key[:2], 16)
 
-    def __init__(self, files: Iterable[str]) -> None:
-        self.scores: dict[str, float] = {}
-        for path in files:
-            table = read_table(path, SCORE_CACHE)
-            self.scores.update(zip(table.column("key").to_pylist(), table.column("score").to_pylist()))
+
+class _AskByRange(beam.DoFn):
+    def process(self, asked: tuple[int, list[str]]) -> Iterable[tuple[int, tuple[int, list[str]]]]:
+        chunk, keys = asked
+        by_range: dict[int, list[str]] = {}
+        for k in keys:
+            by_range.setdefault(_key_range(k), []).append(k)
+        for r, ks in by_range.items():
+            yield r, (chunk, ks)
+
+
+class _ReadCacheFile(beam.DoFn):
+    """One cache file's scores split by key range, tagged with the file's place in the listing."""
+
+    def process(self, numbered: tuple[int, str]) -> Iterable[tuple[int, tuple[int, list[str], list[float]]]]:
+        number, path = numbered
+        table = read_table(path, SCORE_CACHE)
+        by_range: dict[int, tuple[list[str], list[float]]] = {}
+        for k, v in zip(table.column("key").to_pylist(), table.column("score").to_pylist()):
+            keys, scores = by_range.setdefault(_key_range(k), ([], []))
+            keys.append(k)
+            scores.append(v)
+        for r, (keys, scores) in by_range.items():
+            yield r, (number, keys, scores)
+
+
+class _AnswerFromRange(beam.DoFn):
+    """One key range of the cache against every chunk's keys in it; a key scored twice (two runs judging the
+    same pair at once) keeps its score from the later file of the listing."""
+
+    def process(self, joined: tuple[int, dict[str, list[Any]]]) -> Iterable[tuple[int, dict[str, float]]]:
+        known: dict[str, float] = {}
+        for _, keys, scores in sorted(joined[1]["cache"], key=lambda entry: entry[0]):
+            known.update(zip(keys, scores))
+        for chunk, keys in joined[1]["asked"]:
+            found = {k: known[k] for k in keys if k in known}
+            if found:
+                yield chunk, found
+
+
+class CachedScores(beam.PTransform):
+    """(chunk, pair keys) -> (chunk, {key: score}) for the keys the cache files hold: a join by key range, so a
+    worker holds one range of the cache (1/256 of it) and the keys asked of it, never the whole cache."""
+
+    def __init__(self, files: list[str]) -> None:
+        super().__init__()
+        self._files = files
+
+    def expand(self, asked: beam.PCollection) -> beam.PCollection:
+        ranges = asked | "AskByRange" >> beam.ParDo(_AskByRange())
+        cache = (asked.pipeline | "ListCacheFiles" >> beam.Create(list(enumerate(self._files)))
+                 | "SpreadCacheFiles" >> beam.Reshuffle()
+                 | "ReadCacheFiles" >> beam.ParDo(_ReadCacheFile()))
+        return ({"asked": ranges, "cache": cache}
+                | "JoinByRange" >> beam.CoGroupByKey()
+                | "AnswerFromRange" >> beam.ParDo(_AnswerFromRange())
+                | "GroupByChunk" >> beam.GroupByKey()
+                | "MergeAnswers" >> beam.MapTuple(lambda chunk, found: (chunk, {k: v for d in found
+                                                                                for k, v in d.items()})))
+
+
+def cached_keys(files: Iterable[str]) -> np.ndarray:
+    """Every key the given cache files hold, as one sorted bytes array (32 bytes a key, no Python object per
+    key): `judgemine plan` counts the planned pairs found in it, in the driver."""
+    blocks = [as_bytes(read_table(path, SCORE_CACHE, ["key"]).column("key")) for path in files]
+    return np.unique(np.concatenate(blocks)) if blocks else np.zeros(0, np.bytes_)
 
 
 def append_scores(directory: str, keys: Iterable[str], scores: Iterable[float]) -> None:

@@ -10,7 +10,6 @@ from typing import Any, Iterable
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
-from apache_beam.utils.shared import Shared
 
 from judgemine.schemas import (
     EMBEDDINGS,
@@ -24,7 +23,7 @@ from judgemine.schemas import (
     shard_name,
     write_table,
 )
-from judgemine.transforms.common.candidates import CandidateLookup
+from judgemine.transforms.common.candidates import as_bytes, one, sides_of
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.rejects import reject_row
 from judgemine.transforms.mine.rule import FILTERS, MiningRule, NoCandidates, query_rng, select_negatives
@@ -36,14 +35,27 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return [dict(zip(names, values)) for values in zip(*(table.column(n).to_pylist() for n in names))]
 
 
+class AskForCandidates(beam.DoFn):
+    """A query chunk to its retrieved candidates' ids (joined with the pool's texts and images by chunk); the
+    chunk passes on."""
+
+    def __init__(self, retrieve_dir: str) -> None:
+        self._dir = retrieve_dir
+
+    def process(self, chunk: Chunk) -> Iterable[Any]:
+        hits = read_table(os.path.join(self._dir, part_name(chunk.index)), RETRIEVAL, ["candidate_id"])
+        yield chunk.index, chunk
+        yield beam.pvalue.TaggedOutput("ids", (chunk.index, as_bytes(hits.column("candidate_id"))))
+
+
 class MineChunk(beam.DoFn):
-    """One chunk of queries to one shard; queries the rule cannot serve go to the rejects output."""
+    """One chunk of queries (with its candidates' sides, joined by chunk) to one shard; queries the rule cannot
+    serve go to the rejects output."""
 
     def __init__(self, stage_dirs: dict[str, str], shards_dir: str, num_shards: int, rule: MiningRule,
-                 shared: Shared, image_root: str) -> None:
+                 image_root: str) -> None:
         self._dirs, self._shards_dir, self._num_shards, self._rule = stage_dirs, shards_dir, num_shards, rule
         self._image_root = image_root
-        self._shared = shared
         self._fallback = Metrics.counter("judgemine.mine", "fallback_rows")
         self._filtered = Metrics.counter("judgemine.mine", "false_negatives_filtered")
         self._retrieved = Metrics.counter("judgemine.mine", "retrieved")
@@ -51,16 +63,13 @@ class MineChunk(beam.DoFn):
         self._repeated = Metrics.counter("judgemine.mine", "rows_repeated")
         self._skipped = {name: Metrics.counter("judgemine.mine", f"skipped_{name}") for name in FILTERS}
 
-    def setup(self) -> None:
-        ingest = self._dirs["ingest"]
-        self._lookup = self._shared.acquire(lambda: CandidateLookup(ingest), tag=ingest)
-
     def _read(self, stage: str, chunk: Chunk, schema: pa.Schema) -> pa.Table:
         """Chunk `chunk.index` of a stage's part files (ingest's queries live in its queries/ folder)."""
         folder = self._dirs[stage] if stage != "ingest" else os.path.join(self._dirs[stage], "queries")
         return read_table(os.path.join(folder, part_name(chunk.index)), schema)
 
-    def process(self, chunk: Chunk) -> Iterable[Any]:
+    def process(self, joined: tuple[int, dict[str, list[Any]]]) -> Iterable[Any]:
+        chunk, pool = one(joined[1]["chunk"]), sides_of(joined[1]["sides"])
         embedded = read_table(chunk.path, EMBEDDINGS, ["id"]).column("id").to_pylist()
         queries = {q["query_id"]: q for q in self._read("ingest", chunk, QUERIES).to_pylist()}
         hits: dict[str, list[dict[str, Any]]] = {}
@@ -104,7 +113,7 @@ class MineChunk(beam.DoFn):
             elif sel.kept_after_filter < rule.num_negatives:
                 self._repeated.inc()
             picked = [found[p] for p in sel.positions]
-            sides = [self._lookup.sides[h["candidate_id"]] for h in picked]
+            sides = [pool[h["candidate_id"]] for h in picked]
             rows.append({
                 "query_id": qid, "query_text": q["query_text"], "query_image": q["query_image"],
                 "pos_id": q["pos_id"], "pos_text": q["pos_text"], "pos_image": q["pos_image"], "pos_score": pos_score,

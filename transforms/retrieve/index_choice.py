@@ -1,19 +1,23 @@
 """Which FAISS index for which pool, how much of the pool trains it, and its search-time parameters. The pool
-thresholds follow FAISS's guidance (its wiki's index-choice page) until `make bench-retrieve`'s 1M part is run
-here; the 100k figures are in bench/RESULTS.md ("Retrieval at any pool size")."""
+thresholds follow FAISS's guidance (its wiki's index-choice page) and `make bench-retrieve`'s figures at 100k
+and 1M (bench/RESULTS.md, "Retrieval at any pool size")."""
 from __future__ import annotations
 
 import math
 
 import faiss
 
-# --index-factory auto: (largest pool, factory) in order; PQ above 5M keeps a pool in memory (64 bytes a vector).
-# {nlist} is a power of two near 4 * sqrt(pool) (FAISS's guideline: 4 to 16 * sqrt(n) lists).
-AUTO = ((200_000, "Flat"), (5_000_000, "IVF{nlist},Flat"), (math.inf, "OPQ64,IVF{nlist},PQ64"))
+# --index-factory auto: (largest pool, factory) in order. Above 5M, PQ codes (64 bytes a vector) find the
+# candidates and 8-bit scalar codes (d bytes) re-rank 4 x K of them: at 100k PQ alone kept 3% of the exact run's
+# mined negatives (its scores are approximate), with the refine step 80%, recall@50 0.70 -> 0.99; OPQ gained no
+# recall there at 2.3x the build time (bench/RESULTS.md). {nlist}: a power of two near 4 * sqrt(pool) (FAISS's
+# guideline: 4 to 16 * sqrt(n) lists).
+AUTO = ((200_000, "Flat"), (5_000_000, "IVF{nlist},Flat"), (math.inf, "IVF{nlist},PQ64,Refine(SQ8)"))
 POINTS_PER_CENTROID = 256  # FAISS k-means samples at most this many points per centroid (max_points_per_centroid)
 PQ_CODES = 256  # 8-bit sub-quantizers: 256 centroids each
 NPROBE_SHARE = 16  # nprobe = nlist / 16 unless set: recall@50 1.0 on bench-retrieve's clustered 100k vectors
 EF_SEARCH_FACTOR = 2  # efSearch = 2 x the results asked for, at least 64, unless set
+REFINE_FACTOR = 4  # a refine step (",Refine(SQ8)", ",RFlat") re-ranks 4 x the results asked for with finer codes
 
 
 def auto_factory(pool: int) -> tuple[str, str]:
@@ -42,16 +46,18 @@ def training_size(index: faiss.Index) -> int:
 
 
 def _inner_names(index: faiss.Index) -> str:
+    """The index types under a transform (OPQ, PCA) or a refine step, outermost first."""
     names = []
-    while isinstance(index, faiss.IndexPreTransform):
-        index = faiss.downcast_index(index.index)
+    while isinstance(index, (faiss.IndexPreTransform, faiss.IndexRefine)):
+        index = faiss.downcast_index(index.index if isinstance(index, faiss.IndexPreTransform) else index.base_index)
         names.append(type(index).__name__)
     return " ".join(names)
 
 
 def search_parameters(index: faiss.Index, nprobe: int, ef_search: int, fetch: int) -> str:
     """The ParameterSpace string for this index: nprobe for an IVF index (0 = nlist / 16), efSearch for an HNSW
-    graph (0 = twice what a search asks for, at least 64); empty for an exact index."""
+    graph (0 = twice what a search asks for, at least 64), k_factor_rf for a refine step; empty for an exact
+    index."""
     params = []
     try:
         nlist = faiss.extract_index_ivf(index).nlist
@@ -62,4 +68,6 @@ def search_parameters(index: faiss.Index, nprobe: int, ef_search: int, fetch: in
         faiss.downcast_index(index)
     if isinstance(inner, faiss.IndexHNSW):
         params.append(f"efSearch={ef_search or max(64, EF_SEARCH_FACTOR * fetch)}")
+    if isinstance(inner, faiss.IndexRefine):
+        params.append(f"k_factor_rf={REFINE_FACTOR}")
     return ",".join(params)

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
@@ -74,13 +75,16 @@ class SearchShard(beam.DoFn):
                                                                              np.ndarray]]]:
         chunk, shard = task
         ids, vectors = read_vectors([chunk.path])
-        found = np.zeros((0, self._k), object), np.zeros((0, self._k), np.float32)
+        found = np.zeros((0, self._k), np.bytes_), np.zeros((0, self._k), np.float32)
         if ids:
             queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
-                                 ["query_id", "excluded_ids"]).to_pylist()
-            excluded = {q["query_id"]: q["excluded_ids"] for q in queries}
+                                 ["query_id", "excluded_ids"])
+            at = pc.index_in(pa.array(ids, pa.string()), queries.column("query_id"))
+            if at.null_count:
+                raise RuntimeError(f"query chunk {chunk.index}: embedded queries missing from ingest's part")
+            excluded = queries.column("excluded_ids").take(at).combine_chunks()
             index = self._index(shard)
-            rows, sims = index.search_excluding(vectors, [excluded[i] for i in ids], self._k, self._delta)
+            rows, sims = index.search_excluding(vectors, excluded, self._k, self._delta)
             names = np.where(rows >= 0, index.ids[np.maximum(rows, 0)], b"")
             found = names, np.where(rows >= 0, sims, -np.inf).astype(np.float32)
         yield chunk.index, (shard, ids, *found)
@@ -117,8 +121,8 @@ class WriteRetrieval(beam.DoFn):
             found = np.isfinite(sims)  # a query's hits are a prefix of its row, so the column is its rank
             self._short.inc(int((found.sum(1) < self._k).sum()))
             q, rank = np.nonzero(found)
-            columns = {"query_id": np.asarray(ids, dtype=object)[q],
-                       "candidate_id": [c.decode() for c in names[q, rank]],
+            columns = {"query_id": pa.array(ids, pa.string()).take(pa.array(q)),
+                       "candidate_id": pa.array(names[q, rank], pa.binary()).cast(pa.string()),
                        "rank": rank.astype(np.int32), "similarity": sims[q, rank]}
         self._queries.inc(len(ids))
         write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(index)), RETRIEVAL)

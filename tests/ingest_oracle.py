@@ -1,0 +1,66 @@
+"""The test oracle for ingest's shuffles: the single-pass algorithm ingest ran before its global checks became
+Beam shuffles (one worker, every row in (source, line) order). tests/test_ingest_shuffles.py checks that the
+stage writes exactly what this writes, on every input the project ships and on a hostile one."""
+from __future__ import annotations
+
+from typing import Any
+
+from judgemine.transforms.common.rejects import reject_row
+
+
+def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Typed query rows, the deduplicated candidate pool and the rejects of the global checks, from records
+    that IdentifyRecords has given their ids.
+
+    Rows are taken in (source, line) order, so the first of several rows with one query_id is kept, and the
+    first-seen copy of a candidate represents it. A corpus row whose own `id` an earlier row used for other
+    content is rejected (duplicate_corpus_id); the same content under any ids is one candidate. A query's
+    `excluded_ids` are the positives of every pair with the same query content, plus the query itself and its
+    bare image.
+    """
+    pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
+    seen_ids: set[str] = set()
+    queries: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    pool: dict[str, dict[str, Any]] = {}
+    positives_of: dict[str, set[str]] = {}
+    for r in pairs:
+        if r["query_id"] in seen_ids:
+            rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"], r["query_id"]))
+            continue
+        seen_ids.add(r["query_id"])
+        pool.setdefault(r["pos_id"], {"candidate_id": r["pos_id"], "text": r["pos_text"], "image": r["pos_image"],
+                                      "dataset": r["dataset"]})
+        positives_of.setdefault(r["query_content_id"], set()).add(r["pos_id"])
+        queries.append(r)
+    corpus_ids: dict[str, tuple[str, str, int]] = {}  # the file's own id -> (content id, source, line)
+    for r in sorted(corpus, key=lambda r: (r["source"], r["line"])):
+        first = corpus_ids.setdefault(r["corpus_id"], (r["candidate_id"], r["source"], r["line"])) \
+            if r["corpus_id"] else None
+        if first and first[0] != r["candidate_id"]:  # one id, two contents: the first keeps it
+            rejects.append(reject_row("ingest", f"duplicate_corpus_id: {r['corpus_id']} has other content at "
+                                      f"{first[1]}:{first[2]}", r["source"], r["line"], r["raw"]))
+            continue
+        pool.setdefault(r["candidate_id"], {k: r[k] for k in ("candidate_id", "text", "image", "dataset")})
+    for q in queries:
+        excluded = positives_of[q["query_content_id"]] | {q["query_content_id"]}
+        if q["query_image_id"]:
+            excluded.add(q["query_image_id"])
+        q["excluded_ids"] = sorted(excluded)
+    candidates = [pool[k] for k in sorted(pool)]
+    return queries, candidates, rejects
+
+
+def query_chunks(queries: list[dict[str, Any]], chunk_size: int) -> list[list[dict[str, Any]]]:
+    """Queries in input order, except that queries with the same content join the first one's chunk, and a
+    chunk never splits them (it may then hold more than `chunk_size`)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for q in queries:
+        groups.setdefault(q["query_content_id"], []).append(q)
+    chunks: list[list[dict[str, Any]]] = [[]]
+    for group in groups.values():
+        if chunks[-1] and len(chunks[-1]) + len(group) > chunk_size:
+            chunks.append([])
+        chunks[-1] += group
+    return chunks
