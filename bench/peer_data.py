@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 DICT = "/usr/share/dictd/gcide.dict.dz"
 INDEX = "/usr/share/dictd/gcide.index"
@@ -50,19 +50,25 @@ def _gloss(entry: str) -> str:
     return gloss
 
 
-def entries() -> Iterator[tuple[str, str]]:
-    """(headword, gloss) of every GCIDE entry with a plain headword and a gloss of at least four words."""
-    with gzip.open(DICT, "rb") as f:
+def dictd_entries(dict_path: str, index_path: str, gloss_of: Callable[[str], str]) -> Iterator[tuple[str, str]]:
+    """(headword, gloss) of every entry of a dictd dictionary (gzip text + an index of base64 offsets) with a plain
+    headword and a gloss of at least four words; `gloss_of` takes the gloss out of the entry's text."""
+    with gzip.open(dict_path, "rb") as f:
         data = f.read()
-    with open(INDEX, encoding="utf-8") as f:
+    with open(index_path, encoding="utf-8") as f:
         for line in f:
             word, offset, length = line.rstrip("\n").split("\t")
             if word.startswith("00") or not re.fullmatch(r"[A-Za-z][A-Za-z' -]{1,40}", word):
                 continue
             start = _b64(offset)
-            gloss = _gloss(data[start:start + _b64(length)].decode("utf-8", "replace"))
+            gloss = gloss_of(data[start:start + _b64(length)].decode("utf-8", "replace"))
             if len(gloss.split()) >= 4 and "\\" not in gloss and len(gloss) <= 200:
                 yield word, gloss
+
+
+def entries() -> Iterator[tuple[str, str]]:
+    """(headword, gloss) of GCIDE's entries."""
+    return dictd_entries(DICT, INDEX, _gloss)
 
 
 def write(directory: str, pairs: int = 20_000, corpus: int = 11_000) -> tuple[str, str]:

@@ -5,14 +5,13 @@ candidate with two queries). Ordered by a hash of (source, headword, gloss), so 
 sources and the whole alphabet."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 import re
 from typing import Iterator
 
-from bench.peer_data import _b64
+from bench.peer_data import dictd_entries
 from bench.peer_data import entries as gcide_entries
 
 WN_DICT = "/usr/share/dictd/wn.dict.dz"
@@ -30,18 +29,8 @@ def _wn_gloss(entry: str) -> str:
 
 
 def wordnet_entries() -> Iterator[tuple[str, str]]:
-    """(headword, gloss) of every WordNet entry with a plain headword and a gloss of at least four words."""
-    with gzip.open(WN_DICT, "rb") as f:
-        data = f.read()
-    with open(WN_INDEX, encoding="utf-8") as f:
-        for line in f:
-            word, offset, length = line.rstrip("\n").split("\t")
-            if word.startswith("00") or not re.fullmatch(r"[A-Za-z][A-Za-z' -]{1,40}", word):
-                continue
-            start = _b64(offset)
-            gloss = _wn_gloss(data[start:start + _b64(length)].decode("utf-8", "replace"))
-            if len(gloss.split()) >= 4 and len(gloss) <= 200:
-                yield word, gloss
+    """(headword, gloss) of WordNet's entries."""
+    return dictd_entries(WN_DICT, WN_INDEX, _wn_gloss)
 
 
 def pairs() -> list[tuple[str, str, str]]:

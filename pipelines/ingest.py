@@ -15,7 +15,7 @@ from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
 from judgemine.schemas import CANDIDATES, QUERIES, REJECTS, read_table
-from judgemine.transforms.common.rejects import reason_counts
+from judgemine.transforms.common.rejects import WriteRejects, reason_counts
 from judgemine.transforms.ingest.pool import (
     REJECTS_TAG,
     ChunkPoolRange,
@@ -26,14 +26,10 @@ from judgemine.transforms.ingest.pool import (
     ExcludeSameContent,
     KeyByBucket,
     SplitCorpusIds,
-    WriteIngestRejects,
     WritePart,
     assign_chunks,
-    content_bucket,
-    corpus_id_bucket,
     pool_entries,
     pool_range,
-    query_id_bucket,
     write_empty_part,
 )
 from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, InputFile, ParseInputFile
@@ -94,12 +90,12 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     pairs, corpus, parse_rejects = (c | f"{kind}Tables" >> beam.Map(lambda tagged: tagged[1])
                                     for c, kind in zip((pairs, corpus, parse_rejects), KINDS))
     kept = (pairs
-            | "KeyByQueryId" >> beam.ParDo(KeyByBucket(query_id_bucket))
+            | "KeyByQueryId" >> beam.ParDo(KeyByBucket("query_id"))
             | "GroupByQueryId" >> beam.GroupByKey()
             | "DropDuplicateQueryIds" >> beam.ParDo(DropDuplicateQueryIds()).with_outputs(REJECTS_TAG, main="kept"))
     split = corpus | "SplitCorpusIds" >> beam.ParDo(SplitCorpusIds()).with_outputs("without_id", main="with_id")
     owned = (split.with_id
-             | "KeyByCorpusId" >> beam.ParDo(KeyByBucket(corpus_id_bucket))
+             | "KeyByCorpusId" >> beam.ParDo(KeyByBucket("corpus_id"))
              | "GroupByCorpusId" >> beam.GroupByKey()
              | "CheckCorpusIds" >> beam.ParDo(CheckCorpusIds()).with_outputs(REJECTS_TAG, main="kept"))
     _write_pool(ctx, (kept.kept | "PositivesToPool" >> beam.Map(pool_entries, True),
@@ -107,15 +103,15 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
                       | "CorpusToPool" >> beam.Map(pool_entries, False)))
     _write_queries(ctx, kept.kept)
     _ = ((parse_rejects, kept[REJECTS_TAG], owned[REJECTS_TAG]) | "AllRejects" >> beam.Flatten()
-         | "GatherRejects" >> beam.combiners.ToList()
-         | "WriteRejects" >> beam.ParDo(WriteIngestRejects(os.path.join(ctx.directory, "rejects.parquet"))))
+         | "RejectRows" >> beam.FlatMap(lambda table: table.to_pylist())
+         | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects.parquet")))
 
 
 def _write_pool(ctx: StageContext, entries: tuple[beam.PCollection, beam.PCollection]) -> None:
     """The pool deduplicated per id range, then cut into parts of chunk_size in id order."""
     directory = os.path.join(ctx.directory, "candidates")
     ranges = (entries | "PoolEntries" >> beam.Flatten()
-              | "KeyByIdRange" >> beam.ParDo(KeyByBucket(pool_range))
+              | "KeyByIdRange" >> beam.ParDo(KeyByBucket("candidate_id", pool_range))
               | "GroupByIdRange" >> beam.GroupByKey()
               | "DedupPool" >> beam.ParDo(DedupPoolRange()))
     counts = ranges | "CountPerRange" >> beam.Map(lambda ranged: (ranged[0], ranged[1].num_rows))
@@ -131,7 +127,7 @@ def _write_queries(ctx: StageContext, kept: beam.PCollection) -> None:
     """Queries grouped by content (exclusions), chunked in input order without splitting a group, written."""
     directory = os.path.join(ctx.directory, "queries")
     grouped = (kept
-               | "KeyByContent" >> beam.ParDo(KeyByBucket(content_bucket))
+               | "KeyByContent" >> beam.ParDo(KeyByBucket("query_content_id"))
                | "GroupByContent" >> beam.GroupByKey()
                | "ExcludeSameContent" >> beam.ParDo(ExcludeSameContent(ctx.settings.pairs)).with_outputs(
                    "groups", main="rows"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -20,31 +20,19 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
 from judgemine.schemas import CANDIDATES, REJECTS, part_name, write_table
-from judgemine.transforms.common.rejects import reject_row, write_rejects
+from judgemine.transforms.common.rejects import reject_row
 
 BUCKETS = 64  # hash buckets of the keyed checks: the unit of work of each shuffle
 REJECTS_TAG = "rejects"
 
 
-def _bucket(key: str) -> int:
+def hash_bucket(key: str) -> int:
     return zlib.crc32(key.encode()) % BUCKETS  # stable across processes, unlike hash()
 
 
-def query_id_bucket(row: dict[str, Any]) -> int:
-    return _bucket(row["query_id"])
-
-
-def corpus_id_bucket(row: dict[str, Any]) -> int:
-    return _bucket(row["corpus_id"])
-
-
-def content_bucket(row: dict[str, Any]) -> int:
-    return _bucket(row["query_content_id"])
-
-
-def pool_range(row: dict[str, Any]) -> int:
+def pool_range(candidate_id: str) -> int:
     """Candidate ids are "c" + hex: their first two hex digits split the pool into 256 ranges, in id order."""
-    return int(row["candidate_id"][1:3], 16)
+    return int(candidate_id[1:3], 16)
 
 
 def _rows(tables: Iterable[pa.Table]) -> list[dict[str, Any]]:
@@ -56,13 +44,15 @@ def _in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class KeyByBucket(beam.DoFn):
-    """A table's rows split by a key's bucket: one (bucket, table) per bucket present (coarse elements)."""
+    """A table's rows split by the bucket of one column's key: one (bucket, table) per bucket present (coarse
+    elements)."""
 
-    def __init__(self, bucket_of: Any) -> None:
-        self._bucket_of = bucket_of
+    def __init__(self, column: str, bucket_of: Callable[[str], int] = hash_bucket) -> None:
+        self._column, self._bucket_of = column, bucket_of
 
     def process(self, table: pa.Table) -> Iterable[tuple[int, pa.Table]]:
-        buckets = np.fromiter((self._bucket_of(r) for r in table.to_pylist()), np.int64, table.num_rows)
+        keys = table.column(self._column).to_pylist()
+        buckets = np.fromiter((self._bucket_of(k) for k in keys), np.int64, table.num_rows)
         for b in np.unique(buckets):
             yield int(b), table.take(np.flatnonzero(buckets == b))
 
@@ -244,14 +234,3 @@ def write_empty_part(rows: int, directory: str, schema: pa.Schema) -> None:
     if rows == 0:
         os.makedirs(directory, exist_ok=True)
         write_table(schema.empty_table(), os.path.join(directory, part_name(0)), schema)
-
-
-class WriteIngestRejects(beam.DoFn):
-    """Every reject of the stage in one file in (source, line) order: the only step where rows meet, and only
-    the refused ones (Arrow tables, gathered)."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def process(self, tables: list[pa.Table]) -> None:
-        write_rejects(_rows(tables), self._path)
