@@ -5,8 +5,10 @@ stage and size; the growth exponent between the two largest sizes and what it pr
 pairs and ten times that. Then the largest run again on two worker processes (`--direct_num_workers 2
 --direct_running_mode multi_processing`): its shards must equal the one-process run's byte for byte.
 
-Usage: python -m bench.bench_scale [SIZE ...] (default 20000 50000 100000 200000); results in
-out/bench-scale/results.json."""
+Usage: python -m bench.bench_scale [--reuse] [SIZE ...] (default 20000 50000 100000 200000); results in
+out/bench-scale/results.json. With --reuse, the sizes already in results.json keep their figures (and their
+date, kept per size) and only the others run: the largest size is a long run on two cores, and so is its
+multi-process twin."""
 from __future__ import annotations
 
 import hashlib
@@ -61,21 +63,40 @@ def growth(sizes: list[int], figures: dict[int, dict[str, dict[str, float]]], ke
     return out
 
 
-def main(sizes: list[int]) -> None:
+def earlier(reuse: bool) -> tuple[dict[int, dict[str, dict[str, float]]], dict[int, str]]:
+    """Figures and dates per size from the last results.json, when asked to reuse them."""
+    path = os.path.join(WORK, "results.json")
+    if not reuse or not os.path.exists(path):
+        return {}, {}
+    with open(path, encoding="utf-8") as f:
+        last = json.load(f)
+    dates = last.get("dates") or {str(n): last["date"] for n in last["sizes"]}
+    return {int(n): v for n, v in last["stages"].items()}, {int(n): d for n, d in dates.items()}
+
+
+def main(sizes: list[int], reuse: bool) -> None:
     rows = pairs()
     if len(rows) < max(sizes):
         raise SystemExit(f"only {len(rows)} pairs in GCIDE + WordNet, {max(sizes)} asked for")
-    shutil.rmtree(WORK, ignore_errors=True)
-    figures: dict[int, dict[str, dict[str, float]]] = {}
+    figures, dates = earlier(reuse)
+    if not reuse:
+        shutil.rmtree(WORK, ignore_errors=True)
     for n in sizes:
+        if n in figures:
+            continue
+        for leftover in (f"run-{n}", f"run-{n}-multi"):
+            shutil.rmtree(os.path.join(WORK, leftover), ignore_errors=True)
         figures[n] = run_stages(write(os.path.join(WORK, f"pairs-{n}.jsonl"), rows[:n]), os.path.join(WORK, f"run-{n}"),
                                 ["--direct_num_workers", "1"])
+        dates[n] = time.strftime("%Y-%m-%d %H:%M")
+    sizes = sorted(figures)
     largest = max(sizes)
     t0 = time.monotonic()
     multi = run_stages(os.path.join(WORK, f"pairs-{largest}.jsonl"), os.path.join(WORK, f"run-{largest}-multi"), MULTI)
     one, two = shard_digests(os.path.join(WORK, f"run-{largest}")), shard_digests(os.path.join(WORK,
                                                                                               f"run-{largest}-multi"))
-    report = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "sizes": sizes, "stages": figures,
+    report = {"date": time.strftime("%Y-%m-%d"), "dates": dates, "cores": os.cpu_count(), "sizes": sizes,
+              "stages": figures,
               "growth_seconds": growth(sizes, figures, "seconds") if len(sizes) > 1 else {},
               "growth_peak_mib": growth(sizes, figures, "peak_mib") if len(sizes) > 1 else {},
               "multi_processing": {"stages": multi, "seconds": round(time.monotonic() - t0, 1),
@@ -88,4 +109,5 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [20_000, 50_000, 100_000, 200_000])
+    args = sys.argv[1:]
+    main([int(a) for a in args if a != "--reuse"] or [20_000, 50_000, 100_000, 200_000], "--reuse" in args)

@@ -10,9 +10,7 @@ import os
 import time
 from typing import Any, Iterable
 
-import pyarrow.parquet as pq
-
-from judgemine.schemas import list_parts
+from judgemine.schemas import list_parts, num_rows, storage
 
 
 class MissingArtifact(FileNotFoundError):
@@ -35,11 +33,10 @@ def require_stage(output: str, stage: str) -> dict[str, Any]:
     """The record of a committed stage whose files are all in place, or a clear error naming the command that
     makes it."""
     path = record_path(output, stage)
-    if not os.path.exists(path):
+    if not storage.is_file(path):
         raise MissingArtifact(f"{stage_dir(output, stage)} is missing or incomplete: run `judgemine {stage}` "
                               f"(or `judgemine run`) with --output {output} first")
-    with open(path, encoding="utf-8") as f:
-        record = json.load(f)
+    record = json.loads(storage.read_text(path))
     damage = damaged_files(output, record)
     if damage:
         raise DamagedArtifact(f"{stage_dir(output, stage)} is damaged ({damage}): run `judgemine {stage}` (or "
@@ -48,46 +45,48 @@ def require_stage(output: str, stage: str) -> dict[str, Any]:
 
 
 def damaged_files(output: str, record: dict[str, Any]) -> str:
-    """What differs between the files a record lists and the disk ("" when nothing)."""
-    for rel, size in record.get("files", {}).items():
-        path = os.path.join(output, rel)
-        if not os.path.isfile(path):
+    """What differs between the files a record lists and the store ("" when nothing): one listing per
+    outermost folder the record names (on an object store, a few list requests instead of one per file)."""
+    listed = record.get("files", {})
+    found: dict[str, int] = {}
+    for top in _outermost(listed):
+        found.update({storage.relative(p, output): n for p, n in storage.files(os.path.join(output, top)).items()})
+    for rel, size in listed.items():
+        if rel not in found:
             return f"{rel} is missing"
-        if os.path.getsize(path) != size:
-            return f"{rel} has {os.path.getsize(path)} bytes, the record says {size}"
+        if found[rel] != size:
+            return f"{rel} has {found[rel]} bytes, the record says {size}"
     return ""
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """The folders holding the given relative paths, none inside another; a file at the top stands for
+    itself (its folder is the whole run)."""
+    folders = sorted({os.path.dirname(p) or p for p in paths})
+    return [f for f in folders if not any(f.startswith(o + "/") for o in folders)]
 
 
 def uncommit(output: str, stage: str) -> None:
     """Removes a stage's record: from here until its new record is written the stage does not exist."""
-    with_record = record_path(output, stage)
-    if os.path.exists(with_record):
-        os.remove(with_record)
+    storage.remove(record_path(output, stage))
 
 
 def published_files(output: str, paths: Iterable[str]) -> dict[str, int]:
     """{path relative to OUTPUT: size} of every file under the given files and folders."""
     out: dict[str, int] = {}
     for top in paths:
-        walk = [(os.path.dirname(top), [], [os.path.basename(top)])] if os.path.isfile(top) else os.walk(top)
-        for folder, _, names in walk:
-            for name in names:
-                path = os.path.join(folder, name)
-                out[os.path.relpath(path, output)] = os.path.getsize(path)
+        out.update({storage.relative(path, output): size for path, size in storage.files(top).items()})
     return dict(sorted(out.items()))
 
 
 def count_rows(directory: str) -> int:
     """Rows in a directory's part files, from their footers."""
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in list_parts(directory))
+    return sum(num_rows(p) for p in list_parts(directory))
 
 
 def write_json(path: str, payload: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Appears whole or not at all (schemas/storage.py: write_bytes)."""
+    storage.write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def chain_fingerprint(*parts: str) -> str:

@@ -10,19 +10,21 @@ import traceback
 from typing import Any
 
 import yaml
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine import __version__
 from judgemine.pipelines.artifacts import MissingArtifact
 from judgemine.pipelines.commit import remove_leftovers
 from judgemine.pipelines.errors import UserError
-from judgemine.pipelines.flags import check_flags
+from judgemine.pipelines.flags import check_flags, storage_options
 from judgemine.pipelines.lock import OutputLocked, run_lock
 from judgemine.pipelines.manifest import code_version
 from judgemine.pipelines.runner import run_all, run_one, stage_status
 from judgemine.pipelines.options import add_settings, load_settings
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import BY_NAME
+from judgemine.schemas import storage
 
 EXIT_FAILED, EXIT_USER, EXIT_NOT_UP_TO_DATE, EXIT_LOCKED = 1, 2, 3, 4
 COMMANDS = ("run", *BY_NAME, "status", "plan", "export", "report", "build-tiny-judge")
@@ -109,7 +111,8 @@ def _export(rest: list[str]) -> int:
     parser.add_argument("--prompt", default="", help="flagembedding: the `prompt` field (query instruction)")
     parser.add_argument("--task-type", default="normal", help="flagembedding: the `type` field")
     parser.add_argument("--seed", type=int, default=0, help="reranker-listwise: seed of the positive's position")
-    args = parser.parse_args(rest)
+    args, beam_args = parser.parse_known_args(rest)
+    storage_options(beam_args, "judgemine export")
     exporter = EXPORTS[args.format](ExportOptions(args.num_negatives, args.skip_fallback, args.seed, args.layout,
                                                   args.prompt, args.task_type))
     dest = args.to or os.path.join(args.output, "export", f"{args.format}.{exporter.suffix}")
@@ -139,6 +142,7 @@ def _settings(rest: list[str], verbose: bool = False) -> tuple[Settings, Pipelin
         raise UserError("--output DIR is required")
     if os.path.exists(settings.output) and not os.path.isdir(settings.output):
         raise UserError(f"--output {settings.output} is a file, not a directory")
+    FileSystems.set_options(options)  # s3://, gs:// outputs: the driver's own reads and commits use the options
     return settings, options
 
 
@@ -162,8 +166,7 @@ def _command(command: str, rest: list[str], verbose: bool) -> int:
             print(json.dumps(run_one(command, settings, options), indent=2, sort_keys=True))
             return 0
         ran = run_all(settings, options)
-        with open(os.path.join(settings.output, "manifest.json"), encoding="utf-8") as f:
-            manifest = json.load(f)
+        manifest = json.loads(storage.read_text(os.path.join(settings.output, "manifest.json")))
         print(summary(manifest, ran))
         if settings.report:
             from judgemine.pipelines.report import write_report
@@ -224,7 +227,8 @@ def _report(rest: list[str]) -> int:
                                                  "settings and timings; one self-contained file.")
     parser.add_argument("run", nargs="?", help="the run directory (or --output)")
     parser.add_argument("--output", default=None, help="the run directory")
-    args = parser.parse_args(rest)
+    args, beam_args = parser.parse_known_args(rest)
+    storage_options(beam_args, "judgemine report")
     output = args.output or args.run
     if not output:
         raise UserError("judgemine report OUTPUT: the run directory is required")

@@ -5,6 +5,11 @@ The old record is removed before anything is swapped, so at every instant a stag
 record lists every file it published, with sizes, and they are all there) or absent; whatever a killed run
 left is not covered by a record, is invisible to readers, and is removed by the next run (under the run lock).
 
+On an object store (s3://, gs://) there is no rename: the old folder's objects are deleted and the temporary
+prefix's copied into place object by object (schemas/storage.py: move). A kill part way leaves a partial
+folder, but no record covers it, so nothing trusts it, and the next run deletes it before copying again: the
+record written last is the `_SUCCESS` of Hadoop and Spark, with every file's size in it.
+
 `JUDGEMINE_FAULT_AT=<stage>:<step>` kills the process with SIGKILL at that step, for the crash tests;
 `JUDGEMINE_FAULT_LOG=FILE` appends the name of every step passed, so the tests can list them.
 """
@@ -13,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 from typing import Iterator
+
+from judgemine.schemas import storage
 
 TEMPORARY = re.compile(r"\.(tmp|old)-\d+$")
 
@@ -33,45 +39,60 @@ def fault_point(name: str) -> None:
 @contextlib.contextmanager
 def temporary_dir(final: str) -> Iterator[str]:
     """A fresh `<final>.tmp-<pid>`, removed if the block fails; `swap_in` publishes it."""
-    os.makedirs(os.path.dirname(os.path.abspath(final)), exist_ok=True)
     tmp = f"{final}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+    storage.remove(tmp)
+    storage.make_dirs(tmp)
     try:
         yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        storage.remove(tmp)
         raise
 
 
 def swap_in(tmp: str, final: str, step: str) -> None:
-    """Replaces `final` by `tmp` (two renames; the record, not this, is the commit point)."""
-    old = f"{final}.old-{os.getpid()}"
-    if os.path.exists(final):
-        os.rename(final, old)
-        fault_point(f"{step}:old-moved")
-    os.rename(tmp, final)
+    """Replaces `final` by `tmp` (two renames, or on an object store a delete and a copy; the record, not
+    this, is the commit point)."""
+    if storage.is_remote(final):
+        if storage.exists(final):
+            storage.remove(final)
+            fault_point(f"{step}:old-moved")
+    else:
+        old = f"{final}.old-{os.getpid()}"
+        if os.path.exists(final):
+            os.rename(final, old)
+            fault_point(f"{step}:old-moved")
+    storage.move(tmp, final)
     fault_point(f"{step}:new-in-place")
-    shutil.rmtree(old, ignore_errors=True)
+    if not storage.is_remote(final):
+        storage.remove(old)
 
 
 def remove_leftovers(output: str) -> list[str]:
     """Every `*.tmp-PID` / `*.old-PID` a killed run left under OUTPUT (its top level, stages/ and each stage
     folder, report/ and export/); call it only while holding the run lock."""
+    if storage.is_remote(output):
+        return _remove_remote_leftovers(output)
     removed = []
-    for parent in (output, os.path.join(output, "stages"), *_children(os.path.join(output, "stages")),
+    stages = os.path.join(output, "stages")
+    for parent in (output, stages, *[os.path.join(stages, n) for n in storage.children(stages)],
                    os.path.join(output, "report"), os.path.join(output, "export")):
-        for name in _listdir(parent):
+        for name in storage.children(parent):
             if TEMPORARY.search(name):
                 path = os.path.join(parent, name)
-                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+                storage.remove(path)
                 removed.append(path)
     return removed
 
 
-def _listdir(path: str) -> list[str]:
-    return sorted(os.listdir(path)) if os.path.isdir(path) else []
-
-
-def _children(path: str) -> list[str]:
-    return [os.path.join(path, n) for n in _listdir(path) if os.path.isdir(os.path.join(path, n))]
+def _remove_remote_leftovers(output: str) -> list[str]:
+    """One listing of the run's objects: every prefix down to a temporary name, deleted."""
+    doomed = set()
+    for path in storage.files(output):
+        parts = storage.relative(path, output).split("/")
+        for i, part in enumerate(parts):
+            if TEMPORARY.search(part):
+                doomed.add(os.path.join(output, *parts[:i + 1]))
+                break
+    for path in sorted(doomed):
+        storage.remove(path)
+    return sorted(doomed)

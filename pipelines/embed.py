@@ -11,7 +11,7 @@ from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext, spread_chunks
-from judgemine.schemas import REJECTS, list_parts, read_table
+from judgemine.schemas import REJECTS, list_parts, read_table, storage
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.common.rejects import WriteRejects
 from judgemine.transforms.embed.backends import EMBEDDERS
@@ -33,7 +33,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     chunks = [c for side in SIDES for c in chunks_of(side, list_parts(os.path.join(ingest, side)))]
     spec = embedder_spec(s)
     for side in SIDES:
-        os.makedirs(os.path.join(ctx.directory, side))
+        storage.make_dirs(os.path.join(ctx.directory, side))
     reads_images = EMBEDDERS.get(spec.backend).capabilities.images
     records = (spread_chunks(p, chunks)
                | "ReadRecords" >> beam.ParDo(ReadRecords(s.query_prompt, s.candidate_prompt, reads_images)

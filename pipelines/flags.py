@@ -33,6 +33,17 @@ def _names(parser: _BeamArgumentParser) -> list[str]:
     return [name for action in parser._actions for name in action.option_strings if name.startswith("--")]
 
 
+def storage_options(argv: list[str], prog: str) -> None:
+    """The arguments a command's own parser left: only Beam's options may be among them (for an s3:// or
+    gs:// run, its filesystem options); they configure Beam's FileSystems for this process."""
+    from apache_beam.io.filesystems import FileSystems
+    beam_classes = [c for c in _subclasses(PipelineOptions) if c is not JudgemineOptions]
+    _, unknown = _parser(beam_classes).parse_known_args(argv)
+    if unknown:
+        raise UnknownFlag(f"{prog}: unknown argument {unknown[0].split('=', 1)[0]}")
+    FileSystems.set_options(PipelineOptions(argv))
+
+
 def check_flags(argv: list[str]) -> None:
     """Raises UnknownFlag for the first argument neither judgemine nor Beam knows."""
     everything = _parser([JudgemineOptions, *_subclasses(PipelineOptions)])

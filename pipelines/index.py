@@ -7,12 +7,11 @@ import os
 from typing import Any
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
-from judgemine.schemas import list_parts
+from judgemine.schemas import list_parts, num_rows, storage
 from judgemine.transforms.retrieve.faiss_index import BUILD_INFO, shard_dir
 from judgemine.transforms.retrieve.index_choice import auto_factory
 from judgemine.transforms.retrieve.search import BuildIndexShard
@@ -24,7 +23,7 @@ def index_factory(settings: Settings, embed_dir: str) -> tuple[str, str]:
     """The factory string to build, and why: as given, or `auto`'s pick for the pool (and shard) size."""
     if settings.index_factory != "auto":
         return settings.index_factory, "as given (--index-factory)"
-    pool = sum(pq.ParquetFile(p).metadata.num_rows for p in list_parts(os.path.join(embed_dir, "candidates")))
+    pool = sum(num_rows(p) for p in list_parts(os.path.join(embed_dir, "candidates")))
     return auto_factory(max(1, pool // settings.index_shards))
 
 
@@ -55,8 +54,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     """The build settings, saved with the index (and each shard's in its build.json)."""
     shards = []
     for i in range(ctx.settings.index_shards):
-        with open(os.path.join(shard_dir(ctx.directory, i), BUILD_INFO), encoding="utf-8") as f:
-            shards.append(json.load(f))
+        shards.append(json.loads(storage.read_text(os.path.join(shard_dir(ctx.directory, i), BUILD_INFO))))
     factory, why = index_factory(ctx.settings, ctx.input_dir("embed"))
     return {"candidates": sum(s["vectors"] for s in shards), "factory": factory, "why": why,
             "shards": len(shards), "trained_on": sum(s["trained_on"] for s in shards),

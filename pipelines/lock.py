@@ -1,6 +1,14 @@
 """One run at a time per output directory: an advisory lock (flock) on OUTPUT/.judgemine.lock, held by the
 live process. The kernel releases it when its holder dies, however it dies, so a killed run never leaves the
-output stuck; the file names the holder for the message a second run gets."""
+output stuck; the file names the holder for the message a second run gets.
+
+An object store has no flock: there the lock is a lease, the object OUTPUT/.judgemine.lock naming its holder
+and renewed every LEASE_SECONDS / 4 by a thread of the live run. A lease not renewed for LEASE_SECONDS, or
+whose holder is a process of this host that no longer exists, is stale and taken over. Beam's FileSystems
+have no create-if-absent, so two runs starting within the same second could both take it: each re-reads the
+lease after writing it, and before each stage's commit (`check_held`) a run that finds another's token in the
+lease stops with OutputLocked instead of committing. Schedule one run per output (Airflow's max_active_runs=1)
+as the first line of defence on object stores."""
 from __future__ import annotations
 
 import contextlib
@@ -9,10 +17,16 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
-from typing import Iterator
+import uuid
+from typing import Any, Iterator
+
+from judgemine.schemas import storage
 
 LOCK_NAME = ".judgemine.lock"
+LEASE_SECONDS = 120.0
+_held: dict[str, str] = {}  # output -> the token of the lease this process holds on it
 
 
 class OutputLocked(RuntimeError):
@@ -31,6 +45,10 @@ def _holder(fd: int) -> str:
 @contextlib.contextmanager
 def run_lock(output: str, command: str) -> Iterator[None]:
     """Holds the output's lock for the block, or raises OutputLocked naming the live holder."""
+    if storage.is_remote(output):
+        with _lease(output, command):
+            yield
+        return
     os.makedirs(output, exist_ok=True)
     fd = os.open(os.path.join(output, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -39,10 +57,90 @@ def run_lock(output: str, command: str) -> Iterator[None]:
         except BlockingIOError:
             raise OutputLocked(f"{output} is in use by another judgemine run ({_holder(fd)}): wait for it to "
                                "end, or use another --output") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(["judgemine", command]),
-                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:]}
+        info = _holder_info(command)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _holder_info(command: str) -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(["judgemine", command]),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:]}
+
+
+def _read_lease(path: str) -> dict[str, Any] | None:
+    """The lease object, or None when absent or unreadable (then it is anyone's)."""
+    try:
+        return json.loads(storage.read_bytes(path) or b"{}")
+    except Exception:  # noqa: BLE001 - a missing object raises each object store's own error class
+        return None
+
+
+def _stale(lease: dict[str, Any]) -> bool:
+    """Not renewed within LEASE_SECONDS, or held by a process of this host that is gone."""
+    if time.time() - float(lease.get("renewed", 0)) > LEASE_SECONDS:
+        return True
+    if lease.get("host") == socket.gethostname():
+        try:
+            os.kill(int(lease.get("pid", 0)), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError):
+            return False
+    return False
+
+
+def _described(lease: dict[str, Any]) -> str:
+    age = time.time() - float(lease.get("renewed", 0))
+    return (f"pid {lease.get('pid')} on {lease.get('host')}, `{lease.get('command')}`, since {lease.get('since')}, "
+            f"lease renewed {age:.0f} s ago, stale after {LEASE_SECONDS:.0f} s")
+
+
+@contextlib.contextmanager
+def _lease(output: str, command: str) -> Iterator[None]:
+    path = os.path.join(output, LOCK_NAME)
+    current = _read_lease(path)
+    if current and not _stale(current):
+        raise OutputLocked(f"{output} is in use by another judgemine run ({_described(current)}): wait for it "
+                           "to end, or use another --output")
+    token = uuid.uuid4().hex
+    lease = {**_holder_info(command), "token": token}
+
+    def renew() -> None:
+        storage.write_text(path, json.dumps({**lease, "renewed": time.time()}))
+
+    renew()
+    _held[output] = token
+    check_held(output)
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(LEASE_SECONDS / 4):
+            if (_read_lease(path) or {}).get("token") != token:
+                return  # taken over: check_held stops this run before its next commit
+            renew()
+
+    thread = threading.Thread(target=keep, daemon=True, name="judgemine-lease")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        _held.pop(output, None)
+        if (_read_lease(path) or {}).get("token") == token:
+            storage.remove(path)
+
+
+def check_held(output: str) -> None:
+    """Raises OutputLocked when this process's lease on an object-store output was taken by another run
+    (a no-op on local outputs, where flock cannot be taken over)."""
+    token = _held.get(output)
+    if token is None:
+        return
+    lease = _read_lease(os.path.join(output, LOCK_NAME)) or {}
+    if lease.get("token") != token:
+        raise OutputLocked(f"{output}: another judgemine run took this run's lease ({_described(lease)}); "
+                           "stopping before the commit")

@@ -19,7 +19,7 @@ from judgemine.pipelines.artifacts import require_stage
 from judgemine.pipelines.mine import mining_rule
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
-from judgemine.schemas import REJECTS, SCHEMA_VERSION, SHARDS, list_parts, read_table
+from judgemine.schemas import REJECTS, SCHEMA_VERSION, SHARDS, list_parts, read_table, storage
 from judgemine.transforms.common.rejects import reason_counts
 from judgemine.transforms.mine.rule import FILTERS
 
@@ -53,8 +53,7 @@ def _stats(values: np.ndarray) -> dict[str, Any]:
 
 
 def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return hashlib.sha256(storage.read_bytes(path)).hexdigest()
 
 
 def _reasons(directory: str) -> dict[str, dict[str, int]]:
@@ -62,7 +61,7 @@ def _reasons(directory: str) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for stage in STAGES:
         path = os.path.join(directory, f"{stage.name}.parquet")
-        if os.path.exists(path):
+        if storage.is_file(path):
             reasons = read_table(path, REJECTS, ["reason"]).column("reason").to_pylist()
             if reasons:
                 out[stage.name] = reason_counts(reasons)
@@ -114,7 +113,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
     fallback_rows = 0
     for path in sorted(list_parts(os.path.join(out, "shards"))):
         table = read_table(path, SHARDS, ["pos_score", "neg_scores", "fallback"])
-        shards.append({"path": os.path.relpath(path, out), "rows": table.num_rows, "sha256": _sha256(path)})
+        shards.append({"path": storage.relative(path, out), "rows": table.num_rows, "sha256": _sha256(path)})
         pos.append(table.column("pos_score").to_numpy())
         real = table.filter(pc.invert(table.column("fallback")))
         neg.append(pc.list_flatten(real.column("neg_scores")).to_numpy())

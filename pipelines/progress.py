@@ -3,19 +3,20 @@ temporary folders (one per unit of work) against the number it will write, with 
 `every` seconds; on a terminal a tqdm bar instead of lines."""
 from __future__ import annotations
 
-import glob
 import logging
-import os
 import sys
 import threading
 import time
 from typing import Iterator
 
+from judgemine.schemas import storage
+
 log = logging.getLogger("judgemine")
 
 
 def _written(folders: list[str]) -> int:
-    return sum(len(glob.glob(os.path.join(f, "**", "part-*.parquet"), recursive=True)) for f in folders)
+    return sum(1 for f in folders for path in storage.files(f)
+               if path.rsplit("/", 1)[-1].startswith("part-") and path.endswith(".parquet"))
 
 
 class StageProgress:

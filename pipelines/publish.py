@@ -3,8 +3,6 @@ the people who fix inputs, and manifest.json for the people who trust (or audit)
 from __future__ import annotations
 
 import os
-import shutil
-
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -14,6 +12,7 @@ from judgemine.pipelines.commit import fault_point, swap_in, temporary_dir
 from judgemine.pipelines.manifest import build_manifest
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
+from judgemine.schemas import storage
 
 
 def publish_run(settings: Settings, last: dict[str, Any], options: PipelineOptions) -> list[str]:
@@ -24,8 +23,8 @@ def publish_run(settings: Settings, last: dict[str, Any], options: PipelineOptio
     with temporary_dir(rejects) as tmp:
         for stage in STAGES:
             src = os.path.join(stage_dir(out, stage.name), "rejects.parquet")
-            if os.path.exists(src):
-                shutil.copyfile(src, os.path.join(tmp, f"{stage.name}.parquet"))
+            if storage.is_file(src):
+                storage.copy_file(src, os.path.join(tmp, f"{stage.name}.parquet"))
         swap_in(tmp, rejects, f"{name}:rejects")
     manifest = os.path.join(out, "manifest.json")
     write_json(manifest, build_manifest(settings, pending=last, options=options))

@@ -10,14 +10,14 @@ from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
-from judgemine.schemas import RETRIEVAL, list_parts, read_table
+from judgemine.schemas import RETRIEVAL, list_parts, read_table, storage
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.retrieve.search import SearchShard, WriteRetrieval
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
-    shards = len([d for d in os.listdir(ctx.input_dir("index")) if d.startswith("shard-")])
+    shards = len([d for d in storage.children(ctx.input_dir("index")) if d.startswith("shard-")])
     chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
     _ = (spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
          | "SearchIndexShards" >> beam.ParDo(SearchShard(

@@ -26,6 +26,7 @@ from judgemine.pipelines.artifacts import (
     write_json,
 )
 from judgemine.pipelines.commit import fault_point, swap_in, temporary_dir
+from judgemine.pipelines.lock import check_held
 from judgemine.pipelines.progress import StageProgress
 from judgemine.pipelines.publish import publish_run
 from judgemine.pipelines.settings import Settings
@@ -77,6 +78,7 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
         counts = stage.count(ctx, counters)
         extra = {**({"inputs": inputs} if inputs is not None else {}), **(stage.record(ctx) if stage.record else {})}
         record = stage_record(stage.name, fp, started, counts, counters, stage.throughput, **extra)
+        check_held(out)
         uncommit(out, stage.name)
         fault_point(f"{stage.name}:uncommitted")
         for name, final in finals.items():

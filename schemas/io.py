@@ -3,13 +3,15 @@ Beam is imported where a file is opened, not here: a trainer reads the shards (s
 with pyarrow and torch only."""
 from __future__ import annotations
 
-import glob
+import contextlib
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from judgemine.schemas import storage
 from judgemine.schemas.tables import FALLBACK_ROWS_KEY, IMAGE_ROOT_KEY, NUM_NEGATIVES_KEY, SHARDS, WRITE_OPTIONS
 
 
@@ -60,7 +62,26 @@ def shard_name(i: int, n: int) -> str:
 
 def list_parts(directory: str) -> list[str]:
     """A directory's part files in part order."""
-    return sorted(glob.glob(os.path.join(directory, "part-*.parquet")))
+    return [os.path.join(directory, n) for n in storage.children(directory)
+            if n.startswith("part-") and n.endswith(".parquet")]
+
+
+@contextlib.contextmanager
+def parquet_file(path: str) -> Iterator[pq.ParquetFile]:
+    """A Parquet file opened where it is (a local path directly, an object through Beam's FileSystems, which
+    reads the footer and the asked-for columns by range)."""
+    if not storage.is_remote(path):
+        yield pq.ParquetFile(path)
+        return
+    from apache_beam.io.filesystems import FileSystems
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        yield pq.ParquetFile(f)
+
+
+def num_rows(path: str) -> int:
+    """A Parquet file's rows, from its footer."""
+    with parquet_file(path) as f:
+        return f.metadata.num_rows
 
 
 @dataclass(frozen=True)
@@ -73,11 +94,12 @@ class ShardInfo:
 
 
 def shard_info(path: str) -> ShardInfo:
-    f = pq.ParquetFile(path)
-    check_schema(f.schema_arrow, SHARDS, path)
-    meta = {k.decode(): v.decode() for k, v in (f.schema_arrow.metadata or {}).items()}
+    with parquet_file(path) as f:
+        check_schema(f.schema_arrow, SHARDS, path)
+        meta = {k.decode(): v.decode() for k, v in (f.schema_arrow.metadata or {}).items()}
+        rows = f.metadata.num_rows
     if NUM_NEGATIVES_KEY not in meta:
         raise SchemaMismatch(f"{path}: a shard without its metadata, written by an older judgemine: rerun "
                              f"`judgemine mine`")
-    return ShardInfo(f.metadata.num_rows, int(meta[NUM_NEGATIVES_KEY]), int(meta[FALLBACK_ROWS_KEY]),
+    return ShardInfo(rows, int(meta[NUM_NEGATIVES_KEY]), int(meta[FALLBACK_ROWS_KEY]),
                      meta[IMAGE_ROOT_KEY])

@@ -9,18 +9,16 @@ DataLoader's workers, so every row is read by exactly one worker of one rank.
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from judgemine.schemas.io import shard_info
+from judgemine.schemas.io import list_parts, parquet_file, shard_info
 
 log = logging.getLogger("judgemine")
 COLUMNS = ("query_id", "query_text", "query_image", "pos_id", "pos_text", "pos_image", "pos_score", "neg_ids",
@@ -49,7 +47,7 @@ class ShardDataset(IterableDataset):
     def __init__(self, shards: str | Sequence[str], k: int | None = None, skip_fallback: bool = True,
                  load_images: bool = False, image_root: str | None = None, rank: int | None = None,
                  world_size: int | None = None) -> None:
-        paths = sorted(glob.glob(os.path.join(shards, "part-*.parquet"))) if isinstance(shards, str) else list(shards)
+        paths = list_parts(shards) if isinstance(shards, str) else list(shards)  # s3://, gs:// through Beam
         if not paths:
             raise FileNotFoundError(f"no shards in {shards}")
         self.paths, self.skip_fallback, self.load_images, self.image_root = paths, skip_fallback, load_images, image_root
@@ -85,14 +83,15 @@ class ShardDataset(IterableDataset):
         seen = 0
         for path in self._my_files():
             root = self.image_root if self.image_root is not None else self._roots[path]
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=1024, columns=list(COLUMNS)):
-                for row in pa.Table.from_batches([batch]).to_pylist():
-                    if self.skip_fallback and row["fallback"]:
-                        continue
-                    seen += 1
-                    if (seen - 1) % self._slots != self._slot:
-                        continue
-                    yield self._item(row, root)
+            with parquet_file(path) as f:
+                for batch in f.iter_batches(batch_size=1024, columns=list(COLUMNS)):
+                    for row in pa.Table.from_batches([batch]).to_pylist():
+                        if self.skip_fallback and row["fallback"]:
+                            continue
+                        seen += 1
+                        if (seen - 1) % self._slots != self._slot:
+                            continue
+                        yield self._item(row, root)
 
     def _item(self, row: dict[str, Any], root: str) -> dict[str, Any]:
         k = self.k

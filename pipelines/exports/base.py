@@ -2,15 +2,14 @@
 rows kept or skipped (and counted), and a destination written under a temporary name and renamed when whole."""
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Literal
 
-import pyarrow.parquet as pq
-
 from judgemine.pipelines.artifacts import require_stage
 from judgemine.pipelines.errors import UserError
-from judgemine.schemas import SHARDS, list_parts
+from judgemine.schemas import SHARDS, list_parts, parquet_file, storage
 from judgemine.schemas.io import check_schema, shard_info
 
 NEGATIVE_LISTS = ("neg_ids", "neg_texts", "neg_images", "neg_scores", "neg_ranks", "neg_similarities")
@@ -64,10 +63,10 @@ def shard_rows(parts: list[str], k: int, skip_fallback: bool, result: ExportResu
     """The shards' rows, a batch at a time, with their first k negatives; `text_only` names a format that
     cannot carry images (a row with one is an error)."""
     for path in parts:
-        f = pq.ParquetFile(path)
-        check_schema(f.schema_arrow, SHARDS, path)
-        for batch in f.iter_batches(batch_size=1024):
-            for row in batch.to_pylist():
+        with parquet_file(path) as f:
+            check_schema(f.schema_arrow, SHARDS, path)
+            batches = f.iter_batches(batch_size=1024)
+            for row in (row for batch in batches for row in batch.to_pylist()):
                 result.rows += 1
                 if row["fallback"] and skip_fallback:
                     result.fallback_skipped += 1
@@ -89,15 +88,16 @@ def run_export(exporter: Exporter, output: str, destination: str) -> ExportResul
     if not 0 < k <= stored:
         raise UserError(f"--num-negatives {k}: the shards store {stored} negatives per row")
     rows = shard_rows(parts, k, skip, result, exporter.name if exporter.text_only else "")
-    os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
     tmp = f"{destination}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb" if exporter.binary else "w", **({} if exporter.binary else {"encoding": "utf-8"})) as f:
+        with storage.open_write(tmp) as raw:
+            f = raw if exporter.binary else io.TextIOWrapper(raw, encoding="utf-8")
             result.records = exporter.write(rows, f, k)
-        os.replace(tmp, destination)
+            if not exporter.binary:
+                f.detach()  # flushes; `raw` stays open for the with block to close
+        storage.move(tmp, destination)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        storage.remove(tmp)
     return result
 
 

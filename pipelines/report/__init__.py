@@ -6,18 +6,13 @@ import os
 
 from judgemine.pipelines.report.data import read_report_data
 from judgemine.pipelines.report.page import SECTIONS, render
+from judgemine.schemas import storage
 
 
 def write_report(output: str) -> str:
-    """Writes the page under a temporary name and renames it when whole; returns its path."""
-    html = render(read_report_data(output))
-    folder = os.path.join(output, "report")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "index.html")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(html)
-    os.replace(tmp, path)
+    """Writes the page whole or not at all (schemas/storage.py: write_text); returns its path."""
+    path = os.path.join(output, "report", "index.html")
+    storage.write_text(path, render(read_report_data(output)))
     return path
 
 

@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from judgemine.pipelines.artifacts import require_stage, stage_dir
-from judgemine.schemas import JUDGE_SCORES, RETRIEVAL, SHARDS, list_parts, read_table
+from judgemine.schemas import JUDGE_SCORES, RETRIEVAL, SHARDS, list_parts, num_rows, read_table, storage
 from judgemine.schemas.io import shard_info
 
 NUMERIC = ("pos_score", "neg_scores", "fallback", "dataset", "num_unique_negatives", "num_candidates",
@@ -36,7 +35,7 @@ def _retrieved_sample(output: str, seed: int) -> tuple[dict[str, np.ndarray], in
     """Judge scores of retrieved candidates joined to their retrieval rank and similarity, part by part, each
     part sampled at the same seeded rate so that about SCATTER_POINTS are kept however large the run."""
     judged, retrieved = list_parts(stage_dir(output, "judge")), list_parts(stage_dir(output, "retrieve"))
-    total = sum(pq.ParquetFile(p).metadata.num_rows for p in retrieved)
+    total = sum(num_rows(p) for p in retrieved)
     rate = min(1.0, SCATTER_POINTS / max(total, 1))
     rng = np.random.default_rng(seed)
     parts = []
@@ -69,7 +68,7 @@ def _suspicious(paths: list[str], shards: pa.Table) -> list[dict[str, Any]]:
     low = [i for i in order[real[order]][:SUSPICIOUS].tolist() if i not in close][:SUSPICIOUS - len(close)]
     picked = [(i, "negative above its positive" if gap[i] < 0 else f"negative within {gap[i]:.3g} of its positive")
               for i in close] + [(i, "low positive score") for i in low]
-    offsets = np.cumsum([0] + [pq.ParquetFile(p).metadata.num_rows for p in paths])
+    offsets = np.cumsum([0] + [num_rows(p) for p in paths])
     rows, tables = [], {}
     for i, why in picked:
         f = int(np.searchsorted(offsets, i, side="right") - 1)
@@ -87,8 +86,7 @@ def _suspicious(paths: list[str], shards: pa.Table) -> list[dict[str, Any]]:
 
 def read_report_data(output: str) -> ReportData:
     require_stage(output, "mine")
-    with open(os.path.join(output, "manifest.json"), encoding="utf-8") as f:
-        manifest = json.load(f)
+    manifest = json.loads(storage.read_text(os.path.join(output, "manifest.json")))
     paths = list_parts(os.path.join(output, "shards"))
     shards = pa.concat_tables([read_table(p, SHARDS, list(NUMERIC)) for p in paths]) if paths else \
         SHARDS.empty_table().select(list(NUMERIC))

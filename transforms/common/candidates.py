@@ -12,9 +12,8 @@ from typing import Any, Hashable, Iterable, Sequence
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from judgemine.schemas import list_parts, read_table
+from judgemine.schemas import list_parts, parquet_file, read_table
 from judgemine.transforms.common.sides import Side
 
 
@@ -31,14 +30,15 @@ def first_ids(parts: Sequence[str], column: str) -> tuple[np.ndarray, np.ndarray
     firsts: list[bytes] = []
     numbers: list[int] = []
     for number, path in enumerate(parts):
-        meta = pq.ParquetFile(path).metadata
-        if meta.num_rows == 0:
-            continue
-        stats = meta.row_group(0).column(meta.schema.names.index(column)).statistics
-        if stats is not None and stats.has_min_max:
-            first = stats.min
-        else:
-            first = pq.read_table(path, columns=[column]).column(column)[0].as_py()
+        with parquet_file(path) as f:
+            meta = f.metadata
+            if meta.num_rows == 0:
+                continue
+            stats = meta.row_group(0).column(meta.schema.names.index(column)).statistics
+            if stats is not None and stats.has_min_max:
+                first = stats.min
+            else:
+                first = f.read_row_group(0, columns=[column]).column(column)[0].as_py()
         firsts.append(first.encode() if isinstance(first, str) else first)
         numbers.append(number)
     return np.asarray(firsts, dtype=np.bytes_), np.asarray(numbers, dtype=np.int64)

@@ -19,7 +19,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
-from judgemine.schemas import CANDIDATES, REJECTS, part_name, write_table
+from judgemine.schemas import CANDIDATES, REJECTS, part_name, storage, write_table
 from judgemine.transforms.common.rejects import reject_row
 
 BUCKETS = 64  # hash buckets of the keyed checks: the unit of work of each shuffle
@@ -224,7 +224,7 @@ class WritePart(beam.DoFn):
         part, tables = keyed
         table = pa.concat_tables(list(tables), promote_options="default")
         table = table.sort_by([(c, "ascending") for c in self._order])
-        os.makedirs(self._dir, exist_ok=True)
+        storage.make_dirs(self._dir)
         write_table(table, os.path.join(self._dir, part_name(part)), self._schema)
         yield table.num_rows
 
@@ -232,5 +232,5 @@ class WritePart(beam.DoFn):
 def write_empty_part(rows: int, directory: str, schema: pa.Schema) -> None:
     """A side with no rows still has its part 0 (empty), as every reader expects."""
     if rows == 0:
-        os.makedirs(directory, exist_ok=True)
+        storage.make_dirs(directory)
         write_table(schema.empty_table(), os.path.join(directory, part_name(0)), schema)

@@ -7,7 +7,6 @@ halfway keeps every chunk it finished.
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -18,7 +17,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from judgemine.schemas import SCORE_CACHE, read_table, write_table
+from judgemine.schemas import SCORE_CACHE, read_table, storage, write_table
 from judgemine.transforms.common.candidates import as_bytes
 
 
@@ -43,7 +42,8 @@ def cache_files(directory: str) -> list[str]:
     chunk of the same run writes meanwhile is not used, so which pairs come from the cache (and so the
     shards, byte for byte) never depends on how chunks were scheduled over workers. A packed pair's score
     depends on its row-mates in the last float bits."""
-    return sorted(glob.glob(os.path.join(directory, "scores-*.parquet")))
+    return [os.path.join(directory, n) for n in storage.children(directory)
+            if n.startswith("scores-") and n.endswith(".parquet")]
 
 
 def _key_range(key: str) -> int:
@@ -119,12 +119,16 @@ def cached_keys(files: Iterable[str]) -> np.ndarray:
 
 
 def append_scores(directory: str, keys: Iterable[str], scores: Iterable[float]) -> None:
-    """Persists new scores as one file; the rename makes it appear whole or not at all."""
+    """Persists new scores as one file, whole or not at all: a local one is renamed into place; an object
+    store publishes an object when its upload completes (and the table is written in one call)."""
     table = pa.table({"key": pa.array(list(keys), pa.string()), "score": pa.array(list(scores), pa.float32())})
     if table.num_rows == 0:
         return
-    os.makedirs(directory, exist_ok=True)
     name = f"scores-{uuid.uuid4().hex}.parquet"
+    if storage.is_remote(directory):
+        write_table(table, os.path.join(directory, name), SCORE_CACHE)
+        return
+    storage.make_dirs(directory)
     tmp = os.path.join(directory, f".{name}.tmp")
     write_table(table, tmp, SCORE_CACHE)
     os.replace(tmp, os.path.join(directory, name))

@@ -12,10 +12,8 @@ from typing import Any, Iterable, Sequence
 import faiss
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
-from judgemine.schemas import EMBEDDINGS, INDEX_IDS, read_table, write_table
+from judgemine.schemas import EMBEDDINGS, INDEX_IDS, num_rows, read_table, storage, write_table
 from judgemine.transforms.common.candidates import as_bytes
 from judgemine.transforms.retrieve.index_choice import search_parameters, training_size
 
@@ -40,7 +38,7 @@ def read_vectors(paths: Sequence[str], rows: tuple[int, int] | None = None) -> t
     blocks: list[np.ndarray] = []
     offset = 0
     for path in paths:
-        n = pq.ParquetFile(path).metadata.num_rows if rows else -1
+        n = num_rows(path) if rows else -1
         if rows and (offset + n <= rows[0] or offset >= rows[1]):
             offset += n
             continue
@@ -89,17 +87,15 @@ def _seed_clustering(index: faiss.Index, seed: int) -> None:
 
 
 def save_index(index: faiss.Index, ids: list[str], directory: str, info: dict[str, Any]) -> None:
-    os.makedirs(directory, exist_ok=True)
+    storage.make_dirs(directory)
     path = os.path.join(directory, "index.faiss")
-    if "://" in path:
-        with FileSystems.create(path) as f:
-            f.write(faiss.serialize_index(index).tobytes())
+    if storage.is_remote(path):
+        storage.write_bytes(path, faiss.serialize_index(index).tobytes())
     else:
         faiss.write_index(index, path)
     write_table(pa.table({"candidate_id": pa.array(ids, pa.string())}), os.path.join(directory, "ids.parquet"),
                 INDEX_IDS)
-    with open(os.path.join(directory, BUILD_INFO), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=1, sort_keys=True)
+    storage.write_text(os.path.join(directory, BUILD_INFO), json.dumps(info, indent=1, sort_keys=True))
 
 
 class CandidateIndex:
@@ -169,10 +165,9 @@ class CandidateIndex:
 
 def _read_index(path: str) -> faiss.Index:
     """FAISS reads a local file itself (2.5x faster than deserializing a copy); other filesystems through Beam."""
-    if "://" not in path:
+    if not storage.is_remote(path):
         return faiss.read_index(path)
-    with FileSystems.open(path, compression_type="uncompressed") as f:
-        return faiss.deserialize_index(np.frombuffer(f.read(), dtype=np.uint8))
+    return faiss.deserialize_index(np.frombuffer(storage.read_bytes(path), dtype=np.uint8))
 
 
 def search_backend(is_flat: bool, device: str, cuda: bool, faiss_gpus: int) -> str:

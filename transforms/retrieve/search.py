@@ -10,11 +10,10 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, part_name, read_table, write_table
+from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, num_rows, part_name, read_table, write_table
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.retrieve.faiss_index import (
     CandidateIndex,
@@ -37,7 +36,7 @@ class BuildIndexShard(beam.DoFn):
 
     def process(self, shard: int) -> Iterable[int]:
         parts = list_parts(os.path.join(self._embed_dir, "candidates"))
-        rows = shard_rows([pq.ParquetFile(p).metadata.num_rows for p in parts], shard, self._shards)
+        rows = shard_rows([num_rows(p) for p in parts], shard, self._shards)
         ids, vectors = read_vectors(parts, rows)
         if not ids:
             raise ValueError(f"index shard {shard} of {self._shards} is empty: the candidate pool has "
