@@ -69,7 +69,8 @@ $(TRAINER_VENV)/.installed: setup.py
 test-consumers: install $(TRAINER_VENV)/.installed /usr/bin/chromium
 	$(PY) -m pytest -q tests/consumers $(ARGS)
 
-# Real processes killed with SIGKILL at every commit step, concurrent runs, repeated exit codes (~10 min).
+# Real processes killed with SIGKILL at every commit step, concurrent runs, repeated exit codes, and runs on a
+# local S3-compatible server (moto on 127.0.0.1: the demo, a kill mid-stage, a kill between commit steps) (~20 min).
 test-faults: install
 	$(PY) -m pytest -q tests/faults $(ARGS)
 
