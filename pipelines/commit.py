@@ -52,19 +52,13 @@ def temporary_dir(final: str) -> Iterator[str]:
 def swap_in(tmp: str, final: str, step: str) -> None:
     """Replaces `final` by `tmp` (two renames, or on an object store a delete and a copy; the record, not
     this, is the commit point)."""
-    if storage.is_remote(final):
-        if storage.exists(final):
-            storage.remove(final)
-            fault_point(f"{step}:old-moved")
-    else:
-        old = f"{final}.old-{os.getpid()}"
-        if os.path.exists(final):
-            os.rename(final, old)
-            fault_point(f"{step}:old-moved")
+    remote, old = storage.is_remote(final), f"{final}.old-{os.getpid()}"
+    if storage.exists(final):
+        storage.remove(final) if remote else storage.move(final, old)
+        fault_point(f"{step}:old-moved")
     storage.move(tmp, final)
     fault_point(f"{step}:new-in-place")
-    if not storage.is_remote(final):
-        storage.remove(old)
+    storage.remove(old)
 
 
 def remove_leftovers(output: str) -> list[str]:

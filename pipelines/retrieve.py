@@ -19,15 +19,12 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     shards = len([d for d in storage.children(ctx.input_dir("index")) if d.startswith("shard-")])
     chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
-    searched = (spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
-                | "SearchIndexShards" >> beam.ParDo(SearchShard(
-                    ctx.input_dir("index"), ctx.input_dir("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
-                    s.search_params, s.search_device, Shared())))
-    if shards == 1:  # nothing to merge: written where it was searched, no shuffle of the (n, K) results
-        grouped = searched | "OneShardPerChunk" >> beam.MapTuple(lambda chunk, found: (chunk, [found]))
-    else:
-        grouped = searched | "GroupByChunk" >> beam.GroupByKey()
-    _ = grouped | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.directory, s.top_k, shards))
+    _ = (spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
+         | "SearchIndexShards" >> beam.ParDo(SearchShard(
+             ctx.input_dir("index"), ctx.input_dir("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
+             s.search_params, s.search_device, Shared()))
+         | "GroupByChunk" >> beam.GroupByKey()
+         | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.directory, s.top_k, shards)))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:

@@ -41,7 +41,7 @@ class RankedCandidates:
     ranks: list[int]
     similarities: list[float]
     scores: np.ndarray  # float32; NaN where the judge refused the pair (prompt longer than its context)
-    positive_scores: dict[str, float]
+    positive_scores: dict[tuple[str, str], float]  # (query id, positive id) -> score
 
 
 def ranked_candidates(retrieved: pa.Table, judged: pa.Table) -> RankedCandidates:
@@ -58,7 +58,8 @@ def ranked_candidates(retrieved: pa.Table, judged: pa.Table) -> RankedCandidates
         dict(zip(table.column("query_id").take(pa.array(starts)).to_pylist(), zip(starts.tolist(), ends.tolist()))),
         table.column("candidate_id").to_pylist(), table.column("rank").to_pylist(),
         table.column("similarity").to_pylist(), table.column("score").to_numpy(),
-        dict(zip(positives.column("query_id").to_pylist(), positives.column("score").to_pylist())))
+        dict(zip(zip(positives.column("query_id").to_pylist(), positives.column("candidate_id").to_pylist()),
+                 positives.column("score").to_pylist())))
 
 
 class AskForCandidates(beam.DoFn):
@@ -112,7 +113,7 @@ class MineChunk(beam.DoFn):
             try:
                 if end == start:
                     raise NoCandidates("no_candidates: retrieval found no eligible candidate")
-                pos_score = c.positive_scores[qid]
+                pos_score = c.positive_scores[(qid, q["pos_id"])]
                 if math.isnan(pos_score):
                     raise NoCandidates("prompt_too_long: the query/positive prompt is longer than the judge's "
                                        "context")
