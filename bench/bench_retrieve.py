@@ -4,23 +4,28 @@ the same vectors, one process; recall@K against exact search; what the mining ru
 Data: clustered unit vectors of dimension 384 (1,000 Gaussian clusters, noise 0.6 around unit centres: neighbours
 are close but not duplicates), written straight into a run directory as committed ingest and embed stages (each
 query's positive is a pool vector of its cluster, excluded from its candidates as ingest would). Per index:
-- build: `judgemine index` (seeded training sample, FAISS's rule of thumb) vs `faiss.index_factory` + train on
-  the same sample + add; search: `judgemine retrieve` (K = 50, exclusions, Parquet out) vs `index.search(q, K + 1)`.
+- build: `judgemine index` (seeded training sample, FAISS's rule of thumb) against its own FAISS train + add
+  seconds (build.json). Search: `judgemine retrieve` (K = 50, exclusions, Parquet out) against raw FAISS on the
+  very index the stage built, read from its file with the same search parameters: `index.search(q, K + 1)`.
   Each side also runs on the first query chunk alone (the same pool and index): the stage's fixed cost is its
   time there minus raw's (pipeline start, index load, commit: seconds that do not grow with the run), and the
-  throughput ratio is raw's time for the queries past the first chunk over the stage's (>= 0.9 is the target);
-  the end-to-end ratio is raw seconds / stage seconds. Medians of ROUNDS interleaved runs each (5 at 100k, 3 at
-  1M).
+  throughput ratio is raw's time for the queries past the first chunk over the stage's (>= 0.9 is the target),
+  taken per round (the four runs of a round are back to back) and reported as the median with its range, and
+  again on CPU seconds, which host noise moves least; the end-to-end ratio is raw seconds / stage seconds.
+  ROUNDS interleaved rounds (5 at 100k, 3 at 1M) after one untimed warm-up of the first-chunk runs.
+- sweep: raw FAISS on the first query chunk at each nprobe (IVF) or efSearch (HNSW): recall@50 and queries/s.
 - recall@50: the share of the exact top 50 (Flat, positives excluded) the index returns, and the share it misses.
 - mined: the paper's rule on similarity scores (`--judge-backend similarity`, relative margin 0.05, top 10)
   applied to each index's candidates against the exact ones: the share of the exact run's chosen negatives kept.
 Peak memory of each index (its serialized size plus the search's working set is what a worker holds) is the
-index file's size. Usage: python -m bench.bench_retrieve [POOL ...] (default 100000 1000000)."""
+index file's size. Usage: python -m bench.bench_retrieve [POOL ...] (default 100000 1000000); results in
+out/bench-retrieve/pool-POOL.json."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -38,7 +43,8 @@ from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import QUERIES, RETRIEVAL, embeddings_schema, list_parts, part_name, read_table, write_table
 from judgemine.transforms.mine.rule import MiningRule, query_rng, select_negatives
-from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters, training_size
+from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
+from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters
 
 DIM, K, CLUSTERS, CHUNK = 384, 50, 1000, 4096
 ROUNDS = {100_000: 5}  # per pool; 3 elsewhere (the 1M Flat searches take minutes)
@@ -122,13 +128,46 @@ def first_chunk_copy(out: str, small: str) -> None:
         write_json(record_path(small, stage), record)
 
 
-def _timed(call: Any) -> float:
-    t0 = time.monotonic()
+def _timed(call: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): the stage runs in this process on the DirectRunner, so its
+    CPU time counts Beam's threads too. CPU time is what host noise (other tenants, clock changes) moves least."""
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     call()
-    return time.monotonic() - t0
+    wall, r1 = time.monotonic() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    return wall, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
 
 
-def measure(pool: int, queries: int, factories: list[str], train_size: int = 0) -> dict[str, Any]:
+def _ratio(raw: float, raw_first: float, stage: float, stage_first: float) -> float:
+    """Stage/raw throughput past the first chunk: raw's seconds for those queries over the stage's."""
+    return (raw - raw_first) / (stage - stage_first)
+
+
+def sweep(index: faiss.Index, ids: np.ndarray, data: dict[str, Any], exact: dict[str, list[tuple[str, float]]],
+          values: list[int]) -> list[dict[str, Any]]:
+    """Raw FAISS on the first query chunk at each nprobe (IVF) or efSearch (HNSW): recall@K against the exact
+    stage result (each query's positive dropped from its top K + 1, as the stage excludes it) and queries/s."""
+    queries = data["queries"][:CHUNK]
+    pos = ids[data["pos"][:CHUNK]]
+    rows = []
+    for value in values:
+        params = search_parameters(index, value, value, 2 * K)
+        faiss.ParameterSpace().set_index_parameters(index, params)
+        t0 = time.monotonic()
+        _, found = index.search(queries, K + 1)
+        seconds = time.monotonic() - t0
+        recall = []
+        for i, row in enumerate(found):
+            got = [c for c in ids[row[row >= 0]] if c != pos[i]][:K]
+            want = {c for c, _ in exact.get(f"q{i}", [])}
+            if want:
+                recall.append(len(want.intersection(got)) / len(want))
+        rows.append({"search_params": params, "recall_at_50": round(statistics.fmean(recall), 4),
+                     "queries_per_s": round(len(queries) / seconds, 1)})
+    return rows
+
+
+def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
+            sweeps: dict[str, list[int]] | None = None) -> dict[str, Any]:
     work = tempfile.mkdtemp(prefix="bench-retrieve-")
     out, small = os.path.join(work, "run"), os.path.join(work, "first-chunk")
     data = write_run(out, pool, queries)
@@ -136,34 +175,39 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0) 
     s_pos = {f"q{i}": float(data["queries"][i] @ data["cands"][p]) for i, p in enumerate(data["pos"])}
     rows: dict[str, Any] = {}
     exact: dict[str, list[tuple[str, float]]] = {}
+    rounds = ROUNDS.get(pool, 3)
     try:
         for factory in factories:
             settings = Settings(output=out, index_factory=factory, top_k=K, device="cpu", judge_backend="similarity",
                                 index_train_size=train_size)
             built = factory if factory != "auto" else auto_factory(pool)[0]
-            # raw: the same factory, trained on the same seeded sample, the same search parameters
-            t0 = time.monotonic()
-            index = faiss.index_factory(DIM, built, faiss.METRIC_INNER_PRODUCT)
-            if not index.is_trained:
-                n_train = min(pool, train_size or training_size(index))
-                index.train(data["cands"][np.sort(np.random.default_rng(0).choice(pool, n_train, replace=False))])
-            index.add(data["cands"])
-            raw_build = time.monotonic() - t0
+            build_stage, _ = _timed(lambda: run_one("index", settings, options))
+            shard = os.path.join(stage_dir(out, "index"), "shard-00000")
+            with open(os.path.join(shard, BUILD_INFO), encoding="utf-8") as f:
+                info = json.load(f)
+            # raw: FAISS on the very index the stage built (the same training sample and codes), read from its
+            # file, with the same search parameters; its build time is the FAISS train + add the stage timed
+            index = faiss.read_index(os.path.join(shard, "index.faiss"))
             params = search_parameters(index, 0, 0, 2 * K)
             if params:
                 faiss.ParameterSpace().set_index_parameters(index, params)
-            t0 = time.monotonic()
-            record = run_one("index", settings, options)
-            stage_build = time.monotonic() - t0
             first_chunk_copy(out, small)
             first = dataclasses.replace(settings, output=small)
-            times: dict[str, list[float]] = {"raw": [], "stage": [], "raw_first": [], "stage_first": []}
-            for _ in range(ROUNDS.get(pool, 3)):  # interleaved, so drift on the machine hits every side alike
-                times["raw"].append(_timed(lambda: index.search(data["queries"], K + 1)))
-                times["stage"].append(_timed(lambda: run_one("retrieve", settings, options)))
-                times["raw_first"].append(_timed(lambda: index.search(data["queries"][:CHUNK], K + 1)))
-                times["stage_first"].append(_timed(lambda: run_one("retrieve", first, options)))
-            t = {side: statistics.median(v) for side, v in times.items()}
+            sides = {"raw": lambda: index.search(data["queries"], K + 1),
+                     "stage": lambda: run_one("retrieve", settings, options),
+                     "raw_first": lambda: index.search(data["queries"][:CHUNK], K + 1),
+                     "stage_first": lambda: run_one("retrieve", first, options)}
+            sides["raw_first"](), sides["stage_first"]()  # warm-up, not timed: the first searches after a load
+            wall: dict[str, list[float]] = {side: [] for side in sides}
+            cpu: dict[str, list[float]] = {side: [] for side in sides}
+            for _ in range(rounds):  # interleaved, so drift on the machine hits every side alike
+                for side, call in sides.items():
+                    w, c = _timed(call)
+                    wall[side].append(w)
+                    cpu[side].append(c)
+            t = {side: statistics.median(v) for side, v in wall.items()}
+            per_round = [_ratio(*(wall[side][r] for side in sides)) for r in range(rounds)]
+            per_round_cpu = [_ratio(*(cpu[side][r] for side in sides)) for r in range(rounds)]
             hits = _retrieved(out)
             if factory == "Flat":
                 exact = hits
@@ -175,17 +219,25 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0) 
             kept = [len(mined[q] & m) / len(m) for q, m in mined_exact.items() if m]
             rest = queries - CHUNK  # the queries past the first chunk: what the steady rates are over
             rows[built] = {
-                "build_raw_s": round(raw_build, 2), "build_stage_s": round(stage_build, 2),
-                "trained_on": record["counts"]["trained_on"], "search_params": params,
+                "build_raw_s": round(info["train_seconds"] + info["add_seconds"], 2),
+                "build_stage_s": round(build_stage, 2), "trained_on": info["trained_on"], "search_params": params,
                 "search_raw_s": round(t["raw"], 3), "search_stage_s": round(t["stage"], 3),
                 "ratio_end_to_end": round(t["raw"] / t["stage"], 3),
                 "stage_fixed_s": round(t["stage_first"] - t["raw_first"], 2),
                 "raw_queries_per_s": round(rest / (t["raw"] - t["raw_first"]), 1),
                 "stage_queries_per_s": round(rest / (t["stage"] - t["stage_first"]), 1),
-                "ratio_stage_over_raw": round((t["raw"] - t["raw_first"]) / (t["stage"] - t["stage_first"]), 3),
+                "ratio_stage_over_raw": round(statistics.median(per_round), 3),
+                "ratio_rounds_min_max": [round(min(per_round), 3), round(max(per_round), 3)],
+                "ratio_cpu_seconds": round(statistics.median(per_round_cpu), 3),
                 "recall_at_50": round(recall, 4), "exact_top50_missed": round(1 - recall, 4),
                 "mined_negatives_kept": round(statistics.fmean(kept), 4) if kept else None,
-                "index_mib": round(size / 2**20, 1), "times": {k: [round(x, 3) for x in v] for k, v in times.items()}}
+                "index_mib": round(size / 2**20, 1),
+                "times": {k: [round(x, 3) for x in v] for k, v in wall.items()},
+                "cpu_times": {k: [round(x, 3) for x in v] for k, v in cpu.items()}}
+            kind = "HNSW" if "HNSW" in built else "IVF" if "IVF" in built else ""
+            if sweeps and kind in sweeps:
+                ids = np.array([f"c{i}" for i in range(pool)], dtype=object)
+                rows[built]["sweep"] = sweep(index, ids, data, exact, sweeps[kind])
             print(json.dumps({"pool": pool, "index": built, **rows[built]}), flush=True)
             index = None  # the raw index freed before the next one is built
     finally:
@@ -194,22 +246,24 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0) 
 
 
 def main(pools: list[int]) -> None:
-    report = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "faiss_threads": faiss.omp_get_max_threads(),
-              "dim": DIM, "k": K, "pools": {}}
     for pool in pools:
+        report = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
+                  "faiss_threads": faiss.omp_get_max_threads(), "dim": DIM, "k": K, "pool": pool}
         if pool <= 200_000:  # FAISS's guidance: 4 sqrt(n) lists, 256 training points per list
             nlist = 2 ** round(np.log2(4 * np.sqrt(pool)))
-            report["pools"][pool] = measure(pool, 5 * CHUNK, [
+            report["indexes"] = measure(pool, 5 * CHUNK, [
                 "Flat", f"IVF{nlist},Flat", f"IVF{nlist},PQ48", f"IVF{nlist},PQ48,Refine(SQ8)",
-                f"OPQ48,IVF{nlist},PQ48", "HNSW32"])
-        else:  # what 2 cores allow: sqrt(n) lists trained on 100k vectors, two query chunks, no HNSW (build ~15 min)
+                f"OPQ48,IVF{nlist},PQ48", "HNSW32"], sweeps={"IVF": [4, 8, 16, 32, 64, 128], "HNSW": [64, 128, 200, 400]})
+        else:  # what 2 cores allow: sqrt(n) lists trained on 100k vectors, two query chunks
             nlist = 2 ** round(np.log2(np.sqrt(pool)))
-            report["pools"][pool] = measure(pool, 2 * CHUNK, [
-                "Flat", f"IVF{nlist},Flat", f"IVF{nlist},PQ48", f"IVF{nlist},PQ48,Refine(SQ8)"], train_size=100_000)
-    os.makedirs(os.path.join("out", "bench-retrieve"), exist_ok=True)
-    with open(os.path.join("out", "bench-retrieve", "results.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
-    print(json.dumps(report, indent=1))
+            report["indexes"] = measure(pool, 2 * CHUNK, [
+                "Flat", f"IVF{nlist},Flat", f"IVF{nlist},PQ48", f"IVF{nlist},PQ48,Refine(SQ8)",
+                f"OPQ48,IVF{nlist},PQ48", "HNSW32"], train_size=100_000,
+                sweeps={"IVF": [4, 8, 16, 32, 64], "HNSW": [64, 128, 200, 400]})
+        os.makedirs(os.path.join("out", "bench-retrieve"), exist_ok=True)
+        with open(os.path.join("out", "bench-retrieve", f"pool-{pool}.json"), "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+        print(json.dumps(report, indent=1), flush=True)
 
 
 if __name__ == "__main__":
