@@ -61,6 +61,9 @@ def test_a_run_from_the_command_prints_no_library_noise_and_records_its_counters
     judge = manifest["stages"]["judge"]
     assert judge["counters"]["pairs_judged"] == judge["counts"]["pairs_judged"] > 0
     assert judge["per_second"]["pairs_judged"] > 0 and judge["started_at"] <= judge["ended_at"]
+    retrieve = manifest["stages"]["retrieve"]  # the search's own time, a part of the stage's
+    assert retrieve["counters"]["queries"] == retrieve["counts"]["queries"] > 0
+    assert 0 < retrieve["counters"]["search_ms"] <= 1000 * retrieve["seconds"]
     run = manifest["run"]
     assert run["device"] == "cpu" and run["models"]["judge"]["id"]
     assert run["runner_options"]["default_sdk_harness_log_level"] == "ERROR" and "top_k" not in run["runner_options"]

@@ -3,7 +3,9 @@ shard) searched by one worker; a chunk's per-shard results merged into its globa
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from typing import Any, Iterable
 
 import apache_beam as beam
@@ -51,7 +53,9 @@ class BuildIndexShard(beam.DoFn):
 
 class SearchShard(beam.DoFn):
     """One query chunk against one index shard: each query's top K eligible candidates of that shard (its
-    exclusions and the delta cut are per candidate, so they are applied here and the merge stays exact)."""
+    exclusions and the delta cut are per candidate, so they are applied here and the merge stays exact). The
+    counter search_ms is the time in the index search itself (with its exclusion filter): the stage record then
+    says how much of the stage the search is, the rest being reading, writing and Beam."""
 
     def __init__(self, index_dir: str, ingest_dir: str, k: int, delta: float, nprobe: int, ef_search: int,
                  search_params: str, device: str, shared: Shared) -> None:
@@ -59,6 +63,7 @@ class SearchShard(beam.DoFn):
         self._k, self._delta, self._nprobe, self._ef, self._params = k, delta, nprobe, ef_search, search_params
         self._device, self._shared = device, shared
         self._indexes: dict[int, CandidateIndex] = {}
+        self._search_ms = Metrics.counter("judgemine.retrieve", "search_ms")
 
     def _index(self, shard: int) -> CandidateIndex:
         if shard not in self._indexes:
@@ -83,7 +88,9 @@ class SearchShard(beam.DoFn):
                 raise RuntimeError(f"query chunk {chunk.index}: embedded queries missing from ingest's part")
             excluded = queries.column("excluded_ids").take(at).combine_chunks()
             index = self._index(shard)
+            started = time.perf_counter()
             rows, sims = index.search_excluding(vectors, excluded, self._k, self._delta)
+            self._search_ms.inc(math.ceil(1000 * (time.perf_counter() - started)))
             names = np.where(rows >= 0, index.ids[np.maximum(rows, 0)], b"")
             found = names, np.where(rows >= 0, sims, -np.inf).astype(np.float32)
         yield chunk.index, (shard, ids, *found)
