@@ -15,7 +15,8 @@ import faiss
 AUTO = ((200_000, "Flat"), (5_000_000, "IVF{nlist},Flat"), (math.inf, "IVF{nlist},PQ64,Refine(SQ8)"))
 POINTS_PER_CENTROID = 256  # FAISS k-means samples at most this many points per centroid (max_points_per_centroid)
 PQ_CODES = 256  # 8-bit sub-quantizers: 256 centroids each
-NPROBE_SHARE = 16  # nprobe = nlist / 16 unless set: recall@50 1.0 on bench-retrieve's clustered 100k vectors
+NPROBE_SHARE = 16  # nprobe = nlist / 16 unless set: a margin for real embeddings (bench-retrieve's clusters reach
+# recall@50 1.0 from nprobe 4 on, too easy to tune it by)
 EF_SEARCH_FACTOR = 2  # efSearch = 2 x the results asked for, at least 64, unless set
 REFINE_FACTOR = 4  # a refine step (",Refine(SQ8)", ",RFlat") re-ranks 4 x the results asked for with finer codes
 
