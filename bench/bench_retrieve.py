@@ -14,6 +14,8 @@ query's positive is a pool vector of its cluster, excluded from its candidates a
   end-to-end ratio is raw seconds / stage seconds. The same throughput inside the stage, which host drift
   cannot move (both sides from one run): its search seconds (counter search_ms) for the queries past the first
   chunk over its wall seconds for them; FAISS's throughput on 4,096-query calls equals one call's (checked).
+  It holds while nothing in the stage runs beside the search (as now): work overlapped with it would slow the
+  search and raise the figure at the same wall time (bench/RESULTS.md).
   ROUNDS interleaved rounds (5 at 100k, 3 at 1M) after one untimed warm-up of the first-chunk runs.
 - sweep: raw FAISS on the first query chunk at each nprobe (IVF) or efSearch (HNSW): recall@50 and queries/s.
 - recall@50: the share of the exact top 50 (Flat, positives excluded) the index returns, and the share it misses.
