@@ -198,8 +198,8 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
             def stage(side: str, run: Settings) -> None:
                 searched[side] = run_one("retrieve", run, options)["counters"]["search_ms"] / 1000
 
-            sides = {"raw": lambda: index.search(data["queries"], K + 1), "raw_first": lambda: index.search(
-                         data["queries"][:CHUNK], K + 1),
+            sides = {"raw": lambda: index.search(data["queries"], K + 1),
+                     "raw_first": lambda: index.search(data["queries"][:CHUNK], K + 1),
                      "stage": lambda: stage("stage", settings), "stage_first": lambda: stage("stage_first", first)}
             sides["raw_first"](), sides["stage_first"]()  # warm-up, not timed: the first searches after a load
             wall: dict[str, list[float]] = {side: [] for side in sides}

@@ -54,7 +54,10 @@ def swap_in(tmp: str, final: str, step: str) -> None:
     this, is the commit point)."""
     remote, old = storage.is_remote(final), f"{final}.old-{os.getpid()}"
     if storage.exists(final):
-        storage.remove(final) if remote else storage.move(final, old)
+        if remote:
+            storage.remove(final)
+        else:
+            storage.move(final, old)
         fault_point(f"{step}:old-moved")
     storage.move(tmp, final)
     fault_point(f"{step}:new-in-place")
