@@ -10,7 +10,8 @@ from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
-from judgemine.schemas import RETRIEVAL, list_parts, read_table, storage
+from judgemine.schemas import RETRIEVAL, footer, list_parts, storage
+from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.retrieve.search import SearchShard, WriteRetrieval
 
@@ -28,14 +29,16 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
-    """Queries with fewer than K candidates are counted, never hidden (the pool may be too small)."""
-    k = ctx.settings.top_k
+    """Queries with fewer than K candidates are counted, never hidden (the pool may be too small); from each
+    part's footer, checked against the queries embed wrote."""
     queries = count_rows(os.path.join(ctx.input_dir("embed"), "queries"))
-    per_query = [v["counts"] for path in list_parts(ctx.directory)
-                 for v in read_table(path, RETRIEVAL, ["query_id"]).column("query_id").value_counts().to_pylist()]
-    without = queries - len(per_query)
-    return {"queries": queries, "pairs": sum(per_query), "queries_without_candidates": without,
-            "queries_short_of_k": without + sum(1 for c in per_query if c < k)}
+    footers = [footer(path, RETRIEVAL) for path in list_parts(ctx.directory)]
+    counted = sum(int(meta[QUERIES_KEY]) for _, meta in footers)
+    if counted != queries:
+        raise RuntimeError(f"retrieve: its parts hold {counted} queries, embed wrote {queries}")
+    return {"queries": queries, "pairs": sum(rows for rows, _ in footers),
+            "queries_without_candidates": sum(int(meta[WITHOUT_CANDIDATES_KEY]) for _, meta in footers),
+            "queries_short_of_k": sum(int(meta[SHORT_OF_K_KEY]) for _, meta in footers)}
 
 
 STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"),

@@ -1,6 +1,15 @@
 """Arrow schemas of every judgemine artifact, and the only way stages read and write them."""
 from judgemine.schemas import storage
-from judgemine.schemas.io import list_parts, num_rows, parquet_file, part_name, read_table, shard_name, write_table
+from judgemine.schemas.io import (
+    footer,
+    list_parts,
+    num_rows,
+    parquet_file,
+    part_name,
+    read_table,
+    shard_name,
+    write_table,
+)
 from judgemine.schemas.tables import (
     CANDIDATES,
     EMBEDDINGS,
@@ -18,6 +27,6 @@ from judgemine.schemas.tables import (
 
 __all__ = [
     "CANDIDATES", "EMBEDDINGS", "INDEX_IDS", "JUDGE_SCORES", "QUERIES", "REJECTS", "RETRIEVAL", "SCHEMA_VERSION",
-    "SCORE_CACHE", "SHARDS", "embeddings_schema", "list_parts", "num_rows", "parquet_file", "part_name", "read_table",
-    "shard_metadata", "shard_name", "storage", "write_table",
+    "SCORE_CACHE", "SHARDS", "embeddings_schema", "footer", "list_parts", "num_rows", "parquet_file", "part_name",
+    "read_table", "shard_metadata", "shard_name", "storage", "write_table",
 ]

@@ -37,9 +37,9 @@ def write_table(table: pa.Table, path: str, schema: pa.Schema, metadata: dict[st
     if metadata:
         schema = schema.with_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
     table = table.select(schema.names).cast(schema)
-    options = WRITE_OPTIONS.get(schema.metadata[b"judgemine.schema"].decode(), {})
+    options = {"compression": "zstd", **WRITE_OPTIONS.get(schema.metadata[b"judgemine.schema"].decode(), {})}
     with FileSystems.create(path) as f:
-        pq.write_table(table, f, compression="zstd", **options)
+        pq.write_table(table, f, **options)
 
 
 def read_table(path: str, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
@@ -93,11 +93,15 @@ class ShardInfo:
     image_root: str
 
 
-def shard_info(path: str) -> ShardInfo:
+def footer(path: str, schema: pa.Schema) -> tuple[int, dict[str, str]]:
+    """(rows, key/value metadata) of a Parquet artifact written under `schema`, from its footer alone."""
     with parquet_file(path) as f:
-        check_schema(f.schema_arrow, SHARDS, path)
-        meta = {k.decode(): v.decode() for k, v in (f.schema_arrow.metadata or {}).items()}
-        rows = f.metadata.num_rows
+        check_schema(f.schema_arrow, schema, path)
+        return f.metadata.num_rows, {k.decode(): v.decode() for k, v in (f.schema_arrow.metadata or {}).items()}
+
+
+def shard_info(path: str) -> ShardInfo:
+    rows, meta = footer(path, SHARDS)
     if NUM_NEGATIVES_KEY not in meta:
         raise SchemaMismatch(f"{path}: a shard without its metadata, written by an older judgemine: rerun "
                              f"`judgemine mine`")

@@ -10,7 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"  # 1.1: shards gained num_candidates, num_false_negatives and their file metadata
+SCHEMA_VERSION = "1.2"  # 1.1: shards gained num_candidates, num_false_negatives and their file metadata;
+# 1.2: retrieval parts carry their query counts in their file metadata
 
 
 def _named(name: str, fields: list[pa.Field]) -> pa.Schema:
@@ -63,9 +64,21 @@ RETRIEVAL = _named("retrieval", [
     pa.field("rank", pa.int32(), nullable=False),
     pa.field("similarity", pa.float32(), nullable=False),
 ])
-# K rows per query: the dictionary pages of its hash ids (unique strings) and their min/max statistics cost
-# more to write than the search of a fast index (bench/RESULTS.md, retrieval at any pool size) and save nothing.
-WRITE_OPTIONS: dict[str, dict[str, Any]] = {"retrieval": {"use_dictionary": ["query_id"], "write_statistics": False}}
+# Key/values each retrieval part carries: its queries and how many got fewer than K (none at all) candidates, so
+# the stage's counts come from footers, not from reading back every result row.
+QUERIES_KEY = "judgemine.queries"
+SHORT_OF_K_KEY = "judgemine.queries_short_of_k"
+WITHOUT_CANDIDATES_KEY = "judgemine.queries_without_candidates"
+
+# Parquet options per schema (zstd otherwise). Retrieval, K rows per query: the dictionary pages of its hash ids
+# (unique strings) and their min/max statistics cost more to write than the search of a fast index and save
+# nothing. Embeddings: float vectors barely compress (zstd 16%, lz4 9% on 4,096 x 384), zstd's decoding was a
+# third of reading a query chunk's vectors, and their dictionary pages always spill (bench/RESULTS.md, retrieval
+# at any pool size).
+WRITE_OPTIONS: dict[str, dict[str, Any]] = {
+    "retrieval": {"use_dictionary": ["query_id"], "write_statistics": False},
+    "embeddings": {"compression": "lz4", "use_dictionary": ["id"]},
+}
 
 # Judge soft scores P(Yes) for (query, candidate) and (query, positive) pairs.
 JUDGE_SCORES = _named("judge_scores", [

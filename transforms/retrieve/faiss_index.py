@@ -99,8 +99,9 @@ def save_index(index: faiss.Index, ids: list[str], directory: str, info: dict[st
 
 
 class CandidateIndex:
-    """One loaded index shard with its ids; held once per worker process through Beam's Shared. Exclusions
-    are looked up in a sorted array of the ids' bytes: a few bytes per candidate, no per-id Python objects."""
+    """One loaded index shard with its ids (an Arrow array, row i's id at i); held once per worker process
+    through Beam's Shared. Exclusions are looked up in a sorted array of the ids' bytes: a few bytes per
+    candidate, no per-id Python objects."""
 
     def __init__(self, directory: str, nprobe: int = 0, ef_search: int = 0, fetch: int = 64,
                  device: str = "auto", search_params: str = "") -> None:
@@ -109,9 +110,17 @@ class CandidateIndex:
         if self.parameters:
             faiss.ParameterSpace().set_index_parameters(index, self.parameters)
         self.index, self.backend = _place(index, device)
-        self.ids = as_bytes(read_table(os.path.join(directory, "ids.parquet"), INDEX_IDS).column("candidate_id"))
-        self._order = np.argsort(self.ids, kind="stable")
-        self._sorted = self.ids[self._order]
+        table = read_table(os.path.join(directory, "ids.parquet"), INDEX_IDS)
+        self.ids = table.column("candidate_id").combine_chunks()
+        as_raw = as_bytes(self.ids)
+        self._order = np.argsort(as_raw, kind="stable")
+        self._sorted = as_raw[self._order]
+
+    def ids_of(self, rows: np.ndarray) -> pa.Array:
+        """The candidate ids of `rows` (any shape) flattened row by row, null where a row is -1 (none): one
+        Arrow take, the ids never leaving Arrow."""
+        flat = rows.reshape(-1)
+        return self.ids.take(pa.array(flat, mask=flat < 0))
 
     def rows_of(self, candidate_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions in `candidate_ids`, rows) of the given ids (bytes) that are in this shard."""

@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Iterable
+from typing import Iterable
 
 import apache_beam as beam
 import numpy as np
@@ -16,6 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, num_rows, part_name, read_table, write_table
+from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.retrieve.faiss_index import (
     CandidateIndex,
@@ -51,6 +52,11 @@ class BuildIndexShard(beam.DoFn):
         yield len(ids)
 
 
+# One shard's answer for a query chunk: (shard, query ids, candidate ids of the n x k hits flattened row by row
+# (null where none), similarities (n, k), -inf where none).
+Found = tuple[int, list[str], pa.Array, np.ndarray]
+
+
 class SearchShard(beam.DoFn):
     """One query chunk against one index shard: each query's top K eligible candidates of that shard (its
     exclusions and the delta cut are per candidate, so they are applied here and the merge stays exact). The
@@ -75,11 +81,10 @@ class SearchShard(beam.DoFn):
                      self._indexes[shard].parameters)
         return self._indexes[shard]
 
-    def process(self, task: tuple[Chunk, int]) -> Iterable[tuple[int, tuple[int, list[str], np.ndarray,
-                                                                             np.ndarray]]]:
+    def process(self, task: tuple[Chunk, int]) -> Iterable[tuple[int, Found]]:
         chunk, shard = task
         ids, vectors = read_vectors([chunk.path])
-        found = np.zeros((0, self._k), np.bytes_), np.zeros((0, self._k), np.float32)
+        found: Found = (shard, ids, pa.array([], pa.string()), np.zeros((0, self._k), np.float32))
         if ids:
             queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
                                  ["query_id", "excluded_ids"])
@@ -91,45 +96,49 @@ class SearchShard(beam.DoFn):
             started = time.perf_counter()
             rows, sims = index.search_excluding(vectors, excluded, self._k, self._delta)
             self._search_ms.inc(math.ceil(1000 * (time.perf_counter() - started)))
-            names = np.where(rows >= 0, index.ids[np.maximum(rows, 0)], b"")
-            found = names, np.where(rows >= 0, sims, -np.inf).astype(np.float32)
-        yield chunk.index, (shard, ids, *found)
+            found = shard, ids, index.ids_of(rows), np.where(rows >= 0, sims, -np.inf).astype(np.float32)
+        yield chunk.index, found
 
 
-def merge_shards(parts: Iterable[tuple[int, list[str], np.ndarray, np.ndarray]], k: int) -> tuple[
-        list[str], np.ndarray, np.ndarray]:
-    """(query ids, candidate ids (n, k) as bytes, "" where none, similarities (n, k)): per query the best k of
-    every shard's best k, ties in shard order then rank (one shard: its own result unchanged)."""
+def merge_shards(parts: Iterable[Found], k: int) -> tuple[list[str], pa.Array, np.ndarray]:
+    """(query ids, candidate ids flattened as in Found, similarities (n, k)): per query the best k of every
+    shard's best k, ties in shard order then rank (one shard: its own result unchanged)."""
     parts = sorted(parts, key=lambda p: p[0])
     ids = parts[0][1]
-    names = np.concatenate([p[2] for p in parts], axis=1)
+    if len(parts) == 1:
+        return ids, parts[0][2], parts[0][3]
     sims = np.concatenate([p[3] for p in parts], axis=1)
     order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return ids, np.take_along_axis(names, order, 1), np.take_along_axis(sims, order, 1)
+    n = len(ids)  # column c of the concatenation is shard c // k's rank c % k, at n * k * shard + k * query + rank
+    flat = (order // k) * (n * k) + np.arange(n)[:, None] * k + order % k
+    names = pa.concat_arrays([p[2] for p in parts]).take(pa.array(flat.reshape(-1)))
+    return ids, names, np.take_along_axis(sims, order, 1)
 
 
 class WriteRetrieval(beam.DoFn):
-    """A query chunk's merged top-K to its part file."""
+    """A query chunk's merged top-K to its part file, its query counts in the file's metadata."""
 
     def __init__(self, directory: str, k: int, shards: int) -> None:
         self._dir, self._k, self._shards = directory, k, shards
         self._short = Metrics.counter("judgemine.retrieve", "queries_short_of_k")
         self._queries = Metrics.counter("judgemine.retrieve", "queries")
 
-    def process(self, keyed: tuple[int, Iterable[tuple[int, list[str], np.ndarray, np.ndarray]]]) -> Iterable[int]:
+    def process(self, keyed: tuple[int, Iterable[Found]]) -> Iterable[int]:
         index, parts = keyed
         parts = list(parts)
         if len(parts) != self._shards:
             raise RuntimeError(f"query chunk {index}: {len(parts)} of {self._shards} index shards answered")
         ids, names, sims = merge_shards(parts, self._k)
-        columns: dict[str, Any] = {"query_id": [], "candidate_id": [], "rank": [], "similarity": []}
-        if ids:
-            found = np.isfinite(sims)  # a query's hits are a prefix of its row, so the column is its rank
-            self._short.inc(int((found.sum(1) < self._k).sum()))
-            q, rank = np.nonzero(found)
-            columns = {"query_id": pa.array(ids, pa.string()).take(pa.array(q)),
-                       "candidate_id": pa.array(names[q, rank], pa.binary()).cast(pa.string()),
-                       "rank": rank.astype(np.int32), "similarity": sims[q, rank]}
+        found = np.isfinite(sims)  # a query's hits are a prefix of its row, so the column is its rank
+        hits = found.sum(1)
+        q, rank = np.nonzero(found)
+        columns = {"query_id": pa.array(ids, pa.string()).take(pa.array(q)),
+                   "candidate_id": names if len(q) == len(names) else names.take(pa.array(q * self._k + rank)),
+                   "rank": rank.astype(np.int32), "similarity": sims[q, rank]}
+        short = int((hits < self._k).sum())
+        self._short.inc(short)
         self._queries.inc(len(ids))
-        write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(index)), RETRIEVAL)
+        write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(index)), RETRIEVAL,
+                    {QUERIES_KEY: str(len(ids)), SHORT_OF_K_KEY: str(short),
+                     WITHOUT_CANDIDATES_KEY: str(int((hits == 0).sum()))})
         yield len(ids)
