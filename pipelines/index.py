@@ -45,7 +45,8 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     factory, why = index_factory(s, ctx.input_dir("embed"))
     log.info("index: %s, %d shard(s): %s", factory, s.index_shards, why)
-    _ = (p | "ListShards" >> beam.Create(list(range(s.index_shards))) | "SpreadShards" >> beam.Reshuffle()
+    _ = (p | "ListShards" >> beam.Create(list(range(s.index_shards)), reshuffle=False)
+         | "SpreadShards" >> beam.Reshuffle()
          | "BuildIndexShards" >> beam.ParDo(BuildIndexShard(ctx.input_dir("embed"), ctx.directory, factory,
                                                             s.index_shards, s.seed, s.index_train_size)))
 

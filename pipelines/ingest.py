@@ -81,7 +81,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     images = ImagePolicy(s.image_root, s.max_image_pixels, s.max_image_bytes, not s.skip_image_check)
     pairs, corpus, parse_rejects = (
         p
-        | "ListInputFiles" >> beam.Create(files)
+        | "ListInputFiles" >> beam.Create(files, reshuffle=False)
         | "SpreadFiles" >> beam.Reshuffle()
         | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.max_text_chars))
         | "SpreadBatches" >> beam.Reshuffle()

@@ -60,5 +60,7 @@ def query_chunks(ctx: StageContext) -> int:
 
 
 def spread_chunks(p: beam.Pipeline, chunks: Sequence[Any]) -> beam.PCollection:
-    """The stage's chunk descriptors (or tasks of them) (never bulk rows: the data is read inside the DoFns), spread over workers."""
-    return p | "ListChunks" >> beam.Create(list(chunks)) | "SpreadChunks" >> beam.Reshuffle()
+    """The stage's chunk descriptors (or tasks of them) (never bulk rows: the data is read inside the DoFns),
+    spread over workers. Create's own reshuffle is off wherever one follows (here, index, ingest, score cache):
+    it doubled the spreading and made a pipeline of one chunk another shape than one of many."""
+    return p | "ListChunks" >> beam.Create(list(chunks), reshuffle=False) | "SpreadChunks" >> beam.Reshuffle()

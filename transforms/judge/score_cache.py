@@ -100,7 +100,7 @@ class CachedScores(beam.PTransform):
 
     def expand(self, asked: beam.PCollection) -> beam.PCollection:
         ranges = asked | "AskByRange" >> beam.ParDo(_AskByRange())
-        cache = (asked.pipeline | "ListCacheFiles" >> beam.Create(list(enumerate(self._files)))
+        cache = (asked.pipeline | "ListCacheFiles" >> beam.Create(list(enumerate(self._files)), reshuffle=False)
                  | "SpreadCacheFiles" >> beam.Reshuffle()
                  | "ReadCacheFiles" >> beam.ParDo(_ReadCacheFile()))
         return ({"asked": ranges, "cache": cache}
