@@ -3,7 +3,8 @@ the same vectors, one process; recall@K against exact search; what the mining ru
 
 Data: clustered unit vectors of dimension 384 (1,000 Gaussian clusters, noise 0.6 around unit centres: neighbours
 are close but not duplicates), written straight into a run directory as committed ingest and embed stages (each
-query's positive is a pool vector of its cluster, excluded from its candidates as ingest would). Per index:
+query's positive is a pool vector of its cluster, excluded from its candidates as ingest would; candidate ids are
+content ids as ingest makes them, "c" + 24 hex digits, the pool in their order). Per index:
 - build: `judgemine index` (seeded training sample, FAISS's rule of thumb) against its own FAISS train + add
   seconds (build.json). Search: `judgemine retrieve` (K = 50, exclusions, Parquet out) against raw FAISS on the
   very index the stage built, read from its file with the same search parameters: `index.search(q, K + 1)`.
@@ -44,7 +45,17 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from judgemine.pipelines.artifacts import published_files, record_path, stage_dir, write_json
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
-from judgemine.schemas import QUERIES, RETRIEVAL, embeddings_schema, list_parts, part_name, read_table, write_table
+from judgemine.schemas import (
+    INDEX_IDS,
+    QUERIES,
+    RETRIEVAL,
+    embeddings_schema,
+    list_parts,
+    part_name,
+    read_table,
+    write_table,
+)
+from judgemine.transforms.common.content import content_id
 from judgemine.transforms.mine.rule import MiningRule, query_rng, select_negatives
 from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
 from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters
@@ -68,16 +79,17 @@ def write_run(out: str, pool: int, queries: int) -> dict[str, Any]:
     qvecs, q_label = clustered(queries, centres, rng)
     by_cluster = {c: np.flatnonzero(cand_label == c) for c in range(CLUSTERS)}
     pos = np.array([rng.choice(by_cluster[c]) if len(by_cluster[c]) else 0 for c in q_label])
-    cand_ids = [f"c{i}" for i in range(pool)]
+    cand_ids = np.array([content_id(f"bench {i}", "") for i in range(pool)], dtype=object)  # as ingest names them
+    order = np.argsort(cand_ids, kind="stable")  # and orders the pool (FAISS row i = the i-th id)
     for stage in ("ingest", "embed"):
         for side in ("queries", "candidates"):
             os.makedirs(os.path.join(stage_dir(out, stage), side), exist_ok=True)
     schema = embeddings_schema(DIM)
     for part, start in enumerate(range(0, pool, CHUNK)):
-        end = min(pool, start + CHUNK)
-        write_table(pa.table({"id": cand_ids[start:end], "vector": pa.FixedSizeListArray.from_arrays(
-            pa.array(cands[start:end].reshape(-1)), DIM)}), os.path.join(stage_dir(out, "embed"), "candidates",
-                                                                        part_name(part)), schema)
+        rows = order[start:start + CHUNK]
+        write_table(pa.table({"id": pa.array(cand_ids[rows], pa.string()), "vector": pa.FixedSizeListArray.from_arrays(
+            pa.array(cands[rows].reshape(-1)), DIM)}), os.path.join(stage_dir(out, "embed"), "candidates",
+                                                                   part_name(part)), schema)
     for part, start in enumerate(range(0, queries, CHUNK)):
         end = min(queries, start + CHUNK)
         qids = [f"q{i}" for i in range(start, end)]
@@ -86,16 +98,16 @@ def write_run(out: str, pool: int, queries: int) -> dict[str, Any]:
                                                                          part_name(part)), schema)
         n = end - start
         write_table(pa.table({"query_id": qids, "query_text": qids, "query_image": [""] * n,
-                              "query_content_id": qids, "pos_id": [cand_ids[p] for p in pos[start:end]],
+                              "query_content_id": qids, "pos_id": list(cand_ids[pos[start:end]]),
                               "pos_text": [""] * n, "pos_image": [""] * n,
-                              "excluded_ids": [[cand_ids[p]] for p in pos[start:end]], "dataset": ["bench"] * n,
+                              "excluded_ids": [[c] for c in cand_ids[pos[start:end]]], "dataset": ["bench"] * n,
                               "source": ["bench"] * n, "line": list(range(start, end))}),
                     os.path.join(stage_dir(out, "ingest"), "queries", part_name(part)), QUERIES)
     for stage in ("ingest", "embed"):
         record = {"stage": stage, "fingerprint": f"bench-{pool}-{queries}", "seconds": 0, "counts": {}}
         record["files"] = published_files(out, [stage_dir(out, stage)])
         write_json(record_path(out, stage), record)
-    return {"cands": cands, "queries": qvecs, "pos": pos}
+    return {"cands": cands, "queries": qvecs, "pos": pos, "cand_ids": cand_ids}
 
 
 def _retrieved(out: str) -> dict[str, list[tuple[str, float]]]:
@@ -145,9 +157,10 @@ def _ratio(raw: float, raw_first: float, stage: float, stage_first: float) -> fl
 def sweep(index: faiss.Index, ids: np.ndarray, data: dict[str, Any], exact: dict[str, list[tuple[str, float]]],
           values: list[int]) -> list[dict[str, Any]]:
     """Raw FAISS on the first query chunk at each nprobe (IVF) or efSearch (HNSW): recall@K against the exact
-    stage result (each query's positive dropped from its top K + 1, as the stage excludes it) and queries/s."""
+    stage result (each query's positive dropped from its top K + 1, as the stage excludes it) and queries/s;
+    `ids`: the candidate id of each index row."""
     queries = data["queries"][:CHUNK]
-    pos = ids[data["pos"][:CHUNK]]
+    pos = data["cand_ids"][data["pos"][:CHUNK]]
     rows = []
     for value in values:
         params = search_parameters(index, value, value, 2 * K)
@@ -240,7 +253,8 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
                 "times": {k: [round(x, 3) for x in v] for k, v in wall.items()}}
             kind = "HNSW" if "HNSW" in built else "IVF" if "IVF" in built else ""
             if sweeps and kind in sweeps:
-                ids = np.array([f"c{i}" for i in range(pool)], dtype=object)
+                ids = np.array(read_table(os.path.join(shard, "ids.parquet"), INDEX_IDS).column(
+                    "candidate_id").to_pylist(), dtype=object)
                 rows[built]["sweep"] = sweep(index, ids, data, exact, sweeps[kind])
             print(json.dumps({"pool": pool, "index": built, **rows[built]}), flush=True)
             index = None  # the raw index freed before the next one is built

@@ -72,12 +72,12 @@ WITHOUT_CANDIDATES_KEY = "judgemine.queries_without_candidates"
 
 # Parquet options per schema (zstd otherwise). Retrieval, K rows per query: the dictionary pages of its hash ids
 # (unique strings) and their min/max statistics cost more to write than the search of a fast index and save
-# nothing. Embeddings: float vectors barely compress (zstd 16%, lz4 9% on 4,096 x 384), zstd's decoding was a
-# third of reading a query chunk's vectors, and their dictionary pages always spill (bench/RESULTS.md, retrieval
-# at any pool size).
+# nothing. Embeddings: float vectors do not compress (MiniLM's: zstd 9%, lz4 0.25%), zstd's decoding was a third
+# of reading a query chunk's vectors, and their dictionary pages always spill: stored as they are (bench/RESULTS.md,
+# retrieval at any pool size).
 WRITE_OPTIONS: dict[str, dict[str, Any]] = {
     "retrieval": {"use_dictionary": ["query_id"], "write_statistics": False},
-    "embeddings": {"compression": "lz4", "use_dictionary": ["id"]},
+    "embeddings": {"compression": "none", "use_dictionary": ["id"]},
 }
 
 # Judge soft scores P(Yes) for (query, candidate) and (query, positive) pairs.
