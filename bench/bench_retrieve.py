@@ -87,9 +87,9 @@ def write_run(out: str, pool: int, queries: int) -> dict[str, Any]:
     schema = embeddings_schema(DIM)
     for part, start in enumerate(range(0, pool, CHUNK)):
         rows = order[start:start + CHUNK]
-        write_table(pa.table({"id": pa.array(cand_ids[rows], pa.string()), "vector": pa.FixedSizeListArray.from_arrays(
-            pa.array(cands[rows].reshape(-1)), DIM)}), os.path.join(stage_dir(out, "embed"), "candidates",
-                                                                   part_name(part)), schema)
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(cands[rows].reshape(-1)), DIM)
+        write_table(pa.table({"id": pa.array(cand_ids[rows], pa.string()), "vector": vectors}),
+                    os.path.join(stage_dir(out, "embed"), "candidates", part_name(part)), schema)
     for part, start in enumerate(range(0, queries, CHUNK)):
         end = min(queries, start + CHUNK)
         qids = [f"q{i}" for i in range(start, end)]
@@ -271,7 +271,8 @@ def main(pools: list[int]) -> None:
             nlist = 2 ** round(np.log2(4 * np.sqrt(pool)))
             report["indexes"] = measure(pool, 5 * CHUNK, [
                 "Flat", f"IVF{nlist},Flat", f"IVF{nlist},PQ48", f"IVF{nlist},PQ48,Refine(SQ8)",
-                f"OPQ48,IVF{nlist},PQ48", "HNSW32"], sweeps={"IVF": [4, 8, 16, 32, 64, 128], "HNSW": [64, 128, 200, 400]})
+                f"OPQ48,IVF{nlist},PQ48", "HNSW32"],
+                sweeps={"IVF": [4, 8, 16, 32, 64, 128], "HNSW": [64, 128, 200, 400]})
         else:  # what 2 cores allow: sqrt(n) lists trained on 100k vectors, two query chunks
             nlist = 2 ** round(np.log2(np.sqrt(pool)))
             report["indexes"] = measure(pool, 2 * CHUNK, [

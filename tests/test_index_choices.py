@@ -60,15 +60,16 @@ def test_an_index_from_a_config_and_a_bad_factory(run_copy, small_pairs, tiny_ju
     assert "is not a FAISS factory string" in capsys.readouterr().err
 
 
-
-def test_retrieve_counts_queries_short_of_k_and_without_candidates(tmp_path, tiny_judge):
-    """The record's counts, read from each part's footer, on a pool of two positives over two shards: both rows
-    of "big" exclude both (no candidate at all), "huge" excludes one and gets the other (1 < K)."""
+@pytest.mark.parametrize("shards", [1, 2])
+def test_retrieve_counts_queries_short_of_k_and_without_candidates(tmp_path, tiny_judge, shards):
+    """The record's counts, read from each part's footer, on a pool of two positives (one index, the default,
+    and two shards, merged): both rows of "big" exclude both (no candidate at all), "huge" excludes one and gets
+    the other (1 < K)."""
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"query_text": q, "pos_text": p}) + "\n" for q, p in [
         ("Define the word: big", "Of considerable size or extent."), ("Define the word: big", "Large in size."),
         ("Define the word: huge", "Of considerable size or extent.")]))
-    args = run_args(str(tmp_path / "out"), [str(pairs)], tiny_judge, "--index-shards", "2")
+    args = run_args(str(tmp_path / "out"), [str(pairs)], tiny_judge, "--index-shards", str(shards))
     assert all(main([stage, *args]) == 0 for stage in ("ingest", "embed", "index", "retrieve"))
     counts = json.load(open(tmp_path / "out" / "stages" / "retrieve" / "stage.json"))["counts"]
     assert counts == {"queries": 3, "pairs": 1, "queries_without_candidates": 2, "queries_short_of_k": 3}

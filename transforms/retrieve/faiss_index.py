@@ -1,6 +1,6 @@
 """FAISS over the candidate vectors: each index shard built from a factory string and trained on a seeded
 sample of its vectors, loaded with its search parameters, and top-K search that honours each query's
-exclusions (index_choice.py says which index suits a pool size; shards are merged in sharded.py)."""
+exclusions (index_choice.py says which index suits a pool size; shards are merged in search.py)."""
 from __future__ import annotations
 
 import json
