@@ -1,5 +1,6 @@
 """Stage 4, retrieve: top-K candidates per query chunk, its exclusions honoured: every (chunk, index shard)
-searched on its own, then each chunk's results merged."""
+searched on its own, then each chunk's results merged; with one index shard (the default) each chunk's result is
+written where it was searched."""
 from __future__ import annotations
 
 import os
@@ -13,17 +14,21 @@ from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunk
 from judgemine.schemas import RETRIEVAL, footer, list_parts, storage
 from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import chunks_of
-from judgemine.transforms.retrieve.search import SearchShard, WriteRetrieval
+from judgemine.transforms.retrieve.search import SearchAndWrite, SearchShard, WriteRetrieval
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     shards = len([d for d in storage.children(ctx.input_dir("index")) if d.startswith("shard-")])
     chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
-    _ = (spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
-         | "SearchIndexShards" >> beam.ParDo(SearchShard(
-             ctx.input_dir("index"), ctx.input_dir("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
-             s.search_params, s.search_device, Shared()))
+    search = (ctx.input_dir("index"), ctx.input_dir("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
+              s.search_params, s.search_device, Shared())
+    tasks = spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
+    if shards == 1:
+        _ = tasks | "SearchAndWrite" >> beam.ParDo(SearchAndWrite(ctx.directory, *search))
+        return
+    _ = (tasks
+         | "SearchIndexShards" >> beam.ParDo(SearchShard(*search))
          | "GroupByChunk" >> beam.GroupByKey()
          | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.directory, s.top_k, shards)))
 

@@ -27,10 +27,17 @@ def test_a_misspelled_flag_is_an_error_naming_the_closest(tmp_path, capsys, flag
     assert not os.path.exists(tmp_path / "out")
 
 
-def test_beam_options_still_pass(tmp_path, small_pairs, tiny_judge):
+@pytest.mark.parametrize("runner", [[], ["--runner", "DirectRunner"]])
+def test_beam_options_still_pass_and_no_runner_means_no_prism_download(tmp_path, small_pairs, tiny_judge, caplog,
+                                                                        runner):
+    """Without --runner a stage runs in process, never trying the DirectRunner's Prism (a binary downloaded from
+    GitHub when the network allows); a --runner given is Beam's to resolve (here Prism's download fails)."""
+    caplog.set_level(logging.INFO, logger="apache_beam.runners.direct")
     out = str(tmp_path / "out")
-    assert main(["ingest", *run_args(out, small_pairs[:1], tiny_judge), "--runner", "DirectRunner",
+    assert main(["ingest", *run_args(out, small_pairs[:1], tiny_judge), *runner,
                  "--direct_running_mode=in_memory"]) == 0
+    tried = [r.getMessage() for r in caplog.records if "PrismRunner" in r.getMessage()]
+    assert bool(tried) == bool(runner), tried
 
 
 def test_a_missing_judge_fails_before_any_stage_runs(tmp_path, small_pairs, capsys):

@@ -1,12 +1,12 @@
 """The index and retrieve stages' DoFns: each index shard built by its own worker; each (query chunk, index
-shard) searched by one worker; a chunk's per-shard results merged into its global top-K."""
+shard) searched by one worker; a chunk's per-shard results merged into its global top-K (one shard: written where searched)."""
 from __future__ import annotations
 
 import logging
 import math
 import os
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
 import apache_beam as beam
 import numpy as np
@@ -115,19 +115,15 @@ def merge_shards(parts: Iterable[Found], k: int) -> tuple[list[str], pa.Array, n
     return ids, names, np.take_along_axis(sims, order, 1)
 
 
-class WriteRetrieval(beam.DoFn):
-    """A query chunk's merged top-K to its part file, its query counts in the file's metadata."""
+class PartWriter:
+    """Writes a query chunk's merged top-K to its part file, its query counts in the file's metadata."""
 
-    def __init__(self, directory: str, k: int, shards: int) -> None:
-        self._dir, self._k, self._shards = directory, k, shards
+    def __init__(self, directory: str, k: int) -> None:
+        self._dir, self._k = directory, k
         self._short = Metrics.counter("judgemine.retrieve", "queries_short_of_k")
         self._queries = Metrics.counter("judgemine.retrieve", "queries")
 
-    def process(self, keyed: tuple[int, Iterable[Found]]) -> Iterable[int]:
-        index, parts = keyed
-        parts = list(parts)
-        if len(parts) != self._shards:
-            raise RuntimeError(f"query chunk {index}: {len(parts)} of {self._shards} index shards answered")
+    def write(self, index: int, parts: list[Found]) -> int:
         ids, names, sims = merge_shards(parts, self._k)
         found = np.isfinite(sims)  # a query's hits are a prefix of its row, so the column is its rank
         hits = found.sum(1)
@@ -141,4 +137,32 @@ class WriteRetrieval(beam.DoFn):
         write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(index)), RETRIEVAL,
                     {QUERIES_KEY: str(len(ids)), SHORT_OF_K_KEY: str(short),
                      WITHOUT_CANDIDATES_KEY: str(int((hits == 0).sum()))})
-        yield len(ids)
+        return len(ids)
+
+
+class SearchAndWrite(SearchShard):
+    """One index shard: each query chunk's result written where it was searched. A shuffle of the result to a
+    merge step (as for several shards) cost about as much as the rest of the chunk's I/O together: 60 ms of
+    119 besides a 470 ms IVF-PQ search of 4,096 queries (bench/RESULTS.md)."""
+
+    def __init__(self, directory: str, *search: Any) -> None:
+        super().__init__(*search)
+        self._writer = PartWriter(directory, self._k)
+
+    def process(self, task: tuple[Chunk, int]) -> Iterable[int]:  # type: ignore[override]
+        for index, found in super().process(task):
+            yield self._writer.write(index, [found])
+
+
+class WriteRetrieval(beam.DoFn):
+    """Several index shards: a query chunk's per-shard results, grouped, merged and written."""
+
+    def __init__(self, directory: str, k: int, shards: int) -> None:
+        self._writer, self._shards = PartWriter(directory, k), shards
+
+    def process(self, keyed: tuple[int, Iterable[Found]]) -> Iterable[int]:
+        index, parts = keyed
+        parts = list(parts)
+        if len(parts) != self._shards:
+            raise RuntimeError(f"query chunk {index}: {len(parts)} of {self._shards} index shards answered")
+        yield self._writer.write(index, parts)
