@@ -1,5 +1,6 @@
 """The index and retrieve stages' DoFns: each index shard built by its own worker; each (query chunk, index
-shard) searched by one worker; a chunk's per-shard results merged into its global top-K (one shard: written where searched)."""
+shard) searched by one worker; a chunk's per-shard results merged into its global top-K (one shard: written
+where searched)."""
 from __future__ import annotations
 
 import logging
