@@ -71,6 +71,7 @@ def test_a_run_from_the_command_prints_no_library_noise_and_records_its_counters
     retrieve = manifest["stages"]["retrieve"]  # the search's own time, a part of the stage's
     assert retrieve["counters"]["queries"] == retrieve["counts"]["queries"] > 0
     assert 0 < retrieve["counters"]["search_ms"] <= 1000 * retrieve["seconds"]
+    assert 0 < retrieve["counters"]["index_load_ms"] <= 1000 * retrieve["seconds"] - retrieve["counters"]["search_ms"]
     run = manifest["run"]
     assert run["device"] == "cpu" and run["models"]["judge"]["id"]
     assert run["runner_options"]["default_sdk_harness_log_level"] == "ERROR" and "top_k" not in run["runner_options"]

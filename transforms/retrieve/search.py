@@ -61,8 +61,9 @@ Found = tuple[int, list[str], pa.Array, np.ndarray]
 class SearchShard(beam.DoFn):
     """One query chunk against one index shard: each query's top K eligible candidates of that shard (its
     exclusions and the delta cut are per candidate, so they are applied here and the merge stays exact). The
-    counter search_ms is the time in the index search itself (with its exclusion filter): the stage record then
-    says how much of the stage the search is, the rest being reading, writing and Beam."""
+    counter search_ms is the time in the index search itself (with its exclusion filter), index_load_ms the time
+    spent loading index shards: the stage record then says how much of the stage the search is and how much a
+    once-per-worker load, the rest being reading, writing and Beam."""
 
     def __init__(self, index_dir: str, ingest_dir: str, k: int, delta: float, nprobe: int, ef_search: int,
                  search_params: str, device: str, shared: Shared) -> None:
@@ -71,13 +72,20 @@ class SearchShard(beam.DoFn):
         self._device, self._shared = device, shared
         self._indexes: dict[int, CandidateIndex] = {}
         self._search_ms = Metrics.counter("judgemine.retrieve", "search_ms")
+        self._load_ms = Metrics.counter("judgemine.retrieve", "index_load_ms")
 
     def _index(self, shard: int) -> CandidateIndex:
         if shard not in self._indexes:
             path = shard_dir(self._index_dir, shard)
+
+            def load() -> CandidateIndex:
+                started = time.perf_counter()
+                index = CandidateIndex(path, self._nprobe, self._ef, 2 * self._k, self._device, self._params)
+                self._load_ms.inc(math.ceil(1000 * (time.perf_counter() - started)))
+                return index
+
             self._indexes[shard] = self._shared.acquire(
-                lambda: CandidateIndex(path, self._nprobe, self._ef, 2 * self._k, self._device, self._params),
-                tag=f"{path}|{self._device}|{self._nprobe}|{self._ef}|{self._params}")
+                load, tag=f"{path}|{self._device}|{self._nprobe}|{self._ef}|{self._params}")
             log.info("retrieve: shard %d searching with %s %s", shard, self._indexes[shard].backend,
                      self._indexes[shard].parameters)
         return self._indexes[shard]
