@@ -1,0 +1,48 @@
+"""Raw HNSW search speed with and without transparent huge pages for FAISS's own memory: each side a fresh
+process loading the index of a committed `judgemine index` stage (any run directory, e.g. bench-retrieve's
+at 1M) and searching the run's first query chunk 5 times; the child processes differ only in
+GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (glibc's malloc then advises THP for its large allocations).
+Usage: python -m bench.bench_hugepages RUN_DIR [PAIRS]"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from judgemine.pipelines.artifacts import stage_dir
+from judgemine.schemas import list_parts
+from judgemine.transforms.retrieve.faiss_index import CandidateIndex, read_vectors, shard_dir
+
+TUNABLE = "glibc.malloc.hugetlb=1"
+
+
+def search_once(run: str) -> str:
+    _, queries = read_vectors(list_parts(os.path.join(stage_dir(run, "embed"), "queries"))[:1])
+    index = CandidateIndex(shard_dir(stage_dir(run, "index"), 0), 0, 0, 100, "cpu", "")
+    index.index.search(queries[:256], 51)
+    seconds = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        index.index.search(queries, 51)
+        seconds.append(time.perf_counter() - t0)
+    with open("/proc/self/smaps_rollup", encoding="utf-8") as f:
+        huge = next(int(line.split()[1]) for line in f if line.startswith("AnonHugePages"))
+    return f"{len(queries) / statistics.median(seconds):.0f} queries/s, AnonHugePages {huge / 2**20:.2f} GB"
+
+
+def main(run: str, pairs: int) -> None:
+    for _ in range(pairs):
+        for tunable in ("", TUNABLE):
+            env = {**os.environ, "GLIBC_TUNABLES": tunable} if tunable else dict(os.environ)
+            out = subprocess.run([sys.executable, "-m", "bench.bench_hugepages", "--child", run], env=env,
+                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            print(f"{tunable or 'as is':24s} {out}", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--child":
+        print(search_once(sys.argv[2]))
+    else:
+        main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 2)
