@@ -35,13 +35,19 @@ def search_once(run: str) -> str:
 def main(run: str, pairs: int) -> None:
     for _ in range(pairs):
         for tunable in ("", TUNABLE):
-            env = {**os.environ, "GLIBC_TUNABLES": tunable} if tunable else dict(os.environ)
+            env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}  # "as is": none set
+            if tunable:
+                env["GLIBC_TUNABLES"] = tunable
             out = subprocess.run([sys.executable, "-m", "bench.bench_hugepages", "--child", run], env=env,
                                  capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             print(f"{tunable or 'as is':24s} {out}", flush=True)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        print("usage: python -m bench.bench_hugepages RUN_DIR [PAIRS] (make bench-hugepages RUN=DIR): a run "
+              "directory whose index stage holds an HNSW index", file=sys.stderr)
+        sys.exit(2)
     if sys.argv[1] == "--child":
         print(search_once(sys.argv[2]))
     else:
