@@ -75,3 +75,24 @@ def test_retrieve_counts_queries_short_of_k_and_without_candidates(tmp_path, tin
     assert counts == {"queries": 3, "pairs": 1, "queries_without_candidates": 2, "queries_short_of_k": 3}
     row, = _retrieval(str(tmp_path / "out")).to_pylist()
     assert row["rank"] == 0
+
+
+def test_a_part_the_search_cannot_write_fails_the_pipeline(run_copy):
+    """Parts are written on a second thread while the next chunk is read: a failed write still fails the
+    pipeline, with its cause, and is not lost (here the output directory is under a regular file)."""
+    import apache_beam as beam
+    from apache_beam.utils.shared import Shared
+
+    from judgemine.transforms.common.chunks import chunks_of
+    from judgemine.transforms.retrieve.search import SearchAndWrite
+
+    stages = os.path.join(run_copy, "stages")
+    chunks = chunks_of("queries", list_parts(os.path.join(stages, "embed", "queries")))
+    assert len(chunks) > 2  # a write in flight while the next chunk is searched
+    blocker = os.path.join(run_copy, "a-file")
+    open(blocker, "w").close()
+    search = SearchAndWrite(os.path.join(blocker, "retrieve"), os.path.join(stages, "index"),
+                            os.path.join(stages, "ingest"), 12, 0.0, 0, 0, "", "cpu", Shared())
+    with pytest.raises(Exception, match="a-file"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([(c, 0) for c in chunks]) | beam.ParDo(search)

@@ -19,6 +19,27 @@ def index_dir(tmp_path):
     return str(tmp_path), vectors, ids
 
 
+def test_vectors_written_before_schema_1_3_still_read(tmp_path):
+    """1.3 made the vectors' elements required (faster to decode); a 1.2 part, nullable elements, reads the same."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from judgemine.schemas import embeddings_schema, write_table
+    from judgemine.transforms.retrieve.faiss_index import read_vectors
+
+    vectors = l2_normalise(np.random.default_rng(2).normal(size=(3, 4))).astype(np.float32)
+    table = pa.table({"id": ["a", "b", "c"], "vector": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), 4)})
+    old = pa.schema([pa.field("id", pa.string(), nullable=False),
+                     pa.field("vector", pa.list_(pa.float32(), 4), nullable=False)],
+                    metadata={"judgemine.schema": "embeddings", "judgemine.schema_version": "1.2"})
+    pq.write_table(table.cast(old), tmp_path / "old.parquet")
+    write_table(table, str(tmp_path / "new.parquet"), embeddings_schema(4))
+    assert not pq.read_schema(tmp_path / "new.parquet").field("vector").type.value_field.nullable
+    for name in ("old", "new"):
+        ids, got = read_vectors([str(tmp_path / f"{name}.parquet")])
+        assert ids == ["a", "b", "c"] and np.array_equal(got, vectors)
+
+
 def test_search_excluding_matches_brute_force(index_dir):
     directory, vectors, ids = index_dir
     index = CandidateIndex(directory)

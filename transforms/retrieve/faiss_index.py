@@ -157,17 +157,22 @@ class CandidateIndex:
         pending = np.arange(n)
         fetch = min(total, k + width + (k if delta > 0 else 0))
         while pending.size and fetch > 0:
-            sims, rows = self.index.search(queries[pending], fetch)
-            keep = (rows >= 0) & ~(rows[:, :, None] == ban[pending][:, None, :]).any(-1)
+            whole = pending.size == n  # the usual first pass: no per-query copies
+            sims, rows = self.index.search(queries if whole else queries[pending], fetch)
+            keep = rows >= 0
+            if width:
+                keep &= ~(rows[:, :, None] == (ban if whole else ban[pending])[:, None, :]).any(-1)
             if delta > 0:
                 keep &= sims <= delta
             done = (keep.sum(1) >= k) | (fetch >= total)
-            first = np.argsort(~keep[done], axis=1, kind="stable")[:, :k]  # kept columns first, in rank order
-            kept = np.take_along_axis(keep[done], first, 1)
-            got_rows = np.where(kept, np.take_along_axis(rows[done], first, 1), -1)
-            got_sims = np.where(kept, np.take_along_axis(sims[done], first, 1), 0.0)
-            out_rows[pending[done], :got_rows.shape[1]] = got_rows
-            out_sims[pending[done], :got_sims.shape[1]] = got_sims
+            into = slice(None) if whole and done.all() else pending[done]
+            if not done.all():
+                keep, rows, sims = keep[done], rows[done], sims[done]
+            # flat positions of each query's kept columns first, in rank order, then the dropped ones
+            at = np.argsort(~keep, axis=1, kind="stable")[:, :k] + (fetch * np.arange(len(keep)))[:, None]
+            kept = keep.take(at)
+            out_rows[into, :at.shape[1]] = np.where(kept, rows.take(at), -1)
+            out_sims[into, :at.shape[1]] = np.where(kept, sims.take(at), 0.0)
             pending, fetch = pending[~done], min(total, fetch * 2)
         return out_rows, out_sims
 

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable
 
 import apache_beam as beam
@@ -56,6 +57,9 @@ class BuildIndexShard(beam.DoFn):
 # One shard's answer for a query chunk: (shard, query ids, candidate ids of the n x k hits flattened row by row
 # (null where none), similarities (n, k), -inf where none).
 Found = tuple[int, list[str], pa.Array, np.ndarray]
+# A shard's search of a chunk before its rows are named: (the shard's index, rows (n, k), -1 where none,
+# similarities (n, k)).
+Searched = tuple[CandidateIndex, np.ndarray, np.ndarray]
 
 
 class SearchShard(beam.DoFn):
@@ -90,23 +94,37 @@ class SearchShard(beam.DoFn):
                      self._indexes[shard].parameters)
         return self._indexes[shard]
 
+    def _read(self, chunk: Chunk) -> tuple[list[str], np.ndarray, pa.ListArray | None]:
+        """A query chunk's ids, vectors and each query's excluded candidate ids (None for an empty chunk)."""
+        ids, vectors = read_vectors([chunk.path])
+        if not ids:
+            return ids, vectors, None
+        queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
+                             ["query_id", "excluded_ids"])
+        at = pc.index_in(pa.array(ids, pa.string()), queries.column("query_id"))
+        if at.null_count:
+            raise RuntimeError(f"query chunk {chunk.index}: embedded queries missing from ingest's part")
+        return ids, vectors, queries.column("excluded_ids").take(at).combine_chunks()
+
+    def _search(self, shard: int, vectors: np.ndarray, excluded: pa.ListArray) -> Searched:
+        """Each query's top K eligible candidates in the shard."""
+        index = self._index(shard)
+        started = time.perf_counter()
+        rows, sims = index.search_excluding(vectors, excluded, self._k, self._delta)
+        self._search_ms.inc(math.ceil(1000 * (time.perf_counter() - started)))
+        return index, rows, sims
+
+    def _found(self, shard: int, ids: list[str], searched: Searched | None) -> Found:
+        if searched is None:
+            return shard, ids, pa.array([], pa.string()), np.zeros((0, self._k), np.float32)
+        index, rows, sims = searched
+        return shard, ids, index.ids_of(rows), np.where(rows >= 0, sims, -np.inf).astype(np.float32)
+
     def process(self, task: tuple[Chunk, int]) -> Iterable[tuple[int, Found]]:
         chunk, shard = task
-        ids, vectors = read_vectors([chunk.path])
-        found: Found = (shard, ids, pa.array([], pa.string()), np.zeros((0, self._k), np.float32))
-        if ids:
-            queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
-                                 ["query_id", "excluded_ids"])
-            at = pc.index_in(pa.array(ids, pa.string()), queries.column("query_id"))
-            if at.null_count:
-                raise RuntimeError(f"query chunk {chunk.index}: embedded queries missing from ingest's part")
-            excluded = queries.column("excluded_ids").take(at).combine_chunks()
-            index = self._index(shard)
-            started = time.perf_counter()
-            rows, sims = index.search_excluding(vectors, excluded, self._k, self._delta)
-            self._search_ms.inc(math.ceil(1000 * (time.perf_counter() - started)))
-            found = shard, ids, index.ids_of(rows), np.where(rows >= 0, sims, -np.inf).astype(np.float32)
-        yield chunk.index, found
+        ids, vectors, excluded = self._read(chunk)
+        searched = None if excluded is None else self._search(shard, vectors, excluded)
+        yield chunk.index, self._found(shard, ids, searched)
 
 
 def merge_shards(parts: Iterable[Found], k: int) -> tuple[list[str], pa.Array, np.ndarray]:
@@ -132,35 +150,78 @@ class PartWriter:
         self._short = Metrics.counter("judgemine.retrieve", "queries_short_of_k")
         self._queries = Metrics.counter("judgemine.retrieve", "queries")
 
-    def write(self, index: int, parts: list[Found]) -> int:
+    def write(self, index: int, parts: list[Found]) -> tuple[int, int]:
+        """(queries, queries short of K) written; touches no Beam state, so any thread may call it."""
         ids, names, sims = merge_shards(parts, self._k)
         found = np.isfinite(sims)  # a query's hits are a prefix of its row, so the column is its rank
         hits = found.sum(1)
-        q, rank = np.nonzero(found)
-        columns = {"query_id": pa.array(ids, pa.string()).take(pa.array(q)),
-                   "candidate_id": names if len(q) == len(names) else names.take(pa.array(q * self._k + rank)),
-                   "rank": rank.astype(np.int32), "similarity": sims[q, rank]}
+        if found.all():  # the usual chunk: every query has its K, row by row as they are
+            q, rank, similarity = np.repeat(np.arange(len(ids)), self._k), np.tile(np.arange(self._k), len(ids)), \
+                sims.reshape(-1)
+        else:
+            q, rank = np.nonzero(found)
+            names, similarity = names.take(pa.array(q * self._k + rank)), sims[q, rank]
+        columns = {"query_id": pa.array(ids, pa.string()).take(pa.array(q)), "candidate_id": names,
+                   "rank": rank.astype(np.int32), "similarity": similarity}
         short = int((hits < self._k).sum())
-        self._short.inc(short)
-        self._queries.inc(len(ids))
         write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(index)), RETRIEVAL,
                     {QUERIES_KEY: str(len(ids)), SHORT_OF_K_KEY: str(short),
                      WITHOUT_CANDIDATES_KEY: str(int((hits == 0).sum()))})
-        return len(ids)
+        return len(ids), short
+
+    def count(self, written: tuple[int, int]) -> int:
+        """A write's counts into Beam's counters: on the DoFn's own thread (Beam's metrics are per thread: an
+        increment on another one is not seen)."""
+        queries, short = written
+        self._queries.inc(queries)
+        self._short.inc(short)
+        return queries
 
 
 class SearchAndWrite(SearchShard):
-    """One index shard: each query chunk's result written where it was searched. A shuffle of the result to a
-    merge step (as for several shards) cost about as much as the rest of the chunk's I/O together: 60 ms of
-    119 besides a 470 ms IVF-PQ search of 4,096 queries (bench/RESULTS.md)."""
+    """One index shard: each query chunk's result written by the worker that searched it, not shuffled to a
+    merge step (that cost 60 ms of 119 besides a 470 ms IVF-PQ search of 4,096 queries, bench/RESULTS.md), and
+    on a second thread while the worker reads the next chunk. The write is waited for before that chunk's
+    search (the cores are the search's: nothing runs beside it) and before the bundle ends (no write outlives
+    its bundle); the one write thread runs writes in order, so a failed bundle's leftover write never races
+    its retry on the same part."""
 
     def __init__(self, directory: str, *search: Any) -> None:
         super().__init__(*search)
         self._writer = PartWriter(directory, self._k)
+        self._pool: ThreadPoolExecutor | None = None
+        self._writing: Future[tuple[int, int]] | None = None
 
-    def process(self, task: tuple[Chunk, int]) -> Iterable[int]:  # type: ignore[override]
-        for index, found in super().process(task):
-            yield self._writer.write(index, [found])
+    def setup(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="judgemine-retrieve-write")
+
+    def start_bundle(self) -> None:
+        self._writing = None  # a failed bundle's: its part is written again when the bundle is retried
+
+    def _wait_for_write(self) -> None:
+        """The write in flight finished (its error raised here) and counted."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            self._writer.count(writing.result())
+
+    def process(self, task: tuple[Chunk, int]) -> None:  # type: ignore[override]
+        chunk, shard = task
+        ids, vectors, excluded = self._read(chunk)
+        self._wait_for_write()
+        searched = None if excluded is None else self._search(shard, vectors, excluded)
+        assert self._pool is not None
+        self._writing = self._pool.submit(self._write, chunk.index, shard, ids, searched)
+
+    def _write(self, index: int, shard: int, ids: list[str], searched: Searched | None) -> tuple[int, int]:
+        """On the write thread: the rows named (an Arrow take) and the part written."""
+        return self._writer.write(index, [self._found(shard, ids, searched)])
+
+    def finish_bundle(self) -> None:
+        self._wait_for_write()
+
+    def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 class WriteRetrieval(beam.DoFn):
@@ -174,4 +235,4 @@ class WriteRetrieval(beam.DoFn):
         parts = list(parts)
         if len(parts) != self._shards:
             raise RuntimeError(f"query chunk {index}: {len(parts)} of {self._shards} index shards answered")
-        yield self._writer.write(index, parts)
+        yield self._writer.count(self._writer.write(index, parts))
