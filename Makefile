@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-servers test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-scale clean
+.PHONY: install models demo demo-images test test-servers test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -97,6 +97,10 @@ bench-retrieve: install
 # Raw HNSW search with and without huge pages for FAISS's memory: RUN= a run directory with an HNSW index.
 bench-hugepages: install
 	$(PY) -m bench.bench_hugepages $(RUN)
+
+# The stage's search and raw FAISS alternately on one query chunk: RUN= a run directory with an index stage.
+bench-search-pairs: install
+	$(PY) -m bench.bench_search_pairs $(RUN)
 
 # Whole runs with the similarity judge on 20k-200k real pairs (GCIDE + WordNet, Debian's dict-gcide and dict-wn):
 # time and peak memory per stage and size, and the 200k run on two worker processes, byte-identical (~1.5 h).

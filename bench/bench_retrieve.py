@@ -12,14 +12,17 @@ content ids as ingest makes them, "c" + 24 hex digits, the pool in their order).
   time there minus raw's (pipeline start, index load, commit: seconds that do not grow with the run), and the
   throughput ratio is raw's time for the queries past the first chunk over the stage's (>= 0.9 is the target;
   the stage's without the index loads of its two runs, counter index_load_ms: the same 1.7 GB index took 1.7 to
-  2.8 s to load from one run to the next, more than a 4,096-query chunk's search), taken per round (the four
-  runs of a round back to back) and reported as the median with its range; the end-to-end ratio is raw
+  2.8 s to load from one run to the next, more than a 4,096-query chunk's search), taken per round (raw, raw on
+  the first chunk, the stage, the stage on the first chunk, then the two raw runs again, whose means are the
+  round's raw times: a drift across the round cancels) and reported as the median with its range; the end-to-end ratio is raw
   seconds / stage seconds. The same throughput inside the stage, which host drift cannot move (both sides from
   one run): its search seconds (counter search_ms) for the queries past the first chunk over its seconds for
-  them (as above); FAISS's throughput on 4,096-query calls equals one call's (checked).
+  them (as above); FAISS's throughput on 4,096-query calls equals one call's (checked). Where the host drifts,
+  the drift-free estimate against raw is that figure times the stage's search against raw FAISS on one chunk,
+  the two called alternately (bench/bench_search_pairs.py): ratio_stage_over_raw_paired.
   It holds while nothing in the stage runs beside the search (as now): work overlapped with it would slow the
   search and raise the figure at the same wall time (bench/RESULTS.md).
-  ROUNDS interleaved rounds (5 at 100k, 3 at 1M) after one untimed warm-up of the first-chunk runs.
+  ROUNDS rounds (7 at 100k, 3 at 1M) after one untimed warm-up of the first-chunk runs.
 - sweep: raw FAISS on the first query chunk at each nprobe (IVF) or efSearch (HNSW): recall@50 and queries/s.
 - recall@50: the share of the exact top 50 (Flat, positives excluded) the index returns, and the share it misses.
 - mined: the paper's rule on similarity scores (`--judge-backend similarity`, relative margin 0.05, top 10)
@@ -62,8 +65,10 @@ from judgemine.transforms.mine.rule import MiningRule, query_rng, select_negativ
 from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
 from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters
 
+from bench.bench_search_pairs import paired
+
 DIM, K, CLUSTERS, CHUNK = 384, 50, 1000, 4096
-ROUNDS = {100_000: 5}  # per pool; 3 elsewhere (the 1M Flat searches take minutes)
+ROUNDS = {100_000: 7}  # per pool; 3 elsewhere (the 1M Flat searches take minutes)
 
 
 def clustered(n: int, centres: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -217,12 +222,16 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
             wall: dict[str, list[float]] = {side: [] for side in sides}
             past_first: list[float] = []  # the stage's seconds past the first chunk, without its index loads
             in_stage: list[float] = []
-            for _ in range(rounds):  # interleaved, so drift on the machine hits every side alike
-                for side, call in sides.items():
-                    wall[side].append(_timed(call))
+            for _ in range(rounds):  # raw before and after the stage runs (ABBA): a drift across the round cancels
+                took: dict[str, list[float]] = {side: [] for side in sides}
+                for side in ("raw", "raw_first", "stage", "stage_first", "raw_first", "raw"):
+                    took[side].append(_timed(sides[side]))
+                for side, seconds in took.items():
+                    wall[side].append(statistics.fmean(seconds))
                 past_first.append((wall["stage"][-1] - loaded["stage"])
                                   - (wall["stage_first"][-1] - loaded["stage_first"]))
                 in_stage.append((searched["stage"] - searched["stage_first"]) / past_first[-1])
+            pairs = paired(out)  # the stage's search against raw on one chunk, call by call
             t = {side: statistics.median(v) for side, v in wall.items()}
             per_round = [(wall["raw"][r] - wall["raw_first"][r]) / past_first[r] for r in range(rounds)]
             hits = _retrieved(out)
@@ -247,6 +256,8 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
                 "ratio_rounds_min_max": [round(min(per_round), 3), round(max(per_round), 3)],
                 "ratio_search_in_stage": round(statistics.median(in_stage), 3),
                 "ratio_search_in_stage_min_max": [round(min(in_stage), 3), round(max(in_stage), 3)],
+                "raw_over_stage_search_paired": pairs["raw_over_stage_search"],
+                "ratio_stage_over_raw_paired": round(statistics.median(in_stage) * pairs["raw_over_stage_search"], 3),
                 "recall_at_50": round(recall, 4), "exact_top50_missed": round(1 - recall, 4),
                 "mined_negatives_kept": round(statistics.fmean(kept), 4) if kept else None,
                 "index_mib": round(size / 2**20, 1),
