@@ -14,8 +14,8 @@ content ids as ingest makes them, "c" + 24 hex digits, the pool in their order).
   the stage's without the index loads of its two runs, counter index_load_ms: the same 1.7 GB index took 1.7 to
   2.8 s to load from one run to the next, more than a 4,096-query chunk's search), taken per round (raw, raw on
   the first chunk, the stage, the stage on the first chunk, then the two raw runs again, whose means are the
-  round's raw times: a drift across the round cancels) and reported as the median with its range; the end-to-end ratio is raw
-  seconds / stage seconds. The same throughput inside the stage, which host drift cannot move (both sides from
+  round's raw times: a drift across the round cancels) and reported as the median with its range; the
+  end-to-end ratio is raw seconds / stage seconds. The same throughput inside the stage, which host drift cannot move (both sides from
   one run): its search seconds (counter search_ms) for the queries past the first chunk over its seconds for
   them (as above); FAISS's throughput on 4,096-query calls equals one call's (checked). Where the host drifts,
   the drift-free estimate against raw is that figure times the stage's search against raw FAISS on one chunk,
@@ -65,7 +65,7 @@ from judgemine.transforms.mine.rule import MiningRule, query_rng, select_negativ
 from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
 from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters
 
-from bench.bench_search_pairs import paired
+from bench.bench_search_pairs import paired, timed
 
 DIM, K, CLUSTERS, CHUNK = 384, 50, 1000, 4096
 ROUNDS = {100_000: 7}  # per pool; 3 elsewhere (the 1M Flat searches take minutes)
@@ -150,12 +150,6 @@ def first_chunk_copy(out: str, small: str) -> None:
         write_json(record_path(small, stage), record)
 
 
-def _timed(call: Any) -> float:
-    t0 = time.monotonic()
-    call()
-    return time.monotonic() - t0
-
-
 def sweep(index: faiss.Index, ids: np.ndarray, data: dict[str, Any], exact: dict[str, list[tuple[str, float]]],
           values: list[int]) -> list[dict[str, Any]]:
     """Raw FAISS on the first query chunk at each nprobe (IVF) or efSearch (HNSW): recall@K against the exact
@@ -196,7 +190,7 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
             settings = Settings(output=out, index_factory=factory, top_k=K, device="cpu", judge_backend="similarity",
                                 index_train_size=train_size)
             built = factory if factory != "auto" else auto_factory(pool)[0]
-            build_stage = _timed(lambda: run_one("index", settings, options))
+            build_stage = timed(lambda: run_one("index", settings, options))
             shard = os.path.join(stage_dir(out, "index"), "shard-00000")
             with open(os.path.join(shard, BUILD_INFO), encoding="utf-8") as f:
                 info = json.load(f)
@@ -225,7 +219,7 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
             for _ in range(rounds):  # raw before and after the stage runs (ABBA): a drift across the round cancels
                 took: dict[str, list[float]] = {side: [] for side in sides}
                 for side in ("raw", "raw_first", "stage", "stage_first", "raw_first", "raw"):
-                    took[side].append(_timed(sides[side]))
+                    took[side].append(timed(sides[side]))
                 for side, seconds in took.items():
                     wall[side].append(statistics.fmean(seconds))
                 past_first.append((wall["stage"][-1] - loaded["stage"])

@@ -24,7 +24,7 @@ from judgemine.transforms.retrieve.search import SearchShard
 K = 50
 
 
-def _timed(call: Callable[[], Any]) -> float:
+def timed(call: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     call()
     return time.perf_counter() - t0
@@ -41,7 +41,7 @@ def paired(run: str, pairs: int = 15) -> dict[str, Any]:
     took: dict[str, list[float]] = {"raw": [], "stage": []}
     for i in range(pairs):
         for side in ("raw", "stage") if i % 2 == 0 else ("stage", "raw"):
-            took[side].append(_timed(sides[side]))
+            took[side].append(timed(sides[side]))
     ratios = [raw / stage for raw, stage in zip(took["raw"], took["stage"])]
     return {"queries": len(vectors), "pairs": pairs, "raw_ms": round(1000 * statistics.median(took["raw"]), 1),
             "stage_search_ms": round(1000 * statistics.median(took["stage"]), 1),
@@ -50,7 +50,7 @@ def paired(run: str, pairs: int = 15) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or not os.path.isdir(stage_dir(sys.argv[1], "index")):
         print("usage: python -m bench.bench_search_pairs RUN_DIR [PAIRS] (make bench-search-pairs RUN=DIR): a run "
               "directory with committed ingest, embed and index stages", file=sys.stderr)
         sys.exit(2)
