@@ -112,7 +112,7 @@ def write_run(out: str, pool: int, queries: int) -> dict[str, Any]:
                     os.path.join(stage_dir(out, "ingest"), "queries", part_name(part)), QUERIES)
     for stage in ("ingest", "embed"):
         record = {"stage": stage, "fingerprint": f"bench-{pool}-{queries}", "seconds": 0, "counts": {}}
-        record["files"] = published_files(out, [stage_dir(out, stage)])
+        record["files"] = published_files(out, [stage_dir(out, stage)], {})
         write_json(record_path(out, stage), record)
     return {"cands": cands, "queries": qvecs, "pos": pos, "cand_ids": cand_ids}
 
@@ -144,7 +144,7 @@ def first_chunk_copy(out: str, small: str) -> None:
             os.remove(path)
         with open(record_path(small, stage), encoding="utf-8") as f:
             record = json.load(f)
-        record["files"] = {rel: size for rel, size in published_files(small, [stage_dir(small, stage)]).items()
+        record["files"] = {rel: size for rel, size in published_files(small, [stage_dir(small, stage)], {}).items()
                            if not rel.endswith("stage.json")}
         os.remove(record_path(small, stage))  # a new file, not a write through the link into `out`'s record
         write_json(record_path(small, stage), record)

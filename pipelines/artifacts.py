@@ -1,6 +1,7 @@
 """The on-disk layout of a run and each stage's record, `stages/<name>/stage.json`: its commit point
 (pipelines/commit.py). The record says what the stage was run with (so an unchanged stage is skipped on a
-rerun) and lists every file it published with its size (so a damaged stage is rebuilt, not trusted).
+rerun) and lists every file it published with its size, sha256 and identity on disk (so a damaged stage is
+rebuilt, not trusted).
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from typing import Any, Iterable
 
 from judgemine.schemas import list_parts, num_rows, storage
+from judgemine.schemas.commits import damage, foreign, read_record, record_path
+from judgemine.schemas.digests import identity, sha256_of
 
 
 class MissingArtifact(FileNotFoundError):
@@ -18,52 +21,51 @@ class MissingArtifact(FileNotFoundError):
 
 
 class DamagedArtifact(MissingArtifact):
-    """A committed stage whose published files are no longer what its record lists."""
+    """A committed stage whose published files are no longer what its record lists; `detail` names the file."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 def stage_dir(output: str, stage: str) -> str:
     return os.path.join(output, "stages", stage)
 
 
-def record_path(output: str, stage: str) -> str:
-    return os.path.join(stage_dir(output, stage), "stage.json")
-
-
 def require_stage(output: str, stage: str) -> dict[str, Any]:
-    """The record of a committed stage whose files are all in place, or a clear error naming the command that
-    makes it."""
+    """The record of a committed stage whose files are all in place with the content it lists, or a clear
+    error naming the command that makes it."""
     path = record_path(output, stage)
     if not storage.is_file(path):
         raise MissingArtifact(f"{stage_dir(output, stage)} is missing or incomplete: run `judgemine {stage}` "
                               f"(or `judgemine run`) with --output {output} first")
     record = json.loads(storage.read_text(path))
-    damage = damaged_files(output, record)
-    if damage:
-        raise DamagedArtifact(f"{stage_dir(output, stage)} is damaged ({damage}): run `judgemine {stage}` (or "
-                              f"`judgemine run`) with --output {output} to rebuild it")
+    broken = damage(output, record) or _foreign_part(output, record, stage)
+    if broken:
+        raise DamagedArtifact(f"{stage_dir(output, stage)} is damaged ({broken}): run `judgemine {stage}` (or "
+                              f"`judgemine run`) with --output {output} to rebuild it", broken)
     return record
 
 
-def damaged_files(output: str, record: dict[str, Any]) -> str:
-    """What differs between the files a record lists and the store ("" when nothing): one listing per
-    outermost folder the record names (on an object store, a few list requests instead of one per file)."""
-    listed = record.get("files", {})
-    found: dict[str, int] = {}
-    for top in _outermost(listed):
-        found.update({storage.relative(p, output): n for p, n in storage.files(os.path.join(output, top)).items()})
-    for rel, size in listed.items():
-        if rel not in found:
-            return f"{rel} is missing"
-        if found[rel] != size:
-            return f"{rel} has {found[rel]} bytes, the record says {size}"
-    return ""
+def _foreign_part(output: str, record: dict[str, Any], stage: str) -> str:
+    """A part file in a stage's folder that its record does not list: the next stage, which reads the folder's
+    parts, would read it, so it is damage, not a foreign file to ignore."""
+    parts = [rel for rel in foreign(output, record, os.path.join("stages", stage))
+             if os.path.basename(rel).startswith("part-")]
+    return f"{parts[0]} is not a file this stage wrote" if parts else ""
 
 
-def _outermost(paths: Iterable[str]) -> list[str]:
-    """The folders holding the given relative paths, none inside another; a file at the top stands for
-    itself (its folder is the whole run)."""
-    folders = sorted({os.path.dirname(p) or p for p in paths})
-    return [f for f in folders if not any(f.startswith(o + "/") for o in folders)]
+def foreign_files(output: str, stages: Iterable[str]) -> list[str]:
+    """Files under the committed stages' folders (and the shards and rejects) that no record lists: readers
+    ignore them (parts excepted: see _foreign_part); `status` names them."""
+    found = []
+    for stage in stages:
+        record = read_record(output, stage)
+        if record:
+            folders = {rel.split("/")[0] if not rel.startswith("stages/") else "/".join(rel.split("/")[:2])
+                       for rel in record["files"] if "/" in rel}
+            found += [rel for folder in sorted(folders) for rel in foreign(output, record, folder)]
+    return found
 
 
 def uncommit(output: str, stage: str) -> None:
@@ -71,11 +73,16 @@ def uncommit(output: str, stage: str) -> None:
     storage.remove(record_path(output, stage))
 
 
-def published_files(output: str, paths: Iterable[str]) -> dict[str, int]:
-    """{path relative to OUTPUT: size} of every file under the given files and folders."""
-    out: dict[str, int] = {}
+def published_files(output: str, paths: Iterable[str], written: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """{path relative to OUTPUT: size, sha256 and identity on disk} of every file under the given files and
+    folders, after they are in place. `written`: the digests their writers computed (by final path); a file
+    without one (a copy, a small JSON file published outside a stage folder) is read to get it."""
+    out: dict[str, dict[str, Any]] = {}
     for top in paths:
-        out.update({storage.relative(path, output): size for path, size in storage.files(top).items()})
+        for path, size in storage.files(top).items():
+            digest = written.get(path) or sha256_of(path)
+            disk = identity(path)[1:] if not storage.is_remote(path) else []
+            out[storage.relative(path, output)] = {"size": size, "sha256": digest, "disk": disk}
     return dict(sorted(out.items()))
 
 

@@ -14,11 +14,12 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine import __version__
-from judgemine.pipelines.artifacts import MissingArtifact
+from judgemine.pipelines.artifacts import MissingArtifact, foreign_files
 from judgemine.pipelines.commit import remove_leftovers
+from judgemine.pipelines.derived import derived_status
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.flags import check_flags, storage_options
-from judgemine.pipelines.lock import OutputLocked, run_lock
+from judgemine.pipelines.lock import OutputLocked, read_lock, run_lock
 from judgemine.pipelines.manifest import code_version
 from judgemine.pipelines.runner import run_all, run_one, stage_status
 from judgemine.pipelines.options import add_settings, load_settings
@@ -116,7 +117,8 @@ def _export(rest: list[str]) -> int:
     exporter = EXPORTS[args.format](ExportOptions(args.num_negatives, args.skip_fallback, args.seed, args.layout,
                                                   args.prompt, args.task_type))
     dest = args.to or os.path.join(args.output, "export", f"{args.format}.{exporter.suffix}")
-    result = run_export(exporter, args.output, dest)
+    with read_lock(args.output):
+        result = run_export(exporter, args.output, dest)
     print(f"{result.records} records -> {dest} ({result.rows} shard rows, {result.fallback_skipped} fallback rows "
           f"skipped)")
     return 0
@@ -155,9 +157,15 @@ def _command(command: str, rest: list[str], verbose: bool) -> int:
         print(json.dumps(plan, indent=2, sort_keys=True) if as_json else plan_table(plan))
         return 0
     if command == "status":
-        rows = stage_status(settings)
-        for name, state in rows.items():
-            print(f"{name:9s} {state['state']:11s} {state.get('seconds', '')}")
+        with read_lock(settings.output):
+            rows = stage_status(settings)
+            for name, state in rows.items():
+                why = f"  ({state['why']})" if state["why"] else ""
+                print(f"{name:9s} {state['state']:11s} {state.get('seconds', '')}{why}".rstrip())
+            for line in derived_status(settings.output):
+                print(line)
+            for rel in foreign_files(settings.output, BY_NAME):
+                print(f"foreign   {rel} (not written by judgemine: readers ignore it)")
         return 0 if all(r["state"] == "up to date" for r in rows.values()) else EXIT_NOT_UP_TO_DATE
     with run_lock(settings.output, command):
         for path in remove_leftovers(settings.output):
@@ -211,6 +219,9 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
         print(f"judgemine: {e}", file=sys.stderr)
         return EXIT_USER
     except OutputLocked as e:
+        if command == "status":  # a sensor's answer, not an error
+            print(f"running   ({e.holder})")
+            return EXIT_LOCKED
         print(f"judgemine: {e}", file=sys.stderr)
         return EXIT_LOCKED
     except Exception as e:  # noqa: BLE001 - the run failed: one line, the traceback with --verbose
@@ -233,7 +244,8 @@ def _report(rest: list[str]) -> int:
     if not output:
         raise UserError("judgemine report OUTPUT: the run directory is required")
     from judgemine.pipelines.report import write_report
-    print(write_report(output))
+    with read_lock(output):
+        print(write_report(output))
     return 0
 
 

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 from typing import Iterator
 
 from judgemine.schemas import storage
-
-TEMPORARY = re.compile(r"\.(tmp|old)-\d+$")
+from judgemine.schemas.digests import TEMPORARY
 
 
 def fault_point(name: str) -> None:

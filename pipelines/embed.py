@@ -64,5 +64,4 @@ def check(settings: Settings) -> None:
 
 STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="3",
               throughput="candidates",
-              units=lambda ctx: sum(len(list_parts(os.path.join(ctx.input_dir("ingest"), side))) for side in SIDES),
-              settings=("embed_backend", "embed_model", "query_prompt", "candidate_prompt", "image_root"))
+              units=lambda ctx: sum(len(list_parts(os.path.join(ctx.input_dir("ingest"), side))) for side in SIDES))

@@ -62,5 +62,5 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "seconds_per_shard": [s["train_seconds"] + s["add_seconds"] for s in shards]}
 
 
-STAGE = Stage("index", upstream=("embed",), settings=("index_factory", "index_shards", "index_train_size", "seed"),
+STAGE = Stage("index", upstream=("embed",),
               build=build, count=count, check=check, version="2", throughput="candidates")

@@ -10,11 +10,11 @@ import apache_beam as beam
 from apache_beam.pvalue import AsDict
 from apache_beam.io.filesystems import FileSystems
 
-from judgemine.pipelines.artifacts import count_rows
+from judgemine.pipelines.artifacts import count_rows, stage_dir
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
-from judgemine.schemas import CANDIDATES, QUERIES, REJECTS, read_table
+from judgemine.schemas import CANDIDATES, QUERIES, REJECTS, read_table, storage
 from judgemine.transforms.common.rejects import WriteRejects, reason_counts
 from judgemine.transforms.ingest.pool import (
     REJECTS_TAG,
@@ -32,9 +32,16 @@ from judgemine.transforms.ingest.pool import (
     pool_range,
     write_empty_part,
 )
-from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, InputFile, ParseInputFile
+from judgemine.transforms.ingest.records import (
+    IdentifyRecords,
+    ImagePolicy,
+    InputFile,
+    ParseInputFile,
+    WriteImageList,
+    changed_images,
+)
 
-KINDS = ("pairs", "corpus", "rejects")  # what the parse and identify steps tag their tables with
+KINDS = ("pairs", "corpus", "rejects", "images")  # what the parse and identify steps tag their tables with
 
 
 def _file_sha256(path: str) -> str:
@@ -53,6 +60,11 @@ def _sha256_of(path: str, size: int, modified: float) -> str:
     return h.hexdigest()
 
 
+def _is_parquet(path: str) -> bool:
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        return f.read(4) == b"PAR1"
+
+
 def check(settings: Settings) -> None:
     """Every input a readable file (not a folder), the image root a folder: before any stage starts."""
     if not settings.pairs:
@@ -64,6 +76,9 @@ def check(settings: Settings) -> None:
             raise UserError(f"input {path} is a {'folder' if os.path.isdir(path) else 'special file'}, not a file")
         if "://" not in path and not os.access(path, os.R_OK):
             raise UserError(f"input file {path} is not readable (permissions)")
+        if path.endswith(".parquet") and not _is_parquet(path):
+            raise UserError(f"input {path} is named .parquet but is not a Parquet file (no PAR1 magic bytes): "
+                            "rename it for its format (.jsonl, .json)")
     root = settings.image_root
     if root and "://" not in root and not os.path.isdir(root.removeprefix("file://")):
         raise UserError(f"--image-root {root} is not a folder")
@@ -79,7 +94,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     files = [InputFile(path, "pairs") for path in s.pairs] + [InputFile(path, "corpus") for path in s.corpus]
     images = ImagePolicy(s.image_root, s.max_image_pixels, s.max_image_bytes, not s.skip_image_check)
-    pairs, corpus, parse_rejects = (
+    pairs, corpus, parse_rejects, images_read = (
         p
         | "ListInputFiles" >> beam.Create(files, reshuffle=False)
         | "SpreadFiles" >> beam.Reshuffle()
@@ -87,8 +102,11 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
         | "SpreadBatches" >> beam.Reshuffle()
         | "CheckImagesAndIdentify" >> beam.ParDo(IdentifyRecords(images))
         | "SplitByKind" >> beam.Partition(lambda tagged, _: KINDS.index(tagged[0]), len(KINDS)))
-    pairs, corpus, parse_rejects = (c | f"{kind}Tables" >> beam.Map(lambda tagged: tagged[1])
-                                    for c, kind in zip((pairs, corpus, parse_rejects), KINDS))
+    pairs, corpus, parse_rejects, images_read = (c | f"{kind}Tables" >> beam.Map(lambda tagged: tagged[1])
+                                                 for c, kind in zip((pairs, corpus, parse_rejects, images_read),
+                                                                    KINDS))
+    storage.make_dirs(os.path.join(ctx.directory, "images"))
+    _ = images_read | "WriteImageList" >> beam.ParDo(WriteImageList(os.path.join(ctx.directory, "images")))
     kept = (pairs
             | "KeyByQueryId" >> beam.ParDo(KeyByBucket("query_id"))
             | "GroupByQueryId" >> beam.GroupByKey()
@@ -160,7 +178,11 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected_by_reason": reason_counts(r["reason"] for r in rejects)}
 
 
+def outdated(settings: Settings, record: dict[str, Any]) -> str:
+    """An image replaced or gone since ingest read it (its path, hence the fingerprint, unchanged)."""
+    return changed_images(os.path.join(stage_dir(settings.output, "ingest"), "images"))
+
+
 STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints,
-              throughput="pairs_in",
-              settings=("pairs", "corpus", "pairs_layout", "image_root", "chunk_size", "max_image_pixels",
-                        "max_image_bytes", "max_text_chars", "skip_image_check"), version="2")
+              throughput="pairs_in", version="3", outdated=outdated,
+              record=lambda ctx: {"chunk_size": ctx.settings.chunk_size})

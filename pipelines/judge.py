@@ -16,7 +16,7 @@ from judgemine.schemas import CANDIDATES, EMBEDDINGS, QUERIES, list_parts, read_
 from judgemine.transforms.common.candidates import PoolLookup
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.judge.backends import JUDGES
-from judgemine.transforms.judge.backends.similarity import AskForPositives, ScoreBySimilarity
+from judgemine.transforms.judge.by_similarity import AskForPositives, ScoreBySimilarity
 from judgemine.transforms.judge.base import JudgeModel, JudgeSpec
 from judgemine.transforms.judge.handler import JudgeHandler
 from judgemine.transforms.judge.pairs import AskForChunk, BuildJudgeRequests, WriteScores
@@ -121,8 +121,6 @@ def record(ctx: StageContext) -> dict[str, Any]:
             "judge_model_id": judge_model_id(s.judge_model, s.judge_dtype), "cache": cache_dir(s)}
 
 
-SETTINGS = ("judge_model", "judge_backend", "judge_dtype", "judge_prompt", "judge_template", "judge_instruction",
-            "judge_answers")
-STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"), settings=SETTINGS,
+STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"),
               build=build, count=count, check=check, version=f"{PROMPT_VERSION}+2", record=record,
               throughput="pairs_judged", units=query_chunks)

@@ -1,6 +1,8 @@
-"""One run at a time per output directory: an advisory lock (flock) on OUTPUT/.judgemine.lock, held by the
-live process. The kernel releases it when its holder dies, however it dies, so a killed run never leaves the
-output stuck; the file names the holder for the message a second run gets.
+"""One run at a time per output directory, and no reader while it runs: an advisory lock (flock) on the output
+folder itself, exclusive for a run, shared for readers (export, report, status). The kernel releases it when its
+holder dies, however it dies, so a killed run never leaves the output stuck; and deleting a file cannot release
+it (a lock on OUTPUT/.judgemine.lock was lost when an operator deleted that file). The file
+OUTPUT/.judgemine.lock only names the holder, for the messages others get.
 
 An object store has no flock: there the lock is a lease, the object OUTPUT/.judgemine.lock naming its holder
 and renewed every LEASE_SECONDS / 4 by a thread of the live run. A lease not renewed for LEASE_SECONDS, or
@@ -26,40 +28,87 @@ from judgemine.schemas import storage
 
 LOCK_NAME = ".judgemine.lock"
 LEASE_SECONDS = 120.0
+READER_WAIT_SECONDS = 10.0  # how long a run waits for readers (status, export, report) to let go
 _held: dict[str, str] = {}  # output -> the token of the lease this process holds on it
 
 
 class OutputLocked(RuntimeError):
-    """Another live run holds the output directory."""
+    """Another live command holds the output directory; `holder` says which."""
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
-def _holder(fd: int) -> str:
+def _lock_folder(output: str, mode: int) -> int:
+    """An fd of the output folder holding flock `mode`; BlockingIOError when a run (or, for a run, anyone) has it."""
+    fd = os.open(output, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except ValueError:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def holder(output: str) -> str:
+    """Who holds the output, as the holder wrote it in OUTPUT/.judgemine.lock."""
+    try:
+        with open(os.path.join(output, LOCK_NAME), "rb") as f:
+            info = json.loads(f.read(4096) or b"{}")
+    except (OSError, ValueError):
         return "holder unknown"
-    return (f"pid {info.get('pid')} on {info.get('host')}, `{info.get('command')}`, since "
-            f"{info.get('since')}")
+    return f"pid {info.get('pid')} on {info.get('host')}, `{info.get('command')}`, since {info.get('since')}"
 
 
 @contextlib.contextmanager
 def run_lock(output: str, command: str) -> Iterator[None]:
-    """Holds the output's lock for the block, or raises OutputLocked naming the live holder."""
+    """Holds the output exclusively for the block, or raises OutputLocked naming the live holder."""
     if storage.is_remote(output):
         with _lease(output, command):
             yield
         return
     os.makedirs(output, exist_ok=True)
-    fd = os.open(os.path.join(output, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    waited = time.monotonic()
+    while True:  # a reader (a sensor's status) holds it for moments: a run waits that long before giving up
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = _lock_folder(output, fcntl.LOCK_EX)
+            break
         except BlockingIOError:
-            raise OutputLocked(f"{output} is in use by another judgemine run ({_holder(fd)}): wait for it to "
-                               "end, or use another --output") from None
-        info = _holder_info(command)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+            if time.monotonic() - waited < READER_WAIT_SECONDS:
+                time.sleep(0.2)
+                continue
+            raise OutputLocked(f"{output} is in use by another judgemine run ({holder(output)}) or read by an "
+                               "export, report or status: wait for it to end, or use another --output",
+                               holder(output)) from None
+    try:
+        storage.write_text(os.path.join(output, LOCK_NAME), json.dumps(_holder_info(command)))
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def read_lock(output: str) -> Iterator[None]:
+    """Holds the output for reading (several readers at once, no run): a reader sees one committed state, never
+    a rerun half-way. Raises OutputLocked while a run holds it. An object store has no shared lock: there a
+    live lease refuses the read, and readers re-check the record they read by (pipelines/exports/base.py)."""
+    if storage.is_remote(output):
+        current = _read_lease(os.path.join(output, LOCK_NAME))
+        if current and not _stale(current):
+            raise OutputLocked(f"{output} is being written by a judgemine run ({_described(current)}): read it when "
+                               "the run has ended", _described(current))
+        yield
+        return
+    if not os.path.isdir(output):
+        yield  # nothing to read: the reader says what is missing
+        return
+    try:
+        fd = _lock_folder(output, fcntl.LOCK_SH)
+    except BlockingIOError:
+        raise OutputLocked(f"{output} is being written by a judgemine run ({holder(output)}): read it when the run "
+                           "has ended", holder(output)) from None
+    try:
         yield
     finally:
         os.close(fd)

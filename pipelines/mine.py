@@ -52,5 +52,5 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected": read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason"]).num_rows}
 
 
-STAGE = Stage("mine", upstream=READS, version="3", throughput="rows", units=query_chunks, settings=RULE,
+STAGE = Stage("mine", upstream=READS, version="3", throughput="rows", units=query_chunks,
               build=build, count=count, publishes=("shards",))

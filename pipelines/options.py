@@ -80,6 +80,9 @@ def load_settings(options: PipelineOptions) -> Settings:
     if view.config:
         with open(view.config, encoding="utf-8") as f:
             loaded = yaml.safe_load(f) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{view.config}: a config is a mapping of settings (key: value), not a "
+                             f"{type(loaded).__name__}")
         loaded = {ALIASES.get(k, k): v for k, v in loaded.items()}
         unknown = set(loaded) - {f.name for f in FIELDS}
         if unknown:
@@ -109,6 +112,8 @@ def _relative_to(base: str, key: str, value: Any) -> Any:
     if key not in PATHS or not value:
         return value
 
-    def fix(p: str) -> str:
+    def fix(p: Any) -> Any:
+        if not isinstance(p, str):
+            return p  # the settings' type check names it
         return p if ("://" in p or os.path.isabs(p)) else os.path.normpath(os.path.join(base, p))
     return [fix(p) for p in value] if isinstance(value, list) else fix(value)

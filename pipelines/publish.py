@@ -9,6 +9,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine.pipelines.artifacts import stage_dir, write_json
 from judgemine.pipelines.commit import fault_point, swap_in, temporary_dir
+from judgemine.pipelines.derived import drop_report
 from judgemine.pipelines.manifest import build_manifest
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
@@ -26,6 +27,7 @@ def publish_run(settings: Settings, last: dict[str, Any], options: PipelineOptio
             if storage.is_file(src):
                 storage.copy_file(src, os.path.join(tmp, f"{stage.name}.parquet"))
         swap_in(tmp, rejects, f"{name}:rejects")
+    drop_report(out)  # made from the shards just replaced: rewritten after the run, or absent, never stale
     manifest = os.path.join(out, "manifest.json")
     write_json(manifest, build_manifest(settings, pending=last, options=options))
     fault_point(f"{name}:manifest")

@@ -47,5 +47,4 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
 
 
 STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"),
-              settings=("top_k", "delta", "search_params", "nprobe", "ef_search"),
               build=build, count=count, version="2", throughput="queries", units=query_chunks)

@@ -34,15 +34,18 @@ from judgemine.pipelines.publish import publish_run
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
 from judgemine.pipelines.stages import BY_NAME, STAGES
+from judgemine.schemas.commits import commit_id
+from judgemine.schemas.digests import take_written
 from judgemine.transforms.common.memory import release_memory
 
 log = logging.getLogger("judgemine")
 
 
 def fingerprint(stage: Stage, settings: Settings, inputs: dict[str, str] | None = None) -> str:
-    """Upstream fingerprints, then the stage's settings, its input files and its logic version."""
-    parts = [require_stage(settings.output, name)["fingerprint"] for name in stage.upstream]
-    parts.append(settings.fingerprint(*stage.settings))
+    """Upstream commits (their fingerprints and file contents), then the settings that shape the stage (models
+    by content), its input files and its logic version."""
+    parts = [commit_id(require_stage(settings.output, name)) for name in stage.upstream]
+    parts.append(settings.fingerprint(stage.name))
     if stage.inputs:
         parts.append(repr(sorted((stage.inputs(settings) if inputs is None else inputs).items())))
     if stage.version:
@@ -102,6 +105,8 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
         counts = stage.count(ctx, counters)
         extra = {**({"inputs": inputs} if inputs is not None else {}), **(stage.record(ctx) if stage.record else {})}
         record = stage_record(stage.name, fp, started, counts, counters, stage.throughput, **extra)
+        written = {path.replace(tmps[name], finals[name], 1): digest for name in finals
+                   for path, digest in take_written(tmps[name]).items()}
         check_held(out)
         uncommit(out, stage.name)
         fault_point(f"{stage.name}:uncommitted")
@@ -110,7 +115,7 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
     published = list(finals.values())
     if stage is STAGES[-1]:
         published += publish_run(settings, record, options)
-    record["files"] = published_files(out, published)
+    record["files"] = published_files(out, published, written)
     write_json(record_path(out, stage.name), record)
     return record
 
@@ -129,7 +134,7 @@ def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str,
     report: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
         started = time.time()
-        if not settings.force and _state(stage, settings) == "up to date":
+        if not settings.force and _state(stage, settings)[0] == "up to date":
             log.info("%s: up to date, skipped", stage.name)
             report[stage.name] = {"seconds": 0.0, "skipped": True}
             continue
@@ -139,30 +144,34 @@ def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str,
     return report
 
 
-def _state(stage: Stage, settings: Settings) -> str:
+def _state(stage: Stage, settings: Settings) -> tuple[str, str]:
+    """(state, why) of one stage."""
     try:
         record = require_stage(settings.output, stage.name)
-    except DamagedArtifact:
-        return "damaged"
+    except DamagedArtifact as e:
+        return "damaged", e.detail
     except MissingArtifact:
-        return "missing"
+        return "missing", ""
     try:
         current = record["fingerprint"] == fingerprint(stage, settings)
     except (FileNotFoundError, ValueError):  # an upstream stage or an input file gone: it cannot be checked
-        return "stale"
-    return "up to date" if current else "stale"
+        return "stale", "an upstream stage or an input is missing or damaged"
+    if not current:
+        return "stale", "settings, models, inputs or an upstream stage changed"
+    outdated = stage.outdated(settings, record) if stage.outdated else ""
+    return ("stale", outdated) if outdated else ("up to date", "")
 
 
 def stage_status(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Per stage: "up to date", "stale" (complete, but for other settings or inputs, or downstream of a stage
-    that is not up to date: `run` would redo it), "damaged" (committed, but a file it lists is gone or
-    changed) or "missing" (never committed)."""
+    """Per stage: "up to date", "stale" (complete, but for other settings, models or inputs, or downstream of a
+    stage that is not up to date: `run` would redo it), "damaged" (committed, but a file it lists is gone or
+    changed: `why` names it) or "missing" (never committed)."""
     out: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
-        state = _state(stage, settings)
+        state, why = _state(stage, settings)
         if state == "up to date" and any(out[u]["state"] != "up to date" for u in stage.upstream):
-            state = "stale"
-        out[stage.name] = {"state": state}
+            state, why = "stale", "an upstream stage is not up to date"
+        out[stage.name] = {"state": state, "why": why}
         if state not in ("missing", "damaged"):
             out[stage.name]["seconds"] = require_stage(settings.output, stage.name).get("seconds")
     return out

@@ -12,11 +12,13 @@ import importlib.util
 import json
 import math
 import os
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+from judgemine.schemas.digests import model_id
 from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.ingest.readers import PairsLayout
@@ -26,125 +28,131 @@ from judgemine.transforms.judge.prompt import PromptFormat, PromptPreset, prompt
 from judgemine.transforms.mine.rule import OnNoNegatives, Sampling
 
 
-def _help(group: str, text: str, choices: Callable[[], tuple[str, ...]] | None = None,
+Stages = tuple[str, ...]  # the stages whose output a setting shapes; () = it shapes none (speed, place, retries)
+
+
+def _help(shapes: Stages, group: str, text: str, choices: Callable[[], tuple[str, ...]] | None = None,
           aliases: tuple[str, ...] = (), switchable: bool = True, **kw: Any) -> Any:
-    """switchable: an optional number that "none"/"off" switches off (else None means "use the default")."""
-    return field(metadata={"group": group, "help": text, "choices": choices, "aliases": aliases,
+    """shapes: every setting says which stages' output it changes (their fingerprints hold it, so changing it
+    reruns exactly those and what reads them), or () that it changes none. switchable: an optional number that
+    "none"/"off" switches off (else None means "use the default")."""
+    return field(metadata={"shapes": shapes, "group": group, "help": text, "choices": choices, "aliases": aliases,
                            "switchable": switchable}, **kw)
 
 
 @dataclass(frozen=True)
 class Settings:
-    output: str = _help("run", "run directory: stages/, shards/, rejects/, manifest.json", default="")
-    pairs: tuple[str, ...] = _help("ingest", "query/positive pair files (JSONL, JSON array, Parquet); repeatable",
+    output: str = _help((), "run", "run directory: stages/, shards/, rejects/, manifest.json", default="")
+    pairs: tuple[str, ...] = _help(("ingest",), "ingest", "query/positive pair files (JSONL, JSON array, Parquet); repeatable",
                                    default=())
-    corpus: tuple[str, ...] = _help("ingest", "extra candidate files with id/text/image; repeatable", default=())
-    pairs_layout: PairsLayout = _help("ingest", "field layout of pair rows", default="auto")
-    image_root: str = _help("ingest", "directory that relative image paths are resolved against", default="")
-    max_image_pixels: int = _help("ingest", "images with more pixels are rejected (image_too_large)",
+    corpus: tuple[str, ...] = _help(("ingest",), "ingest", "extra candidate files with id/text/image; repeatable", default=())
+    pairs_layout: PairsLayout = _help(("ingest",), "ingest", "field layout of pair rows", default="auto")
+    image_root: str = _help(("ingest",), "ingest", "directory that relative image paths are resolved against", default="")
+    max_image_pixels: int = _help(("ingest",), "ingest", "images with more pixels are rejected (image_too_large)",
                                   default=50_000_000)
-    max_image_bytes: int = _help("ingest", "image files larger than this many bytes are rejected unread "
+    max_image_bytes: int = _help(("ingest",), "ingest", "image files larger than this many bytes are rejected unread "
                                  "(image_too_large)", default=64 * 2**20)
-    max_text_chars: int = _help("ingest", "a query, positive or candidate text longer than this many characters "
+    max_text_chars: int = _help(("ingest",), "ingest", "a query, positive or candidate text longer than this many characters "
                                 "is rejected (text_too_long)", default=16384)
-    skip_image_check: bool = _help("ingest", "do not open images at ingest (they are then hashed by path)",
+    skip_image_check: bool = _help(("ingest",), "ingest", "do not open images at ingest (they are then hashed by path)",
                                    default=False)
-    chunk_size: int = _help("run", "rows per query/candidate chunk: the unit of work of every stage; 0 = sized "
-                            "for about a minute of judging on the device in use (256 queries on a CPU, 2048 on a "
-                            "GPU at K = 50; 4096 with the similarity judge)", default=0)
-    embed_backend: str = _help("embed", "embedder: sentence-transformers (text), clip (image/text) or vlm2vec "
+    chunk_size: int = _help(("ingest",), "run", "queries (and pool candidates) per chunk: the unit of work of every "
+                            "stage, recorded by ingest; 0 = 1024 (about a minute of judging a chunk at K = 50 on a "
+                            "GPU, 35 s of the tiny demo judge here; a real judge on a CPU may want 64-256)",
+                            default=0)
+    embed_backend: str = _help(("embed",), "embed", "embedder: sentence-transformers (text), clip (image/text) or vlm2vec "
                                "(Qwen2-VL-family last-token)", EMBEDDERS.names, default="sentence-transformers")
-    embed_model: str = _help("embed", "local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
+    embed_model: str = _help(("embed",), "embed", "local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
                              default="")
-    embed_dtype: Dtype = _help("embed", "embedder weights dtype", default="float32")
-    embed_batch_size: int = _help("embed", "texts per forward pass of the embedder", default=64)
-    query_prompt: str = _help("embed", "instruction prepended to every query before embedding", default="")
-    candidate_prompt: str = _help("embed", "instruction prepended to every candidate before embedding", default="")
-    index_factory: str = _help("index", "FAISS index_factory string (inner product): Flat (exact), IVF1024,Flat, "
+    embed_dtype: Dtype = _help(("embed",), "embed", "embedder weights dtype", default="float32")
+    embed_batch_size: int = _help((), "embed", "texts per forward pass of the embedder", default=64)
+    query_prompt: str = _help(("embed",), "embed", "instruction prepended to every query before embedding", default="")
+    candidate_prompt: str = _help(("embed",), "embed", "instruction prepended to every candidate before embedding", default="")
+    index_factory: str = _help(("index",), "index", "FAISS index_factory string (inner product): Flat (exact), IVF1024,Flat, "
                                "IVF4096,PQ32, OPQ64,IVF4096,PQ64, HNSW32, ...; auto = picked by pool size from "
                                "the measured table (README: Choosing an index)", default="Flat")
-    index_shards: int = _help("index", "split the pool into this many shards, each indexed by its own worker; "
+    index_shards: int = _help(("index",), "index", "split the pool into this many shards, each indexed by its own worker; "
                               "each query's top K is merged across them (exact for Flat)", default=1)
-    index_train_size: int = _help("index", "vectors of a seeded sample of each shard that train an IVF/PQ index; "
+    index_train_size: int = _help(("index",), "index", "vectors of a seeded sample of each shard that train an IVF/PQ index; "
                                   "0 = FAISS's rule of thumb (256 per centroid)", default=0)
-    nprobe: int = _help("retrieve", "IVF lists visited per query; 0 = nlist / 16 (recall@50 1.0 on bench-retrieve's 100k vectors)",
+    nprobe: int = _help(("retrieve",), "retrieve", "IVF lists visited per query; 0 = nlist / 16 (recall@50 1.0 on bench-retrieve's 100k vectors)",
                         default=0)
-    ef_search: int = _help("retrieve", "HNSW search breadth; 0 = twice the results asked for, at least 64",
+    ef_search: int = _help(("retrieve",), "retrieve", "HNSW search breadth; 0 = twice the results asked for, at least 64",
                            default=0)
-    search_params: str = _help("retrieve", "a raw FAISS ParameterSpace string applied at search time instead of "
+    search_params: str = _help(("retrieve",), "retrieve", "a raw FAISS ParameterSpace string applied at search time instead of "
                                "--nprobe/--ef-search, e.g. nprobe=16,quantizer_efSearch=64", default="")
-    search_device: Device = _help("retrieve", "where retrieval searches: auto (GPU when there is one: FAISS GPU, "
+    search_device: Device = _help((), "retrieve", "where retrieval searches: auto (GPU when there is one: FAISS GPU, "
                                   "else torch for a Flat index), cpu, cuda", default="auto")
-    top_k: int = _help("retrieve", "candidates retrieved per query after exclusions (K)", default=50)
-    delta: float = _help("retrieve", "exclude candidates with similarity above this (near duplicates); <= 0: off",
+    top_k: int = _help(("retrieve",), "retrieve", "candidates retrieved per query after exclusions (K)", default=50)
+    delta: float = _help(("retrieve",), "retrieve", "exclude candidates with similarity above this (near duplicates); <= 0: off",
                          default=0.0)
-    judge_model: str = _help("judge", "local folder of the judge chat model", default="models/tiny-judge")
-    judge_backend: str = _help("judge", "judge backend: transformers, vllm (offline engine) or openai (a vLLM "
+    judge_model: str = _help(("judge",), "judge", "local folder of the judge chat model", default="models/tiny-judge")
+    judge_backend: str = _help(("judge",), "judge", "judge backend: transformers, vllm (offline engine) or openai (a vLLM "
                                "server)", JUDGES.names, default="transformers")
-    judge_prompt: PromptPreset = _help("judge", "prompt format: unime-v2 (the paper's, through the model's chat "
+    judge_prompt: PromptPreset = _help(("judge",), "judge", "prompt format: unime-v2 (the paper's, through the model's chat "
                                        "template), qwen3-reranker, qwen3-vl-reranker (their documented formats, "
                                        "yes/no answers)", default="unime-v2")
-    judge_template: str = _help("judge", "a raw prompt template replacing the preset's: the whole prompt text with "
+    judge_template: str = _help(("judge",), "judge", "a raw prompt template replacing the preset's: the whole prompt text with "
                                 "{instruction}, {query} (first) and {candidate}", default="")
-    judge_instruction: str = _help("judge", "the instruction put in the prompt; empty = the preset's", default="")
-    judge_answers: str = _help("judge", "the two answer words as YES,NO (their first tokens' logits give the "
+    judge_instruction: str = _help(("judge",), "judge", "the instruction put in the prompt; empty = the preset's", default="")
+    judge_answers: str = _help(("judge",), "judge", "the two answer words as YES,NO (their first tokens' logits give the "
                                "score); empty = the preset's (Yes,No or yes,no)", default="")
-    judge_packing: Packing = _help("judge: transformers", "prefix: each query's pairs packed behind one copy of "
+    judge_packing: Packing = _help((), "judge: transformers", "prefix: each query's pairs packed behind one copy of "
                                    "their shared prompt prefix (exact, several times fewer tokens); none: every "
                                    "prompt whole, in padded batches", default="prefix")
-    judge_pack_tokens: int = _help("judge: transformers", "tokens per packed row (several queries share a row up "
+    judge_pack_tokens: int = _help((), "judge: transformers", "tokens per packed row (several queries share a row up "
                                    "to this); 0 = 2048 on a CPU (the fastest measured), 16384 on a GPU", default=0)
-    judge_server_url: str = _help("judge: openai", "base URL of the OpenAI-compatible server, e.g. "
+    judge_server_url: str = _help((), "judge: openai", "base URL of the OpenAI-compatible server, e.g. "
                                   "http://127.0.0.1:8000", default="")
-    judge_server_model: str = _help("judge: openai", "model name the server serves; empty = --judge-model",
+    judge_server_model: str = _help(("judge",), "judge: openai", "model name the server serves; empty = --judge-model",
                                     default="")
-    judge_concurrency: int = _help("judge: openai", "requests in flight to the judge server", default=32)
-    judge_timeout: float = _help("judge: openai", "seconds before a judge server request is retried", default=60.0)
-    judge_retries: int = _help("judge: openai", "retries of a judge server request on 5xx, connection errors, "
+    judge_concurrency: int = _help((), "judge: openai", "requests in flight to the judge server", default=32)
+    judge_timeout: float = _help((), "judge: openai", "seconds before a judge server request is retried", default=60.0)
+    judge_retries: int = _help((), "judge: openai", "retries of a judge server request on 5xx, connection errors, "
                                "timeouts", default=4)
-    judge_deadline: float = _help("judge: openai", "seconds all requests of one chunk may take; then the stage "
+    judge_deadline: float = _help((), "judge: openai", "seconds all requests of one chunk may take; then the stage "
                                   "stops, saying how many are unanswered", default=1800.0)
-    judge_max_model_len: int = _help("judge: vllm", "longest prompt the vLLM engine accepts, in tokens; 0 = the "
+    judge_max_model_len: int = _help(("judge",), "judge: vllm", "longest prompt the vLLM engine accepts, in tokens; 0 = the "
                                      "model's own maximum (a larger value is capped to it)", default=0)
-    vllm_gpu_memory_utilization: float = _help("judge: vllm", "vLLM memory fraction (on CPU builds: of host "
+    vllm_gpu_memory_utilization: float = _help((), "judge: vllm", "vLLM memory fraction (on CPU builds: of host "
                                                "memory)", default=0.9)
-    vllm_block_size: int = _help("judge: vllm", "vLLM KV-cache block size; 0 = automatic: 32 on a CPU build (its "
+    vllm_block_size: int = _help((), "judge: vllm", "vLLM KV-cache block size; 0 = automatic: 32 on a CPU build (its "
                                  "smallest, so short prompts share cached prefixes), the engine's default on a GPU",
                                  default=0)
-    judge_cache: str = _help("judge", "directory of the content-addressed judge score cache; empty = "
+    judge_cache: str = _help((), "judge", "directory of the content-addressed judge score cache; empty = "
                              "OUTPUT/cache/judge", default="")
-    judge_batch_size: int = _help("judge", "prompts per judge forward pass when not packing", default=16)
-    judge_dtype: Dtype = _help("judge", "judge weights dtype", default="float32")
-    device: Device = _help("run", "torch device for the models", default="auto")
-    num_negatives: int = _help("mine", "hard negatives kept per query (m)", default=10)
-    beta: float | None = _help("mine", "absolute margin (the paper's beta): drop candidates scored above s_pos - "
+    judge_batch_size: int = _help((), "judge", "prompts per judge forward pass when not packing", default=16)
+    judge_dtype: Dtype = _help(("judge",), "judge", "judge weights dtype", default="float32")
+    device: Device = _help((), "run", "torch device for the models", default="auto")
+    num_negatives: int = _help(("mine",), "mine", "hard negatives kept per query (m)", default=10)
+    beta: float | None = _help(("mine",), "mine", "absolute margin (the paper's beta): drop candidates scored above s_pos - "
                                "beta; unset = 0.01, or none when --relative-margin is given; 0 = the weakest "
                                "(keep s <= s_pos)",
                                aliases=("absolute_margin",), switchable=False, default=None)
-    relative_margin: float | None = _help("mine", "relative margin (NV-Retriever): drop candidates scored above "
+    relative_margin: float | None = _help(("mine",), "mine", "relative margin (NV-Retriever): drop candidates scored above "
                                           "s_pos - |s_pos| * r; 0.05 = NV-Retriever's TopK-PercPos (95 percent)",
                                           default=None)
-    max_score: float | None = _help("mine", "drop candidates scored above this", default=None)
-    min_score: float | None = _help("mine", "drop candidates scored below this", default=None)
-    range_min: int = _help("mine", "skip the first N retrieved candidates (retrieval ranks 0..N-1)", default=0)
-    sampling: Sampling = _help("mine", "how m negatives are taken from those left: cyclical (the paper's, in "
+    max_score: float | None = _help(("mine",), "mine", "drop candidates scored above this", default=None)
+    min_score: float | None = _help(("mine",), "mine", "drop candidates scored below this", default=None)
+    range_min: int = _help(("mine",), "mine", "skip the first N retrieved candidates (retrieval ranks 0..N-1)", default=0)
+    sampling: Sampling = _help(("mine",), "mine", "how m negatives are taken from those left: cyclical (the paper's, in "
                                "retrieval order), top (highest scores), random (seeded)", default="cyclical")
-    step: int = _help("mine", "cyclical sampling step over the filtered candidates", default=5)
-    seed: int = _help("mine", "seed of every random choice (fallback sampling, index training)", default=0)
-    on_no_negatives: OnNoNegatives = _help("mine", "when the filter leaves nothing: fallback (paper) or reject",
+    step: int = _help(("mine",), "mine", "cyclical sampling step over the filtered candidates", default=5)
+    seed: int = _help(("index", "mine"), "mine", "seed of every random choice (fallback sampling, index training)", default=0)
+    on_no_negatives: OnNoNegatives = _help(("mine",), "mine", "when the filter leaves nothing: fallback (paper) or reject",
                                            default="fallback")
-    force: bool = _help("run", "rerun stages even when their artifacts are up to date", default=False)
-    report: bool = _help("run", "write OUTPUT/report/index.html (judgemine report) at the end of run; --no-report: "
+    force: bool = _help((), "run", "rerun stages even when their artifacts are up to date", default=False)
+    report: bool = _help((), "run", "write OUTPUT/report/index.html (judgemine report) at the end of run; --no-report: "
                          "off", default=True)
 
     def __post_init__(self) -> None:
-        if self.chunk_size == 0 and isinstance(self.top_k, int) and self.top_k > 0:
-            object.__setattr__(self, "chunk_size", auto_chunk_size(self.device, self.judge_backend, self.top_k))
-        wrong = [f"{f.name}={getattr(self, f.name)!r} (expected {_kind(f)})" for f in FIELDS
+        if self.chunk_size == 0:  # resolved here, from nothing else: a later stage's setting or the device
+            object.__setattr__(self, "chunk_size", DEFAULT_CHUNK_SIZE)  # must never re-chunk (rerun) ingest
+        wrong = [f"{f.name}={shown(getattr(self, f.name))} (expected {_kind(f)})" for f in FIELDS
                  if not _typed(f, getattr(self, f.name))]
         if wrong:
             raise ValueError("invalid settings: " + ", ".join(wrong))
-        bad = [f"{f.name}={getattr(self, f.name)!r} (choose from {', '.join(choices(f))})" for f in FIELDS
+        bad = [f"{f.name}={shown(getattr(self, f.name))} (choose from {', '.join(choices(f))})" for f in FIELDS
                if choices(f) and getattr(self, f.name) not in choices(f)]
         bad += [f"{f.name}={getattr(self, f.name)!r} (must be a finite number)" for f in FIELDS
                 if number(f) is float and getattr(self, f.name) is not None
@@ -174,29 +182,44 @@ class Settings:
         """The judge prompt format: the preset with any part the settings replace."""
         return prompt_format(self.judge_prompt, self.judge_template, self.judge_instruction, self.judge_answers)
 
-    def fingerprint(self, *names: str) -> str:
-        """A stable hash of the named settings: a stage is up to date when its inputs and these match."""
-        payload = json.dumps({n: getattr(self, n) for n in names}, sort_keys=True, default=str)
+    def fingerprint(self, stage: str) -> str:
+        """A stable hash of the settings that shape `stage` (their declarations), a backend's own settings only
+        when that backend is chosen, model folders by their content (schemas/digests.py)."""
+        payload = json.dumps({n: self.identity(n) for n in shaping(stage) if self.applies(n)}, sort_keys=True,
+                             default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def applies(self, name: str) -> bool:
+        """A backend's own setting (group "judge: vllm") matters only when that backend runs."""
+        group = BY_NAME[name].metadata["group"]
+        return ": " not in group or group.split(": ", 1)[1] == self.judge_backend
+
+    def identity(self, name: str) -> Any:
+        """What a setting's value stands for: a model folder's content id, else the value itself."""
+        if name == "embed_model":
+            return model_id(self.resolved_embed_model, self.embed_dtype)
+        if name == "judge_model":
+            needed = self.judge_backend in JUDGES.names() and JUDGES.get(self.judge_backend).capabilities.needs_model
+            return model_id(self.judge_model, self.judge_dtype) if needed else ""
+        return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-# Judge pairs a chunk should hold to take about a minute: a 2B judge on one data-centre GPU scores ~1,500
-# pairs/s (bench/RESULTS.md); on a CPU no real judge comes near a minute per chunk, so the chunk is kept
-# small enough that progress, kills and resumes stay fine-grained (the tiny demo judge: ~20 s).
-PAIRS_PER_CHUNK = {"cuda": 100_000, "cpu": 12_000}
-SIMILARITY_CHUNK = 4096  # no judge: the embedder sets the pace (MiniLM, 2 CPU cores: ~10 s per chunk)
+DEFAULT_CHUNK_SIZE = 1024
 
 
-def auto_chunk_size(device: str, judge_backend: str, top_k: int) -> int:
-    """The default unit of work: a power of two near the pairs a device judges in about a minute."""
-    if judge_backend in JUDGES.names() and not JUDGES.get(judge_backend).capabilities.needs_model:
-        return SIMILARITY_CHUNK
-    from judgemine.transforms.common.devices import resolve_device
-    target = PAIRS_PER_CHUNK[resolve_device(device) if device in ("auto", "cpu", "cuda") else "cpu"]
-    return int(min(8192, max(16, 2 ** round(math.log2(target / (top_k + 1))))))
+def shaping(stage: str) -> tuple[str, ...]:
+    """The settings declared to shape a stage's output: those in its fingerprint."""
+    return tuple(f.name for f in FIELDS if stage in f.metadata["shapes"])
+
+
+def shown(value: Any) -> str:
+    """A value for an error message, bounded however large it is (a YAML alias bomb expands to billions of items)."""
+    bounded = reprlib.Repr()
+    bounded.maxlevel, bounded.maxlist, bounded.maxtuple, bounded.maxstring, bounded.maxother = 2, 4, 4, 60, 60
+    return bounded.repr(value)
 
 
 def _above(low: float) -> tuple[str, Callable[[float], bool]]:
@@ -222,6 +245,7 @@ FIELDS = dataclasses.fields(Settings)
 TYPES = typing.get_type_hints(Settings)
 LIST_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
 OPTIONAL_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == (float | None)}
+BY_NAME = {f.name: f for f in FIELDS}
 ALIASES = {alias: f.name for f in FIELDS for alias in f.metadata["aliases"]}
 OFF = ("none", "off")  # how an optional setting is switched off from a flag or a config
 

@@ -13,6 +13,7 @@ from judgemine.schemas.io import (
 from judgemine.schemas.tables import (
     CANDIDATES,
     EMBEDDINGS,
+    IMAGES,
     INDEX_IDS,
     JUDGE_SCORES,
     QUERIES,
@@ -26,7 +27,7 @@ from judgemine.schemas.tables import (
 )
 
 __all__ = [
-    "CANDIDATES", "EMBEDDINGS", "INDEX_IDS", "JUDGE_SCORES", "QUERIES", "REJECTS", "RETRIEVAL", "SCHEMA_VERSION",
+    "CANDIDATES", "EMBEDDINGS", "IMAGES", "INDEX_IDS", "JUDGE_SCORES", "QUERIES", "REJECTS", "RETRIEVAL", "SCHEMA_VERSION",
     "SCORE_CACHE", "SHARDS", "embeddings_schema", "footer", "list_parts", "num_rows", "parquet_file", "part_name",
     "read_table", "shard_metadata", "shard_name", "storage", "write_table",
 ]

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from judgemine.schemas import storage
+from judgemine.schemas.digests import DigestingStream, within_temporary
 from judgemine.schemas.tables import FALLBACK_ROWS_KEY, IMAGE_ROOT_KEY, NUM_NEGATIVES_KEY, SHARDS, WRITE_OPTIONS
 
 
@@ -38,7 +39,8 @@ def write_table(table: pa.Table, path: str, schema: pa.Schema, metadata: dict[st
         schema = schema.with_metadata({**schema.metadata, **{k.encode(): v.encode() for k, v in metadata.items()}})
     table = table.select(schema.names).cast(schema)
     options = {"compression": "zstd", **WRITE_OPTIONS.get(schema.metadata[b"judgemine.schema"].decode(), {})}
-    with FileSystems.create(path) as f:
+    sink = FileSystems.create(path)
+    with DigestingStream(sink, path) if within_temporary(path) else sink as f:  # a stage's file: digest as written
         pq.write_table(table, f, **options)
 
 

@@ -6,6 +6,11 @@
 
 Files are split across DDP ranks (torch.distributed's, or `rank`/`world_size` given) and then across a
 DataLoader's workers, so every row is read by exactly one worker of one rank.
+
+A run directory (or its shards/ folder) is read as its committed mine stage lists it, never by a glob: files a
+run left uncommitted, or that someone put there, are not read (the foreign ones are named in a warning). Each file
+is checked to be the committed one as it is opened, so a rerun that replaces the shards mid-epoch is an error,
+never a mix of two runs. A folder of shard files outside a run (copied to a training cluster) is read as it is.
 """
 from __future__ import annotations
 
@@ -18,6 +23,9 @@ import pyarrow as pa
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from judgemine.schemas import storage
+from judgemine.schemas.commits import committed_shards, foreign, run_of
+from judgemine.schemas.digests import identity
 from judgemine.schemas.io import list_parts, parquet_file, shard_info
 
 log = logging.getLogger("judgemine")
@@ -47,7 +55,16 @@ class ShardDataset(IterableDataset):
     def __init__(self, shards: str | Sequence[str], k: int | None = None, skip_fallback: bool = True,
                  load_images: bool = False, image_root: str | None = None, rank: int | None = None,
                  world_size: int | None = None) -> None:
-        paths = list_parts(shards) if isinstance(shards, str) else list(shards)  # s3://, gs:// through Beam
+        self._committed: dict[str, list[int]] = {}
+        run = run_of(shards) if isinstance(shards, str) else None
+        if run is not None:
+            paths, record = committed_shards(run)
+            self._committed = {p: record["files"][os.path.relpath(p, run)]["disk"] for p in paths}
+            if foreign(run, record, "shards"):
+                log.warning("ShardDataset: ignoring files the run did not commit: %s",
+                            ", ".join(foreign(run, record, "shards")))
+        else:
+            paths = list_parts(shards) if isinstance(shards, str) else list(shards)  # s3://, gs:// through Beam
         if not paths:
             raise FileNotFoundError(f"no shards in {shards}")
         self.paths, self.skip_fallback, self.load_images, self.image_root = paths, skip_fallback, load_images, image_root
@@ -84,6 +101,7 @@ class ShardDataset(IterableDataset):
         for path in self._my_files():
             root = self.image_root if self.image_root is not None else self._roots[path]
             with parquet_file(path) as f:
+                self._check_committed(path)
                 for batch in f.iter_batches(batch_size=1024, columns=list(COLUMNS)):
                     for row in pa.Table.from_batches([batch]).to_pylist():
                         if self.skip_fallback and row["fallback"]:
@@ -92,6 +110,12 @@ class ShardDataset(IterableDataset):
                         if (seen - 1) % self._slots != self._slot:
                             continue
                         yield self._item(row, root)
+
+    def _check_committed(self, path: str) -> None:
+        """The file opened is still the one the run committed (a rerun swaps in new files under the same names)."""
+        if path in self._committed and not storage.is_remote(path) and identity(path)[1:] != self._committed[path]:
+            raise RuntimeError(f"{path} was replaced by another run after this dataset was made: make it again to "
+                               "read the new run")
 
     def _item(self, row: dict[str, Any], root: str) -> dict[str, Any]:
         k = self.k

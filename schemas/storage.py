@@ -6,6 +6,7 @@ appears whole when its upload completes (pipelines/commit.py builds the commit o
 Beam is imported where it is used: a trainer reading shards imports schemas/ without it."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from typing import IO, Any
@@ -110,7 +111,11 @@ def read_text(path: str) -> str:
 
 def write_bytes(path: str, data: bytes) -> None:
     """Appears whole or not at all: a local file is written under a temporary name and renamed; an object
-    becomes visible only when its upload completes."""
+    becomes visible only when its upload completes. Inside a stage's temporary folder its digest is left beside
+    it for the commit (schemas/digests.py)."""
+    from judgemine.schemas import digests
+    if digests.within_temporary(path):
+        digests.note_written(path, hashlib.sha256(data).hexdigest())
     if is_remote(path):
         with _fs().create(path, compression_type="uncompressed") as f:
             f.write(data)

@@ -55,6 +55,15 @@ def embeddings_schema(dim: int) -> pa.Schema:
 
 EMBEDDINGS = embeddings_schema(-1)  # name/version template; the dimension is checked per file
 
+# Every image ingest read (ingest, `images/part-*`): where it was read from, the sha256 of its bytes, and the
+# file's identity then ([size, mtime_ns, ctime_ns, inode] on a local disk; [size] on an object store), so a
+# rerun finds a picture replaced under the image root without reading every picture again.
+IMAGES = _named("images", [
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("sha256", pa.string(), nullable=False),
+    pa.field("disk", pa.list_(pa.field("item", pa.int64(), nullable=False)), nullable=False),
+])
+
 # Row i of the FAISS index is candidate ids[i].
 INDEX_IDS = _named("index_ids", [pa.field("candidate_id", pa.string(), nullable=False)])
 

@@ -83,7 +83,7 @@ def test_every_row_ends_in_queries_or_rejects(tmp_path):
                                                                    "malformed_json"]
     dup = next(r for r in rejects if r["reason"] == "duplicate_query_id")
     assert dup["line"] == 5 and json.loads(dup["row"])["query_text"] == "two"
-    assert [q["query_id"] for q in queries] == ["pairs:1", "a", "7"]
+    assert [q["query_id"] for q in queries] == ["auto:pairs:1", "a", "7"]
 
 
 def test_candidates_dedup_case_and_space_and_corpus_joins(tmp_path):

@@ -29,7 +29,7 @@ def _oracle(settings: Settings, directory: str) -> None:
     parse = ParseInputFile(settings.pairs_layout, settings.max_text_chars)
     identify = IdentifyRecords(ImagePolicy(settings.image_root, settings.max_image_pixels, settings.max_image_bytes,
                                            not settings.skip_image_check))
-    rows: dict[str, list[dict[str, Any]]] = {"pairs": [], "corpus": [], "rejects": []}
+    rows: dict[str, list[dict[str, Any]]] = {"pairs": [], "corpus": [], "rejects": [], "images": []}
     files = [InputFile(p, "pairs") for p in settings.pairs] + [InputFile(p, "corpus") for p in settings.corpus]
     for spec in files:
         for tagged in parse.process(spec):

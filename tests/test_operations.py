@@ -97,7 +97,9 @@ def test_a_chunk_reports_progress_while_it_runs(caplog):
     assert "judge: this chunk: 60 of 100 pairs" in caplog.text and "s left" in caplog.text
 
 
-def test_status_is_a_sensor_that_never_takes_the_lock(e2e_run, small_pairs, tiny_judge):
+def test_status_says_running_while_a_run_holds_the_output(e2e_run, small_pairs, tiny_judge, capsys):
+    """A sensor polling during a run learns that a run is under way (never "stale" from a half-committed state),
+    and status is up to date again once the run ends."""
     from judgemine.pipelines.lock import run_lock
     results = []
     with run_lock(e2e_run, "run"):
@@ -105,7 +107,9 @@ def test_status_is_a_sensor_that_never_takes_the_lock(e2e_run, small_pairs, tiny
                                                                                           tiny_judge)])))
         thread.start()
         thread.join(60)
-    assert results == [0]
+    assert results == [4]
+    assert capsys.readouterr().out.startswith(f"running   (pid {os.getpid()} on ")
+    assert main(["status", *run_args(e2e_run, small_pairs, tiny_judge)]) == 0
 
 
 def test_an_input_that_is_a_folder_is_a_user_error(tmp_path, capsys):

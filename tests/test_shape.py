@@ -154,7 +154,7 @@ def test_a_new_stage_is_one_declaration_run_by_the_shared_runner(tmp_path):
     def count(ctx, counters):
         return {"rows": counters["rows"], "chunks": len(os.listdir(ctx.directory))}
 
-    stage = Stage("datasets", upstream=("ingest",), settings=("chunk_size",), build=build, count=count)
+    stage = Stage("datasets", upstream=("ingest",), build=build, count=count)
     pairs = write_jsonl(str(tmp_path / "defs.jsonl"), head(os.path.join(SAMPLE, "definitions.jsonl"), 30))
     settings = Settings(output=str(tmp_path / "out"), pairs=(pairs,), chunk_size=8)
     options = PipelineOptions(["--direct_num_workers", "1"])
@@ -166,15 +166,10 @@ def test_a_new_stage_is_one_declaration_run_by_the_shared_runner(tmp_path):
     assert [s.name for s in STAGES] == ["ingest", "embed", "index", "retrieve", "judge", "mine"]
 
 
-def test_the_default_chunk_is_sized_for_the_device():
-    """--chunk-size 0 (the default) becomes a concrete size, so fingerprints and the manifest hold it: about a
-    minute of judging on the device (12k pairs on a CPU, 100k on a GPU), more without a judge model."""
-    from judgemine.pipelines.settings import auto_chunk_size
-    from judgemine.transforms.common.devices import resolve_device
-    assert Settings().chunk_size == auto_chunk_size("auto", "transformers", 50)
-    assert (auto_chunk_size("cpu", "transformers", 50), auto_chunk_size("cuda", "transformers", 50)) == (256, 2048)
-    assert Settings(device="cpu", top_k=12).chunk_size == 1024
-    assert Settings(judge_backend="similarity").chunk_size == 4096
-    assert Settings(chunk_size=16).chunk_size == 16
-    if resolve_device("auto") == "cpu":
-        assert Settings().chunk_size == 256
+def test_the_default_chunk_depends_on_nothing_a_later_stage_or_the_host_decides():
+    """--chunk-size 0 (the default) is one number, whatever top_k, the judge or the device: changing those must
+    never re-chunk, and so rerun, ingest and everything after it."""
+    from judgemine.pipelines.settings import DEFAULT_CHUNK_SIZE
+    sizes = {Settings(**kw).chunk_size for kw in ({}, {"top_k": 20}, {"judge_backend": "similarity"},
+                                                   {"device": "cuda"}, {"device": "cpu", "top_k": 12})}
+    assert sizes == {DEFAULT_CHUNK_SIZE} and Settings(chunk_size=16).chunk_size == 16

@@ -7,9 +7,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Literal
 
-from judgemine.pipelines.artifacts import require_stage
 from judgemine.pipelines.errors import UserError
-from judgemine.schemas import SHARDS, list_parts, parquet_file, storage
+from judgemine.schemas import SHARDS, parquet_file, storage
+from judgemine.pipelines.derived import note_derived
+from judgemine.schemas.commits import commit_id, committed_shards, read_record
 from judgemine.schemas.io import check_schema, shard_info
 
 NEGATIVE_LISTS = ("neg_ids", "neg_texts", "neg_images", "neg_scores", "neg_ranks", "neg_similarities")
@@ -49,13 +50,19 @@ class Exporter:
         raise NotImplementedError
 
 
-def committed_shards(output: str) -> list[str]:
-    """The shard files of a committed mine stage (one that did not commit, or whose files changed, is refused)."""
-    require_stage(output, "mine")
-    parts = list_parts(os.path.join(output, "shards"))
-    if not parts:
-        raise FileNotFoundError(f"no shards under {output}/shards: run `judgemine run` first")
-    return parts
+COMMITTED = ("stages", "shards", "rejects", "report", "cache", "manifest.json")  # what a run writes and reads
+
+
+def check_destination(output: str, destination: str) -> None:
+    """An export never lands in what a run commits (a file in shards/ would be read as a shard), nor on a folder."""
+    local = not storage.is_remote(destination)
+    dest = os.path.abspath(destination) if local else destination
+    base = (os.path.abspath(output) if not storage.is_remote(output) else output.rstrip("/")) + "/"
+    if dest.startswith(base) and dest[len(base):].split("/")[0] in COMMITTED:
+        raise UserError(f"--to {destination} is inside the run's committed files ({dest[len(base):].split('/')[0]}): "
+                        f"export to {os.path.join(output, 'export')}/ or anywhere outside the run")
+    if local and os.path.isdir(destination):
+        raise UserError(f"--to {destination} is a folder: give a file name")
 
 
 def shard_rows(parts: list[str], k: int, skip_fallback: bool, result: ExportResult,
@@ -82,7 +89,13 @@ def run_export(exporter: Exporter, output: str, destination: str) -> ExportResul
     result = ExportResult()
     opts = exporter.options
     skip = exporter.skips_fallback if opts.skip_fallback is None else opts.skip_fallback
-    parts = committed_shards(output)
+    check_destination(output, destination)
+    try:
+        parts, record = committed_shards(output)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    if not parts:
+        raise UserError(f"no shards under {output}/shards: the run mined no rows")
     stored = min(shard_info(p).num_negatives for p in parts)
     k = stored if opts.num_negatives is None else opts.num_negatives
     if not 0 < k <= stored:
@@ -95,7 +108,10 @@ def run_export(exporter: Exporter, output: str, destination: str) -> ExportResul
             result.records = exporter.write(rows, f, k)
             if not exporter.binary:
                 f.detach()  # flushes; `raw` stays open for the with block to close
+        if read_record(output, "mine") != record:  # an object store has no reader lock: read, then re-check
+            raise UserError(f"{output} was rewritten by a run during the export: export again")
         storage.move(tmp, destination)
+        note_derived(output, destination, "export", commit_id(record))
     finally:
         storage.remove(tmp)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from judgemine.pipelines.derived import note_derived, run_commit
 from judgemine.pipelines.report.data import read_report_data
 from judgemine.pipelines.report.page import SECTIONS, render
 from judgemine.schemas import storage
@@ -12,7 +13,9 @@ from judgemine.schemas import storage
 def write_report(output: str) -> str:
     """Writes the page whole or not at all (schemas/storage.py: write_text); returns its path."""
     path = os.path.join(output, "report", "index.html")
+    commit = run_commit(output)
     storage.write_text(path, render(read_report_data(output)))
+    note_derived(output, path, "report", commit)
     return path
 
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from judgemine.pipelines.artifacts import require_stage, stage_dir
+from judgemine.schemas.commits import committed_shards
 from judgemine.schemas import JUDGE_SCORES, RETRIEVAL, SHARDS, list_parts, num_rows, read_table, storage
 from judgemine.schemas.io import shard_info
 
@@ -87,7 +88,7 @@ def _suspicious(paths: list[str], shards: pa.Table) -> list[dict[str, Any]]:
 def read_report_data(output: str) -> ReportData:
     require_stage(output, "mine")
     manifest = json.loads(storage.read_text(os.path.join(output, "manifest.json")))
-    paths = list_parts(os.path.join(output, "shards"))
+    paths, _ = committed_shards(output)
     shards = pa.concat_tables([read_table(p, SHARDS, list(NUMERIC)) for p in paths]) if paths else \
         SHARDS.empty_table().select(list(NUMERIC))
     retrieved, total = _retrieved_sample(output, manifest["settings"].get("seed", 0))

@@ -17,8 +17,10 @@ def _png(fig: Any) -> bytes:
 
 
 def _pyplot() -> Any:
+    """pyplot off screen, with mathtext off: a subset named `price_$5_to_$10` is text, not a formula to parse."""
     import matplotlib
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
     return plt
 

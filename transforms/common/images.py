@@ -147,6 +147,16 @@ def check(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes:
     return ImageInfo(hashlib.sha256(data).hexdigest(), image.width, image.height)
 
 
+def disk_identity(full: str) -> list[int]:
+    """What says a resolved image file is unchanged without reading it: [size, mtime_ns, ctime_ns, inode] on a
+    local disk (ctime cannot be set from user space), [size] on an object store."""
+    if "://" in full:
+        from apache_beam.io.filesystems import FileSystems
+        return [FileSystems.match([full])[0].metadata_list[0].size_in_bytes]
+    st = os.stat(full)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def load(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     full = resolve(path, root)
     return decode(read_bytes(full), full, max_pixels)

@@ -25,6 +25,13 @@ LAYOUTS = {
 BOM = b"\xef\xbb\xbf"
 
 
+ASSIGNED_ID_PREFIX = "auto:"  # a pair without a query_id gets "auto:<file stem>:<line>": user ids cannot take it
+
+
+def assigned_query_id(stem: str, line: int) -> str:
+    return f"{ASSIGNED_ID_PREFIX}{stem}:{line}"
+
+
 class RowError(ValueError):
     """A row that cannot be used; the message is the rejects reason. `raw` is the row's text when it never
     became a row (a line that is not JSON or not UTF-8), for the rejects."""
@@ -117,6 +124,8 @@ def parse_pair(row: Any, layout: PairsLayout, max_chars: int = 0) -> dict[str, s
         "dataset": _string(row, "dataset", required=False),
     }
     out["query_id"] = _id(row, "query_id")
+    if out["query_id"].startswith(ASSIGNED_ID_PREFIX):
+        raise RowError(f"reserved_query_id: ids beginning {ASSIGNED_ID_PREFIX!r} are the ones judgemine assigns")
     if not strip_image_tokens(out["query_text"]) and not out["query_image"]:
         raise RowError("empty_query")
     if not strip_image_tokens(out["pos_text"]) and not out["pos_image"]:

@@ -3,6 +3,7 @@ its content ids (batches spread over all workers: decoding images is the cost). 
 follow in transforms/ingest/pool.py."""
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal
@@ -11,11 +12,27 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from judgemine.schemas import REJECTS
+from judgemine.schemas import IMAGES, REJECTS, list_parts, read_table, write_table
+from judgemine.schemas.digests import file_digest
 from judgemine.transforms.common.content import content_id
-from judgemine.transforms.common.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageError, check, resolve
+from judgemine.transforms.common.images import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    check,
+    disk_identity,
+    resolve,
+)
 from judgemine.transforms.common.rejects import reject_row
-from judgemine.transforms.ingest.readers import PairsLayout, RowError, as_json, parse_corpus_row, parse_pair, read_rows
+from judgemine.transforms.ingest.readers import (
+    PairsLayout,
+    RowError,
+    as_json,
+    assigned_query_id,
+    parse_corpus_row,
+    parse_pair,
+    read_rows,
+)
 
 BATCH_ROWS = 2000
 
@@ -73,7 +90,7 @@ class ParseInputFile(beam.DoFn):
                 continue
             rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=as_json(raw))
             if spec.kind == "pairs" and not rec["query_id"]:
-                rec["query_id"] = f"{stem}:{line}"
+                rec["query_id"] = assigned_query_id(stem, line)
             good.append(rec)
             if len(good) >= BATCH_ROWS:
                 yield spec.kind, pa.Table.from_pylist(good)
@@ -101,7 +118,7 @@ class IdentifyRecords(beam.DoFn):
         if kind == "rejects":
             yield tagged
             return
-        good, bad = [], []
+        good, bad, read = [], [], {}
         for r in table.to_pylist():
             try:
                 if kind == "pairs":
@@ -117,9 +134,49 @@ class IdentifyRecords(beam.DoFn):
                 bad.append(reject_row("ingest", str(e), r["source"], r["line"], r["raw"], r.get("query_id")))
                 continue
             good.append(r)
+            if self._images.check:
+                read.update(self._read(r.get("query_image", ""), r.get("pos_image", ""), r.get("image", "")))
         if good:
             yield kind, pa.Table.from_pylist(good)
         if bad:
             yield "rejects", pa.Table.from_pylist(bad, schema=REJECTS)
+        if read:
+            yield "images", pa.Table.from_pylist([{"path": p, "sha256": d, "disk": disk_identity(p)}
+                                                  for p, d in sorted(read.items())], schema=IMAGES)
+
+    def _read(self, *images: str) -> dict[str, str]:
+        """{resolved path: sha256} of a record's images (each already read by `validate`: a cache hit)."""
+        i = self._images
+        return {resolve(path, i.root): check(path, i.root, i.max_pixels, i.max_bytes).sha256 for path in images
+                if path}
+
+
+class WriteImageList(beam.DoFn):
+    """The images a batch read, one part file each (named by its content: a retried bundle rewrites the same
+    file), so no worker gathers the run's image list."""
+
+    def __init__(self, directory: str) -> None:
+        self._dir = directory
+
+    def process(self, table: pa.Table) -> None:
+        name = hashlib.sha256("\n".join(table.column("path").to_pylist()).encode()).hexdigest()[:20]
+        write_table(table, os.path.join(self._dir, f"part-{name}.parquet"), IMAGES)
+
+
+def changed_images(directory: str) -> str:
+    """The first image ingest read that is gone or has other bytes now ("" when none): identities compared
+    first, an image read again only when its identity changed."""
+    for path in list_parts(directory):
+        for row in read_table(path, IMAGES).to_pylist():
+            try:
+                if disk_identity(row["path"]) == row["disk"]:
+                    continue
+                digest = file_digest(row["path"])
+            except Exception:  # noqa: BLE001 - gone or unreadable, on any filesystem: each raises its own
+
+                return f"image {row['path']} is gone or unreadable"
+            if digest != row["sha256"]:
+                return f"image {row['path']} was replaced since ingest read it"
+    return ""
 
 

@@ -8,8 +8,9 @@ halfway keeps every chunk it finished.
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import os
+import time
 import uuid
 from typing import Any, Iterable
 
@@ -18,18 +19,16 @@ import numpy as np
 import pyarrow as pa
 
 from judgemine.schemas import SCORE_CACHE, read_table, storage, write_table
+from judgemine.schemas.digests import model_id
 from judgemine.transforms.common.candidates import as_bytes
+
+log = logging.getLogger("judgemine")
 
 
 def judge_model_id(model_path: str, dtype: str) -> str:
-    """Content-based id of a model folder (its config, and the names and sizes of its files) and dtype:
-    the same weights under another path share scores, other weights or another dtype do not."""
-    entries = [(name, os.path.getsize(os.path.join(model_path, name))) for name in sorted(os.listdir(model_path))
-               if os.path.isfile(os.path.join(model_path, name))]
-    with open(os.path.join(model_path, "config.json"), "rb") as f:
-        config = hashlib.sha256(f.read()).hexdigest()
-    payload = json.dumps({"files": entries, "config": config, "dtype": dtype}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+    """The judge folder's content id and dtype: the same weights under another path share scores; other weights,
+    even of the same size, or another dtype do not."""
+    return model_id(model_path, dtype)
 
 
 def pair_key(model_id: str, prompt_version: str, query_content_id: str, candidate_id: str) -> str:
@@ -41,9 +40,40 @@ def cache_files(directory: str) -> list[str]:
     """The cache's score files now. A judge stage reads the cache as listed when it starts: a score another
     chunk of the same run writes meanwhile is not used, so which pairs come from the cache (and so the
     shards, byte for byte) never depends on how chunks were scheduled over workers. A packed pair's score
-    depends on its row-mates in the last float bits."""
-    return [os.path.join(directory, n) for n in storage.children(directory)
-            if n.startswith("scores-") and n.endswith(".parquet")]
+    depends on its row-mates in the last float bits. Temporary files of writes that failed (a full disk, a
+    kill) are swept here once they are older than any write takes."""
+    names = storage.children(directory)
+    if not storage.is_remote(directory):
+        for n in names:
+            path = os.path.join(directory, n)
+            if n.startswith(".scores-") and ".tmp" in n and _age(path) > STALE_TMP_SECONDS:
+                storage.remove(path)
+    return [os.path.join(directory, n) for n in names if n.startswith("scores-") and n.endswith(".parquet")]
+
+
+STALE_TMP_SECONDS = 600.0  # a cache file is written in well under a second
+
+
+def _age(path: str) -> float:
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def read_cache_file(path: str, columns: list[str] | None = None) -> pa.Table | None:
+    """One cache file's scores; a file that cannot be read (truncated, empty, not Parquet) is renamed aside
+    (`<name>.damaged`), named in one warning, and its pairs are judged again: one bad file never blocks a run."""
+    try:
+        return read_table(path, SCORE_CACHE, columns)
+    except Exception as e:  # noqa: BLE001 - pyarrow, the filesystems and the schema check each raise their own
+        try:
+            storage.move(path, path + ".damaged")
+        except OSError:
+            pass  # another run sharing the cache moved it first
+        log.warning("judge score cache: %s is unreadable (%s: %s); moved aside to %s.damaged, its pairs are judged "
+                    "again", path, type(e).__name__, str(e).splitlines()[0][:200], os.path.basename(path))
+        return None
 
 
 def _key_range(key: str) -> int:
@@ -66,7 +96,9 @@ class _ReadCacheFile(beam.DoFn):
 
     def process(self, numbered: tuple[int, str]) -> Iterable[tuple[int, tuple[int, list[str], list[float]]]]:
         number, path = numbered
-        table = read_table(path, SCORE_CACHE)
+        table = read_cache_file(path)
+        if table is None:
+            return
         by_range: dict[int, tuple[list[str], list[float]]] = {}
         for k, v in zip(table.column("key").to_pylist(), table.column("score").to_pylist()):
             keys, scores = by_range.setdefault(_key_range(k), ([], []))
@@ -114,7 +146,8 @@ class CachedScores(beam.PTransform):
 def cached_keys(files: Iterable[str]) -> np.ndarray:
     """Every key the given cache files hold, as one sorted bytes array (32 bytes a key, no Python object per
     key): `judgemine plan` counts the planned pairs found in it, in the driver."""
-    blocks = [as_bytes(read_table(path, SCORE_CACHE, ["key"]).column("key")) for path in files]
+    tables = [read_cache_file(path, ["key"]) for path in files]
+    blocks = [as_bytes(t.column("key")) for t in tables if t is not None]
     return np.unique(np.concatenate(blocks)) if blocks else np.zeros(0, np.bytes_)
 
 
@@ -130,5 +163,8 @@ def append_scores(directory: str, keys: Iterable[str], scores: Iterable[float]) 
         return
     storage.make_dirs(directory)
     tmp = os.path.join(directory, f".{name}.tmp")
-    write_table(table, tmp, SCORE_CACHE)
-    os.replace(tmp, os.path.join(directory, name))
+    try:
+        write_table(table, tmp, SCORE_CACHE)
+        os.replace(tmp, os.path.join(directory, name))
+    finally:
+        storage.remove(tmp)  # a failed write (a full disk) leaves nothing; after the rename there is nothing

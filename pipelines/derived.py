@@ -1,0 +1,58 @@
+"""Outputs made from a committed run (the report, exports): each carries the commit it was made from, in
+OUTPUT/derived/<id>.json, so `status` lists the ones a later run made stale. A run that commits new shards removes
+the old report first: a report is rewritten by the run (the default) or absent, never left looking current."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Literal
+
+from judgemine.schemas import storage
+from judgemine.schemas.commits import commit_id, read_record
+
+Kind = Literal["report", "export"]
+
+
+def _notes(output: str) -> str:
+    return os.path.join(output, "derived")
+
+
+def run_commit(output: str) -> str:
+    """The commit of the run's shards (its mine stage), or "" when there is none."""
+    record = read_record(output, "mine")
+    return commit_id(record) if record else ""
+
+
+def note_derived(output: str, path: str, kind: Kind, commit: str) -> None:
+    """Records that `path` was made from the run's commit `commit`."""
+    where = path if storage.is_remote(path) else os.path.abspath(path)
+    if not storage.is_remote(output) and where.startswith(os.path.abspath(output) + os.sep):
+        where = os.path.relpath(where, output)  # inside the run: it moves with the run's folder
+    name = hashlib.sha256(where.encode()).hexdigest()[:16]
+    storage.write_text(os.path.join(_notes(output), f"{name}.json"),
+                       json.dumps({"path": where, "kind": kind, "commit": commit}))
+
+
+def derived_status(output: str) -> list[str]:
+    """One line per report or export made from this run that still exists: up to date, or stale."""
+    current, lines = run_commit(output), []
+    for name in storage.children(_notes(output)):
+        try:
+            note = json.loads(storage.read_text(os.path.join(_notes(output), name)))
+        except (OSError, ValueError):
+            continue
+        path = note["path"] if os.path.isabs(note["path"]) or storage.is_remote(note["path"]) else \
+            os.path.join(output, note["path"])
+        if not storage.is_file(path):
+            continue
+        again = "`judgemine report`" if note["kind"] == "report" else "export again"
+        state = "up to date" if note["commit"] == current else f"stale       ({path} was made from an earlier " \
+            f"run: {again})"
+        lines.append(f"{note['kind']:9s} {state}" + (f"  ({path})" if state == "up to date" else ""))
+    return sorted(lines)
+
+
+def drop_report(output: str) -> None:
+    """The report of the shards a commit replaces."""
+    storage.remove(os.path.join(output, "report"))
