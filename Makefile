@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-servers test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale clean
+.PHONY: install models demo demo-images test test-servers test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -87,8 +87,9 @@ bench-stages: install
 	$(PY) -m bench.bench_stages
 
 # judgemine against sentence-transformers' mine_hard_negatives on 20k real GCIDE pairs, median of 3 (~25 min).
+# BEFORE=REV also runs judgemine at that commit each round (a change's cost, measured in one session).
 bench-peer: install /usr/share/dictd/gcide.index
-	$(PY) -m bench.bench_peer $(ROUNDS)
+	$(PY) -m bench.bench_peer $(ROUNDS) $(if $(BEFORE),--before $(BEFORE))
 
 # Every index type through the index and retrieve stages vs raw FAISS, recall@50, 100k and 1M vectors (~40 min).
 bench-retrieve: install
@@ -101,6 +102,14 @@ bench-hugepages: install
 # The stage's search and raw FAISS alternately on one query chunk: RUN= a run directory with an index stage.
 bench-search-pairs: install
 	$(PY) -m bench.bench_search_pairs $(RUN)
+
+# Peak memory of whole runs with six 7000x7000 images against 700x700 ones; BEFORE=REV runs that commit too.
+bench-images: install models
+	$(PY) -m bench.bench_images $(ROUNDS) $(if $(BEFORE),--before $(BEFORE))
+
+# What provenance costs: a model folder's content id (first time, rerun), status on a committed 100k-pair run.
+bench-provenance: install /usr/share/dictd/gcide.index /usr/share/dictd/wn.index
+	$(PY) -m bench.bench_provenance $(ARGS)
 
 # Whole runs with the similarity judge on 20k-200k real pairs (GCIDE + WordNet, Debian's dict-gcide and dict-wn):
 # time and peak memory per stage and size, and the 200k run on two worker processes, byte-identical (~1.5 h).

@@ -34,12 +34,12 @@ def _ensure_dictionary() -> None:
                              f"{done.stderr.strip()[-300:]}")
 
 
-def _timed(cmd: list[str], log: str) -> tuple[float, float, str]:
+def _timed(cmd: list[str], log: str, env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in MiB of the process and the children it waited for, stdout)."""
     with open(log, "w") as err:
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+                                env={**(env or os.environ), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
         out = proc.stdout.read() if proc.stdout else ""
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - t0
@@ -68,8 +68,11 @@ def _overlap(peer_file: str, run_dir: str) -> dict[str, Any]:
             "identical_lists": same, "judgemine_rows_with_repeats": repeated}
 
 
-def main(rounds: int = 3) -> None:
+def main(rounds: int = 3, before: str = "") -> None:
+    """`before`: a commit whose judgemine also runs each round (its own side, "judgemine@REV"), so a change's
+    cost is a ratio measured in one session."""
     from bench.peer_data import write
+    from bench.revisions import checkout, env_for
     from judgemine.pipelines.settings import Settings
     _ensure_dictionary()
     pairs, corpus = write(os.path.join(WORK, "data"))
@@ -77,27 +80,35 @@ def main(rounds: int = 3) -> None:
     judgemine = os.path.join(os.path.dirname(sys.executable), "judgemine")
     peer_out = os.path.join(WORK, "peer.parquet")
     run_dir = os.path.join(WORK, "judgemine")
-    results: dict[str, list[dict[str, Any]]] = {"peer": [], "judgemine": []}
+    sides = {"judgemine": ""} | ({f"judgemine@{before}": checkout(before, WORK)} if before else {})
+    results: dict[str, list[dict[str, Any]]] = {"peer": [], **{side: [] for side in sides}}
     for r in range(rounds):
         wall, rss, out = _timed([sys.executable, "-m", "bench.peer_run", pairs, corpus, peer_out, model, str(BATCH),
                                  str(TOP_K), str(M)], os.path.join(WORK, "peer.log"))
         results["peer"].append({"seconds": wall, "peak_mib": rss, **json.loads(out.strip().splitlines()[-1])})
-        shutil.rmtree(run_dir, ignore_errors=True)
-        wall, rss, _ = _timed([judgemine, "run", "--pairs", pairs, "--corpus", corpus, "--output", run_dir,
-                               "--judge-backend", "similarity", "--relative-margin", "0.05", "--sampling", "top",
-                               "--num-negatives", str(M)], os.path.join(WORK, "judgemine.log"))
-        with open(os.path.join(run_dir, "manifest.json"), encoding="utf-8") as f:
-            manifest = json.load(f)
-        stages = {name: s["seconds"] for name, s in manifest["stages"].items()}
-        results["judgemine"].append({"seconds": wall, "peak_mib": rss, "stages": stages,
-                                     "rows": sum(s["rows"] for s in manifest["shards"])})
-        print(f"round {r + 1}: peer {results['peer'][-1]['seconds']:.1f} s {results['peer'][-1]['peak_mib']:.0f} MiB"
-              f" | judgemine {wall:.1f} s {rss:.0f} MiB", flush=True)
+        line = f"round {r + 1}: peer {wall:.1f} s {rss:.0f} MiB"
+        for side, code in sides.items():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            wall, rss, _ = _timed([judgemine, "run", "--pairs", pairs, "--corpus", corpus, "--output", run_dir,
+                                   "--judge-backend", "similarity", "--relative-margin", "0.05", "--sampling", "top",
+                                   "--num-negatives", str(M)], os.path.join(WORK, "judgemine.log"), env_for(code))
+            with open(os.path.join(run_dir, "manifest.json"), encoding="utf-8") as f:
+                manifest = json.load(f)
+            stages = {name: s["seconds"] for name, s in manifest["stages"].items()}
+            results[side].append({"seconds": wall, "peak_mib": rss, "stages": stages,
+                                  "rows": sum(s["rows"] for s in manifest["shards"])})
+            line += f" | {side} {wall:.1f} s {rss:.0f} MiB"
+        print(line, flush=True)
     med = {side: {k: statistics.median(x[k] for x in runs) for k in ("seconds", "peak_mib")}
            for side, runs in results.items()}
     report = {"rounds": rounds, "cores": os.cpu_count(), "median": med,
               "time_ratio": round(med["judgemine"]["seconds"] / med["peer"]["seconds"], 3),
               "memory_ratio": round(med["judgemine"]["peak_mib"] / med["peer"]["peak_mib"], 3),
+              **({"time_ratio_before": round(med[f"judgemine@{before}"]["seconds"] / med["peer"]["seconds"], 3),
+                  "memory_ratio_before": round(med[f"judgemine@{before}"]["peak_mib"] / med["peer"]["peak_mib"], 3),
+                  "now_over_before_per_round": [round(a["seconds"] / b["seconds"], 3) for a, b in
+                                                zip(results["judgemine"], results[f"judgemine@{before}"])]}
+                 if before else {}),
               "judgemine_stage_seconds": {k: round(statistics.median(x["stages"][k] for x in results["judgemine"]), 2)
                                           for k in results["judgemine"][0]["stages"]},
               "peer_phase_seconds": {k: round(statistics.median(x[k] for x in results["peer"]), 2)
@@ -109,4 +120,6 @@ def main(rounds: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    args = sys.argv[1:]
+    main(int(args[0]) if args and args[0].isdigit() else 3,
+         args[args.index("--before") + 1] if "--before" in args else "")

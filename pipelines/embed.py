@@ -11,9 +11,9 @@ from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext, spread_chunks
-from judgemine.schemas import REJECTS, list_parts, read_table, storage
+from judgemine.schemas import list_parts, storage
 from judgemine.transforms.common.chunks import chunks_of
-from judgemine.transforms.common.rejects import WriteRejects
+from judgemine.transforms.common.rejects import WriteRejects, read_rejects
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.embed.base import EmbedderSpec
 from judgemine.transforms.embed.handler import EmbedHandler
@@ -41,15 +41,16 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     _ = (records.records
          | "Embed" >> RunInference(EmbedHandler(spec))
          | "WriteEmbeddings" >> beam.ParDo(WriteEmbeddings(ctx.directory)))
-    _ = records.rejects | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects.parquet"))
+    _ = records.rejects | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects"))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
-    rejects = read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["source"]).to_pylist()
-    dropped_candidates = sum(1 for r in rejects if r["source"] == CANDIDATE_POOL)
+    sources = [s for part in read_rejects(os.path.join(ctx.directory, "rejects"), ["source"])
+               for s in part.column("source").to_pylist()]
+    dropped_candidates = sum(1 for s in sources if s == CANDIDATE_POOL)
     return {"queries": count_rows(os.path.join(ctx.directory, "queries")),
             "candidates": count_rows(os.path.join(ctx.directory, "candidates")),
-            "rejected_queries": len(rejects) - dropped_candidates, "dropped_candidates": dropped_candidates,
+            "rejected_queries": len(sources) - dropped_candidates, "dropped_candidates": dropped_candidates,
             "texts_repeated": counters.get("texts_repeated", 0)}
 
 

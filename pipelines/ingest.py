@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections import Counter
 from typing import Any
 
 import apache_beam as beam
@@ -14,8 +15,8 @@ from judgemine.pipelines.artifacts import count_rows, stage_dir
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
-from judgemine.schemas import CANDIDATES, QUERIES, REJECTS, read_table, storage
-from judgemine.transforms.common.rejects import WriteRejects, reason_counts
+from judgemine.schemas import CANDIDATES, QUERIES, storage
+from judgemine.transforms.common.rejects import WriteRejects, read_rejects, reason_counts
 from judgemine.transforms.ingest.pool import (
     REJECTS_TAG,
     ChunkPoolRange,
@@ -122,7 +123,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     _write_queries(ctx, kept.kept)
     _ = ((parse_rejects, kept[REJECTS_TAG], owned[REJECTS_TAG]) | "AllRejects" >> beam.Flatten()
          | "RejectRows" >> beam.FlatMap(lambda table: table.to_pylist())
-         | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects.parquet")))
+         | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects")))
 
 
 def _write_pool(ctx: StageContext, entries: tuple[beam.PCollection, beam.PCollection]) -> None:
@@ -166,16 +167,17 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     """Rows read (Beam counters) against what the stage wrote, pair rows and corpus rows each: rows in =
     queries + rejects, corpus rows in = corpus rows kept (in the pool, merged with an equal candidate or not)
     + corpus rejects. The manifest checks both."""
-    rejects = read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason", "source"]).to_pylist()
-    corpus_files = set(ctx.settings.corpus)
-    corpus_rejects = sum(1 for r in rejects if r["source"] in corpus_files)
+    corpus_files, rejected, corpus_rejects, reasons = set(ctx.settings.corpus), 0, 0, Counter()
+    for part in read_rejects(os.path.join(ctx.directory, "rejects"), ["reason", "source"]):  # a part at a time
+        rejected += part.num_rows
+        corpus_rejects += sum(1 for source in part.column("source").to_pylist() if source in corpus_files)
+        reasons.update(reason_counts(part.column("reason").to_pylist()))
     queries = count_rows(os.path.join(ctx.directory, "queries"))
     return {"pairs_in": counters.get("pairs_rows_read", 0), "queries": queries,
             "corpus_in": counters.get("corpus_rows_read", 0), "corpus_kept": counters.get("corpus_rows_kept", 0),
             "corpus_rejected": corpus_rejects,
-            "candidates": count_rows(os.path.join(ctx.directory, "candidates")), "rejected": len(rejects),
-            "rejected_pairs": len(rejects) - corpus_rejects,
-            "rejected_by_reason": reason_counts(r["reason"] for r in rejects)}
+            "candidates": count_rows(os.path.join(ctx.directory, "candidates")), "rejected": rejected,
+            "rejected_pairs": rejected - corpus_rejects, "rejected_by_reason": dict(sorted(reasons.items()))}
 
 
 def outdated(settings: Settings, record: dict[str, Any]) -> str:

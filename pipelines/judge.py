@@ -29,7 +29,7 @@ def judge_spec(settings: Settings) -> JudgeSpec:
     backend = JUDGES.get(settings.judge_backend)
     options = backend.Options(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(backend.Options)})
     model = JudgeModel(settings.judge_model, settings.judge_dtype, settings.device, settings.judge_batch_size,
-                       settings.image_root, settings.prompt)
+                       settings.image_root, settings.prompt, settings.image_cache_bytes)
     return JudgeSpec(backend.name, model, options)
 
 

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from judgemine.schemas import storage
 
@@ -70,20 +70,44 @@ def run_lock(output: str, command: str) -> Iterator[None]:
         return
     os.makedirs(output, exist_ok=True)
     waited = time.monotonic()
-    while True:  # a reader (a sensor's status) holds it for moments: a run waits that long before giving up
+    while True:  # readers (a sensor's status, an export) hold it for moments: a run waits that long for them
         try:
             fd = _lock_folder(output, fcntl.LOCK_EX)
             break
         except BlockingIOError:
-            if time.monotonic() - waited < READER_WAIT_SECONDS:
+            who = _holder_kind(output)
+            if who == "readers" and time.monotonic() - waited < READER_WAIT_SECONDS:
                 time.sleep(0.2)
                 continue
-            raise OutputLocked(f"{output} is in use by another judgemine run ({holder(output)}) or read by an "
-                               "export, report or status: wait for it to end, or use another --output",
-                               holder(output)) from None
+            raise OutputLocked({
+                "run": f"{output} is in use by another judgemine run ({holder(output)})",
+                "readers": f"{output} is read by an export, report or status for over {READER_WAIT_SECONDS:.0f} s",
+                "unknown": f"{output} is in use by another judgemine run (its {LOCK_NAME} was deleted; the lock "
+                           "is on the folder and still held)"}[who] + ": wait for it to end, or use another --output",
+                holder(output)) from None
+    info = os.open(os.path.join(output, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        storage.write_text(os.path.join(output, LOCK_NAME), json.dumps(_holder_info(command)))
+        fcntl.flock(info, fcntl.LOCK_EX)  # says "a run" to whoever finds the folder locked (readers lock no file)
+        os.ftruncate(info, 0)
+        os.pwrite(info, json.dumps(_holder_info(command)).encode(), 0)
         yield
+    finally:
+        os.close(info)
+        os.close(fd)
+
+
+def _holder_kind(output: str) -> Literal["run", "readers", "unknown"]:
+    """Who holds the folder: a run (it also locks the holder file), readers (they lock no file), or unknown (the
+    holder file was deleted)."""
+    try:
+        fd = os.open(os.path.join(output, LOCK_NAME), os.O_RDONLY)
+    except OSError:
+        return "unknown"
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return "readers"
+    except BlockingIOError:
+        return "run"
     finally:
         os.close(fd)
 
@@ -103,6 +127,8 @@ def read_lock(output: str) -> Iterator[None]:
     if not os.path.isdir(output):
         yield  # nothing to read: the reader says what is missing
         return
+    with contextlib.suppress(OSError):  # the holder file, unlocked, tells a run that readers hold the folder
+        os.close(os.open(os.path.join(output, LOCK_NAME), os.O_RDONLY | os.O_CREAT, 0o644))
     try:
         fd = _lock_folder(output, fcntl.LOCK_SH)
     except BlockingIOError:

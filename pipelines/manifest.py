@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import subprocess
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,8 @@ from judgemine.pipelines.artifacts import require_stage
 from judgemine.pipelines.mine import mining_rule
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
-from judgemine.schemas import REJECTS, SCHEMA_VERSION, SHARDS, list_parts, read_table, storage
-from judgemine.transforms.common.rejects import reason_counts
+from judgemine.schemas import SCHEMA_VERSION, SHARDS, list_parts, read_table, storage
+from judgemine.transforms.common.rejects import read_rejects, reason_counts
 from judgemine.transforms.mine.rule import FILTERS
 
 SETTING_NAMES = {"config", *(f.name for f in dataclasses.fields(Settings))}  # recorded as settings, not here
@@ -57,14 +58,14 @@ def _sha256(path: str) -> str:
 
 
 def _reasons(directory: str) -> dict[str, dict[str, int]]:
-    """Rejects per stage and reason class, from OUTPUT/rejects/<stage>.parquet."""
+    """Rejects per stage and reason class, from OUTPUT/rejects/<stage>/, a part at a time."""
     out: dict[str, dict[str, int]] = {}
     for stage in STAGES:
-        path = os.path.join(directory, f"{stage.name}.parquet")
-        if storage.is_file(path):
-            reasons = read_table(path, REJECTS, ["reason"]).column("reason").to_pylist()
-            if reasons:
-                out[stage.name] = reason_counts(reasons)
+        counts: Counter[str] = Counter()
+        for part in read_rejects(os.path.join(directory, stage.name), ["reason"]):
+            counts.update(reason_counts(part.column("reason").to_pylist()))
+        if counts:
+            out[stage.name] = dict(sorted(counts.items()))
     return out
 
 

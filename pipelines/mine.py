@@ -9,7 +9,7 @@ import apache_beam as beam
 from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
-from judgemine.schemas import CANDIDATES, REJECTS, list_parts, read_table
+from judgemine.schemas import CANDIDATES, list_parts
 from judgemine.transforms.common.candidates import PoolLookup
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.common.rejects import WriteRejects
@@ -39,7 +39,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
              | "MineNegatives" >> beam.ParDo(MineChunk({name: ctx.input_dir(name) for name in READS},
                                                        ctx.outputs["shards"], len(chunks), rule, s.image_root)
                                              ).with_outputs("rejects", main="rows"))
-    _ = mined.rejects | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects.parquet"))
+    _ = mined.rejects | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects"))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rows_repeated": counters.get("rows_repeated", 0), "fallback_rows": counters.get("fallback_rows", 0),
             "retrieved": counters.get("retrieved", 0),
             "candidates_too_long": counters.get("candidates_too_long", 0),
-            "rejected": read_table(os.path.join(ctx.directory, "rejects.parquet"), REJECTS, ["reason"]).num_rows}
+            "rejected": count_rows(os.path.join(ctx.directory, "rejects"))}
 
 
 STAGE = Stage("mine", upstream=READS, version="3", throughput="rows", units=query_chunks,

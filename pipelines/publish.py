@@ -13,19 +13,18 @@ from judgemine.pipelines.derived import drop_report
 from judgemine.pipelines.manifest import build_manifest
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
-from judgemine.schemas import storage
+from judgemine.schemas import list_parts, storage
 
 
 def publish_run(settings: Settings, last: dict[str, Any], options: PipelineOptions) -> list[str]:
-    """OUTPUT/rejects/<stage>.parquet for every stage that writes rejects, then OUTPUT/manifest.json; `last` is
+    """OUTPUT/rejects/<stage>/part-* for every stage that rejected rows, then OUTPUT/manifest.json; `last` is
     the last stage's record, not yet committed: these files are part of its commit. Returns their paths."""
     out, name = settings.output, last["stage"]
     rejects = os.path.join(out, "rejects")
     with temporary_dir(rejects) as tmp:
         for stage in STAGES:
-            src = os.path.join(stage_dir(out, stage.name), "rejects.parquet")
-            if storage.is_file(src):
-                storage.copy_file(src, os.path.join(tmp, f"{stage.name}.parquet"))
+            for src in list_parts(os.path.join(stage_dir(out, stage.name), "rejects")):
+                storage.copy_file(src, os.path.join(tmp, stage.name, os.path.basename(src)))
         swap_in(tmp, rejects, f"{name}:rejects")
     drop_report(out)  # made from the shards just replaced: rewritten after the run, or absent, never stale
     manifest = os.path.join(out, "manifest.json")

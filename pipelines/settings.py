@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from judgemine.schemas.digests import model_id
 from judgemine.transforms.common.devices import Device, Dtype
+from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.ingest.readers import PairsLayout
 from judgemine.transforms.judge.backends import JUDGES
@@ -43,16 +44,20 @@ def _help(shapes: Stages, group: str, text: str, choices: Callable[[], tuple[str
 @dataclass(frozen=True)
 class Settings:
     output: str = _help((), "run", "run directory: stages/, shards/, rejects/, manifest.json", default="")
-    pairs: tuple[str, ...] = _help(("ingest",), "ingest", "query/positive pair files (JSONL, JSON array, Parquet); repeatable",
+    pairs: tuple[str, ...] = _help(("ingest",), "ingest",
+                                   "query/positive pair files (JSONL, JSON array, Parquet); repeatable",
                                    default=())
-    corpus: tuple[str, ...] = _help(("ingest",), "ingest", "extra candidate files with id/text/image; repeatable", default=())
+    corpus: tuple[str, ...] = _help(("ingest",), "ingest",
+                                    "extra candidate files with id/text/image; repeatable", default=())
     pairs_layout: PairsLayout = _help(("ingest",), "ingest", "field layout of pair rows", default="auto")
-    image_root: str = _help(("ingest",), "ingest", "directory that relative image paths are resolved against", default="")
+    image_root: str = _help(("ingest",), "ingest",
+                            "directory that relative image paths are resolved against", default="")
     max_image_pixels: int = _help(("ingest",), "ingest", "images with more pixels are rejected (image_too_large)",
                                   default=50_000_000)
     max_image_bytes: int = _help(("ingest",), "ingest", "image files larger than this many bytes are rejected unread "
                                  "(image_too_large)", default=64 * 2**20)
-    max_text_chars: int = _help(("ingest",), "ingest", "a query, positive or candidate text longer than this many characters "
+    max_text_chars: int = _help(("ingest",), "ingest",
+                                "a query, positive or candidate text longer than this many characters "
                                 "is rejected (text_too_long)", default=16384)
     skip_image_check: bool = _help(("ingest",), "ingest", "do not open images at ingest (they are then hashed by path)",
                                    default=False)
@@ -60,42 +65,57 @@ class Settings:
                             "stage, recorded by ingest; 0 = 1024 (about a minute of judging a chunk at K = 50 on a "
                             "GPU, 35 s of the tiny demo judge here; a real judge on a CPU may want 64-256)",
                             default=0)
-    embed_backend: str = _help(("embed",), "embed", "embedder: sentence-transformers (text), clip (image/text) or vlm2vec "
+    embed_backend: str = _help(("embed",), "embed",
+                               "embedder: sentence-transformers (text), clip (image/text) or vlm2vec "
                                "(Qwen2-VL-family last-token)", EMBEDDERS.names, default="sentence-transformers")
-    embed_model: str = _help(("embed",), "embed", "local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
+    embed_model: str = _help(("embed",), "embed",
+                             "local model folder of the embedder; empty = the bundled all-MiniLM-L6-v2",
                              default="")
     embed_dtype: Dtype = _help(("embed",), "embed", "embedder weights dtype", default="float32")
     embed_batch_size: int = _help((), "embed", "texts per forward pass of the embedder", default=64)
     query_prompt: str = _help(("embed",), "embed", "instruction prepended to every query before embedding", default="")
-    candidate_prompt: str = _help(("embed",), "embed", "instruction prepended to every candidate before embedding", default="")
-    index_factory: str = _help(("index",), "index", "FAISS index_factory string (inner product): Flat (exact), IVF1024,Flat, "
+    candidate_prompt: str = _help(("embed",), "embed",
+                                  "instruction prepended to every candidate before embedding", default="")
+    index_factory: str = _help(("index",), "index",
+                               "FAISS index_factory string (inner product): Flat (exact), IVF1024,Flat, "
                                "IVF4096,PQ32, OPQ64,IVF4096,PQ64, HNSW32, ...; auto = picked by pool size from "
                                "the measured table (README: Choosing an index)", default="Flat")
-    index_shards: int = _help(("index",), "index", "split the pool into this many shards, each indexed by its own worker; "
+    index_shards: int = _help(("index",), "index",
+                              "split the pool into this many shards, each indexed by its own worker; "
                               "each query's top K is merged across them (exact for Flat)", default=1)
-    index_train_size: int = _help(("index",), "index", "vectors of a seeded sample of each shard that train an IVF/PQ index; "
+    index_train_size: int = _help(("index",), "index",
+                                  "vectors of a seeded sample of each shard that train an IVF/PQ index; "
                                   "0 = FAISS's rule of thumb (256 per centroid)", default=0)
-    nprobe: int = _help(("retrieve",), "retrieve", "IVF lists visited per query; 0 = nlist / 16 (recall@50 1.0 on bench-retrieve's 100k vectors)",
+    nprobe: int = _help(("retrieve",), "retrieve",
+                        "IVF lists visited per query; 0 = nlist / 16 (recall@50 1.0 on bench-retrieve's 100k vectors)",
                         default=0)
-    ef_search: int = _help(("retrieve",), "retrieve", "HNSW search breadth; 0 = twice the results asked for, at least 64",
+    ef_search: int = _help(("retrieve",), "retrieve",
+                           "HNSW search breadth; 0 = twice the results asked for, at least 64",
                            default=0)
-    search_params: str = _help(("retrieve",), "retrieve", "a raw FAISS ParameterSpace string applied at search time instead of "
+    search_params: str = _help(("retrieve",), "retrieve",
+                               "a raw FAISS ParameterSpace string applied at search time instead of "
                                "--nprobe/--ef-search, e.g. nprobe=16,quantizer_efSearch=64", default="")
     search_device: Device = _help((), "retrieve", "where retrieval searches: auto (GPU when there is one: FAISS GPU, "
                                   "else torch for a Flat index), cpu, cuda", default="auto")
     top_k: int = _help(("retrieve",), "retrieve", "candidates retrieved per query after exclusions (K)", default=50)
-    delta: float = _help(("retrieve",), "retrieve", "exclude candidates with similarity above this (near duplicates); <= 0: off",
+    delta: float = _help(("retrieve",), "retrieve",
+                         "exclude candidates with similarity above this (near duplicates); <= 0: off",
                          default=0.0)
     judge_model: str = _help(("judge",), "judge", "local folder of the judge chat model", default="models/tiny-judge")
-    judge_backend: str = _help(("judge",), "judge", "judge backend: transformers, vllm (offline engine) or openai (a vLLM "
+    judge_backend: str = _help(("judge",), "judge",
+                               "judge backend: transformers, vllm (offline engine) or openai (a vLLM "
                                "server)", JUDGES.names, default="transformers")
-    judge_prompt: PromptPreset = _help(("judge",), "judge", "prompt format: unime-v2 (the paper's, through the model's chat "
+    judge_prompt: PromptPreset = _help(("judge",), "judge",
+                                       "prompt format: unime-v2 (the paper's, through the model's chat "
                                        "template), qwen3-reranker, qwen3-vl-reranker (their documented formats, "
                                        "yes/no answers)", default="unime-v2")
-    judge_template: str = _help(("judge",), "judge", "a raw prompt template replacing the preset's: the whole prompt text with "
+    judge_template: str = _help(("judge",), "judge",
+                                "a raw prompt template replacing the preset's: the whole prompt text with "
                                 "{instruction}, {query} (first) and {candidate}", default="")
-    judge_instruction: str = _help(("judge",), "judge", "the instruction put in the prompt; empty = the preset's", default="")
-    judge_answers: str = _help(("judge",), "judge", "the two answer words as YES,NO (their first tokens' logits give the "
+    judge_instruction: str = _help(("judge",), "judge",
+                                   "the instruction put in the prompt; empty = the preset's", default="")
+    judge_answers: str = _help(("judge",), "judge",
+                               "the two answer words as YES,NO (their first tokens' logits give the "
                                "score); empty = the preset's (Yes,No or yes,no)", default="")
     judge_packing: Packing = _help((), "judge: transformers", "prefix: each query's pairs packed behind one copy of "
                                    "their shared prompt prefix (exact, several times fewer tokens); none: every "
@@ -112,7 +132,8 @@ class Settings:
                                "timeouts", default=4)
     judge_deadline: float = _help((), "judge: openai", "seconds all requests of one chunk may take; then the stage "
                                   "stops, saying how many are unanswered", default=1800.0)
-    judge_max_model_len: int = _help(("judge",), "judge: vllm", "longest prompt the vLLM engine accepts, in tokens; 0 = the "
+    judge_max_model_len: int = _help(("judge",), "judge: vllm",
+                                     "longest prompt the vLLM engine accepts, in tokens; 0 = the "
                                      "model's own maximum (a larger value is capped to it)", default=0)
     vllm_gpu_memory_utilization: float = _help((), "judge: vllm", "vLLM memory fraction (on CPU builds: of host "
                                                "memory)", default=0.9)
@@ -121,25 +142,34 @@ class Settings:
                                  default=0)
     judge_cache: str = _help((), "judge", "directory of the content-addressed judge score cache; empty = "
                              "OUTPUT/cache/judge", default="")
+    image_cache_bytes: int = _help((), "judge", "bytes of decoded images each judge worker keeps (a query's image "
+                                   "serves its K+1 pairs); images are first fitted to what the model can use",
+                                   default=DEFAULT_CACHE_BYTES)
     judge_batch_size: int = _help((), "judge", "prompts per judge forward pass when not packing", default=16)
     judge_dtype: Dtype = _help(("judge",), "judge", "judge weights dtype", default="float32")
     device: Device = _help((), "run", "torch device for the models", default="auto")
     num_negatives: int = _help(("mine",), "mine", "hard negatives kept per query (m)", default=10)
-    beta: float | None = _help(("mine",), "mine", "absolute margin (the paper's beta): drop candidates scored above s_pos - "
+    beta: float | None = _help(("mine",), "mine",
+                               "absolute margin (the paper's beta): drop candidates scored above s_pos - "
                                "beta; unset = 0.01, or none when --relative-margin is given; 0 = the weakest "
                                "(keep s <= s_pos)",
                                aliases=("absolute_margin",), switchable=False, default=None)
-    relative_margin: float | None = _help(("mine",), "mine", "relative margin (NV-Retriever): drop candidates scored above "
+    relative_margin: float | None = _help(("mine",), "mine",
+                                          "relative margin (NV-Retriever): drop candidates scored above "
                                           "s_pos - |s_pos| * r; 0.05 = NV-Retriever's TopK-PercPos (95 percent)",
                                           default=None)
     max_score: float | None = _help(("mine",), "mine", "drop candidates scored above this", default=None)
     min_score: float | None = _help(("mine",), "mine", "drop candidates scored below this", default=None)
-    range_min: int = _help(("mine",), "mine", "skip the first N retrieved candidates (retrieval ranks 0..N-1)", default=0)
-    sampling: Sampling = _help(("mine",), "mine", "how m negatives are taken from those left: cyclical (the paper's, in "
+    range_min: int = _help(("mine",), "mine",
+                           "skip the first N retrieved candidates (retrieval ranks 0..N-1)", default=0)
+    sampling: Sampling = _help(("mine",), "mine",
+                               "how m negatives are taken from those left: cyclical (the paper's, in "
                                "retrieval order), top (highest scores), random (seeded)", default="cyclical")
     step: int = _help(("mine",), "mine", "cyclical sampling step over the filtered candidates", default=5)
-    seed: int = _help(("index", "mine"), "mine", "seed of every random choice (fallback sampling, index training)", default=0)
-    on_no_negatives: OnNoNegatives = _help(("mine",), "mine", "when the filter leaves nothing: fallback (paper) or reject",
+    seed: int = _help(("index", "mine"), "mine",
+                      "seed of every random choice (fallback sampling, index training)", default=0)
+    on_no_negatives: OnNoNegatives = _help(("mine",), "mine",
+                                           "when the filter leaves nothing: fallback (paper) or reject",
                                            default="fallback")
     force: bool = _help((), "run", "rerun stages even when their artifacts are up to date", default=False)
     report: bool = _help((), "run", "write OUTPUT/report/index.html (judgemine report) at the end of run; --no-report: "
@@ -233,9 +263,9 @@ def _at_least(low: float) -> tuple[str, Callable[[float], bool]]:
 # Numeric settings outside these ranges are refused (a negative beta or a NaN would silently switch the
 # false-negative filter off).
 RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
-    **{n: _above(0) for n in ("top_k", "num_negatives", "step", "chunk_size", "index_shards", "max_image_pixels", "max_image_bytes",
-                              "max_text_chars", "embed_batch_size", "judge_batch_size", "judge_concurrency",
-                              "judge_timeout", "judge_deadline")},
+    **{n: _above(0) for n in ("top_k", "num_negatives", "step", "chunk_size", "index_shards", "max_image_pixels",
+                              "max_image_bytes", "max_text_chars", "embed_batch_size", "image_cache_bytes",
+                              "judge_batch_size", "judge_concurrency", "judge_timeout", "judge_deadline")},
     **{n: _at_least(0) for n in ("beta", "relative_margin", "range_min", "judge_pack_tokens", "judge_retries",
                                  "judge_max_model_len", "vllm_block_size", "seed", "index_train_size", "nprobe",
                                  "ef_search")},

@@ -32,15 +32,15 @@ class StageContext:
 @dataclass(frozen=True)
 class Stage:
     """name: the command and directory name. upstream: the stages it reads (their commits chain into its
-    fingerprint). Its settings are those declared to shape it (pipelines/settings.py). build: adds its transforms to a Beam pipeline. count: its
-    stage.json counts, from its Beam counters and what it wrote. Optional: check (fails fast before any work),
-    inputs (external files hashed into the fingerprint and recorded), version (of its logic, in the
-    fingerprint: bump it whenever a change alters what the stage writes, so an upgrade reruns exactly the
-    stages it affects), publishes (directories under OUTPUT it writes besides stages/<name>), record (extra stage.json
-    fields), throughput (the count whose rate per second the record reports), units (how many part files the
-    stage writes, for its progress lines), outdated (why a committed stage with the same fingerprint no longer
-    matches what it read, e.g. an image replaced under the image root; "" when it does). Upstream stages are listed
-    nearest first, so a missing one is reported as the command to run next."""
+    fingerprint). Its settings are those declared to shape it (pipelines/settings.py). build: adds its transforms
+    to a Beam pipeline. count: its stage.json counts, from its Beam counters and what it wrote. Optional: check
+    (fails fast before any work), inputs (external files hashed into the fingerprint and recorded), version (of
+    its logic, in the fingerprint: bump it whenever a change alters what the stage writes, so an upgrade reruns
+    exactly the stages it affects), publishes (directories under OUTPUT it writes besides stages/<name>), record
+    (extra stage.json fields), throughput (the count whose rate per second the record reports), units (how many
+    part files the stage writes, for its progress lines), outdated (why a committed stage with the same
+    fingerprint no longer matches what it read, e.g. an image replaced under the image root; "" when it does).
+    Upstream stages are listed nearest first, so a missing one is reported as the command to run next."""
     name: str
     upstream: tuple[str, ...]
     build: Callable[[beam.Pipeline, StageContext], None]

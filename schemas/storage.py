@@ -92,6 +92,7 @@ def move(src: str, dst: str) -> None:
 
 def copy_file(src: str, dst: str) -> None:
     if not is_remote(src) and not is_remote(dst):
+        make_dirs(os.path.dirname(os.path.abspath(dst)))
         shutil.copyfile(src, dst)
         return
     _fs().copy([src], [dst])

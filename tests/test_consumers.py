@@ -26,11 +26,16 @@ def _rows(run: str) -> list[dict]:
     return [r for p in list_parts(os.path.join(run, "shards")) for r in read_table(p, SHARDS).to_pylist()]
 
 
-def test_the_shards_load_with_datasets(e2e_run):
+def test_the_shards_load_with_datasets_and_pyarrow_as_committed(e2e_run):
+    """The README's loaders: the files the run committed (never a glob, which would take a stray file too)."""
+    import pyarrow.parquet as pq
     from datasets import load_dataset
-    ds = load_dataset("parquet", data_files=os.path.join(e2e_run, "shards", "*.parquet"), split="train")
+
+    from judgemine.schemas.commits import committed_shards
+    files, _ = committed_shards(e2e_run)
+    ds = load_dataset("parquet", data_files=files, split="train")
     rows = _rows(e2e_run)
-    assert ds.num_rows == len(rows) and ds.column_names == SHARDS.names
+    assert ds.num_rows == len(rows) == pq.read_table(files).num_rows and ds.column_names == SHARDS.names
     assert ds[0]["neg_scores"] == pytest.approx(rows[0]["neg_scores"]) and ds[0]["query_id"] == rows[0]["query_id"]
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from PIL import Image
 
-from judgemine.transforms.common.images import ImageError, check, load, resolve
+from judgemine.transforms.common.images import DecodedImages, ImageError, ImageFit, check, image_fit, load, resolve
+from PIL import Image
 
 
 @pytest.mark.parametrize("path,reason", [
@@ -83,3 +83,24 @@ def test_ingest_validation_and_hashing_decode_an_image_once(image_root):
     content_id("A cup.", "images/coffee.png", image_root, True, policy.max_pixels)
     content_id("", "images/coffee.png", image_root, True, policy.max_pixels)
     assert check.cache_info().misses == 1 and check.cache_info().hits == 2
+
+
+def test_images_are_fitted_to_what_the_model_uses_and_the_cache_is_bounded_by_bytes(tmp_path, tiny_clip, tiny_vlm):
+    """A picture within the model's limit is untouched; a larger one is cut to it (a Qwen2-VL processor's pixel
+    budget, twice a CLIP processor's short edge); the judge's decode cache never holds more bytes than its bound."""
+    from PIL import Image
+    assert image_fit(tiny_vlm) == ImageFit(max_pixels=12544) and image_fit(tiny_clip) == ImageFit(short_edge=32)
+    assert image_fit(str(tmp_path)) == ImageFit()  # no processor config: nothing is cut
+    small, wide = Image.new("RGB", (100, 60), "red"), Image.new("RGB", (4000, 1000), "blue")
+    assert ImageFit(max_pixels=12544).apply(small) is small
+    assert ImageFit(short_edge=32).apply(Image.new("RGB", (64, 64))).size == (64, 64)
+    w, h = ImageFit(max_pixels=12544).apply(wide).size
+    assert w * h <= 12544 and abs(w / h - 4) < 0.1
+    assert ImageFit(short_edge=32).apply(wide).size == (256, 64)
+    for i in range(6):
+        Image.new("RGB", (400, 300), (i * 40, 0, 0)).save(tmp_path / f"{i}.png")
+    cache = DecodedImages(str(tmp_path), max_bytes=3 * 400 * 300 * 3)
+    for i in list(range(6)) + [5, 4]:
+        cache.get(f"{i}.png")
+        assert cache.bytes <= cache.max_bytes
+    assert cache.decodes == 6  # the last three stayed cached

@@ -11,8 +11,9 @@ from conftest import OFFICIAL_EXAMPLE, write_jsonl
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
-from judgemine.schemas import CANDIDATES, QUERIES, REJECTS, list_parts, read_table
+from judgemine.schemas import CANDIDATES, QUERIES, list_parts, read_table
 from judgemine.transforms.common.content import content_id
+from judgemine.transforms.common.rejects import read_rejects
 from judgemine.transforms.ingest.readers import RowError, parse_pair
 
 
@@ -22,7 +23,7 @@ def _ingest(tmp_path, pairs, corpus=(), **kw):
     d = stage_dir(settings.output, "ingest")
     queries = [r for p in list_parts(os.path.join(d, "queries")) for r in read_table(p, QUERIES).to_pylist()]
     cands = [r for p in list_parts(os.path.join(d, "candidates")) for r in read_table(p, CANDIDATES).to_pylist()]
-    rejects = read_table(os.path.join(d, "rejects.parquet"), REJECTS).to_pylist()
+    rejects = [r for part in read_rejects(os.path.join(d, "rejects")) for r in part.to_pylist()]
     return record, queries, cands, rejects
 
 

@@ -19,7 +19,7 @@ from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, part_name, write_table
-from judgemine.transforms.common.rejects import write_rejects
+from judgemine.transforms.common.rejects import part_of, write_rejects
 from judgemine.transforms.ingest.pool import assign_chunks
 from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, InputFile, ParseInputFile
 
@@ -44,7 +44,12 @@ def _oracle(settings: Settings, directory: str) -> None:
         for i, chunk in enumerate(chunks):
             write_table(pa.Table.from_pylist(chunk, schema=schema), os.path.join(directory, side, part_name(i)),
                         schema)
-    write_rejects(rows["rejects"] + rejects, os.path.join(directory, "rejects.parquet"))
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for row in rows["rejects"] + rejects:
+        parts.setdefault(part_of(row), []).append(row)
+    os.makedirs(os.path.join(directory, "rejects"))
+    for name, part in parts.items():
+        write_rejects(part, os.path.join(directory, "rejects", name))
 
 
 def _files(directory: str) -> dict[str, bytes]:
@@ -52,7 +57,8 @@ def _files(directory: str) -> dict[str, bytes]:
     for side in ("queries", "candidates"):
         for path in list_parts(os.path.join(directory, side)):
             out[f"{side}/{os.path.basename(path)}"] = open(path, "rb").read()
-    out["rejects.parquet"] = open(os.path.join(directory, "rejects.parquet"), "rb").read()
+    for path in list_parts(os.path.join(directory, "rejects")):
+        out[f"rejects/{os.path.basename(path)}"] = open(path, "rb").read()
     return out
 
 

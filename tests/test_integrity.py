@@ -16,7 +16,8 @@ import pytest
 from conftest import run_args, write_jsonl
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
-from judgemine.schemas import CANDIDATES, QUERIES, REJECTS, SHARDS, list_parts, read_table
+from judgemine.schemas import CANDIDATES, QUERIES, SHARDS, list_parts, read_table
+from judgemine.transforms.common.rejects import read_rejects
 
 GOOD = [{"query_text": f"Question number {i}?", "pos_text": f"Answer number {i}."} for i in range(6)]
 
@@ -25,7 +26,7 @@ def _ingest(out: str, *args: str) -> tuple[list[dict], list[dict], dict]:
     assert main(["ingest", "--output", out, *args]) == 0
     d = stage_dir(out, "ingest")
     queries = [r for p in list_parts(os.path.join(d, "queries")) for r in read_table(p, QUERIES).to_pylist()]
-    rejects = read_table(os.path.join(d, "rejects.parquet"), REJECTS).to_pylist()
+    rejects = [r for part in read_rejects(os.path.join(d, "rejects")) for r in part.to_pylist()]
     return queries, rejects, json.load(open(os.path.join(d, "stage.json")))["counts"]
 
 

@@ -9,9 +9,10 @@ import torch
 
 from conftest import ROOT
 from judgemine.pipelines.cli import main
-from judgemine.schemas import REJECTS, SHARDS, list_parts, read_table
+from judgemine.schemas import SHARDS, list_parts, read_table
 from judgemine.transforms.common.content import content_id
-from judgemine.transforms.common.images import load
+from judgemine.transforms.common.images import image_fit, load
+from judgemine.transforms.common.rejects import read_rejects
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.common.text import strip_image_tokens
 from judgemine.transforms.embed.backends import load_embedder
@@ -35,7 +36,8 @@ def test_clip_embeds_text_image_and_both(tiny_clip, image_root):
     fused = text_only + image_only
     assert np.allclose(vecs[2], fused / np.linalg.norm(fused), atol=1e-5)
     with torch.no_grad():  # the image tower by hand
-        pixels = emb.image_processor(images=[load(IMAGES[1], image_root)], return_tensors="pt")["pixel_values"]
+        picture = load(IMAGES[1], image_root, fit=image_fit(tiny_clip))  # fitted to what the model uses
+        pixels = emb.image_processor(images=[picture], return_tensors="pt")["pixel_values"]
         ref = emb._tensor(emb.model.get_image_features(pixel_values=pixels))[0].numpy()
     assert np.allclose(image_only, ref / np.linalg.norm(ref), atol=1e-5)
 
@@ -94,7 +96,7 @@ def test_vlm_judge_scores_image_pairs_from_the_yes_no_logits(tiny_vlm, image_roo
     assert judge.prompter.images.decodes == 3  # chelsea (twice in the pairs), rocket, motorcycle: each decoded once
     assert np.array_equal(judge.score(queries, cands), scores) and judge.prompter.images.decodes == 3
     for q, c, got in zip(queries, cands, scores):  # one pair alone, no padding, by hand
-        images = [load(p, image_root) for p in (q.image, c.image) if p]
+        images = [load(p, image_root, fit=image_fit(tiny_vlm)) for p in (q.image, c.image) if p]
         batch = judge.vlm.encode([judge.prompter.text(q, c)], [images])
         with torch.no_grad():
             logits = judge.vlm.model(**batch).logits[0, -1].double()
@@ -107,7 +109,7 @@ def test_multimodal_sample_end_to_end(tmp_path, image_run, image_root):
     out = image_run
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     assert manifest["accounting"]["balanced"] and manifest["accounting"]["pairs_in"] == 56
-    rejects = read_table(os.path.join(out, "rejects", "ingest.parquet"), REJECTS).to_pylist()
+    rejects = [r for part in read_rejects(os.path.join(out, "rejects", "ingest")) for r in part.to_pylist()]
     assert sorted(r["reason"].split(":")[0] for r in rejects) == [
         "empty_image_file", "image_outside_root", "image_too_large", "missing_image", "unreadable_image",
         "unreadable_image"]

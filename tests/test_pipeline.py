@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 from conftest import OFFICIAL_EXAMPLE, run_args
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
-from judgemine.schemas import QUERIES, REJECTS, SHARDS, list_parts, read_table
+from judgemine.schemas import QUERIES, SHARDS, list_parts, read_table
+from judgemine.transforms.common.rejects import read_rejects
 
 BETA = 0.01
 
@@ -25,7 +26,8 @@ def _shard_bytes(out: str) -> dict[str, bytes]:
 
 def _rejects(out: str) -> list[dict]:
     d = os.path.join(out, "rejects")
-    return [r for f in sorted(os.listdir(d)) for r in read_table(os.path.join(d, f), REJECTS).to_pylist()]
+    return [r for stage in sorted(os.listdir(d)) for part in read_rejects(os.path.join(d, stage))
+            for r in part.to_pylist()]
 
 
 def test_shards_have_the_schema_and_honour_the_rules(e2e_run):

@@ -276,7 +276,7 @@ def test_assigned_ids_cannot_collide_with_the_users(tmp_path):
     out = str(tmp_path / "out")
     assert jm("ingest", "--output", out, "--pairs", pairs).returncode == 0
     ids = pq.read_table(os.path.join(out, "stages", "ingest", "queries")).column("query_id").to_pylist()
-    rejects = pq.read_table(os.path.join(out, "stages", "ingest", "rejects.parquet")).to_pylist()
+    rejects = pq.read_table(os.path.join(out, "stages", "ingest", "rejects")).to_pylist()
     assert sorted(ids) == ["auto:f:2", "f:2"]
     assert [r["reason"].split(":")[0] for r in rejects] == ["reserved_query_id"]
 

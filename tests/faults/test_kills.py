@@ -30,9 +30,10 @@ def _published(out: str) -> dict[str, bytes]:
     """Every file a trainer or an auditor reads: shards and rejects, byte for byte."""
     files = {}
     for folder in ("shards", "rejects"):
-        for name in sorted(os.listdir(os.path.join(out, folder))):
-            files[f"{folder}/{name}"] = open(os.path.join(out, folder, name), "rb").read()
-    return files
+        for d, _, names in os.walk(os.path.join(out, folder)):
+            for name in names:
+                files[os.path.relpath(os.path.join(d, name), out)] = open(os.path.join(d, name), "rb").read()
+    return dict(sorted(files.items()))
 
 
 def _leftovers(out: str) -> list[str]:

@@ -73,8 +73,9 @@ def _judgemine(*args: str, fault: str = "") -> subprocess.CompletedProcess:
 
 
 def _published_local(out: str) -> dict[str, bytes]:
-    return {f"{folder}/{name}": open(os.path.join(out, folder, name), "rb").read()
-            for folder in ("shards", "rejects") for name in sorted(os.listdir(os.path.join(out, folder)))}
+    return {os.path.relpath(os.path.join(d, name), out): open(os.path.join(d, name), "rb").read()
+            for folder in ("shards", "rejects") for d, _, names in os.walk(os.path.join(out, folder))
+            for name in sorted(names)}
 
 
 def _published_s3(client: Any, prefix: str) -> dict[str, bytes]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import os
 import posixpath
 import re
@@ -117,9 +118,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode(data: bytes, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Fully decoded RGB, or an ImageError naming why not. The size is checked from the header first, so a
-    decompression bomb is refused before it is decoded."""
+def opened(data: bytes, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Fully decoded in its own mode, or an ImageError naming why not. The size is checked from the header first,
+    so a decompression bomb is refused before it is decoded."""
     try:
         image = Image.open(io.BytesIO(data))
         width, height = image.size
@@ -127,7 +128,7 @@ def decode(data: bytes, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
             raise ImageError(f"image_too_large: {width}x{height} pixels exceeds {max_pixels}")
         image.seek(0)
         image.load()
-        return to_rgb(image)
+        return image
     except ImageError:
         raise
     except Image.DecompressionBombError as e:  # Pillow's own guard, met before ours for the largest images
@@ -137,13 +138,28 @@ def decode(data: bytes, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
         raise ImageError(f"unreadable_image: {path} ({type(e).__name__}: {detail})") from e
 
 
+def decode(data: bytes, path: str, max_pixels: int = DEFAULT_MAX_PIXELS, fit: ImageFit | None = None
+           ) -> Image.Image:
+    """RGB, fitted to what the model uses before the conversion where the mode allows (a 7000x7000 RGBA picture
+    is composited on white at the model's size, not its own: four full-size copies less)."""
+    image = opened(data, path, max_pixels)
+    if fit is not None and image.mode in RESIZABLE:
+        return to_rgb(fit.apply(image))
+    rgb = to_rgb(image)
+    return fit.apply(rgb) if fit is not None else rgb
+
+
+RESIZABLE = ("RGB", "RGBA", "L", "LA")  # modes Pillow resamples bicubically (with alpha premultiplied)
+
+
 @functools.lru_cache(maxsize=8192)
 def check(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
           ) -> ImageInfo:
-    """Reads, decodes and hashes one image (cached per process: a target met twice is read once)."""
+    """Reads, decodes and hashes one image (cached per process: a target met twice is read once). Decoded only
+    to prove it decodes: not converted (the conversion of a huge picture is four copies of it)."""
     full = resolve(path, root)
     data = read_bytes(full, max_bytes)
-    image = decode(data, full, max_pixels)
+    image = opened(data, full, max_pixels)
     return ImageInfo(hashlib.sha256(data).hexdigest(), image.width, image.height)
 
 
@@ -157,18 +173,64 @@ def disk_identity(full: str) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def load(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+@dataclass(frozen=True)
+class ImageFit:
+    """The largest image a model can use, from its folder's image processor: a Qwen2-VL-family processor keeps at
+    most `max_pixels` (it resizes anything larger down to that), a CLIP-style one resizes the shortest edge to
+    `short_edge`. A decoded image above that is downscaled before it is processed or cached (to max_pixels, or to
+    twice the short edge, bicubic, aspect kept), so one huge picture costs what the model uses, not its size.
+    Images within it are untouched (the model's processor sees exactly what it saw before); an image above it is
+    resampled twice, a difference in the last bits. A processor judgemine does not know keeps the full image."""
+    max_pixels: int = 0
+    short_edge: int = 0
+
+    def apply(self, image: Image.Image) -> Image.Image:
+        w, h = image.size
+        scale = 1.0
+        if self.max_pixels and w * h > self.max_pixels:
+            scale = (self.max_pixels / (w * h)) ** 0.5
+        if self.short_edge and min(w, h) > 2 * self.short_edge:
+            scale = min(scale, 2 * self.short_edge / min(w, h))
+        if scale >= 1.0:
+            return image
+        return image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC)
+
+
+NO_FIT = ImageFit()
+
+
+def image_fit(model_path: str) -> ImageFit:
+    """What `model_path`'s image processor keeps (preprocessor_config.json); NO_FIT when it is not known."""
+    try:
+        with open(os.path.join(model_path, "preprocessor_config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return NO_FIT
+    kind, size = str(config.get("image_processor_type", "")), config.get("size") or {}
+    if kind.startswith("Qwen2"):  # size.longest_edge is a pixel count there (max_pixels in older configs)
+        return ImageFit(max_pixels=int(config.get("max_pixels") or size.get("longest_edge") or 0))
+    if kind.startswith(("CLIP", "Siglip")):
+        return ImageFit(short_edge=int(size.get("shortest_edge") or size.get("height") or 0))
+    return NO_FIT
+
+
+def load(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS, fit: ImageFit = NO_FIT) -> Image.Image:
     full = resolve(path, root)
-    return decode(read_bytes(full), full, max_pixels)
+    return decode(read_bytes(full), full, max_pixels, fit)
+
+
+DEFAULT_CACHE_BYTES = 512 * 2**20
 
 
 class DecodedImages:
-    """A worker's bounded cache of decoded images for the judges: a query's image serves its K+1 pairs, a
-    popular candidate many queries. `decodes` counts the reads that missed."""
+    """A worker's cache of decoded images for the judges, bounded by bytes (RGB: 3 a pixel): a query's image
+    serves its K+1 pairs, a popular candidate many queries. Images are fitted to the model first (ImageFit).
+    `decodes` counts the reads that missed."""
 
-    def __init__(self, root: str, capacity: int = 256) -> None:
-        self.root, self.capacity = root, capacity
+    def __init__(self, root: str, max_bytes: int = DEFAULT_CACHE_BYTES, fit: ImageFit = NO_FIT) -> None:
+        self.root, self.max_bytes, self.fit = root, max_bytes, fit
         self._images: OrderedDict[str, Image.Image] = OrderedDict()
+        self.bytes = 0
         self.decodes = 0
 
     def get(self, path: str) -> Image.Image:
@@ -176,7 +238,14 @@ class DecodedImages:
             self._images.move_to_end(path)
             return self._images[path]
         self.decodes += 1
-        self._images[path] = load(path, self.root)
-        if len(self._images) > self.capacity:
-            self._images.popitem(last=False)
-        return self._images[path]
+        image = load(path, self.root, fit=self.fit)
+        self._images[path] = image
+        self.bytes += _size(image)
+        while self.bytes > self.max_bytes and len(self._images) > 1:
+            _, dropped = self._images.popitem(last=False)
+            self.bytes -= _size(dropped)
+        return image
+
+
+def _size(image: Image.Image) -> int:
+    return image.width * image.height * len(image.getbands())

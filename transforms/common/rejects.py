@@ -2,12 +2,14 @@
 and the row itself as JSON, so the people who fix inputs can find and fix it."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+import hashlib
+import os
+from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
 
-from judgemine.schemas import REJECTS, write_table
+from judgemine.schemas import REJECTS, list_parts, read_table, storage, write_table
 
 
 def reject_row(stage: str, reason: str, source: str, line: int, row_json: str,
@@ -16,10 +18,26 @@ def reject_row(stage: str, reason: str, source: str, line: int, row_json: str,
             "row": row_json}
 
 
+LINES_PER_PART = 100_000  # a part holds one source's rejects of at most this many consecutive lines
+
+
+def part_of(row: dict[str, Any]) -> str:
+    """The part file a reject row belongs to: its source and line range, so no worker ever holds every reject
+    (a 10M-row file with many bad rows is many parts), and the same rows always land in the same part."""
+    source = hashlib.sha256(row["source"].encode()).hexdigest()[:12]
+    return f"part-{source}-{row['line'] // LINES_PER_PART:06d}.parquet"
+
+
 def write_rejects(rows: list[dict[str, Any]], path: str) -> None:
-    """One Parquet file, rows in input order (source file, row number) whatever order the workers met them."""
+    """One part file, rows in input order (source file, row number) whatever order the workers met them."""
     rows = sorted(rows, key=lambda r: (r["source"], r["line"]))
     write_table(pa.Table.from_pylist(rows, schema=REJECTS), path, REJECTS)
+
+
+def read_rejects(directory: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """A stage's rejects, one part at a time (none when it rejected nothing)."""
+    for path in list_parts(directory):
+        yield read_table(path, REJECTS, columns)
 
 
 def reason_counts(reasons: Iterable[str]) -> dict[str, int]:
@@ -32,13 +50,17 @@ def reason_counts(reasons: Iterable[str]) -> dict[str, int]:
 
 
 class WriteRejects(beam.PTransform):
-    """A stage's rejects rows, gathered (they are few) into one file."""
+    """A stage's rejects rows to part files under `directory`, grouped by part_of (never gathered into one
+    element)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, directory: str) -> None:
         super().__init__()
-        self._path = path
+        self._dir = directory
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
-        path = self._path
-        return (rows | "Gather" >> beam.combiners.ToList()
-                | "Write" >> beam.Map(lambda gathered: write_rejects(gathered, path)))
+        directory = self._dir
+        storage.make_dirs(directory)
+        return (rows | "KeyByPart" >> beam.Map(lambda row: (part_of(row), row))
+                | "GroupByPart" >> beam.GroupByKey()
+                | "WritePart" >> beam.MapTuple(lambda name, part: write_rejects(list(part),
+                                                                                os.path.join(directory, name))))

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from judgemine.transforms.common.devices import Device, Dtype
+from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.prompt import PromptFormat
 
@@ -25,6 +26,7 @@ class JudgeModel:
     batch_size: int = 16
     image_root: str = ""
     prompt: PromptFormat = field(default_factory=PromptFormat)
+    image_cache_bytes: int = DEFAULT_CACHE_BYTES  # each worker's decoded images (transforms/common/images.py)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from judgemine.transforms.common.images import DecodedImages
+from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES, NO_FIT, DecodedImages, ImageFit, image_fit
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.common.text import strip_image_tokens
 from judgemine.transforms.common.vlm_inputs import is_vision_model
@@ -18,19 +18,20 @@ class ChatPrompter:
     side rather than scoring an empty one."""
 
     def __init__(self, tokenizer: Any, vision_model: bool, image_root: str = "",
-                 prompt: PromptFormat = PromptFormat()) -> None:
+                 prompt: PromptFormat = PromptFormat(), image_cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 fit: ImageFit = NO_FIT) -> None:
         self.tokenizer = tokenizer
         self.vision_model = vision_model
         self.prompt = prompt
         self.yes_id, self.no_id = answer_token_ids(tokenizer, prompt.answers)
-        self.images = DecodedImages(image_root)
+        self.images = DecodedImages(image_root, image_cache_bytes, fit)
 
     @classmethod
-    def from_folder(cls, model_path: str, image_root: str = "", prompt: PromptFormat = PromptFormat()
-                    ) -> "ChatPrompter":
+    def for_model(cls, model: Any) -> "ChatPrompter":
+        """From a JudgeModel's folder: its tokenizer, whether it sees images, what size of image it can use."""
         from transformers import AutoTokenizer
-        return cls(AutoTokenizer.from_pretrained(model_path, local_files_only=True), is_vision_model(model_path),
-                   image_root, prompt)
+        return cls(AutoTokenizer.from_pretrained(model.path, local_files_only=True), is_vision_model(model.path),
+                   model.image_root, model.prompt, model.image_cache_bytes, image_fit(model.path))
 
     def check(self, queries: Sequence[Side], candidates: Sequence[Side], judge: str) -> None:
         if self.vision_model:

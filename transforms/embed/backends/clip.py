@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from judgemine.transforms.common.devices import DTYPES, resolve_device
+from judgemine.transforms.common.images import image_fit
 from judgemine.transforms.common.images import load as load_image
 from judgemine.transforms.common.text import strip_image_tokens
 from judgemine.transforms.embed.base import Capabilities, Embedder, EmbedderSpec, l2_normalise, sorted_batches
@@ -30,7 +31,7 @@ class CLIPEmbedder(Embedder):
                                                local_files_only=True).to(self.device).eval()
         if not hasattr(self.model, "get_image_features"):
             raise ValueError(f"{spec.model_path} is not a CLIP-style dual encoder ({type(self.model).__name__})")
-        self.spec = spec
+        self.spec, self.fit = spec, image_fit(spec.model_path)  # huge pictures cost what the model uses
         self.max_len = self.model.config.text_config.max_position_embeddings
         self.padding = "max_length" if self.model.config.model_type == "siglip" else True
 
@@ -53,8 +54,9 @@ class CLIPEmbedder(Embedder):
             text_vecs[idx] = l2_normalise(self._tensor(out).float().cpu().numpy())
         with_image = [i for i, p in enumerate(images) if p]
         for idx in sorted_batches(with_image, lambda i: i, self.spec.batch_size):  # one resolution: no padding
-            pixels = self.image_processor(images=[load_image(images[i], self.spec.image_root) for i in idx],
-                                          return_tensors="pt")["pixel_values"].to(self.device, self.model.dtype)
+            pictures = [load_image(images[i], self.spec.image_root, fit=self.fit) for i in idx]
+            pixels = self.image_processor(images=pictures, return_tensors="pt")["pixel_values"].to(self.device,
+                                                                                              self.model.dtype)
             image_vecs[idx] = l2_normalise(self._tensor(self.model.get_image_features(pixel_values=pixels))
                                            .float().cpu().numpy())
         return l2_normalise(text_vecs + image_vecs)

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from judgemine.transforms.common.images import image_fit
 from judgemine.transforms.common.images import load as load_image
 from judgemine.transforms.common.text import IMAGE_TOKEN, strip_image_tokens
 from judgemine.transforms.embed.base import Capabilities, Embedder, EmbedderSpec, l2_normalise, sorted_batches
@@ -21,7 +22,7 @@ class VLM2VecEmbedder(Embedder):
     def __init__(self, spec: EmbedderSpec) -> None:
         from judgemine.transforms.common.vlm_inputs import VLMInputs
         self.vlm = VLMInputs(spec.model_path, spec.dtype, spec.device)
-        self.spec = spec
+        self.spec, self.fit = spec, image_fit(spec.model_path)  # huge pictures cost what the model uses
 
     def backbone_text(self, text: str, image: str) -> str:
         if not image:
@@ -38,8 +39,8 @@ class VLM2VecEmbedder(Embedder):
             return bool(images[i]), len(inputs[i])
 
         for idx in sorted_batches(range(len(inputs)), key, self.spec.batch_size):
-            batch = self.vlm.encode([inputs[i] for i in idx],
-                                    [[load_image(images[i], self.spec.image_root)] if images[i] else [] for i in idx])
+            pictures = [[load_image(images[i], self.spec.image_root, fit=self.fit)] if images[i] else [] for i in idx]
+            batch = self.vlm.encode([inputs[i] for i in idx], pictures)
             hidden = self.vlm.model.model(**batch).last_hidden_state[:, -1, :]  # left padding: last = final token
             out[idx] = hidden.float().cpu().numpy()
         return l2_normalise(out)

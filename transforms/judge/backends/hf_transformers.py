@@ -19,6 +19,7 @@ from judgemine.transforms.common.tokenizers import left_padded
 from judgemine.transforms.common.vlm_inputs import is_vision_model
 from judgemine.transforms.judge.backends.hf_packed import PackedScorer, TextRows, VisionRows, refusal
 from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
+from judgemine.transforms.common.images import image_fit
 from judgemine.transforms.judge.chat import ChatPrompter
 from judgemine.transforms.judge.scoring import context_length, p_yes, where_fits
 
@@ -118,7 +119,8 @@ class TransformersVLMJudge(TransformersJudge):
         self.vlm = load_vlm_inputs(model.path, model.dtype, model.device)
         self.tokenizer = self.vlm.tokenizer
         self.prompter = ChatPrompter(self.tokenizer, vision_model=True, image_root=model.image_root,
-                                     prompt=model.prompt)
+                                     prompt=model.prompt, image_cache_bytes=model.image_cache_bytes,
+                                     fit=image_fit(model.path))
         self.batch_size = model.batch_size
         packable = isinstance(self.vlm, VLMInputs)  # the Qwen2-VL family: its positions and features are known
         self.packer = self._packer(options, refusal(self.vlm.model) if packable else

@@ -74,7 +74,7 @@ class VLLMJudge(JudgeBackend):
     def __init__(self, model: JudgeModel, options: VLLMOptions = VLLMOptions(), seed: int = 0) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM, SamplingParams
-        self.prompter = ChatPrompter.from_folder(model.path, model.image_root, model.prompt)
+        self.prompter = ChatPrompter.for_model(model)
         kwargs: dict[str, Any] = {"dtype": model.dtype, "enable_prefix_caching": True,
                                   "gpu_memory_utilization": options.vllm_gpu_memory_utilization, "seed": seed,
                                   "disable_log_stats": False, "enforce_eager": not torch.cuda.is_available(),

@@ -73,7 +73,7 @@ class OpenAIServerJudge(JudgeBackend):
     def __init__(self, model: JudgeModel, options: ServerOptions) -> None:
         if not options.judge_server_url:
             raise ValueError("--judge-backend openai needs --judge-server-url")
-        self.prompter = ChatPrompter.from_folder(model.path, model.image_root, model.prompt)
+        self.prompter = ChatPrompter.for_model(model)
         self.base_url = options.judge_server_url.rstrip("/")
         self.served_model = options.judge_server_model or model.path
         self.concurrency, self.timeout_s = options.judge_concurrency, options.judge_timeout
