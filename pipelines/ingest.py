@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.pvalue import AsDict
+import numpy as np
+from apache_beam.pvalue import AsDict, AsList
 from apache_beam.io.filesystems import FileSystems
 
 from judgemine.pipelines.artifacts import count_rows, stage_dir
@@ -26,11 +27,12 @@ from judgemine.transforms.ingest.pool import (
     DropDuplicateQueryIds,
     ExcludeSameContent,
     KeyByBucket,
+    RankGroupStarts,
     SplitCorpusIds,
     WritePart,
-    assign_chunks,
     pool_entries,
     pool_range,
+    renumber_chunks,
     write_empty_part,
 )
 from judgemine.transforms.ingest.records import (
@@ -143,16 +145,22 @@ def _write_pool(ctx: StageContext, entries: tuple[beam.PCollection, beam.PCollec
 
 
 def _write_queries(ctx: StageContext, kept: beam.PCollection) -> None:
-    """Queries grouped by content (exclusions), chunked in input order without splitting a group, written."""
+    """Queries grouped by content (exclusions), chunked by their groups' first queries' ranks in input order
+    (counted per line range: no worker holds every group), written."""
     directory = os.path.join(ctx.directory, "queries")
     grouped = (kept
                | "KeyByContent" >> beam.ParDo(KeyByBucket("query_content_id"))
                | "GroupByContent" >> beam.GroupByKey()
                | "ExcludeSameContent" >> beam.ParDo(ExcludeSameContent(ctx.settings.pairs)).with_outputs(
-                   "groups", main="rows"))
-    chunks = (grouped.groups
-              | "GatherGroupStarts" >> beam.combiners.ToList()
-              | "AssignChunks" >> beam.FlatMap(assign_chunks, ctx.settings.chunk_size))
+                   "positions", "starts", main="rows"))
+    counts = (grouped.positions | "QueriesInRange" >> beam.MapTuple(lambda key, lines: (key, len(lines)))
+              | "QueriesPerRange" >> beam.CombinePerKey(sum))
+    assigned = ({"positions": grouped.positions, "starts": grouped.starts}
+                | "JoinByRange" >> beam.CoGroupByKey()
+                | "RankGroupStarts" >> beam.ParDo(RankGroupStarts(ctx.settings.chunk_size), AsDict(counts)))
+    used = (assigned | "ChunksUsed" >> beam.FlatMap(lambda kv: np.unique(kv[1][:, 2]).tolist())
+            | "DistinctChunks" >> beam.Distinct())
+    chunks = assigned | "RenumberChunks" >> beam.Map(renumber_chunks, AsList(used))
     _ = ({"rows": grouped.rows, "chunks": chunks}
          | "JoinChunks" >> beam.CoGroupByKey()
          | "QueriesToChunks" >> beam.ParDo(ChunkQueries())

@@ -53,14 +53,13 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
 
 
 def query_chunks(queries: list[dict[str, Any]], chunk_size: int) -> list[list[dict[str, Any]]]:
-    """Queries in input order, except that queries with the same content join the first one's chunk, and a
-    chunk never splits them (it may then hold more than `chunk_size`)."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for q in queries:
-        groups.setdefault(q["query_content_id"], []).append(q)
-    chunks: list[list[dict[str, Any]]] = [[]]
-    for group in groups.values():
-        if chunks[-1] and len(chunks[-1]) + len(group) > chunk_size:
-            chunks.append([])
-        chunks[-1] += group
+    """Each content group in the chunk of its first query's rank in input order // chunk_size (a group is never
+    split), chunks numbered densely in order; in a chunk, group after group, each in input order."""
+    first_rank: dict[str, int] = {}
+    for rank, q in enumerate(queries):
+        first_rank.setdefault(q["query_content_id"], rank)
+    numbers = sorted({rank // chunk_size for rank in first_rank.values()})
+    chunks: list[list[dict[str, Any]]] = [[] for _ in numbers] or [[]]
+    for q in sorted(queries, key=lambda q: first_rank[q["query_content_id"]]):  # stable: input order in a group
+        chunks[numbers.index(first_rank[q["query_content_id"]] // chunk_size)].append(q)
     return chunks

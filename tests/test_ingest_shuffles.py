@@ -20,7 +20,7 @@ from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, part_name, write_table
 from judgemine.transforms.common.rejects import part_of, write_rejects
-from judgemine.transforms.ingest.pool import assign_chunks
+from judgemine.transforms.ingest.pool import RankGroupStarts, line_range, renumber_chunks
 from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, InputFile, ParseInputFile
 
 
@@ -121,18 +121,22 @@ def test_shuffled_ingest_writes_what_the_single_pass_wrote(case, tmp_path, image
 
 
 def test_chunks_keep_same_content_queries_together_in_input_order():
-    """Groups a..f of queries 0..8 with contents "abcadeafb": a group never splits and joins its first query's
-    chunk (the chunking only sees each group's start and size)."""
-    contents = "abcadeafb"
-    groups = {c: [i for i, x in enumerate(contents) if x == c] for c in dict.fromkeys(contents)}
-    starts = [(ord(c) % 2, np.array([(0, members[0], len(members))])) for c, members in groups.items()]
-
-    def chunked(size: int) -> list[list[int]]:
-        chunk_of = {int(line): int(chunk) for _, rows in assign_chunks(starts, size) for _, line, chunk in rows}
+    """Groups a..f of queries 0..8 with contents "abcadeafb": a group never splits and joins the chunk of its first
+    query's rank; the ranking sees each line range's positions and group starts, never every group at once."""
+    def chunked(contents: str, size: int) -> list[list[int]]:
+        groups = {c: [i for i, x in enumerate(contents) if x == c] for c in dict.fromkeys(contents)}
+        key = line_range(0, 0)
+        starts = np.array([(ord(c) % 2, 0, members[0]) for c, members in groups.items()])
+        joined = {"positions": [np.arange(len(contents))], "starts": [starts]}
+        assigned = list(RankGroupStarts(size).process((key, joined), {key: len(contents), line_range(1, 0): 99}))
+        used = [int(c) for _, rows in assigned for c in rows[:, 2]]
+        chunk_of = {int(line): int(chunk) for _, rows in (renumber_chunks(a, used) for a in assigned)
+                    for _, line, chunk in rows}
         out: dict[int, list[int]] = {}
         for members in groups.values():
             out.setdefault(chunk_of[members[0]], []).extend(members)
         return [out[c] for c in sorted(out)]
-    assert chunked(3) == [[0, 3, 6], [1, 8, 2], [4, 5, 7]]
-    assert chunked(2)[0] == [0, 3, 6]  # a group is never split
-    assert json.dumps(chunked(100)) == json.dumps([[0, 3, 6, 1, 8, 2, 4, 5, 7]])
+    assert chunked("abcadeafb", 3) == [[0, 3, 6, 1, 8, 2], [4, 5], [7]]
+    assert chunked("abcadeafb", 2)[0] == [0, 3, 6, 1, 8]  # a group is never split
+    assert json.dumps(chunked("abcadeafb", 100)) == json.dumps([[0, 3, 6, 1, 8, 2, 4, 5, 7]])
+    assert chunked("aaaab", 2) == [[0, 1, 2, 3], [4]]  # no empty chunk between them

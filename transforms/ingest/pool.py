@@ -153,10 +153,19 @@ class ChunkPoolRange(beam.DoFn):
             yield int(part), table.filter(pa.array(parts == part))
 
 
+RANGE_LINES = 1 << 16  # queries are ranked in input order by ranges of this many lines of one file
+
+
+def line_range(source_rank: int, line: int) -> int:
+    """The key of a line's range: ranges sort in input order (file rank, then line)."""
+    return (int(source_rank) << 40) | (int(line) // RANGE_LINES)
+
+
 class ExcludeSameContent(beam.DoFn):
     """One bucket of query contents: each query's excluded ids (the positives of every pair with its content,
-    the content itself and its bare image), and per content group where it starts (source rank, line) and
-    its size, for the chunking."""
+    the content itself and its bare image); for the chunking, every query's place in the input ("positions": by
+    line range, its line) and where each content group starts ("starts": by line range, (bucket, file rank,
+    line))."""
 
     def __init__(self, sources: Sequence[str]) -> None:
         self._rank = {s: i for i, s in enumerate(sorted(sources))}
@@ -166,37 +175,52 @@ class ExcludeSameContent(beam.DoFn):
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in _in_order(_rows(tables)):
             groups.setdefault(r["query_content_id"], []).append(r)
-        starts = np.zeros((len(groups), 3), np.int64)  # source rank, line, size
-        for g, (content, rows) in enumerate(groups.items()):
+        lines: dict[int, list[int]] = {}
+        starts: dict[int, list[tuple[int, int, int]]] = {}
+        for content, rows in groups.items():
             positives = {r["pos_id"] for r in rows} | {content}
             first = (self._rank[rows[0]["source"]], rows[0]["line"])
-            starts[g] = (*first, len(rows))
+            starts.setdefault(line_range(*first), []).append((bucket, *first))
             for r in rows:
                 r["excluded_ids"] = sorted(positives | ({r["query_image_id"]} if r["query_image_id"] else set()))
                 r["group_source"], r["group_line"] = first
+                lines.setdefault(line_range(self._rank[r["source"]], r["line"]), []).append(r["line"])
         yield bucket, pa.Table.from_pylist([r for rows in groups.values() for r in rows])
-        yield TaggedOutput("groups", (bucket, starts))
+        for key, found in lines.items():
+            yield TaggedOutput("positions", (key, np.asarray(found, np.int64)))
+        for key, firsts in starts.items():
+            yield TaggedOutput("starts", (key, np.asarray(firsts, np.int64)))
 
 
-def assign_chunks(groups: list[tuple[int, np.ndarray]], chunk_size: int) -> Iterable[tuple[int, np.ndarray]]:
-    """Groups in input order (of their first query) packed into chunks of `chunk_size` queries, a group never
-    split (a chunk may then hold more); yields per bucket (bucket, rows of (source rank, line, chunk)). Queries
-    with the same content have the same (query, candidate) pairs, so every pair of a run is judged in one chunk
-    only: once, and in one packing context, which keeps a resumed run's shards byte-identical to a clean run's
-    (a packed score varies in its last bits with its row-mates)."""
-    buckets = np.concatenate([np.full(len(s), b) for b, s in groups]) if groups else np.zeros(0, np.int64)
-    starts = np.concatenate([s for _, s in groups]) if groups else np.zeros((0, 3), np.int64)
-    order = np.lexsort((starts[:, 1], starts[:, 0]))
-    chunk = np.zeros(len(starts), np.int64)
-    current, fill = 0, 0
-    for g in order:
-        size = int(starts[g, 2])
-        if fill and fill + size > chunk_size:
-            current, fill = current + 1, 0
-        chunk[g], fill = current, fill + size
-    for b in np.unique(buckets):
-        mine = buckets == b
-        yield int(b), np.column_stack([starts[mine, :2], chunk[mine]])
+class RankGroupStarts(beam.DoFn):
+    """One line range: each group start's rank among all queries in input order (the queries of the ranges before
+    it, a side input of one count per range, plus those before it in its range), and so its chunk: rank //
+    chunk_size. A group joins the chunk of its first query and is never split; a chunk holds about chunk_size
+    queries. Yields per bucket (bucket, rows of (file rank, line, chunk before renumbering))."""
+
+    def __init__(self, chunk_size: int) -> None:
+        self._size = chunk_size
+
+    def process(self, keyed: tuple[int, dict[str, list[np.ndarray]]], counts: dict[int, int]
+                ) -> Iterable[tuple[int, np.ndarray]]:
+        key, joined = keyed
+        if not joined["starts"]:
+            return
+        lines = np.sort(np.concatenate(joined["positions"]))
+        before = sum(n for other, n in counts.items() if other < key)
+        starts = np.concatenate(joined["starts"])
+        chunks = (before + np.searchsorted(lines, starts[:, 2])) // self._size
+        for b in np.unique(starts[:, 0]):
+            mine = starts[:, 0] == b
+            yield int(b), np.column_stack([starts[mine, 1:], chunks[mine]])
+
+
+def renumber_chunks(assigned: tuple[int, np.ndarray], used: list[int]) -> tuple[int, np.ndarray]:
+    """Chunk numbers made dense (0, 1, 2, ... in order): a range of ranks holding no group start makes no chunk.
+    `used`: every chunk number some group took (a side input of one number per chunk)."""
+    bucket, rows = assigned
+    dense = np.searchsorted(np.unique(np.asarray(used, np.int64)), rows[:, 2])
+    return bucket, np.column_stack([rows[:, :2], dense])
 
 
 class ChunkQueries(beam.DoFn):
