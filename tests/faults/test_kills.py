@@ -95,7 +95,7 @@ def test_a_rerun_with_a_new_beta_killed_at_every_mine_step_never_leaves_old_nega
         _kill_at(point, out, small_pairs, tiny_judge, "--beta", "0.3")
         done = subprocess.run([JUDGEMINE, "export", "--output", out, "--to", str(tmp_path / "x.json")],
                               capture_output=True, text=True)  # readers refuse what is not committed
-        assert done.returncode == 2 and "mine is missing or incomplete" in done.stderr
+        assert done.returncode == 2 and "has no committed mine stage" in done.stderr
     done = _judgemine("run", out, small_pairs, tiny_judge, "--beta", "0.3")
     assert done.returncode == 0 and "mine: up to date" not in done.stderr
     assert _published(out) == clean["b"] and not _leftovers(out)
