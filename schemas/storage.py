@@ -114,22 +114,22 @@ def write_bytes(path: str, data: bytes) -> None:
     """Appears whole or not at all: a local file is written under a temporary name and renamed; an object
     becomes visible only when its upload completes. Inside a stage's temporary folder its digest is left beside
     it for the commit (schemas/digests.py)."""
-    from judgemine.schemas import digests
-    if digests.within_temporary(path):
-        digests.note_written(path, hashlib.sha256(data).hexdigest())
     if is_remote(path):
         with _fs().create(path, compression_type="uncompressed") as f:
             f.write(data)
-        return
-    make_dirs(os.path.dirname(os.path.abspath(path)))
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    else:
+        make_dirs(os.path.dirname(os.path.abspath(path)))
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    from judgemine.schemas import digests
+    if digests.within_temporary(path):
+        digests.note_written(path, hashlib.sha256(data).hexdigest())
 
 
 def open_write(path: str) -> IO[bytes]:
