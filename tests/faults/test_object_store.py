@@ -202,7 +202,7 @@ def test_kill_mid_stage_on_s3_leaves_nothing_trusted(s3, demo_on_s3) -> None:
     states = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines() if line.strip()}
     assert states["retrieve"] == "up" and states["judge"] == "missing" and states["mine"] == "missing"
     refused = _judgemine("export", "--format", "unime", "--output", f"s3://{BUCKET}/{prefix}", *options)
-    assert refused.returncode == 2 and "stages/mine is missing or incomplete" in refused.stderr  # ... or trusts
+    assert refused.returncode == 2 and "has no committed mine stage" in refused.stderr  # ... or trusts
     rerun = _judgemine("run", *args)  # the lease names a dead process of this host: taken over at once
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "removed what a killed run left" in rerun.stderr
