@@ -63,6 +63,6 @@ def check(settings: Settings) -> None:
         raise UserError(f"embedder model folder not found: {model} (--embed-model DIR)")
 
 
-STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="3",
+STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="4",
               throughput="candidates",
               units=lambda ctx: sum(len(list_parts(os.path.join(ctx.input_dir("ingest"), side))) for side in SIDES))

@@ -122,5 +122,5 @@ def record(ctx: StageContext) -> dict[str, Any]:
 
 
 STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"),
-              build=build, count=count, check=check, version=f"{PROMPT_VERSION}+2", record=record,
+              build=build, count=count, check=check, version=f"{PROMPT_VERSION}+3", record=record,
               throughput="pairs_judged", units=query_chunks)

@@ -28,6 +28,7 @@ from judgemine.pipelines.artifacts import (
     write_json,
 )
 from judgemine.pipelines.commit import fault_point, swap_in, temporary_dir
+from judgemine.pipelines.fingerprints import settings_fingerprint
 from judgemine.pipelines.lock import check_held
 from judgemine.pipelines.progress import StageProgress
 from judgemine.pipelines.publish import publish_run
@@ -45,7 +46,7 @@ def fingerprint(stage: Stage, settings: Settings, inputs: dict[str, str] | None 
     """Upstream commits (their fingerprints and file contents), then the settings that shape the stage (models
     by content), its input files and its logic version."""
     parts = [commit_id(require_stage(settings.output, name)) for name in stage.upstream]
-    parts.append(settings.fingerprint(stage.name))
+    parts.append(settings_fingerprint(settings, stage.name))
     if stage.inputs:
         parts.append(repr(sorted((stage.inputs(settings) if inputs is None else inputs).items())))
     if stage.version:

@@ -1,15 +1,13 @@
-"""Every knob of a run, declared once: the dataclass the stages read, with its types, choices and ranges
-(pipelines/options.py turns it into flags and reads YAML configs).
- A setting with a fixed set of
-values is typed as a Literal (or, for backends, checked against the backend registry): both become argparse
+"""Every knob of a run, declared once: the dataclass the stages read, with its types, choices, ranges and the
+stages whose output it shapes (pipelines/options.py turns it into flags and reads YAML configs;
+pipelines/fingerprints.py builds each stage's fingerprint from the `shapes` declarations). A setting with a fixed
+set of values is typed as a Literal (or, for backends, checked against the backend registry): both become argparse
 `choices` and are validated here. A backend's own settings are the fields of its `Options` (judge/base.py).
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
-import json
 import math
 import os
 import reprlib
@@ -17,8 +15,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-
-from judgemine.schemas.digests import model_id
 from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
 from judgemine.transforms.embed.backends import EMBEDDERS
@@ -213,37 +209,11 @@ class Settings:
         """The judge prompt format: the preset with any part the settings replace."""
         return prompt_format(self.judge_prompt, self.judge_template, self.judge_instruction, self.judge_answers)
 
-    def fingerprint(self, stage: str) -> str:
-        """A stable hash of the settings that shape `stage` (their declarations), a backend's own settings only
-        when that backend is chosen, model folders by their content (schemas/digests.py)."""
-        payload = json.dumps({n: self.identity(n) for n in shaping(stage) if self.applies(n)}, sort_keys=True,
-                             default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-    def applies(self, name: str) -> bool:
-        """A backend's own setting (group "judge: vllm") matters only when that backend runs."""
-        group = BY_NAME[name].metadata["group"]
-        return ": " not in group or group.split(": ", 1)[1] == self.judge_backend
-
-    def identity(self, name: str) -> Any:
-        """What a setting's value stands for: a model folder's content id, else the value itself."""
-        if name == "embed_model":
-            return model_id(self.resolved_embed_model, self.embed_dtype)
-        if name == "judge_model":
-            needed = self.judge_backend in JUDGES.names() and JUDGES.get(self.judge_backend).capabilities.needs_model
-            return model_id(self.judge_model, self.judge_dtype) if needed else ""
-        return getattr(self, name)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 DEFAULT_CHUNK_SIZE = 4096
-
-
-def shaping(stage: str) -> tuple[str, ...]:
-    """The settings declared to shape a stage's output: those in its fingerprint."""
-    return tuple(f.name for f in FIELDS if stage in f.metadata["shapes"])
 
 
 def shown(value: Any) -> str:
@@ -276,7 +246,6 @@ FIELDS = dataclasses.fields(Settings)
 TYPES = typing.get_type_hints(Settings)
 LIST_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
 OPTIONAL_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == (float | None)}
-BY_NAME = {f.name: f for f in FIELDS}
 ALIASES = {alias: f.name for f in FIELDS for alias in f.metadata["aliases"]}
 OFF = ("none", "off")  # how an optional setting is switched off from a flag or a config
 

@@ -60,14 +60,15 @@ class ShardDataset(IterableDataset):
         if run is not None:
             paths, record = committed_shards(run)
             self._committed = {p: record["files"][os.path.relpath(p, run)]["disk"] for p in paths}
-            if foreign(run, record, "shards"):
-                log.warning("ShardDataset: ignoring files the run did not commit: %s",
-                            ", ".join(foreign(run, record, "shards")))
+            strays = foreign(run, record, "shards")
+            if strays:
+                log.warning("ShardDataset: ignoring files the run did not commit: %s", ", ".join(strays))
         else:
             paths = list_parts(shards) if isinstance(shards, str) else list(shards)  # s3://, gs:// through Beam
         if not paths:
             raise FileNotFoundError(f"no shards in {shards}")
-        self.paths, self.skip_fallback, self.load_images, self.image_root = paths, skip_fallback, load_images, image_root
+        self.paths, self.skip_fallback = paths, skip_fallback
+        self.load_images, self.image_root = load_images, image_root
         self.rank, self.world_size = _rank_and_world(rank, world_size)
         infos = [shard_info(p) for p in paths]  # footers only
         self.rows = sum(i.rows for i in infos)

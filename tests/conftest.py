@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -110,4 +112,52 @@ def image_run(tmp_path_factory, tiny_clip, tiny_vlm, image_root) -> str:
     args = ["--config", os.path.join(ROOT, "examples", "demo_images.yaml"), "--output", out, "--image-root",
             image_root, "--embed-model", tiny_clip, "--judge-model", tiny_vlm, "--direct_num_workers", "1"]
     assert main(["run", *args]) == 0
+    return out
+
+
+# Real processes of the `judgemine` command (the provenance, readers and limits tests).
+JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
+
+
+def jm(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([JUDGEMINE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def status_of(out: str, *args: str) -> tuple[int, dict[str, str], str]:
+    """`status`'s exit code, {stage: state} and its whole output."""
+    from judgemine.pipelines.stages import STAGES
+    done = jm("status", "--output", out, *args)
+    stages = {s.name for s in STAGES}
+    found = {line[:9].strip(): line[10:21].strip() for line in done.stdout.splitlines() if line[:9].strip() in stages}
+    return done.returncode, found, done.stdout
+
+
+def manifest_of(out: str) -> dict:
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def prov_pairs(tmp_path_factory) -> list[str]:
+    d = tmp_path_factory.mktemp("prov")
+    return [write_jsonl(str(d / "geo.jsonl"), head(os.path.join(SAMPLE, "geography_qa.jsonl"), 24)),
+            write_jsonl(str(d / "defs.jsonl"), head(os.path.join(SAMPLE, "definitions.jsonl"), 24))]
+
+
+def default_args(pairs: list[str], *extra: str) -> list[str]:
+    """The defaults a user gets (no --chunk-size), small K and m."""
+    return [a for p in pairs for a in ("--pairs", p)] + ["--top-k", "8", "--num-negatives", "3", "--step", "2", *extra]
+
+
+@pytest.fixture(scope="session")
+def similarity_run(tmp_path_factory, prov_pairs) -> str:
+    out = str(tmp_path_factory.mktemp("sim") / "out")
+    done = jm("run", "--output", out, *default_args(prov_pairs, "--judge-backend", "similarity"))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def copy_run(run: str, tmp_path) -> str:
+    out = str(tmp_path / "out")
+    shutil.copytree(run, out)
     return out
