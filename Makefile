@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-servers test-faults test-airflow test-consumers bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance clean
+.PHONY: install models demo demo-images test test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,25 @@ demo-images: install models
 	$(VENV)/bin/judgemine run --config examples/demo_images.yaml --output out/demo-images $(ARGS)
 	$(VENV)/bin/judgemine export --format unime --output out/demo-images
 
+# The suite that runs anywhere (~7 min on 2 cores). CI (.ci/run) also runs lint, test-servers, test-faults,
+# test-consumers and test-airflow: separate targets, each below.
 test: install
 	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers -m "not vllm_server" $(ARGS)
+
+# ruff (ruff.toml) and mypy (mypy.ini) over the package; mypy reads it through a link named judgemine, since
+# setup.py maps the package onto the repository root.
+$(VENV)/.lint: requirements-lint.txt | $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-lint.txt
+	touch $@
+
+lint: install $(VENV)/.lint
+	$(VENV)/bin/ruff check .
+	mkdir -p out/typecheck && ln -sfn ../.. out/typecheck/judgemine
+	MYPYPATH=out/typecheck $(VENV)/bin/mypy --cache-dir out/typecheck/.mypy_cache -p judgemine
+
+# docs/reference/ from the code (tests/test_reference.py fails when the committed pages differ).
+docs: install
+	$(PY) -m judgemine.pipelines.reference docs/reference
 
 # The judge through a real `vllm serve` process on 127.0.0.1 (text and vision models: two ~100 s start-ups).
 test-servers: install models

@@ -17,6 +17,7 @@ import statistics
 import sys
 
 from bench.bench_peer import ROOT, _timed
+from bench.harness import save
 from bench.revisions import checkout, env_for
 
 WORK = os.path.join(ROOT, "out", "bench-images")
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> None:
     result = {key: {"peak_rss_mib": round(statistics.median(r for _, r in runs)),
                     "wall_s": round(statistics.median(w for w, _ in runs), 1),
                     "rounds_rss_mib": [round(r) for _, r in runs]} for key, runs in seen.items()}
-    print(json.dumps({"rounds": rounds, "cores": os.cpu_count(), "results": result}, indent=1))
+    save("bench_images", {"rounds": rounds, "results": result})
 
 
 if __name__ == "__main__":

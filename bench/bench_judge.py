@@ -12,12 +12,13 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from bench.harness import save
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.judge import judge_spec
 from judgemine.pipelines.runner import run_one
@@ -61,7 +62,7 @@ def text_settings(work: str) -> Settings:
 
 def image_settings(work: str) -> Settings:
     """The image demo's pairs (real photos, copied here) with a tiny CLIP retriever and a tiny Idefics3 judge."""
-    from bench.sample_pairs import copy_demo_images
+    from judgemine.testing.sample_pairs import copy_demo_images
     here = os.path.join(ROOT, "examples", "multimodal")
     root = copy_demo_images(os.path.join(work, "root"))
     return Settings(output=os.path.join(work, "images"), image_root=root, chunk_size=16, top_k=50,
@@ -71,8 +72,8 @@ def image_settings(work: str) -> Settings:
 
 
 def bench(name: str, base: Settings, options: PipelineOptions) -> list[dict]:
-    base = dataclasses.replace(base, device="cpu", vllm_gpu_memory_utilization=0.3, vllm_block_size=32,
-                               judge_max_model_len=1024)
+    engine: dict[str, Any] = {"vllm_gpu_memory_utilization": 0.3, "vllm_block_size": 32, "judge_max_model_len": 1024}
+    base = dataclasses.replace(base, device="cpu", **engine)  # the vllm backend's own settings
     for stage in ("ingest", "embed", "index", "retrieve"):
         run_one(stage, base, options)
     queries, candidates = pairs_of(base.output)
@@ -86,13 +87,13 @@ def bench(name: str, base: Settings, options: PipelineOptions) -> list[dict]:
             shutil.rmtree(os.path.join(settings.output, "cache"), ignore_errors=True)
             t0 = time.time()
             record = run_one("judge", settings, options)
-            stage = time.time() - t0
+            stage_s = time.time() - t0
             assert record["counts"]["pairs_judged"] == len(queries)
             report.append({"pairs": name, "backend": backend, "round": attempt + 1, "n": len(queries),
                            "with_images": sum(bool(q.image or c.image) for q, c in zip(queries, candidates)),
                            "raw_pairs_per_s": round(len(queries) / raw, 1),
-                           "stage_pairs_per_s": round(len(queries) / stage, 1),
-                           "ratio_stage_over_raw": round(raw / stage, 3),
+                           "stage_pairs_per_s": round(len(queries) / stage_s, 1),
+                           "ratio_stage_over_raw": round(raw / stage_s, 3),
                            **{k: v for k, v in record["counts"].items() if k.startswith("prefix_cache_hit")}})
             print(json.dumps(report[-1]), flush=True)
     return report
@@ -103,12 +104,12 @@ def main() -> None:
     try:
         options = PipelineOptions(["--direct_num_workers", "1"])
         report = bench("text", text_settings(work), options) + bench("images", image_settings(work), options)
-        print(json.dumps({"models": {"text": "tiny Qwen2 (hidden 128, 2 layers), fp32, CPU, batch 32",
-                                     "images": "tiny Idefics3 (56px images, 4 tokens each), fp32, CPU, batch 8"},
-                          "results": report}, indent=1))
+        save("bench_judge", {"models": {"text": "tiny Qwen2 (hidden 128, 2 layers), fp32, CPU, batch 32",
+                                        "images": "tiny Idefics3 (56px images, 4 tokens each), fp32, CPU, batch 8"},
+                             "results": {f"{r['pairs']} {r['backend']} round {r['round']}": r for r in report}})
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -21,14 +21,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from bench.bench_judge import image_settings, pairs_of, text_settings
+from bench.harness import save
 from judgemine.pipelines.runner import run_one
 from judgemine.testing.tiny_models import MID, build_tiny_judge, build_tiny_qwen2_vl
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends.hf_transformers import TransformersOptions
+from judgemine.transforms.judge.backends.hf_transformers import Packing, TransformersOptions
 
 ROUNDS = 3
 QUERIES = {"text": 8, "images": 2, "image-text": 4}
@@ -77,7 +79,7 @@ def measure(job: str, packing: str, budget: int) -> dict:
     candidates = [Side(c, ci) for _, _, c, ci in data["pairs"]]
     torch.manual_seed(0)
     model = JudgeModel(spec["model"], device="cpu", batch_size=16, image_root=data["image_root"])
-    judge = TransformersJudge.load(model, TransformersOptions(packing, budget))
+    judge = TransformersJudge.load(model, TransformersOptions(typing.cast(Packing, packing), budget))
     t0 = time.perf_counter()
     scores = judge.score(queries, candidates)
     seconds = time.perf_counter() - t0
@@ -97,7 +99,7 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(QUERIES), help="comma list of text, images, image-text")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(*args.child, args.pack_tokens)), flush=True)
+        print(json.dumps(measure(args.child[0], args.child[1], args.pack_tokens)), flush=True)
         return
     import numpy as np
     work = tempfile.mkdtemp(prefix="bench-packing-")
@@ -123,11 +125,11 @@ def main() -> None:
                                                  "prefix": runs["prefix"][0]["tokens_computed_per_pair"]},
                              "peak_rss_mib": {p: max(r["peak_rss_mib"] for r in runs[p]) for p in runs},
                              "max_abs_score_diff": diff}
-        print(json.dumps({"model": "random Qwen2 / Qwen2-VL, hidden 896, 8 layers, 14 heads (2 KV), fp32, CPU",
-                          "rounds": ROUNDS, "pack_tokens": args.pack_tokens, "summary": summary}, indent=1))
+        save("bench_packing", {"model": "random Qwen2 / Qwen2-VL, hidden 896, 8 layers, 14 heads (2 KV), fp32, CPU",
+                               "rounds": ROUNDS, "pack_tokens": args.pack_tokens, "summary": summary})
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

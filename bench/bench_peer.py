@@ -1,6 +1,6 @@
 """make bench-peer: judgemine side by side with the tool most teams mine hard negatives with today,
 sentence-transformers' `mine_hard_negatives`, on 20,000 real (gloss -> headword) pairs from GCIDE with a
-separate 11,000-headword corpus (bench/peer_data.py), the same all-MiniLM-L6-v2 weights, batch size 64, K = 50,
+separate 11,000-headword corpus (testing/peer_data.py), the same all-MiniLM-L6-v2 weights, batch size 64, K = 50,
 m = 10, NV-Retriever's TopK-PercPos rule (relative margin 0.05, top sampling).
 
 Each side runs as its own process from the raw files to its written output, alternating, back to back, on
@@ -19,13 +19,15 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from bench.harness import save
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "out", "bench-peer")
 BATCH, TOP_K, M = 64, 50, 10
 
 
 def _ensure_dictionary() -> None:
-    from bench.peer_data import DICT
+    from judgemine.testing.peer_data import DICT
     if not os.path.exists(DICT):
         print("installing Debian's dict-gcide (the benchmark's real text) ...", flush=True)
         done = subprocess.run(["apt-get", "install", "-y", "-q", "dict-gcide"], capture_output=True, text=True)
@@ -71,9 +73,9 @@ def _overlap(peer_file: str, run_dir: str) -> dict[str, Any]:
 def main(rounds: int = 3, before: str = "") -> None:
     """`before`: a commit whose judgemine also runs each round (its own side, "judgemine@REV"), so a change's
     cost is a ratio measured in one session."""
-    from bench.peer_data import write
     from bench.revisions import checkout, env_for
     from judgemine.pipelines.settings import Settings
+    from judgemine.testing.peer_data import write
     _ensure_dictionary()
     pairs, corpus = write(os.path.join(WORK, "data"))
     model = Settings().resolved_embed_model
@@ -116,7 +118,7 @@ def main(rounds: int = 3, before: str = "") -> None:
               "overlap": _overlap(peer_out, run_dir), "runs": results}
     with open(os.path.join(WORK, "results.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
-    print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=1))
+    save("bench_peer", {k: v for k, v in report.items() if k != "runs"})
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from bench.harness import save
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "out", "bench-provenance")
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
@@ -82,7 +84,7 @@ def _synthetic_model() -> str:
 
 def committed_run(n: int) -> tuple[str, list[str]]:
     """A committed run of n real pairs with the similarity judge (made once, kept under out/)."""
-    from bench.scale_data import pairs, write
+    from judgemine.testing.scale_data import pairs, write
     out = os.path.join(WORK, f"run-{n}")
     data = os.path.join(WORK, f"pairs-{n}.jsonl")
     if not os.path.exists(data):
@@ -120,10 +122,8 @@ def main(argv: list[str]) -> None:
     model = argv[argv.index("--model") + 1] if "--model" in argv else (
         REAL_JUDGE if os.path.exists(os.path.join(REAL_JUDGE, "model.safetensors")) else "")
     os.makedirs(WORK, exist_ok=True)
-    result = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
-              "model_identity": model_identity(model or _synthetic_model(), rounds),
-              "status": status_times(n, rounds)}
-    print(json.dumps(result, indent=1))
+    save("bench_provenance", {"model_identity": model_identity(model or _synthetic_model(), rounds),
+                              "status": status_times(n, rounds)})
 
 
 if __name__ == "__main__":

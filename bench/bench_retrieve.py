@@ -15,8 +15,9 @@ content ids as ingest makes them, "c" + 24 hex digits, the pool in their order).
   2.8 s to load from one run to the next, more than a 4,096-query chunk's search), taken per round (raw, raw on
   the first chunk, the stage, the stage on the first chunk, then the two raw runs again, whose means are the
   round's raw times: a drift across the round cancels) and reported as the median with its range; the
-  end-to-end ratio is raw seconds / stage seconds. The same throughput inside the stage, which host drift cannot move (both sides from
-  one run): its search seconds (counter search_ms) for the queries past the first chunk over its seconds for
+  end-to-end ratio is raw seconds / stage seconds. The same throughput inside the stage, which host drift
+  cannot move (both sides from one run): its search seconds (counter search_ms) for the queries past the first
+  chunk over its seconds for
   them (as above); FAISS's throughput on 4,096-query calls equals one call's (checked). Where the host drifts,
   the drift-free estimate against raw is that figure times the stage's search against raw FAISS on one chunk,
   the two called alternately (bench/bench_search_pairs.py): ratio_stage_over_raw_paired.
@@ -47,6 +48,8 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from bench.bench_search_pairs import paired, timed
+from bench.harness import save
 from judgemine.pipelines.artifacts import published_files, record_path, stage_dir, write_json
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
@@ -64,8 +67,6 @@ from judgemine.transforms.common.content import content_id
 from judgemine.transforms.mine.rule import MiningRule, query_rng, select_negatives
 from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
 from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters
-
-from bench.bench_search_pairs import paired, timed
 
 DIM, K, CLUSTERS, CHUNK = 384, 50, 1000, 4096
 ROUNDS = {100_000: 7}  # per pool; 3 elsewhere (the 1M Flat searches take minutes)
@@ -287,7 +288,7 @@ def main(pools: list[int]) -> None:
         os.makedirs(os.path.join("out", "bench-retrieve"), exist_ok=True)
         with open(os.path.join("out", "bench-retrieve", f"pool-{pool}.json"), "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
-        print(json.dumps(report, indent=1), flush=True)
+        save(f"bench_retrieve_{pool}", report, "make bench-retrieve")
 
 
 if __name__ == "__main__":

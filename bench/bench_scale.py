@@ -1,5 +1,5 @@
 """make bench-scale, part 1: whole runs with `--judge-backend similarity` on 20k, 50k, 100k and 200k real text
-pairs (bench/scale_data.py: GCIDE + WordNet glosses -> headwords, all-MiniLM-L6-v2, the defaults otherwise),
+pairs (testing/scale_data.py: GCIDE + WordNet glosses -> headwords, all-MiniLM-L6-v2, the defaults otherwise),
 each stage its own `judgemine <stage>` process under /usr/bin/time: wall seconds and peak resident memory per
 stage and size; the growth exponent between the two largest sizes and what it projects for the paper's 662k
 pairs and ten times that. Then the largest run again on two worker processes (`--direct_num_workers 2
@@ -21,8 +21,9 @@ import sys
 import time
 from typing import Any
 
-from bench.scale_data import pairs, write
+from bench.harness import save
 from judgemine.pipelines.stages import STAGES
+from judgemine.testing.scale_data import pairs, write
 
 WORK = os.path.join("out", "bench-scale")
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
@@ -103,7 +104,7 @@ def main(sizes: list[int], reuse: bool) -> None:
                                    "shards": len(one), "byte_identical": one == two}}
     with open(os.path.join(WORK, "results.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
-    print(json.dumps(report, indent=1))
+    save("bench_scale", report)
     if one != two:
         raise SystemExit("the multi-process run's shards differ from the one-process run's")
 

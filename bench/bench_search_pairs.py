@@ -12,14 +12,16 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from apache_beam.utils.shared import Shared
 
+from bench.harness import save
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.schemas import list_parts
 from judgemine.transforms.common.chunks import chunks_of
-from judgemine.transforms.retrieve.search import SearchShard
+from judgemine.transforms.retrieve.search import SearchShard, SearchSpec
 
 K = 50
 
@@ -31,8 +33,7 @@ def timed(call: Callable[[], Any]) -> float:
 
 
 def paired(run: str, pairs: int = 15) -> dict[str, Any]:
-    search = SearchShard(stage_dir(run, "index"), stage_dir(run, "ingest"), K, 0.0, 0, 0, "", "cpu",
-                         Shared())
+    search = SearchShard(SearchSpec(stage_dir(run, "index"), stage_dir(run, "ingest"), K, device="cpu"), Shared())
     chunk = chunks_of("queries", list_parts(os.path.join(stage_dir(run, "embed"), "queries")))[0]
     _, vectors, excluded = search._read(chunk)
     assert excluded is not None, f"{run}: its first query chunk is empty"
@@ -54,4 +55,5 @@ if __name__ == "__main__":
         print("usage: python -m bench.bench_search_pairs RUN_DIR [PAIRS] (make bench-search-pairs RUN=DIR): a run "
               "directory with committed ingest, embed and index stages", file=sys.stderr)
         sys.exit(2)
-    print(paired(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 15))
+    save("bench_search_pairs", paired(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 15),
+         "make bench-search-pairs RUN=DIR")

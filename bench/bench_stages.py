@@ -12,7 +12,6 @@ import glob
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 
@@ -20,6 +19,7 @@ import faiss
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from bench.harness import save
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.transforms.ingest.readers import read_rows
@@ -87,10 +87,10 @@ def main() -> None:
             "retrieve": {"raw_s": round(raw_retrieve, 3), "stage_s": round(stage_retrieve, 3),
                          "ratio_stage_over_raw": round(raw_retrieve / stage_retrieve, 3)},
         }
-        print(json.dumps(report, indent=1))
+        save("bench_stages", report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,6 +1,6 @@
 """Another commit of judgemine run beside this checkout in one session (before/after figures from the same
 machine state): a git worktree of it, importable as `judgemine` through a link of that name put first on
-PYTHONPATH (as bench/gpu.sh makes the root importable), so the same venv's `judgemine` runs that commit's code."""
+PYTHONPATH (as bench/gpu/run.sh makes the root importable), so the same venv's `judgemine` runs that commit's code."""
 from __future__ import annotations
 
 import os

@@ -9,7 +9,8 @@ import hashlib
 import json
 import os
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from judgemine.schemas import list_parts, num_rows, storage
 from judgemine.schemas.commits import damage, foreign, read_record, record_path

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Iterator
+from collections.abc import Iterator
 
 from judgemine.schemas import storage
 from judgemine.schemas.digests import TEMPORARY

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import apache_beam as beam
@@ -10,9 +11,10 @@ from apache_beam.ml.inference.base import RunInference
 from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
-from judgemine.pipelines.stage import Counters, Stage, StageContext, spread_chunks
+from judgemine.pipelines.stage import Counters, Estimate, PlanInputs, Stage, StageContext, spread_chunks
 from judgemine.schemas import list_parts, storage
 from judgemine.transforms.common.chunks import chunks_of
+from judgemine.transforms.common.options import filled
 from judgemine.transforms.common.rejects import WriteRejects, read_rejects
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.embed.base import EmbedderSpec
@@ -24,7 +26,8 @@ SIDES = ("queries", "candidates")
 
 def embedder_spec(settings: Settings) -> EmbedderSpec:
     return EmbedderSpec(settings.embed_backend, settings.resolved_embed_model, settings.embed_batch_size,
-                        settings.device, settings.embed_dtype, settings.image_root)
+                        settings.device, settings.embed_dtype, settings.image_root,
+                        filled(EMBEDDERS.get(settings.embed_backend).Options, settings))
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
@@ -63,6 +66,34 @@ def check(settings: Settings) -> None:
         raise UserError(f"embedder model folder not found: {model} (--embed-model DIR)")
 
 
+SAMPLE_TEXTS = 256
+
+
+def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
+    """Texts/s of the embedder here on the run's own texts (after a warm-up batch); the vectors' bytes."""
+    from judgemine.transforms.embed.backends import load_embedder
+    half = SAMPLE_TEXTS // 2
+    texts = [p["query_text"] for p in plan.pairs[:half]] + [p["pos_text"] for p in plan.pairs[:half]]
+    images = [""] * len(texts)
+    embedder = load_embedder(embedder_spec(settings))
+    dim = embedder.embed(texts[:2], images[:2]).shape[1]
+    embedder.embed(texts[:16], images[:16])
+    started = time.perf_counter()
+    embedder.embed(texts, images)
+    rate = len(texts) / max(time.perf_counter() - started, 1e-9)
+    plan.measured["dim"] = dim
+    return Estimate(seconds=round((plan.queries + plan.candidates) / rate, 1),
+                    bytes={"vectors": (plan.queries + plan.candidates) * dim * 4},
+                    rates={"embed_texts_per_second": round(rate, 1)},
+                    measured=f"embed {rate:.1f} texts/s ({settings.embed_backend})")
+
+
+def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+    return {"run": {"models": {"embedder": {"backend": settings.embed_backend,
+                                            "path": settings.resolved_embed_model}}}}
+
+
 STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="4",
-              throughput="candidates",
+              throughput="candidates", accounting=lambda counts: {"rejected": counts["rejected_queries"]},
+              manifest=manifest, estimate=estimate,
               units=lambda ctx: sum(len(list_parts(os.path.join(ctx.input_dir("ingest"), side))) for side in SIDES))

@@ -1,5 +1,6 @@
 """Which settings a stage's fingerprint holds, and what each stands for: the declarations on the settings
-(`shapes=`, pipelines/settings.py) read per stage, a backend's own settings only while that backend runs, and
+(`shapes=`, pipelines/settings.py and each backend's `Options`) read per stage, a backend's own settings only
+while that backend runs, and
 model folders by their content (schemas/digests.py), so other weights in the same folder are another model."""
 from __future__ import annotations
 
@@ -7,22 +8,14 @@ import hashlib
 import json
 from typing import Any
 
-from judgemine.pipelines.settings import FIELDS, Settings
+from judgemine.pipelines.settings import FIELDS, Settings, applies
 from judgemine.schemas.digests import model_id
 from judgemine.transforms.judge.backends import JUDGES
-
-GROUPS = {f.name: f.metadata["group"] for f in FIELDS}
 
 
 def shaping(stage: str) -> tuple[str, ...]:
     """The settings declared to shape a stage's output: those in its fingerprint."""
     return tuple(f.name for f in FIELDS if stage in f.metadata["shapes"])
-
-
-def applies(settings: Settings, name: str) -> bool:
-    """A backend's own setting (group "judge: vllm") matters only when that backend runs."""
-    group = GROUPS[name]
-    return ": " not in group or group.split(": ", 1)[1] == settings.judge_backend
 
 
 def identity(settings: Settings, name: str) -> Any:

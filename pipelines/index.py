@@ -16,7 +16,7 @@ from judgemine.transforms.retrieve.faiss_index import BUILD_INFO, shard_dir
 from judgemine.transforms.retrieve.index_choice import auto_factory
 from judgemine.transforms.retrieve.search import BuildIndexShard
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 
 
 def index_factory(settings: Settings, embed_dir: str) -> tuple[str, str]:

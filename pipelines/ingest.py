@@ -9,8 +9,8 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.pvalue import AsDict, AsList
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import AsDict, AsList
 
 from judgemine.pipelines.artifacts import count_rows, stage_dir
 from judgemine.pipelines.errors import UserError
@@ -20,9 +20,9 @@ from judgemine.schemas import CANDIDATES, QUERIES, storage
 from judgemine.transforms.common.rejects import WriteRejects, read_rejects, reason_counts
 from judgemine.transforms.ingest.pool import (
     REJECTS_TAG,
+    CheckCorpusIds,
     ChunkPoolRange,
     ChunkQueries,
-    CheckCorpusIds,
     DedupPoolRange,
     DropDuplicateQueryIds,
     ExcludeSameContent,
@@ -61,6 +61,13 @@ def _sha256_of(path: str, size: int, modified: float) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class KindOf(beam.PartitionFn):
+    """The parse and identify steps' tables to one output per kind."""
+
+    def partition_for(self, element: Any, num_partitions: int, *args: Any, **kwargs: Any) -> int:
+        return KINDS.index(element[0])
 
 
 def _is_parquet(path: str) -> bool:
@@ -104,7 +111,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
         | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.max_text_chars))
         | "SpreadBatches" >> beam.Reshuffle()
         | "CheckImagesAndIdentify" >> beam.ParDo(IdentifyRecords(images))
-        | "SplitByKind" >> beam.Partition(lambda tagged, _: KINDS.index(tagged[0]), len(KINDS)))
+        | "SplitByKind" >> beam.Partition(KindOf(), len(KINDS)))
     pairs, corpus, parse_rejects, images_read = (c | f"{kind}Tables" >> beam.Map(lambda tagged: tagged[1])
                                                  for c, kind in zip((pairs, corpus, parse_rejects, images_read),
                                                                     KINDS))
@@ -175,7 +182,8 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     """Rows read (Beam counters) against what the stage wrote, pair rows and corpus rows each: rows in =
     queries + rejects, corpus rows in = corpus rows kept (in the pool, merged with an equal candidate or not)
     + corpus rejects. The manifest checks both."""
-    corpus_files, rejected, corpus_rejects, reasons = set(ctx.settings.corpus), 0, 0, Counter()
+    corpus_files, rejected, corpus_rejects = set(ctx.settings.corpus), 0, 0
+    reasons: Counter[str] = Counter()
     for part in read_rejects(os.path.join(ctx.directory, "rejects"), ["reason", "source"]):  # a part at a time
         rejected += part.num_rows
         corpus_rejects += sum(1 for source in part.column("source").to_pylist() if source in corpus_files)
@@ -193,6 +201,14 @@ def outdated(settings: Settings, record: dict[str, Any]) -> str:
     return changed_images(os.path.join(stage_dir(settings.output, "ingest"), "images"))
 
 
+def accounting(counts: dict[str, Any]) -> dict[str, Any]:
+    """Every pair and corpus row the run reads is read here."""
+    return {"pairs_in": counts["pairs_in"], "rejected": counts["rejected_pairs"],
+            "corpus": {"rows_in": counts["corpus_in"], "kept": counts["corpus_kept"],
+                       "rejected": counts["corpus_rejected"]}}
+
+
 STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints,
               throughput="pairs_in", version="3", outdated=outdated,
-              record=lambda ctx: {"chunk_size": ctx.settings.chunk_size})
+              record=lambda ctx: {"chunk_size": ctx.settings.chunk_size}, accounting=accounting,
+              manifest=lambda settings, record: {"inputs": record.get("inputs", {})})

@@ -1,36 +1,45 @@
-"""Stage 5, judge: every (query, candidate) and (query, positive) pair of a retrieve chunk to a judge score."""
+"""Stage 5, judge: every (query, candidate) and (query, positive) pair of a retrieve chunk to a judge score. The
+chosen judge kind names the transform that does it (transforms/judge/base.py, `judging`): a judge with a model
+or the retrieval's similarity differ by their registration, not here."""
 from __future__ import annotations
 
-import dataclasses
 import os
+import time
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow.compute as pc
-from apache_beam.ml.inference.base import RunInference
 
+from judgemine.pipelines.artifacts import MissingArtifact, require_stage, stage_dir
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
-from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
-from judgemine.schemas import CANDIDATES, EMBEDDINGS, QUERIES, list_parts, read_table
-from judgemine.transforms.common.candidates import PoolLookup
+from judgemine.pipelines.stage import (
+    Counters,
+    Estimate,
+    PlanInputs,
+    Stage,
+    StageContext,
+    query_chunks,
+    spread_chunks,
+)
+from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, part_index, part_name, read_table
+from judgemine.transforms.common.candidates import as_bytes
 from judgemine.transforms.common.chunks import chunks_of
+from judgemine.transforms.common.options import filled
+from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends import JUDGES
-from judgemine.transforms.judge.by_similarity import AskForPositives, ScoreBySimilarity
-from judgemine.transforms.judge.base import JudgeModel, JudgeSpec
-from judgemine.transforms.judge.handler import JudgeHandler
-from judgemine.transforms.judge.pairs import AskForChunk, BuildJudgeRequests, WriteScores
+from judgemine.transforms.judge.base import JudgeInputs, JudgeModel, JudgeSpec
 from judgemine.transforms.judge.prompt import PROMPT_VERSION
-from judgemine.transforms.judge.score_cache import CachedScores, cache_files, judge_model_id
+from judgemine.transforms.judge.score_cache import cache_files, cached_keys, judge_model_id, pair_key
 
 
 def judge_spec(settings: Settings) -> JudgeSpec:
     """The chosen backend's spec: the model, and its own options filled from the settings of the same names."""
     backend = JUDGES.get(settings.judge_backend)
-    options = backend.Options(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(backend.Options)})
     model = JudgeModel(settings.judge_model, settings.judge_dtype, settings.device, settings.judge_batch_size,
                        settings.image_root, settings.prompt, settings.image_cache_bytes)
-    return JudgeSpec(backend.name, model, options)
+    return JudgeSpec(backend.name, model, filled(backend.Options, settings))
 
 
 def cache_dir(settings: Settings) -> str:
@@ -41,12 +50,20 @@ def needs_model(settings: Settings) -> bool:
     return JUDGES.get(settings.judge_backend).capabilities.needs_model
 
 
+def _inputs(ctx: StageContext) -> JudgeInputs:
+    return JudgeInputs(ctx.input_dir("ingest"), ctx.input_dir("embed"), ctx.directory, judge_spec(ctx.settings),
+                       cache_dir(ctx.settings))
+
+
 def check(settings: Settings) -> None:
-    if settings.judge_backend == "openai" and not settings.judge_server_url:
-        raise UserError("--judge-backend openai needs --judge-server-url URL")
+    spec = judge_spec(settings)
+    try:
+        JUDGES.get(spec.backend).check_options(spec.options)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if needs_model(settings) and not os.path.isfile(os.path.join(settings.judge_model, "config.json")):
         raise UserError(f"judge model folder not found: {settings.judge_model} (run `make models` for the "
-                                "tiny demo judge, or pass --judge-model DIR)")
+                        "tiny demo judge, or pass --judge-model DIR)")
 
 
 def _refuse_images(ctx: StageContext) -> None:
@@ -65,33 +82,11 @@ def _refuse_images(ctx: StageContext) -> None:
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
-    s = ctx.settings
-    chunks = chunks_of("queries", list_parts(ctx.input_dir("retrieve")))
-    if not needs_model(s):
-        asked = spread_chunks(p, chunks) | "AskForPositives" >> beam.ParDo(
-            AskForPositives(ctx.input_dir("ingest"))).with_outputs("ids", main="chunk")
-        positives = asked.ids | "PositiveVectors" >> PoolLookup(os.path.join(ctx.input_dir("embed"), "candidates"),
-                                                                 EMBEDDINGS, "id", ["vector"])
-        _ = ({"chunk": asked.chunk, "positives": positives} | "JoinPositives" >> beam.CoGroupByKey()
-             | "ScoreBySimilarity" >> beam.ParDo(ScoreBySimilarity(ctx.input_dir("ingest"), ctx.input_dir("embed"),
-                                                                   ctx.directory)))
-        return
-    if JUDGES.get(s.judge_backend).capabilities.text_only:
+    kind = JUDGES.get(ctx.settings.judge_backend)
+    if kind.capabilities.text_only:
         _refuse_images(ctx)
-    spec = judge_spec(s)
-    model_id = judge_model_id(s.judge_model, s.judge_dtype)
-    asked = (spread_chunks(p, chunks)
-             | "AskForChunk" >> beam.ParDo(AskForChunk(ctx.input_dir("ingest"), model_id, s.prompt.version)
-                                           ).with_outputs("ids", "keys", main="chunk"))
-    sides = asked.ids | "CandidateSides" >> PoolLookup(os.path.join(ctx.input_dir("ingest"), "candidates"),
-                                                        CANDIDATES, "candidate_id", ["text", "image"])
-    cached = asked.keys | "CachedScores" >> CachedScores(cache_files(cache_dir(s)))
-    _ = ({"chunk": asked.chunk, "sides": sides, "cached": cached}
-         | "JoinChunk" >> beam.CoGroupByKey()
-         | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ctx.input_dir("ingest")))
-         | "Judge" >> RunInference(JudgeHandler(spec))
-         | "WriteScores" >> beam.ParDo(WriteScores(ctx.directory, cache_dir(s),
-                                                   JUDGES.get(spec.backend).capabilities.reports)))
+    chunks = chunks_of("queries", list_parts(ctx.input_dir("retrieve")))
+    _ = spread_chunks(p, chunks) | "JudgeChunks" >> kind.judging()(_inputs(ctx))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
@@ -114,13 +109,79 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
 
 
 def record(ctx: StageContext) -> dict[str, Any]:
-    s = ctx.settings
-    if not needs_model(s):
-        return {"judge_backend": s.judge_backend}
-    return {"judge_model": s.judge_model, "judge_backend": s.judge_backend, "prompt_version": s.prompt.version,
-            "judge_model_id": judge_model_id(s.judge_model, s.judge_dtype), "cache": cache_dir(s)}
+    return JUDGES.get(ctx.settings.judge_backend).described(_inputs(ctx))
+
+
+SAMPLE_QUERIES = 8
+BYTES_PER_SCORE = 60  # a judge part row and a cache row, compressed (measured on the demo: 40-70)
+
+
+def _pairs_per_second(settings: Settings, pairs: list[dict[str, str]]) -> float:
+    """Pairs/s on the run's own texts: a few queries, each with K + 1 positives of others as candidates (the
+    shape of a chunk: a query's pairs together, so packing shares their prefix as in the run)."""
+    from judgemine.transforms.judge.backends import load_judge
+    judge = load_judge(judge_spec(settings))
+    queries = [Side(p["query_text"], p["query_image"]) for p in pairs[:SAMPLE_QUERIES]]
+    targets = [Side(p["pos_text"], p["pos_image"]) for p in pairs[:settings.top_k + 1]]
+    qs = [q for q in queries for _ in targets]
+    cs = [c for _ in queries for c in targets]
+    judge.score(qs[:len(targets)], cs[:len(targets)])  # warm-up
+    started = time.perf_counter()
+    judge.score(qs, cs)
+    return len(qs) / max(time.perf_counter() - started, 1e-9)
+
+
+def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
+    """(pairs the judge will see, those already in the score cache) once retrieval is committed, else None."""
+    try:
+        require_stage(settings.output, "retrieve")
+    except MissingArtifact:
+        return None
+    cache = cached_keys(cache_files(cache_dir(settings)))
+    model = judge_model_id(settings.judge_model, settings.judge_dtype)
+    found = total = 0
+    for path in list_parts(stage_dir(settings.output, "retrieve")):
+        queries = read_table(os.path.join(stage_dir(settings.output, "ingest"), "queries",
+                                          part_name(part_index(path))), QUERIES,
+                             ["query_id", "query_content_id", "pos_id"]).to_pylist()
+        content = {q["query_id"]: q["query_content_id"] for q in queries}
+        hits = read_table(path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
+        judged = {h["query_id"] for h in hits}  # a query without candidates is not judged at all
+        keys = [pair_key(model, settings.prompt.version, content[q["query_id"]], q["pos_id"]) for q in queries
+                if q["query_id"] in judged]
+        keys += [pair_key(model, settings.prompt.version, content[h["query_id"]], h["candidate_id"]) for h in hits]
+        total += len(keys)
+        found += int(np.isin(as_bytes(keys), cache).sum()) if keys else 0
+    return total, found
+
+
+def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
+    """The judge is nearly the whole bill: its pairs counted as the run will count them (K + 1 per query, or
+    exactly, with those already in the score cache, once retrieval is committed), timed here. A judge without a
+    model (the similarity judge) costs nothing: the scores come with the retrieval."""
+    retrieved = _retrieved_pairs(settings) if needs_model(settings) else None
+    pairs, cached = retrieved if retrieved else (plan.queries * (settings.top_k + 1), None)
+    line = (f"judge pairs:        {pairs} at most (K + 1 per query), cached: known after retrieval" if cached is None
+            else f"judge pairs:        {pairs} retrieved, {cached} already in the cache")
+    facts = {"judge_pairs": pairs, "judge_pairs_cached": cached}
+    written = {"judge_scores": pairs * BYTES_PER_SCORE}
+    if not needs_model(settings):
+        return Estimate(bytes=written, rates={"judge_pairs_per_second": None}, facts=facts, lines=(line,),
+                        measured=f"judge free ({settings.judge_backend})")
+    rate = _pairs_per_second(settings, plan.pairs)
+    return Estimate(seconds=round((pairs - (cached or 0)) / rate, 1), bytes=written,
+                    rates={"judge_pairs_per_second": round(rate, 1)}, facts=facts, lines=(line,),
+                    measured=f"judge {rate:.1f} pairs/s ({settings.judge_backend})")
+
+
+def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+    judge = {"backend": settings.judge_backend}
+    if "judge_model_id" in record:
+        judge.update(path=record["judge_model"], id=record["judge_model_id"])
+    return {"run": {"models": {"judge": judge}}}
 
 
 STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"),
               build=build, count=count, check=check, version=f"{PROMPT_VERSION}+3", record=record,
-              throughput="pairs_judged", units=query_chunks)
+              throughput="pairs_judged", units=query_chunks,
+              manifest=manifest, estimate=estimate)

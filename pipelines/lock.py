@@ -22,7 +22,8 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Iterator, Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from judgemine.schemas import storage
 

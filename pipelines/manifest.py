@@ -17,12 +17,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine import __version__
 from judgemine.pipelines.artifacts import require_stage
-from judgemine.pipelines.mine import mining_rule
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
 from judgemine.schemas import SCHEMA_VERSION, SHARDS, list_parts, read_table, storage
 from judgemine.transforms.common.rejects import read_rejects, reason_counts
-from judgemine.transforms.mine.rule import FILTERS
 
 SETTING_NAMES = {"config", *(f.name for f in dataclasses.fields(Settings))}  # recorded as settings, not here
 PACKAGES = ("judgemine", "apache-beam", "torch", "transformers", "sentence-transformers", "faiss-cpu", "pyarrow",
@@ -69,38 +67,40 @@ def _reasons(directory: str) -> dict[str, dict[str, int]]:
     return out
 
 
-def _accounting(ingest: dict[str, Any], rows_out: int, rejected: dict[str, int]) -> dict[str, Any]:
-    """Every pair row read is a shard row or a reject; every corpus row read is kept in the pool or a reject."""
-    corpus = {"rows_in": ingest["corpus_in"], "kept": ingest["corpus_kept"], "rejected": ingest["corpus_rejected"]}
-    return {"pairs_in": ingest["pairs_in"], "rows_out": rows_out, "rejected": rejected, "corpus": corpus,
-            "balanced": (ingest["pairs_in"] == rows_out + sum(rejected.values())
+def _accounting(stages: dict[str, dict[str, Any]], rows_out: int) -> dict[str, Any]:
+    """Every pair row read is a shard row or a reject; every corpus row read is kept in the pool or a reject: from
+    what each stage declares of its counts (pipelines/stage.py, `accounting`)."""
+    pairs_in, rejected, corpus = 0, {}, {"rows_in": 0, "kept": 0, "rejected": 0}
+    for stage in STAGES:
+        if stage.accounting:
+            accounts = stage.accounting(stages[stage.name]["counts"])
+            pairs_in += accounts.get("pairs_in", 0)
+            if "rejected" in accounts:
+                rejected[stage.name] = accounts["rejected"]
+            for k, v in accounts.get("corpus", {}).items():
+                corpus[k] += v
+    return {"pairs_in": pairs_in, "rows_out": rows_out, "rejected": rejected, "corpus": corpus,
+            "balanced": (pairs_in == rows_out + sum(rejected.values())
                          and corpus["rows_in"] == corpus["kept"] + corpus["rejected"])}
 
 
+def _merged(into: dict[str, Any], section: dict[str, Any]) -> dict[str, Any]:
+    """`section` merged into `into`, dictionaries key by key (two stages may each add to `run.models`)."""
+    for k, v in section.items():
+        into[k] = _merged(dict(into[k]), v) if isinstance(v, dict) and isinstance(into.get(k), dict) else v
+    return into
+
+
 def _run(stages: dict[str, dict[str, Any]], settings: Settings, options: PipelineOptions | None) -> dict[str, Any]:
-    """Where and how the run ran: host, device, runner options, the models and the span of its stages."""
+    """Where and how the run ran: host, device, runner options and the span of its stages (the models are the
+    stages' own sections)."""
     from judgemine.transforms.common.devices import resolve_device
-    from judgemine.pipelines.judge import needs_model
-    from judgemine.transforms.judge.score_cache import judge_model_id
     starts = [r["started_at"] for r in stages.values() if "started_at" in r]
     ends = [r["ended_at"] for r in stages.values() if "ended_at" in r]
     return {"host": socket.gethostname(), "device": resolve_device(settings.device),
             "started_at": min(starts, default=None), "ended_at": max(ends, default=None),
             "runner_options": {k: v for k, v in options.get_all_options(drop_default=True).items()
-                               if k not in SETTING_NAMES} if options else None,
-            "models": {"embedder": {"backend": settings.embed_backend, "path": settings.resolved_embed_model},
-                       "judge": {"backend": settings.judge_backend, "path": settings.judge_model,
-                                 "id": judge_model_id(settings.judge_model, settings.judge_dtype)
-                                 if os.path.isdir(settings.judge_model) else None}
-                       if needs_model(settings) else {"backend": settings.judge_backend}}}
-
-
-def _mining(settings: Settings, mine: dict[str, Any]) -> dict[str, Any]:
-    """The rule as applied (the absolute margin resolved) and what each of its filters removed."""
-    rule = mining_rule(settings)
-    return {"rule": {**dataclasses.asdict(rule), "absolute_margin": rule.absolute_margin},
-            "skipped": {name: mine.get(f"skipped_{name}", 0) for name in FILTERS},
-            "rows_repeated": mine.get("rows_repeated", 0), "rows_fallback": mine.get("fallback_rows", 0)}
+                               if k not in SETTING_NAMES} if options else None}
 
 
 def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
@@ -120,27 +120,24 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
         neg.append(pc.list_flatten(real.column("neg_scores")).to_numpy())
         neg_all.append(pc.list_flatten(table.column("neg_scores")).to_numpy())
         fallback_rows += table.num_rows - real.num_rows
-    ingest, embed, mine = stages["ingest"]["counts"], stages["embed"]["counts"], stages["mine"]["counts"]
-    rejected = {"ingest": ingest["rejected_pairs"], "embed": embed["rejected_queries"], "mine": mine["rejected"]}
     rows_out = sum(s["rows"] for s in shards)
-    return {
+    manifest = {
         "schema_version": SCHEMA_VERSION, "prompt_version": settings.prompt.version, "code_version": code_version(),
         "versions": {"python": platform.python_version(), "judgemine_package": __version__,
                      **{p: _version(p) for p in PACKAGES}},
         "settings": {**settings.to_dict(), "embed_model": settings.resolved_embed_model},
-        "inputs": stages["ingest"].get("inputs", {}),
         "run": _run(stages, settings, options),
         "stages": {s: {k: r[k] for k in ("seconds", "counts", "counters", "per_second", "started_at", "ended_at",
                                           "fingerprint") if k in r} for s, r in stages.items()},
-        "accounting": _accounting(ingest, rows_out, rejected),
+        "accounting": _accounting(stages, rows_out),
         "rejects_by_reason": _reasons(os.path.join(out, "rejects")),
         "scores": {"positive": _stats(np.concatenate(pos) if pos else np.zeros(0)),
                    "negative": _stats(np.concatenate(neg) if neg else np.zeros(0)),
                    "negative_in_shards": _stats(np.concatenate(neg_all) if neg_all else np.zeros(0)),
-                   "false_negatives_filtered": mine["false_negatives_filtered"],
-                   "retrieved_pairs": mine["retrieved"], "fallback_rows": fallback_rows},
-        "mining": _mining(settings, mine),
+                   "fallback_rows": fallback_rows},
         "shards": shards,
     }
-
-
+    for stage in STAGES:  # what each stage adds: the inputs, the models, the rule as applied
+        if stage.manifest:
+            _merged(manifest, stage.manifest(settings, stages[stage.name]))
+    return manifest

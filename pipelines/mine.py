@@ -1,14 +1,24 @@
 """Stage 6, mine: the mining rule per query chunk, to one trainer shard per chunk (OUTPUT/shards)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 
 from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.settings import Settings
-from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
+from judgemine.pipelines.stage import (
+    Counters,
+    Estimate,
+    PlanInputs,
+    Stage,
+    StageContext,
+    query_chunks,
+    spread_chunks,
+)
 from judgemine.schemas import CANDIDATES, list_parts
 from judgemine.transforms.common.candidates import PoolLookup
 from judgemine.transforms.common.chunks import chunks_of
@@ -52,5 +62,23 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected": count_rows(os.path.join(ctx.directory, "rejects"))}
 
 
+def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+    """The rule as applied (the absolute margin resolved) and what each of its filters removed."""
+    counts, rule = record["counts"], mining_rule(settings)
+    return {"mining": {"rule": {**dataclasses.asdict(rule), "absolute_margin": rule.absolute_margin},
+                       "skipped": {name: counts.get(f"skipped_{name}", 0) for name in FILTERS},
+                       "rows_repeated": counts.get("rows_repeated", 0),
+                       "rows_fallback": counts.get("fallback_rows", 0)},
+            "scores": {"false_negatives_filtered": counts["false_negatives_filtered"],
+                       "retrieved_pairs": counts["retrieved"]}}
+
+
+def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
+    """The shards: m negatives and the positive per query, each about as long as the positives."""
+    mean_chars = float(np.mean([len(p["pos_text"]) for p in plan.pairs])) if plan.pairs else 0.0
+    return Estimate(bytes={"shards": int(plan.queries * (settings.num_negatives + 2) * (mean_chars + 16))})
+
+
 STAGE = Stage("mine", upstream=READS, version="3", throughput="rows", units=query_chunks,
-              build=build, count=count, publishes=("shards",))
+              build=build, count=count, publishes=("shards",), completes_run=True,
+              accounting=lambda counts: {"rejected": counts["rejected"]}, manifest=manifest, estimate=estimate)

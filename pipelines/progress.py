@@ -7,11 +7,11 @@ import logging
 import sys
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from judgemine.schemas import storage
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 
 
 def _written(folders: list[str]) -> int:
@@ -27,7 +27,7 @@ class StageProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def __enter__(self) -> "StageProgress":
+    def __enter__(self) -> StageProgress:
         if self.total > 1:
             self._thread.start()
         return self

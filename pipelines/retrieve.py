@@ -4,31 +4,34 @@ written where it was searched."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.artifacts import count_rows
-from judgemine.pipelines.stage import Counters, Stage, StageContext, query_chunks, spread_chunks
+from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.stage import Counters, Estimate, PlanInputs, Stage, StageContext, query_chunks, spread_chunks
 from judgemine.schemas import RETRIEVAL, footer, list_parts, storage
 from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import chunks_of
-from judgemine.transforms.retrieve.search import SearchAndWrite, SearchShard, WriteRetrieval
+from judgemine.transforms.retrieve.search import SearchAndWrite, SearchShard, SearchSpec, WriteRetrieval
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     shards = len([d for d in storage.children(ctx.input_dir("index")) if d.startswith("shard-")])
     chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
-    search = (ctx.input_dir("index"), ctx.input_dir("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
-              s.search_params, s.search_device, Shared())
+    search = SearchSpec(ctx.input_dir("index"), ctx.input_dir("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
+                        s.search_params, s.search_device)
     tasks = spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
     if shards == 1:
-        _ = tasks | "SearchAndWrite" >> beam.ParDo(SearchAndWrite(ctx.directory, *search))
+        _ = tasks | "SearchAndWrite" >> beam.ParDo(SearchAndWrite(ctx.directory, search, Shared()))
         return
     _ = (tasks
-         | "SearchIndexShards" >> beam.ParDo(SearchShard(*search))
+         | "SearchIndexShards" >> beam.ParDo(SearchShard(search, Shared()))
          | "GroupByChunk" >> beam.GroupByKey()
          | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.directory, s.top_k, shards)))
 
@@ -46,5 +49,19 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "queries_short_of_k": sum(int(meta[SHORT_OF_K_KEY]) for _, meta in footers)}
 
 
+def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
+    """Seconds of an exact top-K search of every query over the pool, from a timed sample scaled linearly."""
+    import faiss
+    rng = np.random.default_rng(0)
+    dim, pool = plan.measured.get("dim", 384), min(plan.candidates, 20_000)
+    index = faiss.IndexFlatIP(dim)
+    index.add(rng.standard_normal((max(pool, 1), dim), dtype=np.float32))
+    sample = rng.standard_normal((256, dim), dtype=np.float32)
+    started = time.perf_counter()
+    index.search(sample, 64)
+    return Estimate(seconds=round((time.perf_counter() - started) * plan.queries / 256
+                                  * plan.candidates / max(pool, 1), 1))
+
+
 STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"),
-              build=build, count=count, version="2", throughput="queries", units=query_chunks)
+              build=build, count=count, version="2", throughput="queries", units=query_chunks, estimate=estimate)

@@ -39,7 +39,7 @@ from judgemine.schemas.commits import commit_id
 from judgemine.schemas.digests import take_written
 from judgemine.transforms.common.memory import release_memory
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 
 
 def fingerprint(stage: Stage, settings: Settings, inputs: dict[str, str] | None = None) -> str:
@@ -114,7 +114,7 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
         for name, final in finals.items():
             swap_in(tmps[name], final, f"{stage.name}:{name}")
     published = list(finals.values())
-    if stage is STAGES[-1]:
+    if stage.completes_run:
         published += publish_run(settings, record, options)
     record["files"] = published_files(out, published, written)
     write_json(record_path(out, stage.name), record)

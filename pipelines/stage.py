@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import apache_beam as beam
 
@@ -29,6 +30,28 @@ class StageContext:
         return stage_dir(self.settings.output, stage)
 
 
+@dataclass
+class PlanInputs:
+    """What `judgemine plan` gives each stage's estimate: the parsed input rows (nothing opened), and what the
+    estimates of earlier stages measured (`measured`, e.g. the embedder's dimension for the search's)."""
+    pairs: list[dict[str, str]]
+    queries: int
+    candidates: int
+    measured: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A stage's share of the plan: seconds here, bytes it will write, what it measured (`rates`, `measured`: a
+    phrase for the table), and any counts the plan reports (`facts`) with their table lines."""
+    seconds: float = 0.0
+    bytes: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, float | None] = field(default_factory=dict)
+    measured: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Stage:
     """name: the command and directory name. upstream: the stages it reads (their commits chain into its
@@ -40,6 +63,10 @@ class Stage:
     (extra stage.json fields), throughput (the count whose rate per second the record reports), units (how many
     part files the stage writes, for its progress lines), outdated (why a committed stage with the same
     fingerprint no longer matches what it read, e.g. an image replaced under the image root; "" when it does).
+    What the run-level outputs read of it: accounting (from its counts: the pair rows it read, `pairs_in`, or
+    rejected, `rejected`, and the corpus rows, `corpus`: manifest.json checks every row is a shard row or a
+    reject), manifest (sections it adds to manifest.json, from its record), estimate (its share of `judgemine
+    plan`), completes_run (its commit publishes the run's rejects/ and manifest.json: the last stage's).
     Upstream stages are listed nearest first, so a missing one is reported as the command to run next."""
     name: str
     upstream: tuple[str, ...]
@@ -53,6 +80,10 @@ class Stage:
     throughput: str = ""
     units: Callable[[StageContext], int] | None = None
     outdated: Callable[[Settings, dict[str, Any]], str] | None = None
+    accounting: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    manifest: Callable[[Settings, dict[str, Any]], dict[str, Any]] | None = None
+    estimate: Callable[[Settings, PlanInputs], Estimate] | None = None
+    completes_run: bool = False
 
 
 def query_chunks(ctx: StageContext) -> int:

@@ -5,6 +5,7 @@ from judgemine.schemas.io import (
     list_parts,
     num_rows,
     parquet_file,
+    part_index,
     part_name,
     read_table,
     shard_name,
@@ -29,5 +30,5 @@ from judgemine.schemas.tables import (
 __all__ = [
     "CANDIDATES", "EMBEDDINGS", "IMAGES", "INDEX_IDS", "JUDGE_SCORES", "QUERIES", "REJECTS", "RETRIEVAL",
     "SCHEMA_VERSION", "SCORE_CACHE", "SHARDS", "embeddings_schema", "footer", "list_parts", "num_rows", "parquet_file",
-    "part_name", "read_table", "shard_metadata", "shard_name", "storage", "write_table",
+    "part_index", "part_name", "read_table", "shard_metadata", "shard_name", "storage", "write_table",
 ]

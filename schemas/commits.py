@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from judgemine.schemas import storage
 from judgemine.schemas.digests import file_digests, identity, is_sidecar

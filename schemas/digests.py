@@ -19,7 +19,8 @@ import os
 import re
 import threading
 import time
-from typing import IO, Any, Iterable
+from collections.abc import Iterable
+from typing import IO, Any
 
 from judgemine.schemas import storage
 
@@ -175,7 +176,7 @@ class DigestingStream:
             self.closed = True
             note_written(self._path, self._hash.hexdigest())
 
-    def __enter__(self) -> "DigestingStream":
+    def __enter__(self) -> DigestingStream:
         return self
 
     def __exit__(self, kind: Any, *_: Any) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -56,6 +57,17 @@ def read_table(path: str, schema: pa.Schema, columns: list[str] | None = None) -
 def part_name(i: int) -> str:
     """Part i of a stage's output: query chunk i is part i of every stage."""
     return f"part-{i:05d}.parquet"
+
+
+PART = re.compile(r"part-(\d{5})(?:-of-\d{5})?\.parquet")
+
+
+def part_index(path: str) -> int:
+    """The number in a part file's name (part_name or shard_name); a name of another shape is an error."""
+    found = PART.fullmatch(os.path.basename(path))
+    if not found:
+        raise ValueError(f"{path}: not a part file (part-NNNNN.parquet)")
+    return int(found.group(1))
 
 
 def shard_name(i: int, n: int) -> str:

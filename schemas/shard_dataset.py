@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,7 @@ from judgemine.schemas.commits import committed_shards, foreign, run_of
 from judgemine.schemas.digests import identity
 from judgemine.schemas.io import list_parts, parquet_file, shard_info
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 COLUMNS = ("query_id", "query_text", "query_image", "pos_id", "pos_text", "pos_image", "pos_score", "neg_ids",
            "neg_texts", "neg_images", "neg_scores", "fallback", "dataset")
 

@@ -13,8 +13,8 @@ import argparse
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -264,16 +264,24 @@ BUILDERS = {"judge": build_tiny_judge, "qwen2-vl": build_tiny_qwen2_vl, "idefics
             "clip": build_tiny_clip, "siglip": build_tiny_siglip, "cross-encoder": build_tiny_cross_encoder}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build a tiny random-weight model folder.")
-    parser.add_argument("--output", required=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`judgemine build-tiny-judge`'s flags (pipelines/cli.py puts them on its subcommand)."""
+    parser.add_argument("--output", required=True, help="the model folder to write")
     parser.add_argument("--kind", choices=sorted(BUILDERS), default="judge",
                         help="judge: text chat LM; qwen2-vl: VLM judge / VLM2Vec embedder; idefics3: VLM judge "
                         "for vLLM on CPU; clip, siglip: embedders; cross-encoder: a CrossEncoder judge")
     parser.add_argument("--texts", action="append", default=[], help="JSONL files whose strings train the BPE")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    print(BUILDERS[args.kind](args.output, _sample_texts(args.texts), args.seed))
+
+
+def build(args: argparse.Namespace) -> str:
+    return BUILDERS[args.kind](args.output, _sample_texts(args.texts), args.seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build a tiny random-weight model folder.")
+    add_arguments(parser)
+    print(build(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

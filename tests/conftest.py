@@ -42,7 +42,7 @@ MULTIMODAL = os.path.join(ROOT, "examples", "multimodal")
 @pytest.fixture(scope="session")
 def image_root(tmp_path_factory) -> str:
     """The multimodal sample's image root: the real photos (copied from scikit-image/-learn) and the bad files."""
-    from bench.sample_pairs import copy_demo_images
+    from judgemine.testing.sample_pairs import copy_demo_images
     root = copy_demo_images(str(tmp_path_factory.mktemp("image_root")))
     shutil.copytree(os.path.join(MULTIMODAL, "bad"), os.path.join(root, "bad"))
     return root
@@ -121,6 +121,11 @@ JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
 
 def jm(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([JUDGEMINE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def jm_env(env: dict[str, str], *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The command with another environment (a plugin distribution on PYTHONPATH)."""
+    return subprocess.run([JUDGEMINE, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def status_of(out: str, *args: str) -> tuple[int, dict[str, str], str]:

@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import ROOT, head
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import ROOT, head
 from judgemine.pipelines.cli import main
 from judgemine.schemas import SHARDS, list_parts, read_table
 from judgemine.schemas.objective import alignment_loss
@@ -168,7 +168,9 @@ def test_exports_refuse_what_they_cannot_carry(e2e_run, image_run, tmp_path, cap
 class _Page(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.ids, self.images, self.thumbs = [], [], 0
+        self.ids: list[str] = []
+        self.images: list[str] = []
+        self.thumbs = 0
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)

@@ -9,12 +9,13 @@ import os
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import MULTIMODAL, SAMPLE, head, run_args
+
 from judgemine.pipelines.cli import main
+from judgemine.transforms.common.options import NoOptions
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends import load_judge
-from judgemine.transforms.judge.base import JudgeModel, JudgeSpec, NoOptions
+from judgemine.transforms.judge.base import JudgeModel, JudgeSpec
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from PIL import Image
 
 from judgemine.transforms.common.images import DecodedImages, ImageError, ImageFit, check, image_fit, load, resolve
-from PIL import Image
 
 
 @pytest.mark.parametrize("path,reason", [

@@ -6,8 +6,8 @@ import os
 import shutil
 
 import pytest
-
 from conftest import run_args
+
 from judgemine.pipelines.cli import main
 from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, read_table
 
@@ -84,15 +84,15 @@ def test_a_part_the_search_cannot_write_fails_the_pipeline(run_copy):
     from apache_beam.utils.shared import Shared
 
     from judgemine.transforms.common.chunks import chunks_of
-    from judgemine.transforms.retrieve.search import SearchAndWrite
+    from judgemine.transforms.retrieve.search import SearchAndWrite, SearchSpec
 
     stages = os.path.join(run_copy, "stages")
     chunks = chunks_of("queries", list_parts(os.path.join(stages, "embed", "queries")))
     assert len(chunks) > 2  # a write in flight while the next chunk is searched
     blocker = os.path.join(run_copy, "a-file")
     open(blocker, "w").close()
-    search = SearchAndWrite(os.path.join(blocker, "retrieve"), os.path.join(stages, "index"),
-                            os.path.join(stages, "ingest"), 12, 0.0, 0, 0, "", "cpu", Shared())
+    spec = SearchSpec(os.path.join(stages, "index"), os.path.join(stages, "ingest"), 12, device="cpu")
+    search = SearchAndWrite(os.path.join(blocker, "retrieve"), spec, Shared())
     with pytest.raises(Exception, match="a-file"):
         with beam.Pipeline() as p:
             _ = p | beam.Create([(c, 0) for c in chunks]) | beam.ParDo(search)

@@ -6,8 +6,8 @@ import os
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-
 from conftest import OFFICIAL_EXAMPLE, write_jsonl
+
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-
 from conftest import MULTIMODAL, OFFICIAL_EXAMPLE, SAMPLE, write_jsonl
 from ingest_oracle import build_pool, query_chunks
+
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings

@@ -12,8 +12,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import run_args, write_jsonl
+
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import CANDIDATES, QUERIES, SHARDS, list_parts, read_table

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, run_args
+
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import JUDGE_SCORES, list_parts, read_table

@@ -11,8 +11,8 @@ import sys
 import time
 
 import numpy as np
-
 from conftest import ROOT, run_args
+
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import JUDGE_SCORES, SCORE_CACHE, list_parts, read_table

@@ -9,9 +9,10 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import JUDGEMINE, ROOT, SAMPLE, head, jm, write_jsonl
+
 from judgemine.pipelines.stages import STAGES
+
 
 def test_assigned_ids_cannot_collide_with_the_users(tmp_path):
     rows = head(os.path.join(SAMPLE, "definitions.jsonl"), 3)
@@ -56,7 +57,7 @@ def test_shape_errors_are_one_line_user_errors(tmp_path, case):
 
 
 def test_backends_and_the_gpu_check_import_without_beam(tmp_path, tiny_judge):
-    """The GPU machine has no Beam: the backends, the trainer's loader and bench/gpu_check load with Beam blocked,
+    """The GPU machine has no Beam: the backends, the trainer's loader and bench/gpu/check.py load with Beam blocked,
     and a backend scores there."""
     script = f"""
 import importlib.abc, sys
@@ -65,7 +66,7 @@ class NoBeam(importlib.abc.MetaPathFinder):
         if name.split(".")[0] == "apache_beam":
             raise ImportError("Beam is blocked: " + name)
 sys.meta_path.insert(0, NoBeam())
-import bench.gpu_check
+import bench.gpu.check
 from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.schemas.shard_dataset import ShardDataset
@@ -84,7 +85,7 @@ def _peak_mib(args: list[str]) -> float:
     """Peak RSS of a `judgemine` process, from the kernel."""
     proc = subprocess.Popen([JUDGEMINE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()[-2000:]
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()[-2000:] if proc.stderr else ""
     return usage.ru_maxrss / 1024
 
 

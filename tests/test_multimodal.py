@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 import torch
-
 from conftest import ROOT
+
 from judgemine.pipelines.cli import main
 from judgemine.schemas import SHARDS, list_parts, read_table
 from judgemine.transforms.common.content import content_id

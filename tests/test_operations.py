@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import run_args
+
 from judgemine.pipelines.cli import main
 
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
@@ -122,8 +122,8 @@ def test_a_stage_logic_version_is_part_of_its_fingerprint(e2e_run, small_pairs, 
     import dataclasses
 
     from judgemine.pipelines import runner, stages
-    from judgemine.pipelines.cli import _settings
-    settings, _ = _settings(run_args(e2e_run, small_pairs, tiny_judge))
+    from judgemine.pipelines.cli import settings_from
+    settings, _ = settings_from(run_args(e2e_run, small_pairs, tiny_judge))
     assert {r["state"] for r in runner.stage_status(settings).values()} == {"up to date"}
     bumped = dataclasses.replace(stages.BY_NAME["judge"], version="999")
     monkeypatch.setattr(runner, "STAGES", tuple(bumped if s.name == "judge" else s for s in stages.STAGES))

@@ -10,8 +10,8 @@ import shutil
 
 import numpy as np
 import torch
-
 from conftest import run_args
+
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import JUDGE_SCORES, SHARDS, list_parts, read_table
@@ -97,10 +97,11 @@ def test_packed_vision_scores_equal_plain_ones_with_images_on_either_side(tiny_v
     judge = TransformersVLMJudge(model, PREFIX)
     packed = judge.score(queries, candidates)
     assert np.abs(packed - plain).max() < 1e-4 and len({round(float(s), 5) for s in packed}) > 4
-    assert judge.rows.encoded == 4  # chelsea, coffee, rocket, motorcycle: each through the vision tower once
+    rows = judge.vision_rows
+    assert rows is not None and rows.encoded == 4  # chelsea, coffee, rocket, motorcycle: each through the tower once
     assert judge.counters()["judge_tokens_computed"] < judge.counters()["judge_tokens_plain"]
     judge.score(queries, candidates)
-    assert judge.rows.encoded == 4  # still cached
+    assert rows.encoded == 4  # still cached
 
 
 def test_models_that_cannot_be_packed_are_scored_plain_and_say_why(tiny_judge, tiny_idefics3, image_root, caplog):

@@ -6,8 +6,8 @@ import os
 import shutil
 
 import pyarrow.parquet as pq
-
 from conftest import OFFICIAL_EXAMPLE, run_args
+
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import QUERIES, SHARDS, list_parts, read_table

@@ -5,6 +5,7 @@ import json
 import os
 
 from conftest import run_args
+
 from judgemine.pipelines.cli import main
 
 

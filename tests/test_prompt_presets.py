@@ -14,7 +14,7 @@ from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
 from judgemine.transforms.judge.base import JudgeModel
 from judgemine.transforms.judge.chat import ChatPrompter
-from judgemine.transforms.judge.prompt import PROMPT_VERSION, PRESETS, PromptFormat, prompt_format
+from judgemine.transforms.judge.prompt import PRESETS, PROMPT_VERSION, PromptFormat, prompt_format
 
 # Qwen3-Reranker's model card, as its users run it.
 CARD_PREFIX = ("<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "

@@ -9,11 +9,12 @@ import os
 import shutil
 
 import pytest
-
 from conftest import ROOT, copy_run, default_args, head, jm, manifest_of, status_of, write_jsonl
+
 from judgemine.pipelines.fingerprints import shaping
 from judgemine.pipelines.settings import FIELDS
 from judgemine.pipelines.stages import BY_NAME, STAGES
+
 
 def test_a_judge_model_replaced_in_place_reruns_the_judge_and_misses_its_cache(tmp_path, prov_pairs, tiny_judge):
     """Other weights of the same size in the same folder: not up to date, judged again (no cached score)."""

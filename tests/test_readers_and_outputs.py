@@ -8,8 +8,8 @@ import shutil
 import time
 
 import pytest
-
 from conftest import SAMPLE, copy_run, default_args, head, jm, manifest_of, status_of, write_jsonl
+
 
 def test_readers_use_the_committed_files_and_refuse_targets_inside_them(tmp_path, similarity_run, prov_pairs):
     from judgemine.schemas.shard_dataset import ShardDataset

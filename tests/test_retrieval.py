@@ -131,7 +131,8 @@ def test_training_uses_a_seeded_sample_and_is_reproducible():
     assert build_index(vectors, "IVF4,PQ4x4")[1]["trained_on"] == 3000  # PQ: 256 x 256, capped at the pool
     assert build_index(vectors, "Flat")[1]["trained_on"] == 0
     assert build_index(vectors, "IVF4,PQ4x4,Refine(SQ8)")[1]["trained_on"] == 3000  # PQ seen under the refine
-    opq = [faiss.serialize_index(build_index(vectors, "OPQ4,IVF16,PQ4x4", seed=2, train_size=1000)[0]) for _ in range(2)]
+    opq = [faiss.serialize_index(build_index(vectors, "OPQ4,IVF16,PQ4x4", seed=2, train_size=1000)[0])
+           for _ in range(2)]
     assert (opq[0] == opq[1]).all()  # OPQ's rotation and PQ's codebooks are seeded too
 
 

@@ -9,11 +9,10 @@ import os
 
 import numpy as np
 import pyarrow.parquet as pq
+from conftest import run_args
 
 from judgemine.pipelines.cli import main
 from judgemine.transforms.retrieve.faiss_index import read_vectors
-
-from conftest import run_args
 
 
 def _table(out: str, stage: str) -> list[dict]:

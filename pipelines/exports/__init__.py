@@ -1,14 +1,17 @@
 """The shards in the formats other trainers read: one module per format, listed here (`judgemine export
---format NAME`); what they share (streaming, k, fallback rows, the atomic write) is in base.py."""
+--format NAME`) or added by another distribution's `judgemine.exports` entry point; what they share
+(streaming, k, fallback rows, the atomic write) is in base.py."""
 from __future__ import annotations
 
-from judgemine.pipelines.exports.base import ExportOptions, ExportResult, Exporter, run_export
+from judgemine.pipelines.exports.base import Exporter, ExportOptions, ExportResult, run_export
 from judgemine.pipelines.exports.flagembedding import FlagEmbeddingExport
 from judgemine.pipelines.exports.reranker import ListwiseExport, PairwiseExport
 from judgemine.pipelines.exports.sentence_transformers import SentenceTransformersExport
 from judgemine.pipelines.exports.unime import UnimeExport
+from judgemine.transforms.common.registry import Registry
 
-EXPORTS: dict[str, type[Exporter]] = {e.name: e for e in (UnimeExport, SentenceTransformersExport,
-                                                          FlagEmbeddingExport, PairwiseExport, ListwiseExport)}
+EXPORTS: Registry[Exporter] = Registry("export format", "format", "export", "judgemine.exports",
+                                       (UnimeExport, SentenceTransformersExport, FlagEmbeddingExport, PairwiseExport,
+                                        ListwiseExport))
 
 __all__ = ["EXPORTS", "ExportOptions", "ExportResult", "Exporter", "run_export"]

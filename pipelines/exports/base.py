@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Literal
+from typing import Any, ClassVar
 
+from judgemine.pipelines.derived import note_derived
 from judgemine.pipelines.errors import UserError
 from judgemine.schemas import SHARDS, parquet_file, storage
-from judgemine.pipelines.derived import note_derived
 from judgemine.schemas.commits import commit_id, committed_shards, read_record
 from judgemine.schemas.io import check_schema, shard_info
+from judgemine.transforms.common.options import NoOptions
 
 NEGATIVE_LISTS = ("neg_ids", "neg_texts", "neg_images", "neg_scores", "neg_ranks", "neg_similarities")
-Layout = Literal["triplet", "n-tuple", "n-tuple-scores"]
 
 
 @dataclass(frozen=True)
 class ExportOptions:
+    """What every format shares; a format's own options are its `Options` (transforms/common/options.py)."""
     num_negatives: int | None = None  # the first k stored negatives; None = all
     skip_fallback: bool | None = None  # None = the format's default
-    seed: int = 0  # reranker-listwise: the positive's position
-    layout: Layout = "n-tuple"  # sentence-transformers
-    prompt: str = ""  # flagembedding: the query instruction
-    task_type: str = "normal"  # flagembedding: the `type` field
 
 
 @dataclass
@@ -35,15 +33,18 @@ class ExportResult:
 
 
 class Exporter:
-    """One format: `write` gets the rows (negatives already cut to k) and an open destination."""
+    """One format (`judgemine export --format NAME`): `write` gets the rows (negatives already cut to k) and an
+    open destination. `Options`: the format's own flags, each named for this format alone; `own` their values."""
     name: ClassVar[str]
     suffix: ClassVar[str]
     binary: ClassVar[bool] = False
     skips_fallback: ClassVar[bool] = True  # the default; a fallback row's negatives outscore its positive
     text_only: ClassVar[bool] = False
+    Options: ClassVar[type] = NoOptions
 
-    def __init__(self, options: ExportOptions) -> None:
+    def __init__(self, options: ExportOptions, own: Any = None) -> None:
         self.options = options
+        self.own = self.Options() if own is None else own
 
     def write(self, rows: Iterator[dict[str, Any]], f: Any, k: int) -> int:
         """Writes the rows (each with k negatives) to `f`; returns the records written."""
@@ -104,10 +105,12 @@ def run_export(exporter: Exporter, output: str, destination: str) -> ExportResul
     tmp = f"{destination}.tmp-{os.getpid()}"
     try:
         with storage.open_write(tmp) as raw:
-            f = raw if exporter.binary else io.TextIOWrapper(raw, encoding="utf-8")
-            result.records = exporter.write(rows, f, k)
-            if not exporter.binary:
-                f.detach()  # flushes; `raw` stays open for the with block to close
+            if exporter.binary:
+                result.records = exporter.write(rows, raw, k)
+            else:
+                text = io.TextIOWrapper(raw, encoding="utf-8")
+                result.records = exporter.write(rows, text, k)
+                text.detach()  # flushes; `raw` stays open for the with block to close
         if read_record(output, "mine") != record:  # an object store has no reader lock: read, then re-check
             raise UserError(f"{output} was rewritten by a run during the export: export again")
         storage.move(tmp, destination)

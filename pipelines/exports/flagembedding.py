@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from judgemine.pipelines.exports.base import Exporter, distinct
+from judgemine.transforms.common.options import setting
+
+
+@dataclass(frozen=True)
+class FlagEmbeddingOptions:
+    prompt: str = setting("", (), "the `prompt` field (the query instruction)")
+    task_type: str = setting("normal", (), "the `type` field")
 
 
 class FlagEmbeddingExport(Exporter):
@@ -13,6 +22,7 @@ class FlagEmbeddingExport(Exporter):
     name = "flagembedding"
     suffix = "jsonl"
     text_only = True
+    Options = FlagEmbeddingOptions
 
     def write(self, rows: Iterator[dict[str, Any]], f: TextIO, k: int) -> int:
         n = 0
@@ -20,7 +30,7 @@ class FlagEmbeddingExport(Exporter):
             firsts = distinct(list(zip(row["neg_ids"], row["neg_texts"], row["neg_scores"])))
             f.write(json.dumps({"query": row["query_text"], "pos": [row["pos_text"]],
                                 "neg": [t for _, t, _ in firsts], "pos_scores": [row["pos_score"]],
-                                "neg_scores": [s for _, _, s in firsts], "prompt": self.options.prompt,
-                                "type": self.options.task_type}, ensure_ascii=False) + "\n")
+                                "neg_scores": [s for _, _, s in firsts], "prompt": self.own.prompt,
+                                "type": self.own.task_type}, ensure_ascii=False) + "\n")
             n += 1
         return n

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from judgemine.pipelines.exports.base import Exporter
+from judgemine.transforms.common.options import setting
 from judgemine.transforms.mine.rule import query_rng
 
 LISTWISE_NEGATIVES = 5
@@ -30,7 +33,7 @@ class _Reranker(Exporter):
     def write(self, rows: Iterator[dict[str, Any]], f: TextIO, k: int) -> int:
         n = 0
         for row in rows:
-            for rec in reranker_records(row, self.mode, self.options.seed):
+            for rec in reranker_records(row, self.mode, getattr(self.own, "seed", 0)):
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n += 1
         return n
@@ -41,6 +44,12 @@ class PairwiseExport(_Reranker):
     mode = "pairwise"
 
 
+@dataclass(frozen=True)
+class ListwiseOptions:
+    seed: int = setting(0, (), "seed of the positive's position in each list")
+
+
 class ListwiseExport(_Reranker):
     name = "reranker-listwise"
     mode = "listwise"
+    Options = ListwiseOptions

@@ -4,14 +4,26 @@ n-tuple (anchor, positive, negative_1 .. negative_k), n-tuple-scores (the same p
 negative_1, ..., negative_k], the input of its distillation losses). Text only."""
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from judgemine.pipelines.exports.base import Exporter, distinct
+from judgemine.transforms.common.options import setting
 
 BATCH = 1024
+
+
+Layout = Literal["triplet", "n-tuple", "n-tuple-scores"]
+
+
+@dataclass(frozen=True)
+class SentenceTransformersOptions:
+    layout: Layout = setting("n-tuple", (), "mine_hard_negatives' output_format (n-tuple-scores adds `scores`, "
+                             "positive first)")
 
 
 class SentenceTransformersExport(Exporter):
@@ -19,9 +31,10 @@ class SentenceTransformersExport(Exporter):
     suffix = "parquet"
     binary = True
     text_only = True
+    Options = SentenceTransformersOptions
 
     def _schema(self, k: int) -> pa.Schema:
-        layout = self.options.layout
+        layout = self.own.layout
         names = ["anchor", "positive", *(["negative"] if layout == "triplet" else
                                          [f"negative_{i}" for i in range(1, k + 1)])]
         fields = [pa.field(n, pa.string()) for n in names]
@@ -31,10 +44,10 @@ class SentenceTransformersExport(Exporter):
 
     def _records(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         base = {"anchor": row["query_text"], "positive": row["pos_text"]}
-        if self.options.layout == "triplet":
+        if self.own.layout == "triplet":
             return [{**base, "negative": t} for _, t in distinct(list(zip(row["neg_ids"], row["neg_texts"])))]
         out = {**base, **{f"negative_{i}": t for i, t in enumerate(row["neg_texts"], start=1)}}
-        if self.options.layout == "n-tuple-scores":
+        if self.own.layout == "n-tuple-scores":
             out["scores"] = [row["pos_score"], *row["neg_scores"]]
         return [out]
 

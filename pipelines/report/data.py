@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from judgemine.pipelines.artifacts import require_stage, stage_dir
-from judgemine.schemas.commits import committed_shards
 from judgemine.schemas import JUDGE_SCORES, RETRIEVAL, SHARDS, list_parts, num_rows, read_table, storage
+from judgemine.schemas.commits import committed_shards
 from judgemine.schemas.io import shard_info
 
 NUMERIC = ("pos_score", "neg_scores", "fallback", "dataset", "num_unique_negatives", "num_candidates",

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from judgemine.pipelines.report import plots
 from judgemine.pipelines.report.data import ReportData
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 THUMBNAIL = 112  # pixels, longest side
 SECTIONS = ("summary", "scores", "false-negatives", "rates", "unique-negatives", "retrieval", "suspicious",
             "settings", "timings")

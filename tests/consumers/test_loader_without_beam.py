@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 import torch
+from conftest import ROOT
 from torch.utils.data import DataLoader
 
-from conftest import ROOT
 from judgemine.schemas.objective import alignment_loss
 from judgemine.schemas.shard_dataset import ShardDataset, collate_shards
 

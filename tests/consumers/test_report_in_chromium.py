@@ -8,9 +8,9 @@ import shutil
 
 import numpy as np
 import pytest
+from chromium import Browser
 from PIL import Image
 
-from chromium import Browser
 from judgemine.pipelines.report import SECTIONS
 
 

@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import run_args
+
 from judgemine.pipelines.stages import STAGES
 
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")

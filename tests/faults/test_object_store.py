@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import pytest
-
 from conftest import ROOT, run_args
 
 boto3 = pytest.importorskip("boto3")

@@ -10,10 +10,9 @@ import os
 import subprocess
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
 from conftest import SAMPLE, head, write_jsonl
 
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")

@@ -7,7 +7,8 @@ answers are grouped back by request. What a worker holds: one part and the ids a
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
 
 import apache_beam as beam
 import numpy as np

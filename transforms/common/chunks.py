@@ -2,8 +2,9 @@
 `beam.Create` is pickled into the pipeline definition; docs/ARCHITECTURE.md)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from judgemine.schemas.io import part_index
 
 
 @dataclass(frozen=True)
@@ -16,4 +17,4 @@ class Chunk:
 
 def chunks_of(side: str, paths: list[str]) -> list[Chunk]:
     """Descriptors for part files named part-NNNNN.parquet, numbered by their file name."""
-    return [Chunk(side, int(os.path.basename(p)[5:10]), p) for p in paths]
+    return [Chunk(side, part_index(p), p) for p in paths]

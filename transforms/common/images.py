@@ -98,7 +98,7 @@ def read_bytes(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     try:
         with _open(path) as f:
             data = f.read(max_bytes + 1)
-    except (OSError, IOError) as e:
+    except OSError as e:
         raise ImageError(f"missing_image: {path}") from e
     except Exception as e:  # remote filesystems raise their own types for a missing object
         raise ImageError(f"missing_image: {path} ({type(e).__name__})") from e

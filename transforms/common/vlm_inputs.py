@@ -11,7 +11,8 @@ class (ProcessorInputs), which expands the placeholders itself.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from PIL import Image
 
@@ -31,7 +32,7 @@ def is_vision_model(model_path: str) -> bool:
     return hasattr(_config(model_path), "vision_config")
 
 
-def load_vlm_inputs(model_path: str, dtype: str, device: str) -> "VLMInputs | ProcessorInputs":
+def load_vlm_inputs(model_path: str, dtype: str, device: str) -> VLMInputs | ProcessorInputs:
     if _config(model_path).model_type in QWEN_VL_TYPES:
         return VLMInputs(model_path, dtype, device)
     return ProcessorInputs(model_path, dtype, device)
@@ -63,7 +64,7 @@ class VLMInputs:
         vision: dict[str, Any] = {}
         if flat:
             vision = dict(self.image_processor(images=flat, return_tensors="pt"))
-        grids = vision.get("image_grid_thw")
+        grids: Any = vision.get("image_grid_thw")  # read only where a placeholder has an image
         expanded, k = [], 0
         for text, group in zip(texts, images):
             pieces = text.split(self.image_token)

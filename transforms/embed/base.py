@@ -6,13 +6,15 @@ less (measured 18% faster than fixed batches of one order here)."""
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.devices import Device, Dtype
+from judgemine.transforms.common.options import NoOptions
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class EmbedderSpec:
     device: Device = "auto"
     dtype: Dtype = "float32"
     image_root: str = ""
+    options: Any = field(default_factory=NoOptions)  # the embedder's own (its `Options`, filled from the settings)
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,11 @@ class Capabilities:
 
 
 class Embedder(abc.ABC):
+    """One embedder family: its name, capabilities and own settings (`Options`, declared with
+    transforms/common/options.py and composed into the run's settings; `spec.options` holds their values)."""
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    Options: ClassVar[type] = NoOptions
 
     @abc.abstractmethod
     def __init__(self, spec: EmbedderSpec) -> None: ...

@@ -2,7 +2,8 @@
 named in the spec (embed/backends/); RunInference batches one element at a time."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
@@ -22,7 +23,7 @@ class EmbedHandler(ModelHandler[RecordBatch, EmbeddingBatch, Embedder]):
         return load_embedder(self._spec)
 
     def run_inference(self, batch: Sequence[RecordBatch], model: Embedder,
-                      inference_args: Optional[dict[str, Any]] = None) -> Iterable[EmbeddingBatch]:
+                      inference_args: dict[str, Any] | None = None) -> Iterable[EmbeddingBatch]:
         for item in batch:
             vectors = self._embed_unique(model, item)
             release_memory()

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -17,7 +18,7 @@ from judgemine.transforms.common.text import strip_image_tokens
 from judgemine.transforms.embed.base import EmbeddingBatch, RecordBatch
 
 CANDIDATE_POOL = "candidate-pool"  # the rejects `source` of a candidate left out of the pool
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 
 
 class ReadRecords(beam.DoFn):

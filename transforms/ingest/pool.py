@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import apache_beam as beam
 import numpy as np

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import apache_beam as beam
 import pyarrow as pa
@@ -82,7 +83,7 @@ class ParseInputFile(beam.DoFn):
         for line, raw in read_rows(spec.path):
             self._rows[spec.kind].inc()
             try:
-                rec = (parse_pair(raw, self._layout, self._max_chars) if spec.kind == "pairs"
+                rec: dict[str, Any] = (parse_pair(raw, self._layout, self._max_chars) if spec.kind == "pairs"
                        else parse_corpus_row(raw, self._max_chars))
             except RowError as e:
                 self._rejected.inc()

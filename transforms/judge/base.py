@@ -6,13 +6,15 @@ servers (a base class, one module per backend, a list of them in the package).""
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
 from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
+from judgemine.transforms.common.options import NoOptions
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.prompt import PromptFormat
 
@@ -44,16 +46,37 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
-class NoOptions:
-    """A backend without settings of its own."""
+class JudgeInputs:
+    """What the judge stage's transform reads and writes: the committed ingest and embed directories, the
+    stage's own (temporary) directory, the judge, and the score cache."""
+    ingest: str
+    embed: str
+    directory: str
+    spec: JudgeSpec
+    cache: str
 
 
 class JudgeKind:
-    """What the registry lists of every judge: its name, capabilities and own settings (`Options`, named as
-    the run's settings in pipelines/settings.py, so they are filled from them by name)."""
+    """What the registry lists of every judge: its name, capabilities, own settings (`Options`, declared with
+    transforms/common/options.py and composed into the run's settings) and the Beam transform that judges a
+    stream of retrieve chunks with it (imported there, so this module stays free of Beam)."""
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     Options: ClassVar[type] = NoOptions
+
+    @classmethod
+    def judging(cls) -> Callable[[JudgeInputs], Any]:
+        """The PTransform class the judge stage applies to the stream of retrieve chunks."""
+        raise NotImplementedError
+
+    @classmethod
+    def check_options(cls, options: Any) -> None:
+        """Raises ValueError (one line, naming the flag) for own options that cannot work, before any stage runs."""
+
+    @classmethod
+    def described(cls, inputs: JudgeInputs) -> dict[str, Any]:
+        """What the judge stage's record says of the judge."""
+        raise NotImplementedError
 
 
 class JudgeBackend(JudgeKind, abc.ABC):
@@ -62,7 +85,22 @@ class JudgeBackend(JudgeKind, abc.ABC):
     pipeline, in benchmarks and on a bare GPU machine."""
 
     @classmethod
-    def load(cls, model: JudgeModel, options: Any) -> "JudgeBackend":
+    def judging(cls) -> Callable[[JudgeInputs], Any]:
+        """The PTransform class the judge stage applies to the retrieve chunks (a judge with a model: pairs, score
+        cache and RunInference, transforms/judge/with_model.py)."""
+        from judgemine.transforms.judge.with_model import JudgeWithModel
+        return JudgeWithModel
+
+    @classmethod
+    def described(cls, inputs: JudgeInputs) -> dict[str, Any]:
+        """What the judge stage's record says of the judge."""
+        from judgemine.transforms.judge.score_cache import judge_model_id
+        model = inputs.spec.model
+        return {"judge_model": model.path, "judge_backend": cls.name, "prompt_version": model.prompt.version,
+                "judge_model_id": judge_model_id(model.path, model.dtype), "cache": inputs.cache}
+
+    @classmethod
+    def load(cls, model: JudgeModel, options: Any) -> JudgeBackend:
         """The backend for this model folder (a backend may pick an implementation by model kind)."""
         return cls(model, options)
 

@@ -7,7 +7,8 @@ to each chunk by candidate part (transforms/common/candidates.py): a worker hold
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -24,8 +25,27 @@ from judgemine.schemas import (
     read_table,
     write_table,
 )
-from judgemine.transforms.common.candidates import as_bytes, one
+from judgemine.transforms.common.candidates import PoolLookup, as_bytes, one
 from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.judge.base import JudgeInputs
+
+
+class JudgeBySimilarity(beam.PTransform):
+    """The transform SimilarityJudge's `judging()` names: the retrieve chunks scored from the retrieval, each
+    joined with its positives' vectors."""
+
+    def __init__(self, inputs: JudgeInputs) -> None:
+        super().__init__()
+        self._in = inputs
+
+    def expand(self, chunks: beam.PCollection) -> beam.PCollection:
+        asked = chunks | "AskForPositives" >> beam.ParDo(AskForPositives(self._in.ingest)).with_outputs(
+            "ids", main="chunk")
+        positives = asked.ids | "PositiveVectors" >> PoolLookup(os.path.join(self._in.embed, "candidates"),
+                                                                 EMBEDDINGS, "id", ["vector"])
+        return ({"chunk": asked.chunk, "positives": positives} | "JoinPositives" >> beam.CoGroupByKey()
+                | "ScoreBySimilarity" >> beam.ParDo(ScoreBySimilarity(self._in.ingest, self._in.embed,
+                                                                      self._in.directory)))
 
 
 class AskForPositives(beam.DoFn):
@@ -69,7 +89,7 @@ class ScoreBySimilarity(beam.DoFn):
                 last = qid
                 pid = pos_of[qid]
                 row = pos_row.get(pid)  # None: a positive the embedder could not read (image only)
-                self._append(rows, qid, pid, True, float("nan") if row is None else
+                self._append(rows, qid, pid, True, float("nan") if row is None or qvec is None or pos_vec is None else
                              float(qvec[qrow[qid]] @ pos_vec[row]))
             self._append(rows, qid, cid, False, sim)
         self._scored.inc(len(rows["score"]))

@@ -2,7 +2,8 @@
 same tokens (and so gives the same score)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES, NO_FIT, DecodedImages, ImageFit, image_fit
 from judgemine.transforms.common.sides import Side
@@ -27,7 +28,7 @@ class ChatPrompter:
         self.images = DecodedImages(image_root, image_cache_bytes, fit)
 
     @classmethod
-    def for_model(cls, model: Any) -> "ChatPrompter":
+    def for_model(cls, model: Any) -> ChatPrompter:
         """From a JudgeModel's folder: its tokenizer, whether it sees images, what size of image it can use."""
         from transformers import AutoTokenizer
         return cls(AutoTokenizer.from_pretrained(model.path, local_files_only=True), is_vision_model(model.path),

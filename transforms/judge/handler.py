@@ -2,8 +2,9 @@
 the spec (judge/backends/), which micro-batches them itself."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
@@ -53,7 +54,7 @@ class JudgeHandler(ModelHandler[JudgeRequest, JudgeResult, JudgeBackend]):
         return load_judge(self._spec)
 
     def run_inference(self, batch: Sequence[JudgeRequest], model: JudgeBackend,
-                      inference_args: Optional[dict[str, Any]] = None) -> Iterable[JudgeResult]:
+                      inference_args: dict[str, Any] | None = None) -> Iterable[JudgeResult]:
         for request in batch:
             before = model.counters()
             scores = model.score(request.queries, request.candidates)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -21,7 +22,7 @@ from judgemine.transforms.judge.handler import JudgeRequest, JudgeResult
 from judgemine.transforms.judge.score_cache import append_scores, pair_key
 
 NAMESPACE = "judgemine.judge"
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 
 
 def _chunk_rows(ingest_dir: str, chunk: Chunk) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:

@@ -12,7 +12,8 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -22,7 +23,7 @@ from judgemine.schemas import SCORE_CACHE, read_table, storage, write_table
 from judgemine.schemas.digests import model_id
 from judgemine.transforms.common.candidates import as_bytes
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 
 
 def judge_model_id(model_path: str, dtype: str) -> str:

@@ -4,7 +4,8 @@ judge's context: such a pair is scored NaN (never a crash, never a truncated pro
 judge stage counts them and the mine stage drops those candidates and rejects queries whose positive it is."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ def forced_logprob(returned: int | None, logprob: float | None, token: int, judg
 
 def context_length(config: Any) -> int:
     """The longest sequence a model's positions allow (a VLM's language model's)."""
-    return int(getattr(getattr(config, "text_config", None) or config, "max_position_embeddings"))
+    return int((getattr(config, "text_config", None) or config).max_position_embeddings)
 
 
 def where_fits(lengths: Sequence[int], limit: int, score: Callable[[list[int]], np.ndarray]) -> np.ndarray:

@@ -16,8 +16,9 @@ n = 0 takes the paper's fallback or goes to the rejects (`on_no_negatives`)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Iterable
+from typing import Any
 
 import apache_beam as beam
 import numpy as np

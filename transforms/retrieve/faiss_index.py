@@ -7,7 +7,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import faiss
 import numpy as np
@@ -17,7 +18,7 @@ from judgemine.schemas import EMBEDDINGS, INDEX_IDS, num_rows, read_table, stora
 from judgemine.transforms.common.candidates import as_bytes
 from judgemine.transforms.retrieve.index_choice import search_parameters, training_size
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 BUILD_INFO = "build.json"
 
 

@@ -7,8 +7,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterable
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
@@ -29,7 +30,7 @@ from judgemine.transforms.retrieve.faiss_index import (
     shard_rows,
 )
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 
 
 class BuildIndexShard(beam.DoFn):
@@ -62,6 +63,20 @@ Found = tuple[int, list[str], pa.Array, np.ndarray]
 Searched = tuple[CandidateIndex, np.ndarray, np.ndarray]
 
 
+@dataclass(frozen=True)
+class SearchSpec:
+    """What a search reads and how it searches: the committed index and ingest directories, K, the near-duplicate
+    cut delta (<= 0: off), the IVF/HNSW breadths (0: automatic) or a raw FAISS ParameterSpace string, and where."""
+    index_dir: str
+    ingest_dir: str
+    k: int
+    delta: float = 0.0
+    nprobe: int = 0
+    ef_search: int = 0
+    search_params: str = ""
+    device: str = "auto"
+
+
 class SearchShard(beam.DoFn):
     """One query chunk against one index shard: each query's top K eligible candidates of that shard (its
     exclusions and the delta cut are per candidate, so they are applied here and the merge stays exact). The
@@ -69,11 +84,10 @@ class SearchShard(beam.DoFn):
     spent loading index shards: the stage record then says how much of the stage the search is and how much a
     once-per-worker load, the rest being reading, writing and Beam."""
 
-    def __init__(self, index_dir: str, ingest_dir: str, k: int, delta: float, nprobe: int, ef_search: int,
-                 search_params: str, device: str, shared: Shared) -> None:
-        self._index_dir, self._ingest_dir = index_dir, ingest_dir
-        self._k, self._delta, self._nprobe, self._ef, self._params = k, delta, nprobe, ef_search, search_params
-        self._device, self._shared = device, shared
+    def __init__(self, spec: SearchSpec, shared: Shared) -> None:
+        self._index_dir, self._ingest_dir = spec.index_dir, spec.ingest_dir
+        self._k, self._delta, self._nprobe, self._ef = spec.k, spec.delta, spec.nprobe, spec.ef_search
+        self._params, self._device, self._shared = spec.search_params, spec.device, shared
         self._indexes: dict[int, CandidateIndex] = {}
         self._search_ms = Metrics.counter("judgemine.retrieve", "search_ms")
         self._load_ms = Metrics.counter("judgemine.retrieve", "index_load_ms")
@@ -186,8 +200,8 @@ class SearchAndWrite(SearchShard):
     its bundle); the one write thread runs writes in order, so a failed bundle's leftover write never races
     its retry on the same part."""
 
-    def __init__(self, directory: str, *search: Any) -> None:
-        super().__init__(*search)
+    def __init__(self, directory: str, spec: SearchSpec, shared: Shared) -> None:
+        super().__init__(spec, shared)
         self._writer = PartWriter(directory, self._k)
         self._pool: ThreadPoolExecutor | None = None
         self._writing: Future[tuple[int, int]] | None = None

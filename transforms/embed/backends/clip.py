@@ -1,7 +1,8 @@
 """The `clip` embedder: CLIP-style dual encoders (CLIP, SigLIP) through transformers."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -1,7 +1,7 @@
 """The `sentence-transformers` embedder (the default, with the bundled all-MiniLM-L6-v2): text only."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

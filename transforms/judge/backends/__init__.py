@@ -1,4 +1,5 @@
-"""Every judge backend, by name: one module each; adding one = its module + one entry in JUDGES."""
+"""Every judge backend, by name: one module each; adding one = its module + one entry in JUDGES (or, from
+another distribution, one `judgemine.judges` entry point: transforms/common/registry.py)."""
 from __future__ import annotations
 
 from judgemine.transforms.common.registry import Registry
@@ -9,8 +10,9 @@ from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge
 from judgemine.transforms.judge.backends.vllm_server import OpenAIServerJudge
 from judgemine.transforms.judge.base import JudgeBackend, JudgeKind, JudgeSpec
 
-JUDGES: Registry[JudgeKind] = Registry("judge", (TransformersJudge, VLLMJudge, OpenAIServerJudge, CrossEncoderJudge,
-                                                SimilarityJudge))
+JUDGES: Registry[JudgeKind] = Registry("judge backend", "judge_backend", "judge", "judgemine.judges",
+                                       (TransformersJudge, VLLMJudge, OpenAIServerJudge, CrossEncoderJudge,
+                                        SimilarityJudge))
 
 
 def load_judge(spec: JudgeSpec) -> JudgeBackend:

@@ -4,7 +4,8 @@ it. Text pairs only: the judge stage refuses a run with images before it starts 
 longer than the model's `max_seq_length` is refused (NaN, counted as too long), never judged truncated."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 

@@ -10,7 +10,8 @@ not SDPA are refused (their kernels take no custom mask) and scored unpacked.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +95,7 @@ class VisionRows:
         return grids[path]
 
     def pairs(self, prompts: Sequence[str], paths: Sequence[list[str]]) -> list[PairTokens]:
-        vlm, grids = self.vlm, {}
+        vlm, grids = self.vlm, dict[str, Any]()
         out = []
         for i, (prompt, own) in enumerate(zip(prompts, paths)):
             pieces = prompt.split(vlm.image_token)
@@ -141,7 +142,8 @@ class VisionRows:
         device = self.vlm.device
         encoder = {}
         if row.images:
-            encoder["image"] = BaseModelOutputWithPooling(pooler_output=tuple(self._encode(list(row.images))))
+            features = self._encode([str(p) for p in row.images])
+            encoder["image"] = BaseModelOutputWithPooling(pooler_output=tuple(features))
         logits = self.vlm.model(input_ids=torch.tensor([row.ids], device=device),
                                 attention_mask=row_mask(row, device),
                                 position_ids=row.position_ids()[:, None].to(device), mm_encoder_outputs=encoder,

@@ -6,24 +6,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from judgemine.transforms.common.devices import DTYPES, resolve_device
+from judgemine.transforms.common.images import image_fit
+from judgemine.transforms.common.options import at_least, setting
 from judgemine.transforms.common.progress import Ticker
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.common.tokenizers import left_padded
 from judgemine.transforms.common.vlm_inputs import is_vision_model
 from judgemine.transforms.judge.backends.hf_packed import PackedScorer, TextRows, VisionRows, refusal
 from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
-from judgemine.transforms.common.images import image_fit
 from judgemine.transforms.judge.chat import ChatPrompter
 from judgemine.transforms.judge.scoring import context_length, p_yes, where_fits
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 Packing = Literal["prefix", "none"]
 TOKEN_COUNTERS = ("judge_tokens_computed", "judge_tokens_plain")
 # Packed-row budgets when unset: on a CPU the fastest measured (bench/RESULTS.md); on a GPU a guess until measured,
@@ -33,8 +35,11 @@ ROW_TOKENS = {"cpu": 2048, "cuda": 16384}
 
 @dataclass(frozen=True)
 class TransformersOptions:
-    judge_packing: Packing = "prefix"
-    judge_pack_tokens: int = 0  # 0: ROW_TOKENS for the device
+    judge_packing: Packing = setting("prefix", (), "prefix: each query's pairs packed behind one copy of their shared "
+                                     "prompt prefix (exact, several times fewer tokens); none: every prompt whole, in "
+                                     "padded batches")
+    judge_pack_tokens: int = setting(0, (), "tokens per packed row (several queries share a row up to this); 0 = 2048 "
+                                     "on a CPU (the fastest measured), 16384 on a GPU", range=at_least(0))
 
 
 class TransformersJudge(JudgeBackend):
@@ -125,7 +130,7 @@ class TransformersVLMJudge(TransformersJudge):
         packable = isinstance(self.vlm, VLMInputs)  # the Qwen2-VL family: its positions and features are known
         self.packer = self._packer(options, refusal(self.vlm.model) if packable else
                                    "packing is implemented for Qwen2-VL-family judges only", self.vlm.device)
-        self.rows = VisionRows(self.vlm, self.prompter.images, self._answers()) if packable else None
+        self.vision_rows = VisionRows(self.vlm, self.prompter.images, self._answers()) if packable else None
         self.max_len = context_length(self.vlm.model.config)
 
     @torch.inference_mode()
@@ -134,12 +139,13 @@ class TransformersVLMJudge(TransformersJudge):
             return np.zeros(0, np.float32)
         prompts = [self.prompter.text(q, c) for q, c in zip(queries, candidates)]
         paths = [self.prompter.image_paths(q, c) for q, c in zip(queries, candidates)]
-        if self.packer is not None and self.rows is not None:
-            pairs = self.rows.pairs(prompts, paths)
+        packer, rows = self.packer, self.vision_rows
+        if packer is not None and rows is not None:
+            pairs = rows.pairs(prompts, paths)
 
             def packed(idx: list[int]) -> np.ndarray:
                 own = [dataclasses.replace(pairs[i], pair=j) for j, i in enumerate(idx)]
-                logits = self.packer.score([queries[i] for i in idx], own, self.rows.forward)
+                logits = packer.score([queries[i] for i in idx], own, rows.forward)
                 return p_yes(logits[:, 0], logits[:, 1])
             return where_fits([len(p.tokens) for p in pairs], self.max_len, packed)
         return self._plain(prompts, paths)

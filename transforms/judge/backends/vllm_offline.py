@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from judgemine.transforms.common.options import at_least, setting, within
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
 from judgemine.transforms.judge.chat import ChatPrompter
@@ -34,14 +36,18 @@ from judgemine.transforms.judge.scoring import context_length, forced_logprob, p
 
 PREFIX_CACHE_COUNTERS = ("prefix_cache_queried_tokens", "prefix_cache_hit_tokens")
 CPU_KV_CACHE_GIB, CPU_BLOCK_SIZE = "1", 32
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class VLLMOptions:
-    vllm_gpu_memory_utilization: float = 0.9
-    vllm_block_size: int = 0
-    judge_max_model_len: int = 0
+    vllm_gpu_memory_utilization: float = setting(0.9, (), "vLLM memory fraction (on CPU builds: of host memory)",
+                                                 range=within(0, 1))
+    vllm_block_size: int = setting(0, (), "vLLM KV-cache block size; 0 = automatic: 32 on a CPU build (its smallest, "
+                                   "so short prompts share cached prefixes), the engine's default on a GPU",
+                                   range=at_least(0))
+    judge_max_model_len: int = setting(0, ("judge",), "longest prompt the vLLM engine accepts, in tokens; 0 = the "
+                                       "model's own maximum (a larger value is capped to it)", range=at_least(0))
 
 
 def model_max_len(model_path: str) -> int:

@@ -16,12 +16,14 @@ import io
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 import numpy as np
 
+from judgemine.transforms.common.options import above, at_least, setting
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends.vllm_offline import PREFIX_CACHE_COUNTERS
 from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
@@ -29,7 +31,7 @@ from judgemine.transforms.judge.chat import ChatPrompter
 from judgemine.transforms.judge.prompt import user_parts
 from judgemine.transforms.judge.scoring import JudgeAnswerError, forced_logprob, p_yes
 
-log = logging.getLogger("judgemine")
+log = logging.getLogger(__name__)
 PROGRESS_S = 30.0
 # vLLM's 400 answers for a prompt over the served context length.
 TOO_LONG = re.compile(r"maximum context length|longer than the maximum model length|max_model_len", re.I)
@@ -56,12 +58,14 @@ def _answer_logprob(payload: dict[str, Any], token: int) -> float:
 
 @dataclass(frozen=True)
 class ServerOptions:
-    judge_server_url: str = ""
-    judge_server_model: str = ""
-    judge_concurrency: int = 32
-    judge_timeout: float = 60.0
-    judge_retries: int = 4
-    judge_deadline: float = 1800.0
+    judge_server_url: str = setting("", (), "base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000")
+    judge_server_model: str = setting("", ("judge",), "model name the server serves; empty = --judge-model")
+    judge_concurrency: int = setting(32, (), "requests in flight to the judge server", range=above(0))
+    judge_timeout: float = setting(60.0, (), "seconds before a judge server request is retried", range=above(0))
+    judge_retries: int = setting(4, (), "retries of a judge server request on 5xx, connection errors, timeouts",
+                                 range=at_least(0))
+    judge_deadline: float = setting(1800.0, (), "seconds all requests of one chunk may take; then the stage stops, "
+                                    "saying how many are unanswered", range=above(0))
 
 
 class OpenAIServerJudge(JudgeBackend):
@@ -69,6 +73,11 @@ class OpenAIServerJudge(JudgeBackend):
     capabilities = Capabilities(images=True, reports=PREFIX_CACHE_COUNTERS)
     Options = ServerOptions
     backoff_s = 0.5  # first retry delay; doubles each attempt
+
+    @classmethod
+    def check_options(cls, options: ServerOptions) -> None:
+        if not options.judge_server_url:
+            raise ValueError("--judge-backend openai needs --judge-server-url URL")
 
     def __init__(self, model: JudgeModel, options: ServerOptions) -> None:
         if not options.judge_server_url:

@@ -9,10 +9,10 @@ import hashlib
 import json
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from bench.peer_data import dictd_entries
-from bench.peer_data import entries as gcide_entries
+from judgemine.testing.peer_data import dictd_entries
+from judgemine.testing.peer_data import entries as gcide_entries
 
 WN_DICT = "/usr/share/dictd/wn.dict.dz"
 WN_INDEX = "/usr/share/dictd/wn.index"

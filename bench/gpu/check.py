@@ -1,13 +1,14 @@
 """GPU check of every model path (no Beam or FAISS needed): each embedder and judge backend that runs on torch
 gives the same numbers on the GPU as on the CPU, for tiny models built here and the real MiniLM.
 
-Usage: python3 -m bench.gpu_check MODELS_DIR IMAGE_ROOT [MINILM_DIR]; prints one JSON line per check and exits
-non-zero if any differs by more than 1e-3. `python -m bench.gpu_pack DIR` builds a folder that travels.
+Usage: python3 -m bench.gpu.check MODELS_DIR IMAGE_ROOT [MINILM_DIR]; prints one JSON line per check and exits
+non-zero if any differs by more than 1e-3. `python -m bench.gpu.pack DIR` builds a folder that travels.
 """
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ def main() -> int:
     models, image_root = sys.argv[1], sys.argv[2]
     minilm = sys.argv[3] if len(sys.argv) > 3 else ""
     assert torch.cuda.is_available(), "no GPU"
-    checks = []
+    checks: list[dict[str, Any]] = []
 
     def embedders(backend: str, path: str, texts: list[str], images: list[str], label: str = "") -> None:
         out = {d: load_embedder(EmbedderSpec(backend, path, 4, d, "float32", image_root)).embed(texts, images)

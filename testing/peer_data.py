@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 DICT = "/usr/share/dictd/gcide.dict.dz"
 INDEX = "/usr/share/dictd/gcide.index"

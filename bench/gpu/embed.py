@@ -2,7 +2,7 @@
 texts/s in fp32 and bf16 through `SentenceTransformerEmbedder.embed`, the call the embed stage makes per chunk,
 and how far bf16 vectors are from fp32 ones.
 
-Usage: python3 -m bench.gpu_embed MINILM_DIR [--texts N] [--batch B]; prints one JSON line per dtype.
+Usage: python3 -m bench.gpu.embed MINILM_DIR [--texts N] [--batch B]; prints one JSON line per dtype.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from bench.sample_pairs import sample_pairs
+from judgemine.testing.sample_pairs import sample_pairs
 from judgemine.transforms.embed.backends import load_embedder
 from judgemine.transforms.embed.base import EmbedderSpec
 

@@ -18,7 +18,8 @@ def sample_pairs(n: int, per_query: int = 16) -> tuple[list[Side], list[Side]]:
             continue
         with open(path, encoding="utf-8") as f:
             rows += [json.loads(line) for line in f]
-    queries, candidates = [], []
+    queries: list[Side] = []
+    candidates: list[Side] = []
     i = 0
     while len(queries) < n:
         q = rows[i % len(rows)]
@@ -33,6 +34,7 @@ def copy_demo_images(root: str) -> str:
     """The image demo's real photos copied under `root`/images (they ship inside scikit-image/-learn)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("copy_images", os.path.join(MULTIMODAL, "copy_images.py"))
+    assert spec is not None and spec.loader is not None, "examples/multimodal/copy_images.py is missing"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.copy_images(os.path.join(root, "images"))

@@ -19,7 +19,7 @@ import time
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from bench.sample_pairs import image_pairs, sample_pairs
+from judgemine.testing.sample_pairs import image_pairs, sample_pairs
 from judgemine.testing.tiny_models import QWEN_VL_CHAT_TEMPLATE, VISION_TOKENS, build_tokenizer
 from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
 from judgemine.transforms.judge.base import JudgeModel

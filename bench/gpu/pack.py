@@ -1,8 +1,8 @@
-"""Builds the folder that `bench.gpu_check` reads on a GPU machine, small enough to travel (< 64 MiB): the
+"""Builds the folder that `bench.gpu.check` reads on a GPU machine, small enough to travel (< 64 MiB): the
 tiny models of `make models` built fresh, two real photos, and the real MiniLM with its weights stored in fp16
 (45 MB instead of 90; the check loads them back as fp32, so GPU and CPU run the same rounded weights).
 
-Usage: python -m bench.gpu_pack DIR   (then, there: python3 -m bench.gpu_check DIR DIR/root DIR/minilm)
+Usage: python -m bench.gpu.pack DIR   (then, there: python3 -m bench.gpu.check DIR DIR/root DIR/minilm)
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import shutil
 import sys
 import tempfile
 
-from bench.sample_pairs import copy_demo_images
 from judgemine.pipelines.settings import Settings
+from judgemine.testing.sample_pairs import copy_demo_images
 from judgemine.testing.tiny_models import BUILDERS
 
 PHOTOS = ("chelsea.png", "motorcycle_left.png")
