@@ -51,9 +51,8 @@ class CoreSettings:
                               "stage, recorded by ingest; 0 = 4096 (the embedder sorts a chunk by length: smaller "
                               "chunks pad more; a 2B judge on a GPU takes about two minutes a chunk at K = 50; a "
                               "real judge on a CPU resumes at finer grain with 64-256)", group="run", range=at_least(0))
-    embed_backend: str = setting("sentence-transformers", ("embed",), "embedder: sentence-transformers (text), clip "
-                                 "(image/text) or vlm2vec (Qwen2-VL-family last-token)",
-                                 group="embed", choices=EMBEDDERS.names)
+    embed_backend: str = setting("sentence-transformers", ("embed",), "the embedder, by its registered name "
+                                 "(docs/reference/plugins.md)", group="embed", choices=EMBEDDERS.names)
     embed_model: str = setting("", ("embed",), "local model folder of the embedder; empty = the bundled "
                                "all-MiniLM-L6-v2", group="embed")
     embed_dtype: Dtype = setting("float32", ("embed",), "embedder weights dtype", group="embed")
@@ -84,8 +83,8 @@ class CoreSettings:
     delta: float = setting(0.0, ("retrieve",), "exclude candidates with similarity above this (near duplicates); <= "
                            "0: off", group="retrieve")
     judge_model: str = setting("models/tiny-judge", ("judge",), "local folder of the judge chat model", group="judge")
-    judge_backend: str = setting("transformers", ("judge",), "judge backend: transformers, vllm (offline engine) or "
-                                 "openai (a vLLM server)", group="judge", choices=JUDGES.names)
+    judge_backend: str = setting("transformers", ("judge",), "the judge backend, by its registered name "
+                                 "(docs/reference/plugins.md)", group="judge", choices=JUDGES.names)
     judge_prompt: PromptPreset = setting("unime-v2", ("judge",), "prompt format: unime-v2 (the paper's, through the "
                                          "model's chat template), qwen3-reranker, qwen3-vl-reranker (their "
                                          "documented formats, yes/no answers)", group="judge")
