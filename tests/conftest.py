@@ -166,3 +166,41 @@ def copy_run(run: str, tmp_path) -> str:
     out = str(tmp_path / "out")
     shutil.copytree(run, out)
     return out
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_vllm(model: str, *extra: str, max_len: int = 1024):
+    """A real `vllm serve` process on 127.0.0.1, yielded as its URL once healthy, stopped after (`vllm serve`
+    itself, not judgemine, sizes its KV cache: 1 GiB)."""
+    import time
+
+    import httpx
+    port = free_port()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--dtype", "float32",
+           "--host", "127.0.0.1", "--port", str(port), "--max-model-len", str(max_len), "--enforce-eager",
+           "--block-size", "32", "--gpu-memory-utilization", "0.3", *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            assert proc.poll() is None, "the vLLM server exited during start-up"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("the vLLM server did not start in 300 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -197,6 +197,24 @@ def test_the_report_has_every_section_and_its_images_decode(run, request):
     assert f"{manifest['scores']['negative_in_shards']['mean']:.4g}" in text
 
 
+@pytest.mark.parametrize("run", ["e2e_run", "image_run"])
+def test_the_beta_sweep_at_the_runs_beta_is_what_the_mine_stage_did(run, request):
+    """The sweep recomputes the margin from the judge parts alone; at the run's own beta (the margin its only
+    filter) it must remove, empty and shorten exactly what the mine stage counted."""
+    from judgemine.pipelines.report.sweep import beta_sweep
+    out = request.getfixturevalue(run)
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    rule = manifest["mining"]["rule"]
+    assert rule["absolute_margin"] == 0.01 and rule["relative_margin"] is None and rule["range_min"] == 0
+    sweep = {row["beta"]: row for row in beta_sweep(out, rule["num_negatives"])}
+    here = sweep[0.01]
+    assert here["removed"] == manifest["scores"]["false_negatives_filtered"] > 0
+    assert here["no_negatives_left"] == manifest["mining"]["rows_fallback"]
+    assert here["fewer_than_m"] == manifest["mining"]["rows_repeated"]
+    removed = [row["removed"] for row in sweep.values()]
+    assert removed == sorted(removed)  # a larger margin removes more
+
+
 def test_report_command_and_no_report(e2e_run, small_pairs, tiny_judge, tmp_path, capsys):
     from conftest import run_args
     out = str(tmp_path / "out")

@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_args
+from conftest import ROOT, free_port, run_args, serve_vllm
 
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
@@ -27,17 +24,10 @@ from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge, VLLMOpti
 from judgemine.transforms.judge.backends.vllm_server import JudgeServerError, OpenAIServerJudge, ServerOptions
 from judgemine.transforms.judge.base import JudgeModel
 
-SERVER_ENV = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}  # `vllm serve` itself, not judgemine, sizes its cache
 QUERIES = ["Define the word: big", "What is the capital of Kenya?", "The cat is sleeping on the sofa."]
 TARGETS = ["Of considerable size or extent.", "The capital of Kenya is Nairobi.", "The cat is napping on the couch.",
            "Extremely angry.", "A large body of water surrounded by land."]
 PAIRS = [(Side(q), Side(t)) for q in QUERIES for t in TARGETS]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,33 +43,7 @@ def vllm_judge(tiny_judge):
 
 @pytest.fixture(scope="module")
 def vllm_server(tiny_judge):
-    yield from _serve(tiny_judge)
-
-
-def _serve(model: str, *extra: str):
-    """A real `vllm serve` process on 127.0.0.1, yielded as its URL once healthy, stopped after."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--dtype", "float32",
-           "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "1024", "--enforce-eager",
-           "--block-size", "32", "--gpu-memory-utilization", "0.3", *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            assert proc.poll() is None, "the vLLM server exited during start-up"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("the vLLM server did not start in 240 s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    yield from serve_vllm(tiny_judge)
 
 
 def test_answer_tokens_fall_outside_the_top_20(reference, tiny_judge):
@@ -189,7 +153,7 @@ def test_vllm_offline_scores_image_pairs_as_transformers_does(image_reference, t
 
 @pytest.fixture(scope="module")
 def idefics3_server(tiny_idefics3):
-    yield from _serve(tiny_idefics3)  # vLLM's default per-prompt image limit admits the pairs' two images
+    yield from serve_vllm(tiny_idefics3)  # vLLM's default per-prompt image limit admits the pairs' two images
 
 
 @pytest.mark.vllm_server
@@ -290,7 +254,7 @@ def test_a_server_that_keeps_failing_or_lacks_logprobs_is_a_clear_error(flaky_se
 def test_connection_refused_is_reported_at_once(tiny_judge):
     started = time.time()
     with pytest.raises(JudgeServerError, match="cannot reach the judge server at http://127.0.0.1"):
-        _stub_judge(f"http://127.0.0.1:{_free_port()}", tiny_judge, retries=2)
+        _stub_judge(f"http://127.0.0.1:{free_port()}", tiny_judge, retries=2)
     assert time.time() - started < 5
 
 

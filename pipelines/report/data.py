@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from judgemine.pipelines.artifacts import require_stage, stage_dir
+from judgemine.pipelines.report.sweep import beta_sweep
 from judgemine.schemas import JUDGE_SCORES, RETRIEVAL, SHARDS, list_parts, num_rows, read_table, storage
 from judgemine.schemas.commits import committed_shards
 from judgemine.schemas.io import shard_info
@@ -29,6 +30,7 @@ class ReportData:
     retrieved: dict[str, np.ndarray]  # rank, similarity, score of a sample of (query, candidate) pairs
     retrieved_total: int
     suspicious: list[dict[str, Any]]
+    sweep: list[dict[str, Any]]  # what each beta would remove and keep (pipelines/report/sweep.py)
     image_root: str
 
 
@@ -92,5 +94,6 @@ def read_report_data(output: str) -> ReportData:
     shards = pa.concat_tables([read_table(p, SHARDS, list(NUMERIC)) for p in paths]) if paths else \
         SHARDS.empty_table().select(list(NUMERIC))
     retrieved, total = _retrieved_sample(output, manifest["settings"].get("seed", 0))
-    return ReportData(manifest, shards, retrieved, total, _suspicious(paths, shards),
+    sweep = beta_sweep(output, int(manifest["settings"]["num_negatives"]))
+    return ReportData(manifest, shards, retrieved, total, _suspicious(paths, shards), sweep,
                       shard_info(paths[0]).image_root if paths else "")

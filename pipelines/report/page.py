@@ -16,7 +16,7 @@ from judgemine.pipelines.report.data import ReportData
 
 log = logging.getLogger(__name__)
 THUMBNAIL = 112  # pixels, longest side
-SECTIONS = ("summary", "scores", "false-negatives", "rates", "unique-negatives", "retrieval", "suspicious",
+SECTIONS = ("summary", "scores", "false-negatives", "rates", "beta", "unique-negatives", "retrieval", "suspicious",
             "settings", "timings")
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;vertical-align:top;
@@ -113,6 +113,17 @@ def render(d: ReportData) -> str:
                  + _table(["subset", "rows", "fallback rows", "fallback rate", "rows with repeats", "repeat rate"],
                           [[k, v["rows"], v["fallback"], v["fallback"] / max(v["rows"], 1), v["repeats"],
                             v["repeats"] / max(v["rows"], 1)] for k, v in subsets.items()]))
+    beta = m["mining"]["rule"]["absolute_margin"]
+    parts.append('<h2 id="beta">What another beta would keep</h2><p class=note>The paper\'s beta (0.01) is tuned to '
+                 'its 7B judge. From this run\'s judge scores, without judging again: each beta\'s absolute margin '
+                 '(drop a candidate scored above s_pos - beta) applied alone to every judged query. Pick the one '
+                 'that removes what your judge calls false negatives without leaving queries empty, then rerun with '
+                 '--beta (only the mine stage reruns).</p>'
+                 + _table(["beta", "removed as false negatives", "share of judged", "queries left with none",
+                           f"queries left with fewer than m = {m_neg}", "kept per query, mean"],
+                          [[f"{s['beta']:g}" + (" (this run)" if beta is not None and s["beta"] == beta else ""),
+                            s["removed"], s["removed_share"], s["no_negatives_left"], s["fewer_than_m"],
+                            s["mean_kept"]] for s in d.sweep]))
     parts.append('<h2 id="unique-negatives">Distinct negatives per row</h2>'
                  + _img(plots.unique_negatives(d.shards.column("num_unique_negatives").to_numpy(), m_neg),
                         "distinct negatives per row"))

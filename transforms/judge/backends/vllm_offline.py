@@ -1,11 +1,12 @@
 """The `vllm` judge backend: vLLM offline (`vllm.LLM`), one engine per worker machine.
 
-Exactness: vLLM reports log-probabilities of the raw distribution, computed before any sampling filter, and
-always includes the sampled token's. Each pair is therefore asked twice, once with `allowed_token_ids=[Yes]`
-and once with `[No]`: the forced token is sampled and its exact raw log-probability returned, whatever its
-rank (top-k logprobs would miss an answer token outside the top k). The two requests of a pair, and all pairs
-of one query, are submitted together in query order, so the second and later requests reuse the cached
-prefix; max_tokens=1 keeps each to one forward step.
+Exactness: vLLM reports log-probabilities of the raw distribution, computed before any sampling filter. Each
+pair is one request with max_tokens=1 and `logprob_token_ids=[Yes, No]`: the engine returns exactly those two
+tokens' raw log-probabilities, whatever their rank (top-k logprobs would miss an answer token outside the top
+k), and P(Yes) follows from their difference. An engine without `logprob_token_ids` (vLLM before it existed)
+gets each pair asked twice instead, forced to Yes and to No by `allowed_token_ids` (the forced token is sampled
+and its raw log-probability returned): exact too, twice the requests. A query's pairs are submitted together in
+query order, so the later ones reuse the cached prefix.
 
 Images (a vision model): the pair goes as the chat-template text with its placeholders plus the decoded
 images as `multi_modal_data`, in prompt order; vLLM's copy of the model's processor expands the placeholders.
@@ -32,7 +33,7 @@ from judgemine.transforms.common.options import at_least, setting, within
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
 from judgemine.transforms.judge.chat import ChatPrompter
-from judgemine.transforms.judge.scoring import context_length, forced_logprob, p_yes, where_fits
+from judgemine.transforms.judge.scoring import JudgeAnswerError, context_length, forced_logprob, p_yes, where_fits
 
 PREFIX_CACHE_COUNTERS = ("prefix_cache_queried_tokens", "prefix_cache_hit_tokens")
 CPU_KV_CACHE_GIB, CPU_BLOCK_SIZE = "1", 32
@@ -89,8 +90,14 @@ class VLLMJudge(JudgeBackend):
             kwargs["limit_mm_per_prompt"] = {"image": 2}  # the query's and the candidate's
         self.llm = LLM(model.path, **kwargs)
         self.max_len = kwargs["max_model_len"]
+        self._answers = [self.prompter.yes_id, self.prompter.no_id]
+        try:
+            self._asked: Any = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=self._answers)
+        except TypeError:  # an older engine: each answer forced in its own request
+            log.warning("judge: this vLLM has no logprob_token_ids; each pair is asked twice (Yes, No)")
+            self._asked = None
         self._force = {tok: SamplingParams(max_tokens=1, temperature=0.0, logprobs=0, allowed_token_ids=[tok])
-                       for tok in (self.prompter.yes_id, self.prompter.no_id)}
+                       for tok in self._answers}
 
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
         """Pairs whose prompt is longer than the engine's context are refused (NaN): text pairs by their token
@@ -121,8 +128,17 @@ class VLLMJudge(JudgeBackend):
         return where_fits(lengths, self.max_len - 1, scored)  # room for the answer token
 
     def _scores(self, prompts: list[Any]) -> np.ndarray:
-        """Each prompt asked twice, forced to Yes and to No; the chat template is the only source of special
-        tokens, as for the token-id prompts."""
+        """One request per prompt for the two answer tokens' log-probabilities (or two forced requests, on an
+        engine without logprob_token_ids); the chat template is the only source of special tokens, as for the
+        token-id prompts."""
+        if self._asked is None:
+            return self._forced(prompts)
+        outputs = self.llm.generate(prompts, self._asked, use_tqdm=False,
+                                    tokenization_kwargs={"add_special_tokens": False})
+        pairs = np.array([[_logprob_of(o.outputs[0], t) for t in self._answers] for o in outputs], np.float64)
+        return p_yes(pairs[:, 0], pairs[:, 1])
+
+    def _forced(self, prompts: list[Any]) -> np.ndarray:
         tokens = [self.prompter.yes_id, self.prompter.no_id] * len(prompts)
         outputs = self.llm.generate([p for p in prompts for _ in range(2)], [self._force[t] for t in tokens],
                                     use_tqdm=False, tokenization_kwargs={"add_special_tokens": False})
@@ -143,6 +159,14 @@ class VLLMJudge(JudgeBackend):
                   if m.name in ("vllm:prefix_cache_queries", "vllm:prefix_cache_hits")}
         return {"prefix_cache_queried_tokens": values.get("vllm:prefix_cache_queries", 0),
                 "prefix_cache_hit_tokens": values.get("vllm:prefix_cache_hits", 0)}
+
+
+def _logprob_of(completion: Any, token: int) -> float:
+    """An asked token's raw log-probability from the first generated position."""
+    entry = completion.logprobs[0].get(token) if completion.logprobs else None
+    if entry is None or not np.isfinite(entry.logprob):
+        raise JudgeAnswerError(f"vLLM returned no log-probability for the answer token {token}")
+    return float(entry.logprob)
 
 
 def _logprob(completion: Any, token: int) -> float:
