@@ -37,12 +37,14 @@ def parsers() -> tuple[Parser, dict[str, argparse.ArgumentParser]]:
                  description="Hard negatives for embedding training, judged by an MLLM (UniME-V2), as a staged "
                              "Apache Beam pipeline.")
     top.add_argument("--version", action="store_true", help="the version and the git commit of the checkout")
+    top.add_argument("--verbose", action="store_true", help="library logs, and tracebacks of errors")
     commands = top.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
     subs: dict[str, argparse.ArgumentParser] = {}
     for command in COMMANDS:
         sub = subs[command.name] = commands.add_parser(command.name, help=command.help, description=command.help,
                                                        epilog=EPILOG, allow_abbrev=False)
-        sub.add_argument("--verbose", action="store_true", help="library logs, and tracebacks of errors")
+        sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,  # given here or before
+                         help="library logs, and tracebacks of errors")
         command.arguments(sub)
     return top, subs
 

@@ -27,10 +27,11 @@ def quiet_libraries(verbose: bool) -> None:
 
 def main() -> None:
     argv = sys.argv[1:]
-    verbose = "--verbose" in argv
-    quiet_libraries(verbose)
+    # The parser (pipelines/cli.py) reads --verbose; logging is set before it is built, since building it imports
+    # Beam, whose import already logs.
+    quiet_libraries("--verbose" in argv)
     from judgemine.pipelines.cli import main as run
-    code = run([a for a in argv if a != "--verbose"], verbose=verbose)
+    code = run(argv)
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

@@ -19,9 +19,9 @@ from typing import Any
 from judgemine.pipelines.commands import COMMANDS
 from judgemine.pipelines.exports import EXPORTS
 from judgemine.pipelines.fingerprints import shaping
-from judgemine.pipelines.settings import FIELDS, TYPES, choices
+from judgemine.pipelines.settings import FIELDS, TYPES
 from judgemine.pipelines.stages import STAGES
-from judgemine.transforms.common.options import kind_of
+from judgemine.transforms.common.options import choices_of, kind_of
 from judgemine.transforms.common.registry import Registry
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.judge.backends import JUDGES
@@ -46,9 +46,7 @@ def _default(value: Any) -> str:
 
 
 def _allowed(f: dataclasses.Field[Any], hint: Any) -> str:
-    allowed = choices(f) if f in FIELDS else ()
-    if not allowed and typing.get_origin(hint) is typing.Literal:
-        allowed = typing.get_args(hint)
+    allowed = choices_of(f, hint)
     if allowed:
         return ", ".join(f"`{c}`" for c in allowed)
     rng = f.metadata.get("range")

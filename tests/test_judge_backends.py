@@ -67,6 +67,15 @@ def test_vllm_offline_agrees_with_transformers(reference, vllm_judge):
     assert 0 < stats["prefix_cache_hit_tokens"] <= stats["prefix_cache_queried_tokens"]
 
 
+def test_an_engine_without_logprob_token_ids_gets_each_pair_asked_twice(vllm_judge, monkeypatch):
+    """One request per pair asks for both answers' log-probabilities; an older engine (no logprob_token_ids)
+    forces Yes and No in two requests: the same scores."""
+    queries, candidates = [q for q, _ in PAIRS], [c for _, c in PAIRS]
+    asked = vllm_judge.score(queries, candidates)
+    monkeypatch.setattr(vllm_judge, "_asked", None)
+    assert np.abs(vllm_judge.score(queries, candidates) - asked).max() < 1e-5
+
+
 @pytest.mark.vllm_server
 def test_vllm_server_agrees_with_transformers(reference, vllm_server, tiny_judge):
     _, expected = reference
