@@ -94,7 +94,8 @@ def auc(out: str, known: dict[str, set[str]]) -> float:
              for r in pq.read_table(p, columns=["candidate_id", "text"]).to_pylist()}
     glosses = {r["query_id"]: r["query_text"] for p in list_parts(os.path.join(stages, "ingest", "queries"))
                for r in pq.read_table(p, columns=["query_id", "query_text"]).to_pylist()}
-    fn, other = [], []
+    fn: list[float] = []
+    other: list[float] = []
     for p in list_parts(os.path.join(stages, "judge")):
         for r in pq.read_table(p).to_pylist():
             if not r["is_positive"] and np.isfinite(r["score"]):
