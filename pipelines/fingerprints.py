@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Any
 
-from judgemine.pipelines.settings import FIELDS, Settings, applies
+from judgemine.pipelines.settings import BACKEND_FAMILIES, FIELDS, Settings, applies
 from judgemine.schemas.digests import model_id
 from judgemine.transforms.judge.backends import JUDGES
 
@@ -19,13 +19,17 @@ def shaping(stage: str) -> tuple[str, ...]:
 
 
 def identity(settings: Settings, name: str) -> Any:
-    """What a setting's value stands for: a model folder's content id (with its dtype), else the value itself."""
+    """What a setting's value stands for: a model folder's content id (with its dtype), a plugin backend's name with
+    its distribution's version (another version is other code), else the value itself."""
     if name == "embed_model":
         return model_id(settings.resolved_embed_model, settings.embed_dtype)
     if name == "judge_model":
         backend = settings.judge_backend
         needed = backend in JUDGES.names() and JUDGES.get(backend).capabilities.needs_model
         return model_id(settings.judge_model, settings.judge_dtype) if needed else ""
+    family = next((f for f in BACKEND_FAMILIES if f.setting == name), None)
+    if family is not None and family.origin(getattr(settings, name)):
+        return f"{getattr(settings, name)} ({family.origin(getattr(settings, name))})"
     return getattr(settings, name)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -26,15 +27,19 @@ toy-tsv = toy_export:SeparatedExport
 """
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> dict[str, str]:
-    """The three plugins' distribution: its modules on the path, its metadata naming their entry points."""
-    site = tmp_path_factory.mktemp("site")
-    info = site / "judgemine_toys-0.1.dist-info"
+def _site(site: Any, version: str) -> dict[str, str]:
+    """The three plugins' distribution at `version`: its modules on the path, its metadata naming their entry
+    points."""
+    info = site / f"judgemine_toys-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: judgemine-toys\nVersion: 0.1\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: judgemine-toys\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), PLUGINS])}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> dict[str, str]:
+    return _site(tmp_path_factory.mktemp("site"), "0.1")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +90,16 @@ def test_a_plugins_option_shapes_the_stages_it_declares(installed, toy_run, smal
                                                      "judge": "stale", "mine": "stale"}
     embed_too = jm_env(installed, "status", *args, "--toy-hash-dim", "16", "--toy-judge-bias", "0.25")
     assert [line.split()[:2] for line in embed_too.stdout.splitlines()][1] == ["embed", "stale"]
+
+
+def test_another_version_of_the_plugins_is_other_code(toy_run, small_pairs, tiny_judge, tmp_path):
+    """The same options with the plugins' distribution upgraded: the stages the plugins ran are stale."""
+    upgraded = _site(tmp_path, "0.2")
+    done = jm_env(upgraded, "status", *run_args(toy_run, small_pairs, tiny_judge), "--embed-backend", "toy-hash",
+                  "--embed-model", tiny_judge, "--judge-backend", "toy", "--toy-hash-dim", "24",
+                  "--toy-judge-bias", "0.25")
+    states = dict(line.split()[:2] for line in done.stdout.splitlines() if line.split()[0] != "report")
+    assert done.returncode == 3 and states["ingest"] == "up" and states["embed"] == states["judge"] == "stale"
 
 
 def test_a_toy_export_writes_with_its_own_option(installed, toy_run, tmp_path):

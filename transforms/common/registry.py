@@ -36,6 +36,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, setting: str, section: str, group: str, members: Iterable[type[T]]) -> None:
         self.kind, self.setting, self.section, self.group = kind, setting, section, group
         self._members = {m.name: m for m in members}
+        self._origins: dict[str, str] = {}  # a plugin's distribution and version, by member name
         self._plugins_loaded = False
 
     def _load_plugins(self) -> None:
@@ -53,6 +54,8 @@ class Registry(Generic[T]):
             if point.name in self._members and self._members[point.name] is not member:
                 raise PluginError(f"the {self.kind} plugin {point.value} takes the name {point.name!r} of another")
             self._members[point.name] = member
+            dist = point.dist
+            self._origins[point.name] = f"{dist.name}=={dist.version}" if dist else point.value
             log.debug("%s plugin %s from %s", self.kind, point.name, point.value)
 
     def members(self) -> dict[str, type[T]]:
@@ -61,6 +64,12 @@ class Registry(Generic[T]):
 
     def names(self) -> tuple[str, ...]:
         return tuple(self.members())
+
+    def origin(self, name: str) -> str:
+        """Where a member's code comes from: "" for judgemine's own (its stage versions cover it), a plugin's
+        distribution and version, so that another version of the plugin is other code in the fingerprints."""
+        self._load_plugins()
+        return self._origins.get(name, "")
 
     def get(self, name: str) -> type[T]:
         members = self.members()
