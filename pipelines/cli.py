@@ -16,6 +16,7 @@ from judgemine import __version__
 from judgemine.pipelines.artifacts import MissingArtifact
 from judgemine.pipelines.commands import COMMANDS, EXIT_FAILED, EXIT_LOCKED, EXIT_USER, Command, settings_of
 from judgemine.pipelines.errors import UserError
+from judgemine.pipelines.interrupts import interrupted_lines, interruptible, interruption
 from judgemine.pipelines.lock import OutputLocked
 from judgemine.pipelines.manifest import code_version
 from judgemine.pipelines.settings import Settings
@@ -98,21 +99,37 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
     verbose = verbose or args.verbose
     _log_progress()
     try:
-        return command.run(args, rest, verbose)
-    except (UserError, MissingArtifact) as e:
+        with interruptible(verbose):
+            return command.run(args, rest, verbose)
+    except BaseException as e:  # noqa: BLE001 - each ending gets its one line and exit code
+        return _ended(e, command, verbose)
+
+
+def _ended(e: BaseException, command: Command, verbose: bool) -> int:
+    """The exit code of a command that raised, after its one line (the traceback with --verbose, for a failure
+    or an interrupt)."""
+    signal = interruption(e)
+    if signal:
+        if verbose:
+            traceback.print_exception(e)
+        for line in interrupted_lines(signal):
+            print(line, file=sys.stderr)
+        return signal.exit_code
+    if isinstance(e, (UserError, MissingArtifact)):
         print(f"judgemine: {e}", file=sys.stderr)
         return EXIT_USER
-    except OutputLocked as e:
+    if isinstance(e, OutputLocked):
         if command.name == "status":  # a sensor's answer, not an error
             print(f"running   ({e.holder})")
             return EXIT_LOCKED
         print(f"judgemine: {e}", file=sys.stderr)
         return EXIT_LOCKED
-    except Exception as e:  # noqa: BLE001 - the run failed: one line, the traceback with --verbose
-        if verbose:
-            traceback.print_exc()
-        print(f"judgemine: {command.name} failed: {_one_line(e)}", file=sys.stderr)
-        return EXIT_FAILED
+    if not isinstance(e, Exception):  # SystemExit and the like end the process as they would have
+        raise e
+    if verbose:
+        traceback.print_exception(e)
+    print(f"judgemine: {command.name} failed: {_one_line(e)}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":

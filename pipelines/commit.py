@@ -62,25 +62,29 @@ def swap_in(tmp: str, final: str, step: str) -> None:
     storage.remove(old)
 
 
-def remove_leftovers(output: str) -> list[str]:
+def leftovers(output: str) -> list[str]:
     """Every `*.tmp-PID` / `*.old-PID` a killed run left under OUTPUT (its top level, stages/ and each stage
-    folder, report/ and export/); call it only while holding the run lock."""
+    folder, report/ and export/; on an object store, every prefix down to a temporary name)."""
     if storage.is_remote(output):
-        return _remove_remote_leftovers(output)
-    removed = []
+        return _remote_leftovers(output)
+    found = []
     stages = os.path.join(output, "stages")
     for parent in (output, stages, *[os.path.join(stages, n) for n in storage.children(stages)],
                    os.path.join(output, "report"), os.path.join(output, "export")):
-        for name in storage.children(parent):
-            if TEMPORARY.search(name):
-                path = os.path.join(parent, name)
-                storage.remove(path)
-                removed.append(path)
-    return removed
+        found += [os.path.join(parent, name) for name in storage.children(parent) if TEMPORARY.search(name)]
+    return found
 
 
-def _remove_remote_leftovers(output: str) -> list[str]:
-    """One listing of the run's objects: every prefix down to a temporary name, deleted."""
+def remove_leftovers(output: str) -> list[str]:
+    """Removes what `leftovers` lists; call it only while holding the run lock."""
+    found = leftovers(output)
+    for path in found:
+        storage.remove(path)
+    return found
+
+
+def _remote_leftovers(output: str) -> list[str]:
+    """One listing of the run's objects."""
     doomed = set()
     for path in storage.files(output):
         parts = storage.relative(path, output).split("/")
@@ -88,6 +92,4 @@ def _remove_remote_leftovers(output: str) -> list[str]:
             if TEMPORARY.search(part):
                 doomed.add(os.path.join(output, *parts[:i + 1]))
                 break
-    for path in sorted(doomed):
-        storage.remove(path)
     return sorted(doomed)

@@ -14,6 +14,8 @@ from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Estimate, PlanInputs, Stage, StageContext, spread_chunks
 from judgemine.schemas import list_parts, storage
 from judgemine.transforms.common.chunks import chunks_of
+from judgemine.transforms.common.devices import device_problem
+from judgemine.transforms.common.model_kinds import kind_problem, random_weights
 from judgemine.transforms.common.options import filled
 from judgemine.transforms.common.rejects import WriteRejects, read_rejects
 from judgemine.transforms.embed.backends import EMBEDDERS
@@ -64,6 +66,11 @@ def check(settings: Settings) -> None:
         raise UserError(str(e)) from None
     if not os.path.isdir(model):
         raise UserError(f"embedder model folder not found: {model} (--embed-model DIR)")
+    problem = (device_problem(settings.device)
+               or kind_problem(model, EMBEDDERS.get(settings.embed_backend).capabilities.models, "--embed-model",
+                               f"--embed-backend {settings.embed_backend}"))
+    if problem:
+        raise UserError(problem)
 
 
 SAMPLE_TEXTS = 256
@@ -89,8 +96,9 @@ def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
 
 
 def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
-    return {"run": {"models": {"embedder": {"backend": settings.embed_backend,
-                                            "path": settings.resolved_embed_model}}}}
+    path = settings.resolved_embed_model
+    return {"run": {"models": {"embedder": {"backend": settings.embed_backend, "path": path,
+                                            "random_weights": random_weights(path)}}}}
 
 
 STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="4",

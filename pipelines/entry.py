@@ -21,6 +21,9 @@ def quiet_libraries(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.ERROR)
+    # Beam logs a failed DoFn's traceback at ERROR before re-raising it; the command prints the error's one line
+    # (pipelines/cli.py), so without --verbose the traceback is noise.
+    logging.getLogger("apache_beam").setLevel(logging.INFO if verbose else logging.CRITICAL)
     if not verbose:  # model-loading progress bars, here and in worker processes (they inherit the variable)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 

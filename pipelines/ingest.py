@@ -14,6 +14,7 @@ from apache_beam.pvalue import AsDict, AsList
 
 from judgemine.pipelines.artifacts import count_rows, stage_dir
 from judgemine.pipelines.errors import UserError
+from judgemine.pipelines.reject_gate import FileCount, check_rejects, files_of, top_reasons
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
 from judgemine.schemas import CANDIDATES, QUERIES, storage
@@ -36,6 +37,7 @@ from judgemine.transforms.ingest.pool import (
     write_empty_part,
 )
 from judgemine.transforms.ingest.records import (
+    FILE_ROWS,
     IdentifyRecords,
     ImagePolicy,
     InputFile,
@@ -173,7 +175,7 @@ def _write_queries(ctx: StageContext, kept: beam.PCollection) -> None:
          | "QueriesToChunks" >> beam.ParDo(ChunkQueries())
          | "GroupByChunk" >> beam.GroupByKey()
          | "WriteQueryChunks" >> beam.ParDo(WritePart(directory, QUERIES, ["group_source", "group_line", "source",
-                                                                             "line"]))
+                                                                             "line", "query_id"]))
          | "QueryRows" >> beam.CombineGlobally(sum)
          | "QueryPartZero" >> beam.Map(write_empty_part, directory, QUERIES))
 
@@ -184,21 +186,36 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     + corpus rejects. The manifest checks both."""
     corpus_files, rejected, corpus_rejects = set(ctx.settings.corpus), 0, 0
     reasons: Counter[str] = Counter()
+    by_file: dict[str, list[str]] = {path: [] for path in (*ctx.settings.pairs, *ctx.settings.corpus)}
     for part in read_rejects(os.path.join(ctx.directory, "rejects"), ["reason", "source"]):  # a part at a time
         rejected += part.num_rows
         corpus_rejects += sum(1 for source in part.column("source").to_pylist() if source in corpus_files)
         reasons.update(reason_counts(part.column("reason").to_pylist()))
+        for source, reason in zip(part.column("source").to_pylist(), part.column("reason").to_pylist()):
+            by_file.setdefault(source, []).append(reason)
+    files = {path: FileCount(rows=counters.get(f"{FILE_ROWS}{path}", 0), rejected=len(found),
+                             reasons=top_reasons(found)) for path, found in by_file.items()}
     queries = count_rows(os.path.join(ctx.directory, "queries"))
-    return {"pairs_in": counters.get("pairs_rows_read", 0), "queries": queries,
+    # pairs in: a FlagEmbedding row with several positives is that many pairs
+    pairs_in = counters.get("pairs_rows_read", 0) + counters.get("pairs_from_positive_lists", 0)
+    return {"pairs_in": pairs_in, "queries": queries,
             "corpus_in": counters.get("corpus_rows_read", 0), "corpus_kept": counters.get("corpus_rows_kept", 0),
             "corpus_rejected": corpus_rejects,
             "candidates": count_rows(os.path.join(ctx.directory, "candidates")), "rejected": rejected,
-            "rejected_pairs": rejected - corpus_rejects, "rejected_by_reason": dict(sorted(reasons.items()))}
+            "rejected_pairs": rejected - corpus_rejects, "rejected_by_reason": dict(sorted(reasons.items())),
+            "files": files}
 
 
 def outdated(settings: Settings, record: dict[str, Any]) -> str:
     """An image replaced or gone since ingest read it (its path, hence the fingerprint, unchanged)."""
     return changed_images(os.path.join(stage_dir(settings.output, "ingest"), "images"))
+
+
+def gate(settings: Settings, record: dict[str, Any]) -> None:
+    """No stage after ingest runs on input it mostly refused (pipelines/reject_gate.py)."""
+    check_rejects(files_of(record), settings.max_reject_share, settings.image_root,
+                  f"ingest is committed: every rejected row is in "
+                  f"{os.path.join(stage_dir(settings.output, 'ingest'), 'rejects')} with its reason")
 
 
 def accounting(counts: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +226,6 @@ def accounting(counts: dict[str, Any]) -> dict[str, Any]:
 
 
 STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints,
-              throughput="pairs_in", version="3", outdated=outdated,
+              throughput="pairs_in", version="4", outdated=outdated, gate=gate,
               record=lambda ctx: {"chunk_size": ctx.settings.chunk_size}, accounting=accounting,
               manifest=lambda settings, record: {"inputs": record.get("inputs", {})})

@@ -26,6 +26,8 @@ from judgemine.pipelines.stage import (
 from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, part_index, part_name, read_table
 from judgemine.transforms.common.candidates import as_bytes
 from judgemine.transforms.common.chunks import chunks_of
+from judgemine.transforms.common.devices import device_problem
+from judgemine.transforms.common.model_kinds import kind_problem, random_weights
 from judgemine.transforms.common.options import filled
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends import JUDGES
@@ -61,9 +63,16 @@ def check(settings: Settings) -> None:
         JUDGES.get(spec.backend).check_options(spec.options)
     except ValueError as e:
         raise UserError(str(e)) from None
-    if needs_model(settings) and not os.path.isfile(os.path.join(settings.judge_model, "config.json")):
+    if not needs_model(settings):
+        return
+    if not os.path.isfile(os.path.join(settings.judge_model, "config.json")):
         raise UserError(f"judge model folder not found: {settings.judge_model} (run `make models` for the "
-                        "tiny demo judge, or pass --judge-model DIR)")
+                        "tiny demo judge, or pass --judge-model DIR: a local folder, judgemine never downloads)")
+    problem = (device_problem(settings.device)
+               or kind_problem(settings.judge_model, JUDGES.get(settings.judge_backend).capabilities.models,
+                               "--judge-model", f"--judge-backend {settings.judge_backend}"))
+    if problem:
+        raise UserError(problem)
 
 
 def _refuse_images(ctx: StageContext) -> None:
@@ -175,9 +184,10 @@ def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
 
 
 def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
-    judge = {"backend": settings.judge_backend}
+    judge: dict[str, Any] = {"backend": settings.judge_backend}
     if "judge_model_id" in record:
-        judge.update(path=record["judge_model"], id=record["judge_model_id"])
+        judge.update(path=record["judge_model"], id=record["judge_model_id"],
+                     random_weights=random_weights(record["judge_model"]))
     return {"run": {"models": {"judge": judge}}}
 
 

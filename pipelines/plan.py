@@ -5,37 +5,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from judgemine.pipelines.reject_gate import FileCount, check_rejects, top_reasons
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import PlanInputs
 from judgemine.pipelines.stages import STAGES
 from judgemine.transforms.common.devices import resolve_device
+from judgemine.transforms.common.progress import human_seconds
 from judgemine.transforms.common.text import normalise_text
-from judgemine.transforms.ingest.readers import RowError, parse_corpus_row, parse_pair, read_rows
+from judgemine.transforms.ingest.readers import RowError, parse_corpus_row, parse_pairs, read_rows
 
 
 def _rows(settings: Settings) -> dict[str, Any]:
-    """Valid and rejected rows of the inputs, the pool's size, and samples for the calibration."""
+    """Valid and rejected rows of the inputs (per file too), the pool's size, and samples for the calibration."""
     pairs: list[dict[str, str]] = []
     rejected = corpus = 0
     pool: set[tuple[str, str]] = set()
-    for path in settings.pairs:
+    files: dict[str, FileCount] = {}
+    for path in (*settings.pairs, *settings.corpus):
+        reasons: list[str] = []
+        rows = 0
         for _, raw in read_rows(path):
             try:
-                pair = parse_pair(raw, settings.pairs_layout, settings.max_text_chars)
-            except RowError:
-                rejected += 1
-                continue
-            pairs.append(pair)
-            pool.add((normalise_text(pair["pos_text"]), pair["pos_image"]))
-    for path in settings.corpus:
-        for _, raw in read_rows(path):
-            try:
-                row = parse_corpus_row(raw, settings.max_text_chars)
-            except RowError:
-                continue
-            corpus += 1
-            pool.add((normalise_text(row["text"]), row["image"]))
-    return {"pairs": pairs, "rejected": rejected, "corpus_rows": corpus, "candidates": len(pool)}
+                if path in settings.pairs:
+                    found = parse_pairs(raw, settings.pairs_layout, settings.max_text_chars)
+                    pairs += found
+                    pool.update((normalise_text(pair["pos_text"]), pair["pos_image"]) for pair in found)
+                else:
+                    row = parse_corpus_row(raw, settings.max_text_chars)
+                    found = [row]
+                    corpus += 1
+                    pool.add((normalise_text(row["text"]), row["image"]))
+                rows += len(found)
+            except RowError as e:
+                reasons.append(str(e))
+                rows += 1
+        rejected += len(reasons) if path in settings.pairs else 0
+        files[path] = FileCount(rows=rows, rejected=len(reasons), reasons=top_reasons(reasons))
+    return {"pairs": pairs, "rejected": rejected, "corpus_rows": corpus, "candidates": len(pool), "files": files}
 
 
 def make_plan(settings: Settings) -> dict[str, Any]:
@@ -43,6 +49,7 @@ def make_plan(settings: Settings) -> dict[str, Any]:
         if stage.check:
             stage.check(settings)
     rows = _rows(settings)
+    check_rejects(rows["files"], settings.max_reject_share, settings.image_root, "nothing was run")
     inputs = PlanInputs(rows["pairs"], len(rows["pairs"]), rows["candidates"])
     plan: dict[str, Any] = {
         "queries": inputs.queries, "rejected_rows": rows["rejected"], "corpus_rows": rows["corpus_rows"],
@@ -67,12 +74,7 @@ def plan_table(plan: dict[str, Any]) -> str:
              f"candidates:         at most {plan['candidates_at_most']} ({plan['corpus_rows']} from the corpus)",
              *plan["lines"],
              "measured here:      " + ", ".join(plan["measured"]),
-             "estimated time:     " + ", ".join(f"{k} {_duration(v)}" for k, v in plan["seconds"].items())
-             + f", total {_duration(sum(plan['seconds'].values()))}",
+             "estimated time:     " + ", ".join(f"{k} {human_seconds(v)}" for k, v in plan["seconds"].items())
+             + f", total {human_seconds(sum(plan['seconds'].values()))}",
              "estimated storage:  " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in plan["bytes"].items())]
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
-        f"{seconds / 3600:.1f} h"

@@ -1,6 +1,8 @@
 """A stage's progress, watched from the driver whatever the runner: part files written into the stage's
-temporary folders (one per unit of work) against the number it will write, with rate and time left, every
-`every` seconds; on a terminal a tqdm bar instead of lines."""
+temporary folders (one per unit of work) against the number it will write, the first line `first` seconds in,
+then every `every` seconds; on a terminal a tqdm bar instead of lines. The time left counts down while a unit
+runs: the units left at the mean time of those done, less the time since the last one finished (a rate over
+the whole elapsed time would grow while a long unit runs)."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 from judgemine.schemas import storage
+from judgemine.transforms.common.progress import human_seconds
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +25,13 @@ def _written(folders: list[str]) -> int:
 class StageProgress:
     """Context manager: a daemon thread reporting `name: done of total <unit>` while the block runs."""
 
-    def __init__(self, name: str, folders: list[str], total: int, every: float = 30.0) -> None:
-        self.name, self.folders, self.total, self.every = name, folders, total, every
+    def __init__(self, name: str, folders: list[str], total: int, every: float = 30.0, first: float = 5.0) -> None:
+        self.name, self.folders, self.total, self.every, self.first = name, folders, total, every, first
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def __enter__(self) -> StageProgress:
-        if self.total > 1:
+        if self.total > 0:
             self._thread.start()
         return self
 
@@ -38,8 +41,10 @@ class StageProgress:
             self._thread.join()
 
     def _ticks(self) -> Iterator[int]:
-        while not self._stop.wait(1.0 if sys.stderr.isatty() else self.every):
+        wait = 1.0 if sys.stderr.isatty() else min(self.first, self.every)
+        while not self._stop.wait(wait):
             yield _written(self.folders)
+            wait = 1.0 if sys.stderr.isatty() else self.every
 
     def _watch(self) -> None:
         if sys.stderr.isatty():
@@ -49,7 +54,19 @@ class StageProgress:
                     bar.update(done - bar.n)
             return
         started = time.monotonic()
+        seen, finished = 0, started  # units done at the last tick, and when the last of them was first seen
         for done in self._ticks():
-            rate = done / max(time.monotonic() - started, 1e-9)
-            left = f", about {(self.total - done) / rate:.0f} s left" if rate else ""
-            log.info("%s: %d of %d chunks done%s", self.name, done, self.total, left)
+            now = time.monotonic()
+            if done > seen:
+                seen, finished = done, now
+            if done >= self.total:
+                continue
+            left = time_left(self.total - done, (finished - started) / done if done else 0.0, now - finished)
+            log.info("%s: %d of %d chunks done, %s", self.name, done, self.total, left)
+
+
+def time_left(units: int, per_unit: float, since_last: float) -> str:
+    """`units` more at `per_unit` seconds each, the one running already `since_last` in (0 per unit: unknown)."""
+    if not per_unit:
+        return "time left known once the first chunk is done"
+    return f"about {human_seconds(max(units * per_unit - since_last, 0.0))} left"

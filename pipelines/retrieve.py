@@ -12,11 +12,13 @@ import numpy as np
 from apache_beam.utils.shared import Shared
 
 from judgemine.pipelines.artifacts import count_rows
+from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Estimate, PlanInputs, Stage, StageContext, query_chunks, spread_chunks
 from judgemine.schemas import RETRIEVAL, footer, list_parts, storage
 from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import chunks_of
+from judgemine.transforms.common.devices import device_problem
 from judgemine.transforms.retrieve.search import SearchAndWrite, SearchShard, SearchSpec, WriteRetrieval
 
 
@@ -63,5 +65,11 @@ def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
                                   * plan.candidates / max(pool, 1), 1))
 
 
-STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"),
+def check(settings: Settings) -> None:
+    problem = device_problem(settings.search_device, "--search-device")
+    if problem:
+        raise UserError(problem)
+
+
+STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"), check=check,
               build=build, count=count, version="2", throughput="queries", units=query_chunks, estimate=estimate)

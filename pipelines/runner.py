@@ -15,6 +15,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
+from judgemine.pipelines import interrupts
 from judgemine.pipelines.artifacts import (
     DamagedArtifact,
     MissingArtifact,
@@ -82,6 +83,7 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
     started = time.time()
     if stage.check:
         stage.check(settings)
+    interrupts.running = (stage.name, settings.output)
     inputs = stage.inputs(settings) if stage.inputs else None
     fp = fingerprint(stage, settings, inputs)
     out = settings.output
@@ -122,7 +124,11 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
 
 
 def run_one(name: str, settings: Settings, options: PipelineOptions) -> dict[str, Any]:
-    return run_stage(BY_NAME[name], settings, options)
+    stage = BY_NAME[name]
+    record = run_stage(stage, settings, options)
+    if stage.gate:
+        stage.gate(settings, record)
+    return record
 
 
 def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str, Any]]:
@@ -138,10 +144,13 @@ def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str,
         if not settings.force and _state(stage, settings)[0] == "up to date":
             log.info("%s: up to date, skipped", stage.name)
             report[stage.name] = {"seconds": 0.0, "skipped": True}
-            continue
-        run_stage(stage, settings, options)
-        report[stage.name] = {"seconds": round(time.time() - started, 2), "skipped": False}
-        log.info("%s: done in %.2fs", stage.name, report[stage.name]["seconds"])
+            record = require_stage(settings.output, stage.name)
+        else:
+            record = run_stage(stage, settings, options)
+            report[stage.name] = {"seconds": round(time.time() - started, 2), "skipped": False}
+            log.info("%s: done in %.2fs", stage.name, report[stage.name]["seconds"])
+        if stage.gate:  # checked on a skipped stage too: a rerun must not go past what stopped the last one
+            stage.gate(settings, record)
     return report
 
 

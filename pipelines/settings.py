@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
-from judgemine.transforms.common.options import OFF, above, at_least, choices_of, problems, setting, shown
+from judgemine.transforms.common.options import OFF, above, at_least, choices_of, problems, setting, shown, within
 from judgemine.transforms.common.registry import PluginError, Registry
 from judgemine.transforms.embed.backends import EMBEDDERS
-from judgemine.transforms.ingest.readers import PairsLayout
+from judgemine.transforms.ingest.layouts import PairsLayout
 from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.judge.prompt import PromptFormat, PromptPreset, prompt_format
 from judgemine.transforms.mine.rule import OnNoNegatives, Sampling
@@ -32,11 +32,16 @@ BACKEND_FAMILIES: tuple[Registry[Any], ...] = (EMBEDDERS, JUDGES)  # whose membe
 class CoreSettings:
     """The settings every run has; `Settings` adds the backends' own."""
     output: str = setting("", (), "run directory: stages/, shards/, rejects/, manifest.json", group="run")
-    pairs: tuple[str, ...] = setting((), ("ingest",), "query/positive pair files (JSONL, JSON array, Parquet); "
-                                     "repeatable", group="ingest")
+    pairs: tuple[str, ...] = setting((), ("ingest",), "query/positive pair files (JSONL, JSON array, Parquet, "
+                                     "CSV/TSV with a header); repeatable", group="ingest")
     corpus: tuple[str, ...] = setting((), ("ingest",), "extra candidate files with id/text/image; repeatable",
                                       group="ingest")
-    pairs_layout: PairsLayout = setting("auto", ("ingest",), "field layout of pair rows", group="ingest")
+    pairs_layout: PairsLayout = setting("auto", ("ingest",), "field layout of pair rows: auto recognises each row's "
+                                        "(UniME-V2 query_text/pos_text, MMEB qry/pos_text, sentence-transformers "
+                                        "anchor|query/positive, FlagEmbedding query/pos list)", group="ingest")
+    max_reject_share: float = setting(0.5, (), "stop after ingest (exit 2) when more than this share of the rows, "
+                                      "or every row of one file, is rejected: a wrong layout, not data to mine; 1 = "
+                                      "never stop", group="ingest", range=within(0, 1))
     image_root: str = setting("", ("ingest",), "directory that relative image paths are resolved against",
                               group="ingest")
     max_image_pixels: int = setting(50_000_000, ("ingest",), "images with more pixels are rejected "
@@ -62,7 +67,7 @@ class CoreSettings:
                                     group="embed")
     index_factory: str = setting("Flat", ("index",), "FAISS index_factory string (inner product): Flat (exact), "
                                  "IVF1024,Flat, IVF4096,PQ32, OPQ64,IVF4096,PQ64, HNSW32, ...; auto = picked by "
-                                 "pool size from the measured table (README: Choosing an index)", group="index")
+                                 "pool size from the measured table (docs/choosing-an-index.md)", group="index")
     index_shards: int = setting(1, ("index",), "split the pool into this many shards, each indexed by its own "
                                 "worker; each query's top K is merged across them (exact for Flat)",
                                 group="index", range=above(0))

@@ -62,7 +62,9 @@ class Stage:
     exactly the stages it affects), publishes (directories under OUTPUT it writes besides stages/<name>), record
     (extra stage.json fields), throughput (the count whose rate per second the record reports), units (how many
     part files the stage writes, for its progress lines), outdated (why a committed stage with the same
-    fingerprint no longer matches what it read, e.g. an image replaced under the image root; "" when it does).
+    fingerprint no longer matches what it read, e.g. an image replaced under the image root; "" when it does),
+    gate (what must hold of its committed record for any later stage to run: raises UserError, e.g. ingest's
+    share of rejected rows).
     What the run-level outputs read of it: accounting (from its counts: the pair rows it read, `pairs_in`, or
     rejected, `rejected`, and the corpus rows, `corpus`: manifest.json checks every row is a shard row or a
     reject), manifest (sections it adds to manifest.json, from its record), estimate (its share of `judgemine
@@ -84,6 +86,7 @@ class Stage:
     manifest: Callable[[Settings, dict[str, Any]], dict[str, Any]] | None = None
     estimate: Callable[[Settings, PlanInputs], Estimate] | None = None
     completes_run: bool = False
+    gate: Callable[[Settings, dict[str, Any]], None] | None = None
 
 
 def query_chunks(ctx: StageContext) -> int:

@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from judgemine.transforms.common.model_kinds import mark_random
+
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -100,6 +102,7 @@ def build_tiny_judge(output: str, texts: Iterable[str] = (), seed: int = 0, init
     tokenizer.save_pretrained(output)
     with open(os.path.join(output, "judgemine_tiny.json"), "w", encoding="utf-8") as f:
         json.dump({"kind": "tiny-random-judge", "seed": seed, "init_std": init_std}, f)
+    mark_random(output)
     return output
 
 
@@ -136,6 +139,7 @@ def build_tiny_qwen2_vl(output: str, texts: Iterable[str] = (), seed: int = 0, i
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=max_pixels).save_pretrained(output)
+    mark_random(output)
     return output
 
 
@@ -172,6 +176,7 @@ def build_tiny_idefics3(output: str, texts: Iterable[str] = (), seed: int = 0, i
                                                 max_image_size={"longest_edge": 56})
     Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
                       chat_template=IDEFICS3_CHAT_TEMPLATE).save_pretrained(output)
+    mark_random(output)
     return output
 
 
@@ -200,6 +205,7 @@ def build_tiny_clip(output: str, texts: Iterable[str] = (), seed: int = 0) -> st
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(output)
+    mark_random(output)
     return output
 
 
@@ -227,6 +233,7 @@ def build_tiny_cross_encoder(output: str, texts: Iterable[str] = (), seed: int =
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         CrossEncoder(tmp, device="cpu", local_files_only=True, max_length=max_length).save_pretrained(output)
+    mark_random(output)
     return output
 
 
@@ -257,6 +264,7 @@ def build_tiny_siglip(output: str, texts: Iterable[str] = (), seed: int = 0) -> 
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(output)
+    mark_random(output)
     return output
 
 

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 from html.parser import HTMLParser
 
 import numpy as np
@@ -195,6 +196,34 @@ def test_the_report_has_every_section_and_its_images_decode(run, request):
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     text = open(os.path.join(out, "report", "index.html"), encoding="utf-8").read()
     assert f"{manifest['scores']['negative_in_shards']['mean']:.4g}" in text
+
+
+def test_the_report_answers_can_i_train_on_this_first_in_human_numbers(e2e_run):
+    from judgemine.pipelines.health import findings, verdict
+    from judgemine.pipelines.stages import STAGES
+    text = open(os.path.join(e2e_run, "report", "index.html"), encoding="utf-8").read()
+    manifest = json.load(open(os.path.join(e2e_run, "manifest.json")))
+    found = findings(manifest)
+    assert text.index('<h2 id="train">Can I train on this?</h2>') < text.index("<h2", text.index('id="train"') + 1)
+    assert f"<b>{verdict(found)}</b>" in text and all(f.line().split(" (")[0] in text for f in found)
+    assert any(f.level == "warning" and "random-weight demo model" in f.what for f in found)  # the tiny judge
+    timings = text[text.index('id="timings"'):]
+    assert [s.name for s in STAGES] == sorted((s.name for s in STAGES), key=lambda n: timings.index(f"<td>{n}</td>"))
+    cells = re.findall(r"<td>(.*?)</td>", text)
+    assert not [c for c in cells if c.startswith(("{", "[", "&quot;"))]  # no raw JSON
+    assert "nan" not in cells and f"{manifest['accounting']['pairs_in']:,}" in cells
+
+
+def test_score_histograms_normalise_each_group_to_its_own_share(monkeypatch):
+    import matplotlib.axes
+
+    from judgemine.pipelines.report import plots
+    sums: list[float] = []
+    real = matplotlib.axes.Axes.hist
+    monkeypatch.setattr(matplotlib.axes.Axes, "hist",
+                        lambda self, x, **kw: sums.append(float(np.sum(kw["weights"]))) or real(self, x, **kw))
+    plots.score_histograms({"s": (np.full(3, 0.9), np.linspace(0, 0.5, 300))}, 0.0, 1.0)
+    assert sums == pytest.approx([1.0, 1.0])  # 300 negatives and 3 positives, each summing to one
 
 
 @pytest.mark.parametrize("run", ["e2e_run", "image_run"])

@@ -14,7 +14,7 @@ from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, read_table
 from judgemine.transforms.common.content import content_id
 from judgemine.transforms.common.rejects import read_rejects
-from judgemine.transforms.ingest.readers import RowError, parse_pair
+from judgemine.transforms.ingest.readers import RowError, parse_pairs
 
 
 def _ingest(tmp_path, pairs, corpus=(), **kw):
@@ -39,7 +39,7 @@ def test_official_unime_records_are_read_with_images_carried(tmp_path):
 
 
 def test_official_records_whose_images_are_missing_are_rejected(tmp_path):
-    record, queries, _, rejects = _ingest(tmp_path, [OFFICIAL_EXAMPLE])
+    record, queries, _, rejects = _ingest(tmp_path, [OFFICIAL_EXAMPLE], max_reject_share=1.0)  # (the gate: below)
     with open(OFFICIAL_EXAMPLE, encoding="utf-8") as f:
         official = json.load(f)
     with_images = sum(1 for r in official if r["query_image"] or r["pos_image"])
@@ -50,8 +50,8 @@ def test_official_records_whose_images_are_missing_are_rejected(tmp_path):
 def test_mmeb_layout_maps_fields(tmp_path):
     row = {"qry": "<|image_1|>\nFind a caption.", "qry_image_path": "img/a.jpg", "pos_text": "A dog.",
            "pos_image_path": ""}
-    assert parse_pair(row, "auto") == {"query_text": row["qry"], "query_image": "img/a.jpg", "pos_text": "A dog.",
-                                       "pos_image": "", "dataset": "", "query_id": ""}
+    assert parse_pairs(row, "auto") == [{"query_text": row["qry"], "query_image": "img/a.jpg", "pos_text": "A dog.",
+                                         "pos_image": "", "dataset": "", "query_id": ""}]
 
 
 @pytest.mark.parametrize("row,reason", [
@@ -66,7 +66,7 @@ def test_mmeb_layout_maps_fields(tmp_path):
 ])
 def test_bad_rows_have_reasons(row, reason):
     with pytest.raises(RowError, match=reason.replace("(", r"\(")):
-        parse_pair(row, "auto")
+        parse_pairs(row, "auto")
 
 
 def test_every_row_ends_in_queries_or_rejects(tmp_path):

@@ -93,7 +93,7 @@ CASES = {
     "text sample": lambda tmp_path, image_root: dict(pairs=tuple(sorted(
         os.path.join(SAMPLE, f) for f in os.listdir(SAMPLE))), chunk_size=128),
     "image sample": lambda tmp_path, image_root: dict(pairs=tuple(
-        os.path.join(MULTIMODAL, f) for f in ("pairs_mmeb.jsonl", "pairs_unime.jsonl", "bad_images.jsonl")),
+        os.path.join(MULTIMODAL, f) for f in ("pairs_mmeb.jsonl", "pairs_unime.jsonl")),
         image_root=image_root, chunk_size=16),
     "official example": lambda tmp_path, image_root: dict(pairs=(OFFICIAL_EXAMPLE,), skip_image_check=True,
                                                           chunk_size=2),

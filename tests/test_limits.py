@@ -126,7 +126,8 @@ def test_rejects_are_parts_and_no_step_gathers_rows_into_one_element(tmp_path):
     out = str(tmp_path / "out")
     done = jm("run", "--output", out, "--pairs", bad[0], "--pairs", bad[1],
               "--pairs", write_jsonl(str(tmp_path / "good.jsonl"), head(os.path.join(SAMPLE, "definitions.jsonl"), 8)),
-              "--judge-backend", "similarity", "--top-k", "3", "--num-negatives", "1")
+              "--judge-backend", "similarity", "--top-k", "3", "--num-negatives", "1",
+              "--max-reject-share", "1")  # two files of nothing but bad rows: mined past the stop after ingest
     assert done.returncode == 0, done.stderr
     for folder in (os.path.join(out, "stages", "ingest", "rejects"), os.path.join(out, "rejects", "ingest")):
         parts = sorted(os.listdir(folder))

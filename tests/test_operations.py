@@ -87,6 +87,20 @@ def test_stage_progress_lines_count_part_files(tmp_path, caplog):
     assert "judge: 2 of 4 chunks done, about" in caplog.text
 
 
+def test_stage_time_left_counts_down_while_a_chunk_runs_and_the_first_line_comes_early(tmp_path, caplog):
+    from judgemine.pipelines.progress import StageProgress, time_left
+    assert time_left(3, 30.0, 40.0) == "about 50 s left" and time_left(3, 0.0, 9.0).startswith("time left known")
+    with caplog.at_level(logging.INFO, logger="judgemine"):
+        with StageProgress("judge", [str(tmp_path)], total=4, every=0.3, first=0.05):
+            time.sleep(0.2)
+            (tmp_path / "part-00000.parquet").write_bytes(b"x")
+            time.sleep(1.5)  # the second chunk runs long: the estimate must fall, never grow
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("judge: ")]
+    assert lines[0] == "judge: 0 of 4 chunks done, time left known once the first chunk is done"
+    left = [int(line.split("about ")[1].split(" s")[0]) for line in lines if "about" in line]
+    assert len(left) >= 3 and left == sorted(left, reverse=True) and left[-1] < left[0], lines
+
+
 def test_a_chunk_reports_progress_while_it_runs(caplog):
     from judgemine.transforms.common.progress import Ticker
     ticker = Ticker("judge: this chunk", 100, every=0.05)

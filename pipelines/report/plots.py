@@ -26,7 +26,8 @@ def _pyplot() -> Any:
 
 
 def score_histograms(per_subset: dict[str, tuple[np.ndarray, np.ndarray]], low: float, high: float) -> bytes:
-    """Positive and (judged, non-fallback) negative judge scores, one panel per subset."""
+    """Positive and (judged, non-fallback) negative judge scores, one panel per subset, each group normalised to
+    its own share per bin: a subset's few positives stay visible beside its K-fold more negatives."""
     plt = _pyplot()
     n = max(len(per_subset), 1)
     cols = min(n, 3)
@@ -34,10 +35,12 @@ def score_histograms(per_subset: dict[str, tuple[np.ndarray, np.ndarray]], low: 
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3 * rows), squeeze=False)
     bins = np.linspace(low, high, 41)
     for ax, (name, (pos, neg)) in zip(axes.flat, per_subset.items()):
-        ax.hist(neg, bins=bins, alpha=0.6, label=f"negatives ({neg.size})", color="tab:red")
-        ax.hist(pos, bins=bins, alpha=0.6, label=f"positives ({pos.size})", color="tab:blue")
+        for values, label, color in ((neg, "negatives", "tab:red"), (pos, "positives", "tab:blue")):
+            weights = np.full(values.size, 1.0 / values.size) if values.size else None
+            ax.hist(values, bins=bins, weights=weights, alpha=0.6, label=f"{label} ({values.size:,})", color=color)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("judge score")
+        ax.set_ylabel("share of the group")
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(per_subset):]:
         ax.axis("off")

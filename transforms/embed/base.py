@@ -14,6 +14,7 @@ import numpy as np
 
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.devices import Device, Dtype
+from judgemine.transforms.common.model_kinds import ModelKind
 from judgemine.transforms.common.options import NoOptions
 
 
@@ -31,8 +32,10 @@ class EmbedderSpec:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """images: embeds images (else a record is embedded by its text, and an image-only one cannot be)."""
+    """images: embeds images (else a record is embedded by its text, and an image-only one cannot be). models: the
+    kinds of model folder it takes (transforms/common/model_kinds.py; empty: any), checked before any stage."""
     images: bool
+    models: tuple[ModelKind, ...] = ()
 
 
 class Embedder(abc.ABC):

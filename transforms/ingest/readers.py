@@ -1,26 +1,23 @@
-"""Pair and corpus rows read from JSONL, JSON arrays and Parquet into judgemine's fields (docs/SPEC.md section 1).
-A row that cannot be used raises RowError, whose message is its rejects reason; nothing is dropped silently."""
+"""Pair and corpus rows read from JSONL, JSON arrays, Parquet and CSV/TSV with a header into judgemine's fields
+(docs/SPEC.md section 1; the layouts in transforms/ingest/layouts.py). A row that cannot be used raises RowError,
+whose message is its rejects reason; nothing is dropped silently."""
 from __future__ import annotations
 
+import csv
 import io
 import json
+import os
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from judgemine.transforms.common.text import strip_image_tokens
+from judgemine.transforms.ingest.layouts import LAYOUTS, PairsLayout, recognise, unknown_layout
 
-PairsLayout = Literal["auto", "unime", "mmeb"]
-# Field names of each accepted layout: judgemine's own (= the UniME-V2 record) and VLM2Vec / MMEB-train.
-LAYOUTS = {
-    "unime": {"query_text": "query_text", "query_image": "query_image", "pos_text": "pos_text",
-              "pos_image": "pos_image"},
-    "mmeb": {"query_text": "qry", "query_image": "qry_image_path", "pos_text": "pos_text",
-             "pos_image": "pos_image_path"},
-}
+DELIMITERS = {".csv": ",", ".tsv": "\t"}  # delimited text with a header row, by the file's extension
 
 
 BOM = b"\xef\xbb\xbf"
@@ -43,11 +40,16 @@ class RowError(ValueError):
 
 
 def read_rows(path: str) -> Iterator[tuple[int, Any]]:
-    """(1-based row number, parsed row or RowError) for JSONL, JSON array and Parquet files. A UTF-8 byte-order
-    mark and CRLF line ends are read; JSON Lines are split at newline bytes only (U+2028 may sit in a string)."""
+    """(1-based line number, parsed row or RowError) for JSONL, JSON array, Parquet and CSV/TSV files. A UTF-8
+    byte-order mark and CRLF line ends are read; JSON Lines are split at newline bytes only (U+2028 may sit in a
+    string)."""
     lower = path.lower()
     with FileSystems.open(path, compression_type="uncompressed") as f:
         data = f.read()
+    delimiter = DELIMITERS.get(os.path.splitext(lower)[1])
+    if delimiter:
+        yield from _delimited_rows(path, data[len(BOM):] if data.startswith(BOM) else data, delimiter)
+        return
     if lower.endswith(".parquet"):
         try:
             rows = pq.read_table(io.BytesIO(data)).to_pylist()
@@ -82,6 +84,28 @@ def read_rows(path: str) -> Iterator[tuple[int, Any]]:
             yield i, RowError(f"malformed_json: {e.msg}", line)
 
 
+def _delimited_rows(path: str, data: bytes, delimiter: str) -> Iterator[tuple[int, Any]]:
+    """CSV/TSV rows as {header name: cell}, numbered by the line each ends on (a quoted cell may span lines)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from e
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header or ()):
+                yield reader.line_num, RowError(f"wrong_column_count: {len(cells)} cells, the header has "
+                                                f"{len(header or ())}", delimiter.join(cells))
+                continue
+            yield reader.line_num, dict(zip(header or (), cells))
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable {'TSV' if delimiter == chr(9) else 'CSV'} file "
+                         f"(line {reader.line_num}: {e})") from e
+
+
 def _string(row: dict[str, Any], key: str, required: bool, max_chars: int = 0) -> str:
     if key not in row:
         if required:
@@ -107,31 +131,41 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def parse_pair(row: Any, layout: PairsLayout, max_chars: int = 0) -> dict[str, str]:
-    """One pair row in the UniME-V2 or MMEB layout to judgemine's fields; raises RowError with the reason.
-    Texts longer than `max_chars` (0: no limit) are refused."""
+def parse_pairs(row: Any, layout: PairsLayout, max_chars: int = 0) -> list[dict[str, str]]:
+    """One pair row to judgemine's fields: one pair, or one per positive of a FlagEmbedding `pos` list; raises
+    RowError with the reason. `layout` "auto" recognises each row's own. Texts longer than `max_chars` (0: no
+    limit) are refused."""
     if isinstance(row, RowError):
         raise row
     if not isinstance(row, dict):
         raise RowError(f"not_an_object: {type(row).__name__}")
-    if layout == "auto":
-        layout = "mmeb" if "qry" in row else "unime"
-    names = LAYOUTS[layout]
-    out = {
-        "query_text": _string(row, names["query_text"], names["query_image"] not in row, max_chars),
-        "query_image": _string(row, names["query_image"], required=False),
-        "pos_text": _string(row, names["pos_text"], names["pos_image"] not in row, max_chars),
-        "pos_image": _string(row, names["pos_image"], required=False),
-        "dataset": _string(row, "dataset", required=False),
-    }
-    out["query_id"] = _id(row, "query_id")
-    if out["query_id"].startswith(ASSIGNED_ID_PREFIX):
+    found = recognise(row) if layout == "auto" else LAYOUTS[layout]
+    if found is None:
+        raise RowError(unknown_layout(row))
+    query_key = next((k for k in found.query_text if k in row), found.query_text[0])
+    no_image = not found.query_image or found.query_image not in row
+    query = {"query_text": _string(row, query_key, no_image, max_chars),
+             "query_image": _string(row, found.query_image, required=False) if found.query_image else "",
+             "dataset": _string(row, "dataset", required=False), "query_id": _id(row, "query_id")}
+    if query["query_id"].startswith(ASSIGNED_ID_PREFIX):
         raise RowError(f"reserved_query_id: ids beginning {ASSIGNED_ID_PREFIX!r} are the ones judgemine assigns")
-    if not strip_image_tokens(out["query_text"]) and not out["query_image"]:
+    if not strip_image_tokens(query["query_text"]) and not query["query_image"]:
         raise RowError("empty_query")
-    if not strip_image_tokens(out["pos_text"]) and not out["pos_image"]:
+    if found.positives_list:
+        positives = row.get(found.pos_text)
+        if not isinstance(positives, list) or not positives:
+            raise RowError(f"wrong_type: {found.pos_text} is {type(positives).__name__}, expected a non-empty "
+                           "list of strings" if found.pos_text in row else f"missing_field: {found.pos_text}")
+        sides = [{"pos_text": _string({found.pos_text: p}, found.pos_text, True, max_chars), "pos_image": ""}
+                 for p in positives]
+    else:
+        no_image = not found.pos_image or found.pos_image not in row
+        sides = [{"pos_text": _string(row, found.pos_text, no_image, max_chars),
+                  "pos_image": _string(row, found.pos_image, required=False) if found.pos_image else ""}]
+    if any(not strip_image_tokens(side["pos_text"]) and not side["pos_image"] for side in sides):
         raise RowError("empty_positive")
-    return out
+    return [{"query_text": query["query_text"], "query_image": query["query_image"], **side,
+             "dataset": query["dataset"], "query_id": query["query_id"]} for side in sides]
 
 
 def _id(row: dict[str, Any], key: str) -> str:

@@ -25,17 +25,18 @@ from judgemine.transforms.common.images import (
     resolve,
 )
 from judgemine.transforms.common.rejects import reject_row
+from judgemine.transforms.ingest.layouts import PairsLayout
 from judgemine.transforms.ingest.readers import (
-    PairsLayout,
     RowError,
     as_json,
     assigned_query_id,
     parse_corpus_row,
-    parse_pair,
+    parse_pairs,
     read_rows,
 )
 
 BATCH_ROWS = 2000
+FILE_ROWS = "rows_of:"  # + an input's path: the counter of its rows (a FlagEmbedding row, one per positive)
 
 
 @dataclass(frozen=True)
@@ -74,25 +75,33 @@ class ParseInputFile(beam.DoFn):
         self._layout, self._max_chars = layout, max_chars
         self._rows = {kind: Metrics.counter("judgemine.ingest", f"{kind}_rows_read") for kind in ("pairs", "corpus")}
         self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
+        self._more_pairs = Metrics.counter("judgemine.ingest", "pairs_from_positive_lists")
 
     def process(self, spec: InputFile) -> Iterable[tuple[str, pa.Table]]:
         source = os.path.basename(spec.path)
         stem = source.split(".")[0]
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
+        file_rows = Metrics.counter("judgemine.ingest", f"{FILE_ROWS}{spec.path}")
         for line, raw in read_rows(spec.path):
             self._rows[spec.kind].inc()
             try:
-                rec: dict[str, Any] = (parse_pair(raw, self._layout, self._max_chars) if spec.kind == "pairs"
-                       else parse_corpus_row(raw, self._max_chars))
+                recs: list[dict[str, Any]] = (parse_pairs(raw, self._layout, self._max_chars) if spec.kind == "pairs"
+                                              else [parse_corpus_row(raw, self._max_chars)])
             except RowError as e:
                 self._rejected.inc()
                 bad.append(reject_row("ingest", str(e), spec.path, line, as_json(raw)))
+                file_rows.inc()
                 continue
-            rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=as_json(raw))
-            if spec.kind == "pairs" and not rec["query_id"]:
-                rec["query_id"] = assigned_query_id(stem, line)
-            good.append(rec)
+            file_rows.inc(len(recs))
+            for k, rec in enumerate(recs, start=1):
+                rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=as_json(raw))
+                if spec.kind == "pairs":
+                    rec["query_id"] = rec["query_id"] or assigned_query_id(stem, line)
+                    if len(recs) > 1:  # one FlagEmbedding row, several positives: one pair each
+                        rec["query_id"] += f"#{k}"
+                good.append(rec)
+            self._more_pairs.inc(len(recs) - 1)
             if len(good) >= BATCH_ROWS:
                 yield spec.kind, pa.Table.from_pylist(good)
                 good = []

@@ -14,6 +14,7 @@ import numpy as np
 
 from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
+from judgemine.transforms.common.model_kinds import ModelKind
 from judgemine.transforms.common.options import NoOptions
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.prompt import PromptFormat
@@ -37,12 +38,15 @@ class Capabilities:
     shared_per_machine: one instance per worker machine, shared by its SDK processes (Beam's large_model), for
     engines that claim a fraction of the whole accelerator. reports: cumulative counters `counters()` returns.
     needs_model: False for a judge that scores from the retrieval itself (no model folder, no score cache).
-    text_only: refuses any pair with an image (a text cross-encoder), rather than reading its text."""
+    text_only: refuses any pair with an image (a text cross-encoder), rather than reading its text.
+    models: the kinds of model folder it takes (transforms/common/model_kinds.py; empty: any), checked before any
+    stage."""
     images: bool
     shared_per_machine: bool = False
     reports: tuple[str, ...] = ()
     needs_model: bool = True
     text_only: bool = False
+    models: tuple[ModelKind, ...] = ()
 
 
 @dataclass(frozen=True)

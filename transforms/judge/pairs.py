@@ -130,5 +130,6 @@ class WriteScores(beam.DoFn):
         table = pa.table({"query_id": r.query_ids, "candidate_id": r.candidate_ids, "is_positive": r.is_positive,
                           "score": pa.array(scores, pa.float32())})
         write_table(table, os.path.join(self._dir, part_name(r.chunk_index)), JUDGE_SCORES)
-        log.info("judge: chunk %d done: %d pairs, %d judged, %d from the cache", r.chunk_index, len(r.query_ids),
-                 len(r.todo), len(r.query_ids) - len(r.todo) - len(r.repeats))
+        log.info("judge: chunk %d done: %d pairs = %d judged + %d from the cache + %d repeats of a pair judged in "
+                 "this chunk", r.chunk_index, len(r.query_ids), len(r.todo),
+                 len(r.query_ids) - len(r.todo) - len(r.repeats), len(r.repeats))

@@ -28,7 +28,7 @@ def auto_factory(pool: int) -> tuple[str, str]:
             nlist = 2 ** round(math.log2(max(4 * math.sqrt(pool), 1)))
             chosen = factory.format(nlist=nlist)
             bound = f"<= {limit:,}" if limit != math.inf else f"> {AUTO[-2][0]:,}"
-            return chosen, f"pool of {pool:,} vectors {bound}: {chosen} (README: Choosing an index)"
+            return chosen, f"pool of {pool:,} vectors {bound}: {chosen} (docs/choosing-an-index.md)"
     raise AssertionError("AUTO ends at infinity")
 
 

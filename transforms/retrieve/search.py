@@ -45,8 +45,11 @@ class BuildIndexShard(beam.DoFn):
         rows = shard_rows([num_rows(p) for p in parts], shard, self._shards)
         ids, vectors = read_vectors(parts, rows)
         if not ids:
-            raise ValueError(f"index shard {shard} of {self._shards} is empty: the candidate pool has "
-                             f"{rows[1]} vectors (use fewer --index-shards)")
+            pool = sum(num_rows(p) for p in parts)
+            raise ValueError("the candidate pool is empty: no positive or corpus row was embedded (see rejects/ and "
+                             "the embed stage's counts)" if not pool else
+                             f"index shard {shard} of {self._shards} is empty: the candidate pool has {pool} vectors, "
+                             f"fewer than --index-shards {self._shards}")
         index, info = build_index(vectors, self._factory, self._seed + shard, self._train_size)
         save_index(index, ids, shard_dir(self._dir, shard), {**info, "shard": shard, "shards": self._shards,
                                                             "rows": list(rows)})

@@ -20,7 +20,7 @@ class CLIPEmbedder(Embedder):
     space has no fused input). SigLIP's text is padded to its fixed length, as its model card says it was
     trained; CLIP's to the batch's longest."""
     name = "clip"
-    capabilities = Capabilities(images=True)
+    capabilities = Capabilities(images=True, models=("dual-encoder",))
 
     def __init__(self, spec: EmbedderSpec) -> None:
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer

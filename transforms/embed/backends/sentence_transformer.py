@@ -17,7 +17,7 @@ class SentenceTransformerEmbedder(Embedder):
     nearly one length (1.04x). Measured on 4,096 GCIDE glosses: 1.8x faster, vectors within 1.5e-7 (only the
     batch composition changes; bench/RESULTS.md). Tokenizing twice costs about 1%."""
     name = "sentence-transformers"
-    capabilities = Capabilities(images=False)
+    capabilities = Capabilities(images=False, models=("encoder",))
 
     def __init__(self, spec: EmbedderSpec) -> None:
         from sentence_transformers import SentenceTransformer

@@ -17,7 +17,7 @@ class VLM2VecEmbedder(Embedder):
     """VLM2Vec on a Qwen2-VL-family backbone: the instruction-prefixed text with the image in place of its
     `<|image_N|>` marker (or in front, when the text has none), pooled at the last token."""
     name = "vlm2vec"
-    capabilities = Capabilities(images=True)
+    capabilities = Capabilities(images=True, models=("vision-language",))
 
     def __init__(self, spec: EmbedderSpec) -> None:
         from judgemine.transforms.common.vlm_inputs import VLMInputs

@@ -17,7 +17,7 @@ from judgemine.transforms.judge.scoring import where_fits
 
 class CrossEncoderJudge(JudgeBackend):
     name: ClassVar[str] = "cross-encoder"
-    capabilities: ClassVar[Capabilities] = Capabilities(images=False, text_only=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(images=False, text_only=True, models=("classifier",))
 
     def __init__(self, model: JudgeModel, options: Any) -> None:
         from sentence_transformers import CrossEncoder

@@ -45,7 +45,7 @@ class TransformersOptions:
 class TransformersJudge(JudgeBackend):
     """A chat LM loaded with transformers; scores pairs in fp32 from the answer position's logits."""
     name = "transformers"
-    capabilities = Capabilities(images=True, reports=TOKEN_COUNTERS)
+    capabilities = Capabilities(images=True, reports=TOKEN_COUNTERS, models=("chat", "vision-language"))
     Options = TransformersOptions
 
     @classmethod

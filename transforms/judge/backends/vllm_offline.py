@@ -75,7 +75,8 @@ def engine_settings(model_path: str, options: VLLMOptions) -> dict[str, Any]:
 
 class VLLMJudge(JudgeBackend):
     name = "vllm"
-    capabilities = Capabilities(images=True, shared_per_machine=True, reports=PREFIX_CACHE_COUNTERS)
+    capabilities = Capabilities(images=True, shared_per_machine=True, reports=PREFIX_CACHE_COUNTERS,
+                                models=("chat", "vision-language"))
     Options = VLLMOptions
 
     def __init__(self, model: JudgeModel, options: VLLMOptions = VLLMOptions(), seed: int = 0) -> None:

@@ -1,0 +1,170 @@
+"""A new user's first hour (issue "The first hour"): their own data in the layouts they already have is mined,
+a file that cannot be mined stops after ingest in one message with exit 2 (and `plan` says the same before any
+work), every wrong device, model folder and value is refused before any stage starts in one line."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import write_jsonl
+
+from judgemine.pipelines.cli import main
+from judgemine.pipelines.settings import Settings
+from judgemine.transforms.common.model_kinds import folder_kind
+from judgemine.transforms.ingest.layouts import LAYOUTS
+from judgemine.transforms.ingest.readers import RowError, parse_pairs, read_rows
+
+JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
+PAIRS = [("What is the capital of Peru?", "Lima is the capital of Peru."),
+         ("What is the capital of Chile?", "Santiago is the capital of Chile."),
+         ("Define the word: vast", "Of very great extent or quantity."),
+         ("Which planet is closest to the sun?", "Mercury orbits closest to the sun.")]
+
+
+def _judgemine(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    done = subprocess.run([JUDGEMINE, *args], capture_output=True, text=True, timeout=300)
+    return done, time.monotonic() - started
+
+
+def _shard_rows(out: str) -> list[dict]:
+    return [r for name in sorted(os.listdir(os.path.join(out, "shards")))
+            for r in pq.read_table(os.path.join(out, "shards", name)).to_pylist()]
+
+
+@pytest.mark.parametrize("layout", ["unime", "mmeb", "sentence-transformers", "flag-embedding"])
+def test_each_layouts_example_line_is_read_as_one_pair(layout):
+    pairs = parse_pairs(json.loads(LAYOUTS[layout].example), "auto")
+    assert len(pairs) == 1 and pairs[0]["pos_text"] and (pairs[0]["query_text"] or pairs[0]["query_image"])
+    assert parse_pairs(json.loads(LAYOUTS[layout].example), layout) == pairs
+
+
+def test_sentence_transformers_and_flag_embedding_rows_map_to_pairs():
+    assert parse_pairs({"query": "q", "positive": "p", "negative": "n"}, "auto") == [
+        {"query_text": "q", "query_image": "", "pos_text": "p", "pos_image": "", "dataset": "", "query_id": ""}]
+    assert [p["pos_text"] for p in parse_pairs({"query": "q", "pos": ["a", "b"], "neg": ["c"]}, "auto")] == ["a", "b"]
+    for row, reason in [({"foo": 1, "bar": 2}, "unknown_layout: fields bar, foo"),
+                        ({"query": "q", "pos": "a"}, "wrong_type: pos is str, expected a non-empty list"),
+                        ({"query": "q", "pos": []}, "wrong_type: pos is list"),
+                        ({"anchor": "q"}, "missing_field: positive")]:
+        with pytest.raises(RowError, match=reason):
+            parse_pairs(row, "auto")
+
+
+def test_csv_and_tsv_rows_are_read_by_their_header(tmp_path):
+    (tmp_path / "a.csv").write_text('query,positive\n"a, quoted\nquery",p1\nq2,p2,extra\n\nq3,p3\n', encoding="utf-8")
+    rows = list(read_rows(str(tmp_path / "a.csv")))
+    assert rows[0] == (3, {"query": "a, quoted\nquery", "positive": "p1"})
+    assert isinstance(rows[1][1], RowError) and str(rows[1][1]).startswith("wrong_column_count: 3 cells")
+    assert rows[2] == (6, {"query": "q3", "positive": "p3"})
+    (tmp_path / "b.tsv").write_text("query_text\tpos_text\nq\tp\n", encoding="utf-8")
+    assert list(read_rows(str(tmp_path / "b.tsv"))) == [(2, {"query_text": "q", "pos_text": "p"})]
+
+
+def test_a_newcomers_csv_st_and_flag_files_are_mined(tmp_path, tiny_judge):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("query,positive\n" + "".join(f'"{q}","{p}"\n' for q, p in PAIRS), encoding="utf-8")
+    st = write_jsonl(str(tmp_path / "st.jsonl"), [{"anchor": q, "positive": p} for q, p in PAIRS])
+    flag = write_jsonl(str(tmp_path / "flag.jsonl"), [{"query": PAIRS[0][0], "pos": [p for _, p in PAIRS[:2]]},
+                                                      {"query": PAIRS[2][0], "pos": [PAIRS[2][1]]}])
+    for path, rows in [(str(csv), 4), (st, 4), (flag, 3)]:
+        out = str(tmp_path / ("out-" + os.path.basename(path)))
+        done, _ = _judgemine("run", "--pairs", path, "--output", out, "--judge-model", tiny_judge)
+        assert done.returncode == 0, done.stderr
+        shards = _shard_rows(out)
+        assert len(shards) == rows and {r["query_text"] for r in shards} >= {PAIRS[0][0], PAIRS[2][0]}
+        counts = [tuple(map(int, m)) for m in re.findall(
+            r"chunk \d+ done: (\d+) pairs = (\d+) judged \+ (\d+) from the cache \+ (\d+) repeats", done.stderr)]
+        assert counts and all(p == j + c + r for p, j, c, r in counts), done.stderr  # every count adds up
+    assert counts[0][3] >= 1  # the flag file's query has two positives: a pair repeated in the chunk, judged once
+    ids = sorted(r["query_id"] for r in _shard_rows(str(tmp_path / "out-flag.jsonl")))
+    assert ids == ["auto:flag:1#1", "auto:flag:1#2", "auto:flag:2"]
+
+
+def test_a_file_with_every_row_rejected_stops_after_ingest_with_exit_2(tmp_path, tiny_judge):
+    bad = write_jsonl(str(tmp_path / "wrong.jsonl"), [{"question": q, "answer": p} for q, p in PAIRS])
+    good = write_jsonl(str(tmp_path / "good.jsonl"), [{"query_text": q, "pos_text": p} for q, p in PAIRS])
+    out = str(tmp_path / "out")
+    done, seconds = _judgemine("run", "--pairs", good, "--pairs", bad, "--output", out, "--judge-model", tiny_judge)
+    assert done.returncode == 2 and seconds < 30, done.stderr
+    message = [line for line in done.stderr.splitlines() if not line[:4].isdigit()]
+    assert message[0] == f"judgemine: every row of {bad} was rejected (4 rows)"
+    assert message[1] == "  4 x unknown_layout: fields answer, question"
+    assert any(LAYOUTS["sentence-transformers"].example in line for line in message)
+    assert "Traceback" not in done.stderr and not os.path.exists(os.path.join(out, "stages", "embed"))
+    assert os.listdir(os.path.join(out, "stages", "ingest", "rejects"))
+    again, _ = _judgemine("run", "--pairs", good, "--pairs", bad, "--output", out, "--judge-model", tiny_judge)
+    assert again.returncode == 2 and "ingest: up to date, skipped" in again.stderr  # a rerun stops there too
+    plan, _ = _judgemine("plan", "--pairs", good, "--pairs", bad, "--output", out, "--judge-model", tiny_judge)
+    assert plan.returncode == 2 and plan.stderr.splitlines()[0] == message[0]
+
+
+def test_a_share_of_rejects_over_the_setting_stops_and_1_lets_it_through(tmp_path, tiny_judge):
+    rows = [{"query_text": q, "pos_text": p} for q, p in PAIRS] + [{"query_text": q} for q, _ in PAIRS[:3]]
+    pairs = write_jsonl(str(tmp_path / "mixed.jsonl"), rows)
+    args = ["--pairs", pairs, "--output", str(tmp_path / "out"), "--judge-model", tiny_judge]
+    plan, _ = _judgemine("plan", *args, "--max-reject-share", "0.4")
+    assert plan.returncode == 2, plan.stderr
+    assert plan.stderr.splitlines()[:2] == [
+        "judgemine: 3 of 7 rows (43%) were rejected, over --max-reject-share 0.4", "  3 x missing_field: pos_text"]
+    assert _judgemine("plan", *args)[0].returncode == 0  # the default, 0.5
+    assert main(["run", *args, "--max-reject-share", "1"]) == 0
+
+
+def test_checks_before_work_refuse_a_wrong_device_or_model_kind_in_one_line(tmp_path, tiny_judge, small_pairs,
+                                                                              capsys):
+    import torch
+    minilm = Settings().resolved_embed_model
+    assert folder_kind(minilm)[0] == "encoder" and folder_kind(tiny_judge)[0] == "chat"
+    cases = [(["--embed-model", tiny_judge], f"judgemine: --embed-model {tiny_judge} is a chat model"),
+             (["--judge-model", minilm], f"judgemine: --judge-model {minilm} is a text encoder"),
+             (["--judge-backend", "cross-encoder"], f"judgemine: --judge-model {tiny_judge} is a chat model")]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "judgemine: --device cuda: this torch"))
+    for extra, start in cases:
+        out = str(tmp_path / "out")
+        assert main(["run", "--output", out, "--judge-model", tiny_judge, "--pairs", small_pairs[0], *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(start) and "\n" not in err, err
+        assert not os.path.exists(os.path.join(out, "stages"))  # before any stage
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--beta", "abc"], "judgemine run: argument --beta: invalid float value: 'abc'"),
+    (["--judge-backend", "server"], "judgemine run: argument --judge-backend: invalid choice: 'server'"),
+    (["--top-k", "-3"], "judgemine: invalid settings: top_k=-3 (must be > 0)"),
+    (["--max-reject-share", "2"], "judgemine: invalid settings: max_reject_share=2.0 (must be in (0, 1])")])
+def test_a_bad_value_is_one_line_naming_only_that_setting(tmp_path, capsys, args, line):
+    assert main(["run", "--output", str(tmp_path / "o"), "--pairs", "x.jsonl", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(line) and "\n" not in err and "chunk_size" not in err, err
+
+
+def test_a_yaml_key_typo_names_the_closest_key(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("pairs: [x.jsonl]\ntopk: 5\n", encoding="utf-8")
+    assert main(["run", "--config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "topk" in err and "did you mean top_k" in err and "\n" not in err, err
+
+
+def test_a_run_that_fails_inside_a_stage_prints_one_line_and_no_traceback(tmp_path, tiny_judge, image_root):
+    """Text queries whose positives are all images, under the default text-only embedder: nothing can be indexed.
+    The failure is one line naming the cause (Beam's logged traceback only with --verbose)."""
+    images = sorted(os.listdir(os.path.join(image_root, "images")))[:3]
+    pairs = write_jsonl(str(tmp_path / "p.jsonl"), [{"query_text": f"Find picture {i}.", "pos_image": f"images/{n}"}
+                                                    for i, n in enumerate(images)])
+    args = ["run", "--pairs", pairs, "--image-root", image_root, "--output", str(tmp_path / "o"),
+            "--judge-model", tiny_judge]
+    done, _ = _judgemine(*args)
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if not line[:4].isdigit()]
+    assert lines == ["judgemine: run failed: the candidate pool is empty: no positive or corpus row was embedded "
+                     "(see rejects/ and the embed stage's counts) [while running 'BuildIndexShards']"], done.stderr
+    verbose, _ = _judgemine(*args, "--verbose")
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr

@@ -1,0 +1,64 @@
+"""What kind of model a local folder holds, read from its config.json alone (nothing is loaded), so a folder
+given to the wrong backend (an embedder as the judge, a chat model as the embedder) is refused in one line
+before any stage starts, not minutes later inside a worker."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Literal
+
+ModelKind = Literal["encoder", "dual-encoder", "chat", "vision-language", "classifier"]
+WHAT: dict[str, str] = {
+    "encoder": "a text encoder such as a sentence-transformers folder",
+    "dual-encoder": "a CLIP-style dual encoder such as CLIP or SigLIP",
+    "chat": "a chat model such as Qwen2.5-7B-Instruct",
+    "vision-language": "a vision-language chat model such as Qwen2.5-VL-7B-Instruct or VLM2Vec",
+    "classifier": "a cross-encoder reranker",
+}
+GENERATIVE = ("ForCausalLM", "ForConditionalGeneration", "LMHeadModel", "ForVision2Seq", "ForImageTextToText")
+
+
+def folder_kind(folder: str) -> tuple[ModelKind | None, str]:
+    """(kind, its architecture name) from the folder's config.json; (None, "") when it cannot tell."""
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None, ""
+    if not isinstance(config, dict):
+        return None, ""
+    archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
+    arch = archs[0] if archs else str(config.get("model_type", ""))
+    if any(a.endswith(GENERATIVE) for a in archs):
+        return ("vision-language" if "vision_config" in config else "chat"), arch
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "classifier", arch
+    if "text_config" in config and "vision_config" in config:
+        return "dual-encoder", arch
+    if any(a.endswith(("Model", "ForMaskedLM")) for a in archs):
+        return "encoder", arch
+    return None, arch
+
+
+def kind_problem(folder: str, accepts: tuple[str, ...], flag: str, backend: str) -> str:
+    """One line when the folder's kind is not one the backend takes ("" when it is, or cannot be told)."""
+    kind, arch = folder_kind(folder)
+    if not accepts or kind is None or kind in accepts:
+        return ""
+    wanted = " or ".join(WHAT[k] for k in accepts)
+    return (f"{flag} {folder} is {WHAT[kind]} ({arch}), but {backend} needs {wanted}: give it a folder of that "
+            "kind, or choose the backend for this one")
+
+
+RANDOM_WEIGHTS = "RANDOM_WEIGHTS.md"  # the marker `judgemine build-tiny-judge` leaves in every model it builds
+
+
+def random_weights(folder: str) -> bool:
+    """A demo model with random weights (its scores mean nothing): the report and the summary say so."""
+    return bool(folder) and os.path.isfile(os.path.join(folder, RANDOM_WEIGHTS))
+
+
+def mark_random(folder: str) -> None:
+    with open(os.path.join(folder, RANDOM_WEIGHTS), "w", encoding="utf-8") as f:
+        f.write("Built by `judgemine build-tiny-judge` with random weights, for demos and tests: it exercises the\n"
+                "machinery, and its scores and vectors mean nothing.\n")
