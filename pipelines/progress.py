@@ -23,7 +23,8 @@ def _written(folders: list[str]) -> int:
 
 
 class StageProgress:
-    """Context manager: a daemon thread reporting `name: done of total <unit>` while the block runs."""
+    """Context manager: a daemon thread reporting `name: done of total <unit>` while the block runs (a stage that
+    cannot count its units ahead, `total` 0, reports how long it has run and the part files written so far)."""
 
     def __init__(self, name: str, folders: list[str], total: int, every: float = 30.0, first: float = 5.0) -> None:
         self.name, self.folders, self.total, self.every, self.first = name, folders, total, every, first
@@ -31,8 +32,7 @@ class StageProgress:
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def __enter__(self) -> StageProgress:
-        if self.total > 0:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -49,7 +49,7 @@ class StageProgress:
     def _watch(self) -> None:
         if sys.stderr.isatty():
             from tqdm import tqdm
-            with tqdm(total=self.total, desc=self.name, unit="chunk", leave=False) as bar:
+            with tqdm(total=self.total or None, desc=self.name, unit="part", leave=False) as bar:
                 for done in self._ticks():
                     bar.update(done - bar.n)
             return
@@ -57,6 +57,9 @@ class StageProgress:
         seen, finished = 0, started  # units done at the last tick, and when the last of them was first seen
         for done in self._ticks():
             now = time.monotonic()
+            if not self.total:
+                log.info("%s: running for %s, %d part files written", self.name, human_seconds(now - started), done)
+                continue
             if done > seen:
                 seen, finished = done, now
             if done >= self.total:

@@ -127,12 +127,15 @@ def test_checks_before_work_refuse_a_wrong_device_or_model_kind_in_one_line(tmp_
              (["--judge-backend", "cross-encoder"], f"judgemine: --judge-model {tiny_judge} is a chat model")]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "judgemine: --device cuda: this torch"))
+        cases.append((["--search-device", "cuda"], "judgemine: --search-device cuda: this torch"))
     for extra, start in cases:
         out = str(tmp_path / "out")
         assert main(["run", "--output", out, "--judge-model", tiny_judge, "--pairs", small_pairs[0], *extra]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith(start) and "\n" not in err, err
+        assert err.startswith(start) and "\n" not in err and "{" not in err, err
         assert not os.path.exists(os.path.join(out, "stages"))  # before any stage
+        if "cuda" in extra:
+            assert err.endswith(f"or pass {extra[0]} auto or cpu"), err
 
 
 @pytest.mark.parametrize("args,line", [

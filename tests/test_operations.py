@@ -87,6 +87,16 @@ def test_stage_progress_lines_count_part_files(tmp_path, caplog):
     assert "judge: 2 of 4 chunks done, about" in caplog.text
 
 
+def test_a_stage_without_a_unit_count_says_it_is_running_within_seconds(tmp_path, caplog):
+    from judgemine.pipelines.progress import StageProgress
+    with caplog.at_level(logging.INFO, logger="judgemine"):
+        with StageProgress("ingest", [str(tmp_path)], total=0, every=0.3, first=0.05):
+            (tmp_path / "part-00000.parquet").write_bytes(b"x")
+            time.sleep(0.2)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest: running for ")]
+    assert lines and lines[0].endswith("1 part files written"), caplog.text
+
+
 def test_stage_time_left_counts_down_while_a_chunk_runs_and_the_first_line_comes_early(tmp_path, caplog):
     from judgemine.pipelines.progress import StageProgress, time_left
     assert time_left(3, 30.0, 40.0) == "about 50 s left" and time_left(3, 0.0, 9.0).startswith("time left known")

@@ -86,3 +86,15 @@ def test_every_relative_link_in_the_readme_and_docs_points_at_a_file():
             for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", f.read()):
                 if "://" not in target:
                     assert os.path.exists(os.path.join(os.path.dirname(page), target)), (page, target)
+
+
+def test_every_backend_the_pages_name_exists():
+    from judgemine.transforms.embed.backends import EMBEDDERS
+    from judgemine.transforms.judge.backends import JUDGES
+    names = {"judge": set(JUDGES.names()), "embed": set(EMBEDDERS.names())}
+    pages = [README] + [os.path.join(ROOT, "docs", n) for n in os.listdir(os.path.join(ROOT, "docs"))
+                        if n.endswith(".md")]
+    for page in pages:
+        with open(page, encoding="utf-8") as f:
+            for family, name in re.findall(r"--(judge|embed)-backend[ =]([a-z][a-z0-9-]*)", f.read()):
+                assert name in names[family], (page, family, name)

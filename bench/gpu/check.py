@@ -58,6 +58,21 @@ def retrieval_check(n_candidates: int = 200_000, n_queries: int = 50_000, dim: i
             "rows_match": same > 0.999}
 
 
+def preflight_check(models: str) -> dict:
+    """The checks `judgemine run --device cuda` makes before any stage (README, "Real models"): this CUDA torch
+    passes the device check, and each packed model folder is the kind its backend takes."""
+    from judgemine.transforms.common.devices import device_problem
+    from judgemine.transforms.common.model_kinds import folder_kind, kind_problem
+    problems = {"device": device_problem("cuda"),
+                **{f"{name} as {backend}": kind_problem(f"{models}/{name}", accepts, "--model", backend)
+                   for name, backend, accepts in (("tiny-judge", "transformers", ("chat", "vision-language")),
+                                                  ("tiny-qwen2-vl", "vlm2vec", ("vision-language",)),
+                                                  ("tiny-clip", "clip", ("dual-encoder",)))}}
+    return {"check": "preflight:device-and-model-kinds", "problems": {k: v for k, v in problems.items() if v},
+            "kinds": {n: folder_kind(f"{models}/{n}")[0] for n in ("tiny-judge", "tiny-qwen2-vl", "tiny-clip")},
+            "passes": not any(problems.values())}
+
+
 def main() -> int:
     models, image_root = sys.argv[1], sys.argv[2]
     minilm = sys.argv[3] if len(sys.argv) > 3 else ""
@@ -101,11 +116,12 @@ def main() -> int:
     checks.append({"check": "judge:transformers-vlm-bf16-runs", "finite": bool(np.isfinite(bf16).all()),
                    "max_abs_diff_vs_fp32": float(np.abs(bf16 - judged["cpu"]).max())})
     checks.append(retrieval_check())
+    checks.append(preflight_check(models))
     ok = True
     for c in checks:
         c["card"] = torch.cuda.get_device_name()
         c["ok"] = (c.get("max_abs_diff", 0.0) < 1e-3 and c.get("unit_norm", True) and c.get("finite", True)
-                   and c.get("rows_match", True))
+                   and c.get("rows_match", True) and c.get("passes", True))
         ok &= c["ok"]
         print(json.dumps(c), flush=True)
     return 0 if ok else 1

@@ -24,6 +24,6 @@ def device_problem(device: str, flag: str = "--device") -> str:
         return ""
     if torch.version.cuda is None:
         return (f"{flag} cuda: this torch ({torch.__version__}) is a CPU-only build; on a GPU machine install the "
-                "CUDA builds with `make install-gpu` (requirements-gpu.txt), or pass {flag} auto or cpu")
+                f"CUDA builds with `make install-gpu` (requirements-gpu.txt), or pass {flag} auto or cpu")
     return (f"{flag} cuda: torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU (check the driver with "
             f"nvidia-smi, and CUDA_VISIBLE_DEVICES), or pass {flag} auto or cpu")
