@@ -34,10 +34,10 @@ def findings(manifest: dict[str, Any]) -> list[Finding]:
     m = mining.get("rule", {}).get("num_negatives", 0)
     out: list[Finding] = []
     models = manifest.get("run", {}).get("models", {})
-    for role, flag in (("judge", "--judge-model"), ("embedder", "--embed-model")):
+    for role, flag, made in (("judge", "--judge-model", "scores"), ("embedder", "--embed-model", "vectors")):
         if models.get(role, {}).get("random_weights"):
             out.append(Finding("warning", f"the {role} {models[role]['path']} is a random-weight demo model: its "
-                                          "scores mean nothing", f"pass a real model folder with {flag}"))
+                                          f"{made} mean nothing", f"pass a real model folder with {flag}"))
     rejected = sum(acc["rejected"].values())
     reasons = manifest.get("rejects_by_reason", {})
     top = max(((n, f"{stage}: {reason}") for stage, by in reasons.items() for reason, n in by.items()), default=None)
