@@ -188,10 +188,11 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     reasons: Counter[str] = Counter()
     by_file: dict[str, list[str]] = {path: [] for path in (*ctx.settings.pairs, *ctx.settings.corpus)}
     for part in read_rejects(os.path.join(ctx.directory, "rejects"), ["reason", "source"]):  # a part at a time
+        sources, texts = part.column("source").to_pylist(), part.column("reason").to_pylist()
         rejected += part.num_rows
-        corpus_rejects += sum(1 for source in part.column("source").to_pylist() if source in corpus_files)
-        reasons.update(reason_counts(part.column("reason").to_pylist()))
-        for source, reason in zip(part.column("source").to_pylist(), part.column("reason").to_pylist()):
+        corpus_rejects += sum(1 for source in sources if source in corpus_files)
+        reasons.update(reason_counts(texts))
+        for source, reason in zip(sources, texts):
             by_file.setdefault(source, []).append(reason)
     files = {path: FileCount(rows=counters.get(f"{FILE_ROWS}{path}", 0), rejected=len(found),
                              reasons=top_reasons(found)) for path, found in by_file.items()}

@@ -32,50 +32,47 @@ def top_reasons(reasons: list[str]) -> dict[str, int]:
     return {first[cls]: n for cls, n in classes.most_common(TOP_REASONS)}
 
 
-def stop_reason(files: dict[str, FileCount], max_share: float) -> str:
-    """Why the input is refused ("" when it is not): a file with every row rejected, or more than `max_share` of
-    all rows rejected. `max_share` 1 turns the stop off."""
+def stop_reason(files: dict[str, FileCount], max_share: float) -> tuple[str, dict[str, int]] | None:
+    """Why the input is refused, with the reasons to show (None when it is not): a file with every row rejected,
+    or more than `max_share` of all rows rejected. `max_share` 1 turns the stop off."""
     if max_share >= 1:
-        return ""
+        return None
     rows = sum(f["rows"] for f in files.values())
     rejected = sum(f["rejected"] for f in files.values())
     dead = [path for path, f in files.items() if f["rows"] and f["rejected"] == f["rows"]]
     if dead:
-        shown = files[dead[0]]
-        head = f"every row of {dead[0]} was rejected ({shown['rows']} rows)" + (
-            f", and of {len(dead) - 1} more file(s)" if len(dead) > 1 else "")
-    elif rows and rejected / rows > max_share:
-        head = f"{rejected} of {rows} rows ({rejected / rows:.0%}) were rejected, over --max-reject-share {max_share:g}"
-        shown = {"rows": rows, "rejected": rejected, "reasons": dict(sum((Counter(f["reasons"]) for f in
-                                                                           files.values()), Counter()))}
-    elif not rows:
-        return "the input files hold no rows"
-    else:
-        return ""
-    lines = [head] + [f"  {n} x {reason}" for reason, n in
-                      sorted(shown["reasons"].items(), key=lambda kv: -kv[1])[:TOP_REASONS]]
-    return "\n".join(lines)
+        return (f"every row of {dead[0]} was rejected ({files[dead[0]]['rows']} rows)"
+                + (f", and of {len(dead) - 1} more file(s)" if len(dead) > 1 else ""), files[dead[0]]["reasons"])
+    if not rows:
+        return "the input files hold no rows", {}
+    if rejected / rows > max_share:
+        merged = sum((Counter(f["reasons"]) for f in files.values()), Counter())
+        return (f"{rejected} of {rows} rows ({rejected / rows:.0%}) were rejected, over --max-reject-share "
+                f"{max_share:g}", dict(merged))
+    return None
 
 
 def check_rejects(files: dict[str, FileCount], max_share: float, image_root: str, where: str) -> None:
     """Raises the UserError that stops the run: the problem, the top reasons, what the input should look like
     (the layouts with an example line each, or where image paths are read from), and what to do next."""
-    problem = stop_reason(files, max_share)
-    if not problem:
+    stop = stop_reason(files, max_share)
+    if stop is None:
         return
-    classes = {line.strip().split(" x ", 1)[-1].split(":")[0] for line in problem.splitlines()[1:]}
-    hints = []
+    head, reasons = stop
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:TOP_REASONS]
+    classes = {reason.split(":")[0] for reason, _ in top}
+    lines = [head, *[f"  {n} x {reason}" for reason, n in top]]
     if classes & set(LAYOUT_REASONS) or not classes:
         layouts = "\n".join(f"  {line}" for line in expected_fields())
         csv_example = CSV_EXAMPLE.replace("\n", "\\n")
-        hints.append(f"expected one row per pair in one of these layouts (JSONL, JSON array, Parquet; CSV/TSV with "
+        lines.append(f"expected one row per pair in one of these layouts (JSONL, JSON array, Parquet; CSV/TSV with "
                      f"a header of the same names, e.g. {csv_example}):\n{layouts}")
     if classes & set(IMAGE_REASONS):
         root = image_root or "not set: the current folder"
-        hints.append(f"relative image paths are read under --image-root ({root}); pass the folder the paths are "
+        lines.append(f"relative image paths are read under --image-root ({root}); pass the folder the paths are "
                      "relative to")
-    raise UserError("\n".join([problem, *hints, f"{where}; fix the input, or pass --max-reject-share 1 to mine "
-                                                 "what is left"]))
+    raise UserError("\n".join([*lines, f"{where}; fix the input, or pass --max-reject-share 1 to mine what is "
+                                       "left"]))
 
 
 def files_of(record: dict[str, Any]) -> dict[str, FileCount]:

@@ -138,6 +138,13 @@ def test_checks_before_work_refuse_a_wrong_device_or_model_kind_in_one_line(tmp_
             assert err.endswith(f"or pass {extra[0]} auto or cpu"), err
 
 
+def test_a_sentence_transformers_folder_is_an_encoder_whatever_its_backbone(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"]}), encoding="utf-8")
+    assert folder_kind(str(tmp_path))[0] == "chat"
+    (tmp_path / "modules.json").write_text("[]", encoding="utf-8")  # gte-Qwen2: an embedder on a causal LM
+    assert folder_kind(str(tmp_path))[0] == "encoder"
+
+
 @pytest.mark.parametrize("args,line", [
     (["--beta", "abc"], "judgemine run: argument --beta: invalid float value: 'abc'"),
     (["--judge-backend", "server"], "judgemine run: argument --judge-backend: invalid choice: 'server'"),

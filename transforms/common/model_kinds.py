@@ -19,7 +19,15 @@ GENERATIVE = ("ForCausalLM", "ForConditionalGeneration", "LMHeadModel", "ForVisi
 
 
 def folder_kind(folder: str) -> tuple[ModelKind | None, str]:
-    """(kind, its architecture name) from the folder's config.json; (None, "") when it cannot tell."""
+    """(kind, its architecture name) from the folder's config.json; (None, "") when it cannot tell. A
+    sentence-transformers folder (modules.json) on a causal-LM backbone is an encoder (gte-Qwen2 embedders)."""
+    kind, arch = _config_kind(folder)
+    if kind in (None, "chat") and os.path.isfile(os.path.join(folder, "modules.json")):
+        return "encoder", arch or "sentence-transformers"
+    return kind, arch
+
+
+def _config_kind(folder: str) -> tuple[ModelKind | None, str]:
     try:
         with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
             config = json.load(f)

@@ -94,8 +94,9 @@ class ParseInputFile(beam.DoFn):
                 file_rows.inc()
                 continue
             file_rows.inc(len(recs))
+            row_text = as_json(raw)
             for k, rec in enumerate(recs, start=1):
-                rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=as_json(raw))
+                rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=row_text)
                 if spec.kind == "pairs":
                     rec["query_id"] = rec["query_id"] or assigned_query_id(stem, line)
                     if len(recs) > 1:  # one FlagEmbedding row, several positives: one pair each
