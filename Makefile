@@ -114,9 +114,14 @@ $(TRAINER_VENV)/.installed: setup.py
 test-consumers: install $(TRAINER_VENV)/.installed /usr/bin/chromium
 	$(PY) -m pytest -q tests/consumers $(ARGS)
 
-# Real processes killed with SIGKILL at every commit step, concurrent runs, repeated exit codes, and runs on a
-# local S3-compatible server (moto on 127.0.0.1: the demo, a kill mid-stage, a kill between commit steps) (~20 min).
-test-faults: install
+# Real processes killed with SIGKILL at every commit step, concurrent runs, repeated exit codes, runs on a
+# local S3-compatible server (moto on 127.0.0.1: the demo, a kill mid-stage, a kill between commit steps), and
+# finished runs handed over, exported, read read-only and searched for credentials (~30 min).
+# rsync: tests/faults/test_handover.py hands a finished run over by cp -r, tar and rsync -a, as users do.
+/usr/bin/rsync:
+	apt-get install -y -q rsync || (apt-get update -q && apt-get install -y -q rsync)
+
+test-faults: install /usr/bin/rsync
 	$(PY) -m pytest -q tests/faults $(ARGS)
 
 clean:

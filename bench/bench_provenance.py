@@ -5,8 +5,10 @@
    each in a fresh process, median of ROUNDS. MODEL= a folder (default: the real judge that
    `../shared/models/get-real-models.sh judge` builds, 2.5 GB), else a synthetic 2 GiB folder.
 2. `judgemine status` on a committed run of N real pairs (GCIDE + WordNet, the similarity judge, every default):
-   as committed (every file's identity matches its record: stats only), and after the run folder is copied (other
-   inodes: every file hashed once, then remembered), median of ROUNDS.
+   as committed (every file's identity known to the digest index: stats only), and after the run folder is copied
+   (other inodes: every file hashed once, then remembered), median of ROUNDS. Then the trainer's ShardDataset on
+   copies made by cp -r, tar and rsync -a (the hand-off to a training cluster): first (every shard read and
+   checked against the record), again (remembered), and on the original run (the baseline).
 
 Usage: python -m bench.bench_provenance [--pairs N] [--rounds R] [--model DIR]; prints one JSON object.
 """
@@ -109,11 +111,40 @@ def status_times(n: int, rounds: int) -> dict[str, float | int]:
     first = _timed([JUDGEMINE, "status", *copy_args])[0]
     warm = [_timed([JUDGEMINE, "status", *copy_args])[0] for _ in range(rounds)]
     shutil.rmtree(copy)
+    loads = {how: _loader_times(out, how, rounds) for how in ("cp -r", "tar", "rsync -a")}
     baseline = [_timed([JUDGEMINE, "--version"])[0] for _ in range(rounds)]  # the process's start alone
     return {"pairs": n, "files": files, "gib": round(size / 2**30, 2),
             "status_committed_s": round(statistics.median(committed), 2),
             "status_copied_first_s": round(first, 2), "status_copied_again_s": round(statistics.median(warm), 2),
-            "process_start_s": round(statistics.median(baseline), 2), "rounds": rounds}
+            "process_start_s": round(statistics.median(baseline), 2), "rounds": rounds,
+            "shard_dataset_on_a_copy": loads}
+
+
+LOADER = ("import sys, time; t = time.monotonic(); from judgemine.schemas.shard_dataset import ShardDataset; "
+          "ShardDataset(sys.argv[1]); print(time.monotonic() - t)")
+
+
+def _loader_times(run: str, how: str, rounds: int) -> dict[str, float]:
+    """The trainer's loader made on a copy of the run (the hand-off to a training cluster), in a fresh process:
+    the first time every shard is read and hashed against the record, then remembered (a stat each). Median of
+    ROUNDS fresh copies; the loader on the original run is the baseline."""
+    first, again = [], []
+    for _ in range(rounds):
+        copy = run + "-handed-over"
+        shutil.rmtree(copy, ignore_errors=True)
+        if how == "tar":
+            subprocess.run(f"tar -C {os.path.dirname(run)} -cf - {os.path.basename(run)} | "
+                           f"(mkdir -p {copy} && tar -C {copy} --strip-components=1 -xf -)", shell=True, check=True)
+        elif how.startswith("rsync"):
+            subprocess.run(["rsync", "-a", run + "/", copy + "/"], check=True)
+        else:
+            subprocess.run(["cp", "-r", run, copy], check=True)
+        first.append(float(_timed([sys.executable, "-c", LOADER, copy])[1]))
+        again.append(float(_timed([sys.executable, "-c", LOADER, copy])[1]))
+        shutil.rmtree(copy)
+    original = [float(_timed([sys.executable, "-c", LOADER, run])[1]) for _ in range(rounds)]
+    return {"original_s": round(statistics.median(original), 3), "copy_first_s": round(statistics.median(first), 3),
+            "copy_again_s": round(statistics.median(again), 3)}
 
 
 def main(argv: list[str]) -> None:

@@ -1,7 +1,8 @@
 """The on-disk layout of a run and each stage's record, `stages/<name>/stage.json`: its commit point
 (pipelines/commit.py). The record says what the stage was run with (so an unchanged stage is skipped on a
 rerun) and lists every file it published with its size, sha256 and identity on disk (so a damaged stage is
-rebuilt, not trusted).
+rebuilt, not trusted). Files are named by their path inside the run and known by content alone (size, sha256),
+never by inode or absolute path: a run copied, untarred or synced elsewhere is as valid as the original.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from judgemine.schemas import list_parts, num_rows, storage
 from judgemine.schemas.commits import damage, foreign, read_record, record_path
-from judgemine.schemas.digests import identity, sha256_of
+from judgemine.schemas.digests import remember, sha256_of
 
 
 class MissingArtifact(FileNotFoundError):
@@ -75,15 +76,17 @@ def uncommit(output: str, stage: str) -> None:
 
 
 def published_files(output: str, paths: Iterable[str], written: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """{path relative to OUTPUT: size, sha256 and identity on disk} of every file under the given files and
-    folders, after they are in place. `written`: the digests their writers computed (by final path); a file
-    without one (a copy, a small JSON file published outside a stage folder) is read to get it."""
+    """{path relative to OUTPUT: size and sha256} of every file under the given files and folders, after they
+    are in place (their digests remembered by this disk's identities, schemas/digests.py: remember).
+    `written`: the digests their writers computed (by final path); a file without one (a copy, a small JSON file
+    published outside a stage folder) is read to get it."""
     out: dict[str, dict[str, Any]] = {}
+    digests: dict[str, str] = {}
     for top in paths:
         for path, size in storage.files(top).items():
-            digest = written.get(path) or sha256_of(path)
-            disk = identity(path)[1:] if not storage.is_remote(path) else []
-            out[storage.relative(path, output)] = {"size": size, "sha256": digest, "disk": disk}
+            digests[path] = written.get(path) or sha256_of(path)
+            out[storage.relative(path, output)] = {"size": size, "sha256": digests[path]}
+    remember(digests)
     return dict(sorted(out.items()))
 
 

@@ -65,6 +65,8 @@ def settings_of(args: argparse.Namespace, rest: list[str], prog: str,
         raise UserError("--output DIR is required")
     if os.path.exists(settings.output) and not os.path.isdir(settings.output):
         raise UserError(f"--output {settings.output} is a file, not a directory")
+    # resolved once: a link retargeted mid-run cannot send later stages into another folder
+    settings = dataclasses.replace(settings, output=_resolved(settings.output))
     FileSystems.set_options(options)  # s3://, gs:// outputs: the driver's own reads and commits use the options
     return settings, options
 
@@ -86,6 +88,11 @@ def _stage(name: str) -> Callable[[argparse.Namespace, list[str], bool], int]:
             print(json.dumps(run_one(name, settings, options), indent=2, sort_keys=True))
         return 0
     return run
+
+
+def _resolved(output: str) -> str:
+    """A local output by its real path, resolved once when the command starts."""
+    return output if storage.is_remote(output) else os.path.realpath(output)
 
 
 def _clean(output: str) -> None:
@@ -168,9 +175,10 @@ def _export(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     own = chosen.Options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(chosen.Options)
                             if getattr(args, f.name) is not None})
     exporter = chosen(ExportOptions(args.num_negatives, args.skip_fallback), own)
-    dest = args.to or os.path.join(args.output, "export", f"{args.format}.{exporter.suffix}")
-    with read_lock(args.output):
-        result = run_export(exporter, args.output, dest)
+    output = _resolved(args.output)
+    dest = args.to or os.path.join(output, "export", f"{args.format}.{exporter.suffix}")
+    with read_lock(output):
+        result = run_export(exporter, output, dest)
     print(f"{result.records} records -> {dest} ({result.rows} shard rows, {result.fallback_skipped} fallback rows "
           f"skipped)")
     return 0
@@ -188,8 +196,8 @@ def _report(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     output = args.output or args.run
     if not output:
         raise UserError("judgemine report OUTPUT: the run directory is required")
-    with read_lock(output):
-        print(write_report(output))
+    with read_lock(_resolved(output)):
+        print(write_report(_resolved(output)))
     return 0
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from typing import Literal
 
 from judgemine.schemas import storage
 from judgemine.schemas.commits import commit_id, read_record
+from judgemine.schemas.digests import file_digest
 
 Kind = Literal["report", "export"]
+log = logging.getLogger(__name__)
 
 
 def _notes(output: str) -> str:
@@ -25,13 +28,19 @@ def run_commit(output: str) -> str:
 
 
 def note_derived(output: str, path: str, kind: Kind, commit: str) -> None:
-    """Records that `path` was made from the run's commit `commit`."""
+    """Records that `path` was made from the run's commit `commit`, with its content (an export another run or a
+    hand later overwrote is told from this one). On a run that cannot be written (a read-only file system, a
+    shared copy) nothing is recorded: one warning says so, and the export or report itself stands."""
     where = path if storage.is_remote(path) else os.path.abspath(path)
     if not storage.is_remote(output) and where.startswith(os.path.abspath(output) + os.sep):
         where = os.path.relpath(where, output)  # inside the run: it moves with the run's folder
     name = hashlib.sha256(where.encode()).hexdigest()[:16]
-    storage.write_text(os.path.join(_notes(output), f"{name}.json"),
-                       json.dumps({"path": where, "kind": kind, "commit": commit}))
+    content = file_digest(path) if storage.is_file(path) else ""
+    try:
+        storage.write_text(os.path.join(_notes(output), f"{name}.json"),
+                           json.dumps({"path": where, "kind": kind, "commit": commit, "sha256": content}))
+    except OSError as e:
+        log.warning("%s is not writable (%s): status will not list this %s", output, e.strerror or e, kind)
 
 
 def derived_status(output: str) -> list[str]:
@@ -47,8 +56,12 @@ def derived_status(output: str) -> list[str]:
         if not storage.is_file(path):
             continue
         again = "`judgemine report`" if note["kind"] == "report" else "export again"
-        state = "up to date" if note["commit"] == current else f"stale       ({path} was made from an earlier " \
-            f"run: {again})"
+        if note["commit"] != current:
+            state = f"stale       ({path} was made from an earlier run: {again})"
+        elif note.get("sha256") and note["kind"] == "export" and file_digest(path) != note["sha256"]:
+            state = f"stale       ({path} was overwritten since this run exported it: {again})"
+        else:
+            state = "up to date"
         lines.append(f"{note['kind']:9s} {state}" + (f"  ({path})" if state == "up to date" else ""))
     return sorted(lines)
 

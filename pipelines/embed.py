@@ -29,7 +29,8 @@ SIDES = ("queries", "candidates")
 def embedder_spec(settings: Settings) -> EmbedderSpec:
     return EmbedderSpec(settings.embed_backend, settings.resolved_embed_model, settings.embed_batch_size,
                         settings.device, settings.embed_dtype, settings.image_root,
-                        filled(EMBEDDERS.get(settings.embed_backend).Options, settings))
+                        filled(EMBEDDERS.get(settings.embed_backend).Options, settings),
+                        (settings.max_image_pixels, settings.max_image_bytes))
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:

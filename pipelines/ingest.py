@@ -227,6 +227,6 @@ def accounting(counts: dict[str, Any]) -> dict[str, Any]:
 
 
 STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints,
-              throughput="pairs_in", version="4", outdated=outdated, gate=gate,
+              throughput="pairs_in", version="5", outdated=outdated, gate=gate,
               record=lambda ctx: {"chunk_size": ctx.settings.chunk_size}, accounting=accounting,
               manifest=lambda settings, record: {"inputs": record.get("inputs", {})})

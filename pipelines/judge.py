@@ -31,16 +31,18 @@ from judgemine.transforms.common.model_kinds import kind_problem, random_weights
 from judgemine.transforms.common.options import filled
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends import JUDGES
-from judgemine.transforms.judge.base import JudgeInputs, JudgeModel, JudgeSpec
+from judgemine.transforms.judge.base import JudgeBackend, JudgeInputs, JudgeModel, JudgeSpec
+from judgemine.transforms.judge.pairs import chunk_keys
 from judgemine.transforms.judge.prompt import PROMPT_VERSION
-from judgemine.transforms.judge.score_cache import cache_files, cached_keys, judge_model_id, pair_key
+from judgemine.transforms.judge.score_cache import cache_files, cached_keys
 
 
 def judge_spec(settings: Settings) -> JudgeSpec:
     """The chosen backend's spec: the model, and its own options filled from the settings of the same names."""
     backend = JUDGES.get(settings.judge_backend)
     model = JudgeModel(settings.judge_model, settings.judge_dtype, settings.device, settings.judge_batch_size,
-                       settings.image_root, settings.prompt, settings.image_cache_bytes)
+                       settings.image_root, settings.prompt, settings.image_cache_bytes,
+                       (settings.max_image_pixels, settings.max_image_bytes))
     return JudgeSpec(backend.name, model, filled(backend.Options, settings))
 
 
@@ -52,9 +54,25 @@ def needs_model(settings: Settings) -> bool:
     return JUDGES.get(settings.judge_backend).capabilities.needs_model
 
 
+def judge_identity(settings: Settings) -> str:
+    """Who judges, by content (JudgeBackend.identity); "" for a judge without a model."""
+    spec = judge_spec(settings)
+    kind = JUDGES.get(spec.backend)
+    return kind.identity(spec.model, spec.options) if isinstance(kind, type) and issubclass(kind, JudgeBackend) else ""
+
+
+_IDENTITIES: dict[tuple[str, float], str] = {}  # one stage execution's judge identity: its build and its record
+
+
 def _inputs(ctx: StageContext) -> JudgeInputs:
+    """The stage's inputs, the judge's identity taken once when the stage starts: its workers verify what they
+    load against it and its record names it, so a folder swapped later can never be recorded instead."""
+    key = (ctx.directory, ctx.started)
+    if key not in _IDENTITIES:
+        _IDENTITIES.clear()
+        _IDENTITIES[key] = judge_identity(ctx.settings)
     return JudgeInputs(ctx.input_dir("ingest"), ctx.input_dir("embed"), ctx.directory, judge_spec(ctx.settings),
-                       cache_dir(ctx.settings))
+                       cache_dir(ctx.settings), _IDENTITIES[key])
 
 
 def check(settings: Settings) -> None:
@@ -147,21 +165,28 @@ def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
     except MissingArtifact:
         return None
     cache = cached_keys(cache_files(cache_dir(settings)))
-    model = judge_model_id(settings.judge_model, settings.judge_dtype)
+    judge, prompt = judge_identity(settings), settings.prompt.identity
+    ingest = stage_dir(settings.output, "ingest")
     found = total = 0
     for path in list_parts(stage_dir(settings.output, "retrieve")):
-        queries = read_table(os.path.join(stage_dir(settings.output, "ingest"), "queries",
-                                          part_name(part_index(path))), QUERIES,
-                             ["query_id", "query_content_id", "pos_id"]).to_pylist()
-        content = {q["query_id"]: q["query_content_id"] for q in queries}
+        queries = {q["query_id"]: q for q in read_table(
+            os.path.join(ingest, "queries", part_name(part_index(path))), QUERIES,
+            ["query_id", "query_payload", "pos_id", "pos_payload"]).to_pylist()}
         hits = read_table(path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
-        judged = {h["query_id"] for h in hits}  # a query without candidates is not judged at all
-        keys = [pair_key(model, settings.prompt.version, content[q["query_id"]], q["pos_id"]) for q in queries
-                if q["query_id"] in judged]
-        keys += [pair_key(model, settings.prompt.version, content[h["query_id"]], h["candidate_id"]) for h in hits]
+        keys = chunk_keys(hits, queries, _payloads(ingest, {h["candidate_id"] for h in hits}), judge, prompt)
         total += len(keys)
         found += int(np.isin(as_bytes(keys), cache).sum()) if keys else 0
     return total, found
+
+
+def _payloads(ingest: str, ids: set[str]) -> dict[str, str]:
+    """{candidate id: payload} of the given pool entries (the driver's plan reads the pool's two columns)."""
+    out: dict[str, str] = {}
+    for path in list_parts(os.path.join(ingest, "candidates")):
+        table = read_table(path, CANDIDATES, ["candidate_id", "payload"])
+        out.update((c, p) for c, p in zip(table.column("candidate_id").to_pylist(),
+                                          table.column("payload").to_pylist()) if c in ids)
+    return out
 
 
 def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
@@ -192,6 +217,6 @@ def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
 
 
 STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"),
-              build=build, count=count, check=check, version=f"{PROMPT_VERSION}+3", record=record,
+              build=build, count=count, check=check, version=f"{PROMPT_VERSION}+4", record=record,
               throughput="pairs_judged", units=query_chunks,
               manifest=manifest, estimate=estimate)

@@ -18,13 +18,13 @@ import fcntl
 import json
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, Literal
 
+from judgemine.pipelines.ownership import claim, is_ours
 from judgemine.schemas import storage
 
 LOCK_NAME = ".judgemine.lock"
@@ -64,7 +64,9 @@ def holder(output: str) -> str:
 
 @contextlib.contextmanager
 def run_lock(output: str, command: str) -> Iterator[None]:
-    """Holds the output exclusively for the block, or raises OutputLocked naming the live holder."""
+    """Holds the output exclusively for the block, or raises OutputLocked naming the live holder. A folder that
+    is not judgemine's is refused first (pipelines/ownership.py), with nothing written into it."""
+    claim(output)
     if storage.is_remote(output):
         with _lease(output, command):
             yield
@@ -128,8 +130,9 @@ def read_lock(output: str) -> Iterator[None]:
     if not os.path.isdir(output):
         yield  # nothing to read: the reader says what is missing
         return
-    with contextlib.suppress(OSError):  # the holder file, unlocked, tells a run that readers hold the folder
-        os.close(os.open(os.path.join(output, LOCK_NAME), os.O_RDONLY | os.O_CREAT, 0o644))
+    if is_ours(output):  # the holder file, unlocked, tells a run that readers hold the folder (never in a user's)
+        with contextlib.suppress(OSError):
+            os.close(os.open(os.path.join(output, LOCK_NAME), os.O_RDONLY | os.O_CREAT, 0o644))
     try:
         fd = _lock_folder(output, fcntl.LOCK_SH)
     except BlockingIOError:
@@ -143,7 +146,7 @@ def read_lock(output: str) -> Iterator[None]:
 
 def _holder_info(command: str) -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(["judgemine", command]),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:]}
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # the command, never its argv (it may hold a secret)
 
 
 def _read_lease(path: str) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine import __version__
 from judgemine.pipelines.artifacts import require_stage
+from judgemine.pipelines.secrets import redacted
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
 from judgemine.schemas import SCHEMA_VERSION, SHARDS, list_parts, read_table, storage
@@ -99,8 +100,8 @@ def _run(stages: dict[str, dict[str, Any]], settings: Settings, options: Pipelin
     ends = [r["ended_at"] for r in stages.values() if "ended_at" in r]
     return {"host": socket.gethostname(), "device": resolve_device(settings.device),
             "started_at": min(starts, default=None), "ended_at": max(ends, default=None),
-            "runner_options": {k: v for k, v in options.get_all_options(drop_default=True).items()
-                               if k not in SETTING_NAMES} if options else None}
+            "runner_options": redacted({k: v for k, v in options.get_all_options(drop_default=True).items()
+                                        if k not in SETTING_NAMES}) if options else None}
 
 
 def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
@@ -125,7 +126,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
         "schema_version": SCHEMA_VERSION, "prompt_version": settings.prompt.version, "code_version": code_version(),
         "versions": {"python": platform.python_version(), "judgemine_package": __version__,
                      **{p: _version(p) for p in PACKAGES}},
-        "settings": {**settings.to_dict(), "embed_model": settings.resolved_embed_model},
+        "settings": redacted({**settings.to_dict(), "embed_model": settings.resolved_embed_model}),
         "run": _run(stages, settings, options),
         "stages": {s: {k: r[k] for k in ("seconds", "counts", "counters", "per_second", "started_at", "ended_at",
                                           "fingerprint") if k in r} for s, r in stages.items()},

@@ -113,6 +113,8 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
         check_held(out)
         uncommit(out, stage.name)
         fault_point(f"{stage.name}:uncommitted")
+        if inputs is not None:  # the last moment before anything is swapped in
+            _unchanged_inputs(stage, inputs, stage.inputs(settings) if stage.inputs else {})
         for name, final in finals.items():
             swap_in(tmps[name], final, f"{stage.name}:{name}")
     published = list(finals.values())
@@ -121,6 +123,17 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
     record["files"] = published_files(out, published, written)
     write_json(record_path(out, stage.name), record)
     return record
+
+
+def _unchanged_inputs(stage: Stage, before: dict[str, str], after: dict[str, str]) -> None:
+    """The input files a stage read are the ones its record will name: a file replaced or rewritten while the
+    stage read it fails the stage before anything is committed (its rows may be a mix of two files)."""
+    changed = sorted(path for path in before if after.get(path) != before[path])
+    if changed:
+        path = changed[0]
+        raise RuntimeError(f"{stage.name}: {path} changed while the stage read it (sha256 {before[path][:12]} at the "
+                           f"start, {after.get(path, 'gone')[:12]} now): nothing was committed; rerun once the file "
+                           "stays put")
 
 
 def run_one(name: str, settings: Settings, options: PipelineOptions) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 against the disk. Shared by the stages, `status`, the exports, the report and the trainer's ShardDataset, so it
 imports neither Beam (on a local disk) nor pipelines/.
 
-A record, `stages/<name>/stage.json`, lists every file the stage published as {relative path: {size, sha256,
-disk}}, `disk` being the file's identity when committed ([inode, size, mtime_ns, ctime_ns]). A file with that
-identity is unchanged (ctime cannot be set from user space); any other is read and its sha256 compared.
+A record, `stages/<name>/stage.json`, lists every file the stage published as {path inside the run: {size,
+sha256}}: content only, so a run moved, copied, untarred, synced or re-permissioned is as valid as the original.
+Each file's sha256 is checked through the local digest index (schemas/digests.py): a file whose disk identity
+the index knows costs a stat; any other (a copy, a rewrite) is read once and remembered under its new identity.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from judgemine.schemas import storage
-from judgemine.schemas.digests import file_digests, identity, is_sidecar
+from judgemine.schemas.digests import file_digests, is_sidecar
 
 
 def record_path(output: str, stage: str) -> str:
@@ -50,9 +51,8 @@ def damage(output: str, record: dict[str, Any]) -> str:
             return f"{rel} has {sizes[rel]} bytes, the record says {entry['size']}"
     if storage.is_remote(output):
         return ""
-    changed = [rel for rel, entry in listed.items() if identity(os.path.join(output, rel))[1:] != entry["disk"]]
-    digests = file_digests(os.path.join(output, rel) for rel in changed)
-    for rel in changed:
+    digests = file_digests(os.path.join(output, rel) for rel in listed)  # a stat each where known on this disk
+    for rel in listed:
         if digests[os.path.join(output, rel)] != listed[rel]["sha256"]:
             return f"{rel} has other content than the record's (same size, sha256 differs)"
     return ""
@@ -109,8 +109,9 @@ def committed_shards(output: str) -> tuple[list[str], dict[str, Any]]:
 
 def run_of(path: str) -> str | None:
     """The run directory when `path` is one or its shards/ folder (a run has stages/), else None (a folder of
-    shard files copied elsewhere, read as it is)."""
-    path = path.rstrip("/")
+    shard files copied elsewhere, read as it is). A local path is resolved first: `shards` from inside the run,
+    or a link to a run's shards/, is that run."""
+    path = path.rstrip("/") if storage.is_remote(path) else os.path.realpath(path)
     for output in (path, os.path.dirname(path)):
         if output and storage.exists(os.path.join(output, "stages")):
             return output

@@ -114,10 +114,32 @@ def file_digests(paths: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def remember(digests: dict[str, str]) -> None:
+    """Digests a writer computed of files it just published, remembered by their identity now: a reader on this
+    disk then trusts them by a stat, and a copy (another disk identity) is read once and remembered in turn."""
+    local = {path: digest for path, digest in digests.items() if not storage.is_remote(path)}
+    if not local:
+        return
+    with _lock:
+        memo = _load()
+        new = {os.path.realpath(path): [identity(path), digest] for path, digest in local.items()}
+        memo.update(new)
+        _save(new)
+
+
 def _visible_files(folder: str) -> list[str]:
-    """Relative paths of a folder's files, hidden files and folders (a hub download's `.cache/`) left out."""
+    """Relative paths of a folder's files, hidden files and folders (a hub download's `.cache/`) left out.
+    Symbolic links are followed, to files and to folders (a hub snapshot links every file; a model may link its
+    `1_Pooling/`): what a loader reads through them is what is hashed. A link back to a folder already walked
+    is not walked twice."""
     found = []
-    for parent, subdirs, names in os.walk(folder):
+    seen: set[str] = set()
+    for parent, subdirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(parent)
+        if real in seen:
+            subdirs[:] = []
+            continue
+        seen.add(real)
         subdirs[:] = [s for s in subdirs if not s.startswith(".")]
         found += [os.path.relpath(os.path.join(parent, n), folder) for n in names if not n.startswith(".")]
     return sorted(found)

@@ -7,10 +7,12 @@
 Files are split across DDP ranks (torch.distributed's, or `rank`/`world_size` given) and then across a
 DataLoader's workers, so every row is read by exactly one worker of one rank.
 
-A run directory (or its shards/ folder) is read as its committed mine stage lists it, never by a glob: files a
-run left uncommitted, or that someone put there, are not read (the foreign ones are named in a warning). Each file
-is checked to be the committed one as it is opened, so a rerun that replaces the shards mid-epoch is an error,
-never a mix of two runs. A folder of shard files outside a run (copied to a training cluster) is read as it is.
+A run directory (or its shards/ folder, by any path: relative, through a link, s3://) is read as its committed
+mine stage lists it, never by a glob: files a run left uncommitted, or that someone put there, are not read (the
+foreign ones are named in a warning). The record knows files by content, so a run copied to a training cluster
+(cp -r, tar, rsync) loads like the original. Each file is checked to be the committed one as it is opened, so a
+rerun that replaces the shards mid-epoch is an error, never a mix of two runs. A folder of bare shard files
+outside any run is read as it is.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from judgemine.schemas import storage
 from judgemine.schemas.commits import committed_shards, foreign, run_of
-from judgemine.schemas.digests import identity
+from judgemine.schemas.digests import file_digest, identity
 from judgemine.schemas.io import list_parts, parquet_file, shard_info
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,13 @@ class ShardDataset(IterableDataset):
     def __init__(self, shards: str | Sequence[str], k: int | None = None, skip_fallback: bool = True,
                  load_images: bool = False, image_root: str | None = None, rank: int | None = None,
                  world_size: int | None = None) -> None:
-        self._committed: dict[str, list[int]] = {}
+        self._committed: dict[str, str] = {}  # path -> the sha256 its run's record lists
+        self._verified: dict[str, list[int]] = {}  # path -> its disk identity once its content was verified
         run = run_of(shards) if isinstance(shards, str) else None
         if run is not None:
-            paths, record = committed_shards(run)
-            self._committed = {p: record["files"][os.path.relpath(p, run)]["disk"] for p in paths}
+            paths, record = committed_shards(run)  # every listed file's content verified (a stat where known)
+            self._committed = {p: record["files"][storage.relative(p, run)]["sha256"] for p in paths}
+            self._verified = {p: identity(p) for p in paths if not storage.is_remote(p)}
             strays = foreign(run, record, "shards")
             if strays:
                 log.warning("ShardDataset: ignoring files the run did not commit: %s", ", ".join(strays))
@@ -114,10 +118,15 @@ class ShardDataset(IterableDataset):
                         yield self._item(row, root)
 
     def _check_committed(self, path: str) -> None:
-        """The file opened is still the one the run committed (a rerun swaps in new files under the same names)."""
-        if path in self._committed and not storage.is_remote(path) and identity(path)[1:] != self._committed[path]:
+        """The file opened is still the one the run committed (a rerun swaps in new files under the same names):
+        the identity verified when the dataset was made, or else the recorded content (a file copied or
+        re-permissioned since is still the committed one)."""
+        if path not in self._verified or identity(path) == self._verified[path]:
+            return
+        if file_digest(path) != self._committed[path]:
             raise RuntimeError(f"{path} was replaced by another run after this dataset was made: make it again to "
                                "read the new run")
+        self._verified[path] = identity(path)
 
     def _item(self, row: dict[str, Any], root: str) -> dict[str, Any]:
         k = self.k

@@ -10,9 +10,10 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.3"  # 1.1: shards gained num_candidates, num_false_negatives and their file metadata;
+SCHEMA_VERSION = "1.4"  # 1.1: shards gained num_candidates, num_false_negatives and their file metadata;
 # 1.2: retrieval parts carry their query counts in their file metadata; 1.3: embedding vectors' elements are
-# required (Parquet then stores no definition level per float: a part reads 1.5x faster; 1.2 parts still read)
+# required (Parquet then stores no definition level per float: a part reads 1.5x faster; 1.2 parts still read);
+# 1.4: queries and candidates carry the exact payload digest of each side (the judge's cache keys)
 
 
 def _named(name: str, fields: list[pa.Field]) -> pa.Schema:
@@ -21,13 +22,17 @@ def _named(name: str, fields: list[pa.Field]) -> pa.Schema:
 
 # One row per accepted query/positive pair (ingest). `excluded_ids` lists every positive of every pair whose
 # query has the same content, so retrieval can exclude all of them; `query_content_id` is the query's own
-# content hash in the candidate id space, so a candidate identical to the query is excluded too.
+# content hash in the candidate id space, so a candidate identical to the query is excluded too. The `*payload`
+# columns are what a model reads of a side, exactly (transforms/common/content.py: payload_id): the judge's cache
+# keys hold them, never the case-folded content ids.
 QUERIES = _named("queries", [
     pa.field("query_id", pa.string(), nullable=False),
     pa.field("query_text", pa.string(), nullable=False),
     pa.field("query_image", pa.string(), nullable=False),
     pa.field("query_content_id", pa.string(), nullable=False),
+    pa.field("query_payload", pa.string(), nullable=False),
     pa.field("pos_id", pa.string(), nullable=False),
+    pa.field("pos_payload", pa.string(), nullable=False),
     pa.field("pos_text", pa.string(), nullable=False),
     pa.field("pos_image", pa.string(), nullable=False),
     pa.field("excluded_ids", pa.list_(pa.string()), nullable=False),
@@ -41,6 +46,7 @@ CANDIDATES = _named("candidates", [
     pa.field("candidate_id", pa.string(), nullable=False),
     pa.field("text", pa.string(), nullable=False),
     pa.field("image", pa.string(), nullable=False),
+    pa.field("payload", pa.string(), nullable=False),
     pa.field("dataset", pa.string(), nullable=False),
 ])
 

@@ -25,13 +25,18 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
     rejects: list[dict[str, Any]] = []
     pool: dict[str, dict[str, Any]] = {}
     positives_of: dict[str, set[str]] = {}
+    occurrences: dict[str, int] = {}
     for r in pairs:
+        if r["query_id"].startswith("auto:"):
+            occurrences[r["query_id"]] = occurrences.get(r["query_id"], 0) + 1
+            r = {**r, "query_id": r["query_id"] + (f":{occurrences[r['query_id']]}" if occurrences[r["query_id"]] > 1
+                                                   else "")}
         if r["query_id"] in seen_ids:
             rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"], r["query_id"]))
             continue
         seen_ids.add(r["query_id"])
         pool.setdefault(r["pos_id"], {"candidate_id": r["pos_id"], "text": r["pos_text"], "image": r["pos_image"],
-                                      "dataset": r["dataset"]})
+                                      "payload": r["pos_payload"], "dataset": r["dataset"]})
         positives_of.setdefault(r["query_content_id"], set()).add(r["pos_id"])
         queries.append(r)
     corpus_ids: dict[str, tuple[str, str, int]] = {}  # the file's own id -> (content id, source, line)
@@ -42,7 +47,7 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
             rejects.append(reject_row("ingest", f"duplicate_corpus_id: {r['corpus_id']} has other content at "
                                       f"{first[1]}:{first[2]}", r["source"], r["line"], r["raw"]))
             continue
-        pool.setdefault(r["candidate_id"], {k: r[k] for k in ("candidate_id", "text", "image", "dataset")})
+        pool.setdefault(r["candidate_id"], {k: r[k] for k in ("candidate_id", "text", "image", "payload", "dataset")})
     for q in queries:
         excluded = positives_of[q["query_content_id"]] | {q["query_content_id"]}
         if q["query_image_id"]:

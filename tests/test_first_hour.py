@@ -18,7 +18,7 @@ from judgemine.pipelines.cli import main
 from judgemine.pipelines.settings import Settings
 from judgemine.transforms.common.model_kinds import folder_kind
 from judgemine.transforms.ingest.layouts import LAYOUTS
-from judgemine.transforms.ingest.readers import RowError, parse_pairs, read_rows
+from judgemine.transforms.ingest.readers import RowError, assigned_query_id, parse_pairs, read_rows
 
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
 PAIRS = [("What is the capital of Peru?", "Lima is the capital of Peru."),
@@ -84,7 +84,8 @@ def test_a_newcomers_csv_st_and_flag_files_are_mined(tmp_path, tiny_judge):
         assert counts and all(p == j + c + r for p, j, c, r in counts), done.stderr  # every count adds up
     assert counts[0][3] >= 1  # the flag file's query has two positives: a pair repeated in the chunk, judged once
     ids = sorted(r["query_id"] for r in _shard_rows(str(tmp_path / "out-flag.jsonl")))
-    assert ids == ["auto:flag:1#1", "auto:flag:1#2", "auto:flag:2"]
+    assert ids == sorted(assigned_query_id({"query_text": q, "query_image": "", "pos_text": p, "pos_image": ""})
+                         for q, p in [PAIRS[0], (PAIRS[0][0], PAIRS[1][1]), PAIRS[2]])
 
 
 def test_a_file_with_every_row_rejected_stops_after_ingest_with_exit_2(tmp_path, tiny_judge):

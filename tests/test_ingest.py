@@ -14,7 +14,7 @@ from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, read_table
 from judgemine.transforms.common.content import content_id
 from judgemine.transforms.common.rejects import read_rejects
-from judgemine.transforms.ingest.readers import RowError, parse_pairs
+from judgemine.transforms.ingest.readers import RowError, assigned_query_id, parse_pairs
 
 
 def _ingest(tmp_path, pairs, corpus=(), **kw):
@@ -84,7 +84,8 @@ def test_every_row_ends_in_queries_or_rejects(tmp_path):
                                                                    "malformed_json"]
     dup = next(r for r in rejects if r["reason"] == "duplicate_query_id")
     assert dup["line"] == 5 and json.loads(dup["row"])["query_text"] == "two"
-    assert [q["query_id"] for q in queries] == ["auto:pairs:1", "a", "7"]
+    first = {"query_text": "What is big?", "query_image": "", "pos_text": "Of considerable size.", "pos_image": ""}
+    assert [q["query_id"] for q in queries] == [assigned_query_id(first), "a", "7"]
 
 
 def test_candidates_dedup_case_and_space_and_corpus_joins(tmp_path):

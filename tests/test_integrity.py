@@ -173,6 +173,7 @@ def test_leftovers_of_killed_runs_are_removed(tmp_path):
     for p in left[:3]:
         (p / "x").mkdir(parents=True)
     left[3].write_text("{")
+    (out / ".judgemine-run").write_text("{}")  # the killed run's folder is judgemine's: its leftovers go
     _ingest(str(out), "--pairs", write_jsonl(str(tmp_path / "pairs.jsonl"), GOOD))
     assert not any(p.exists() for p in left)
 

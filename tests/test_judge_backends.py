@@ -118,6 +118,45 @@ def test_judge_stage_with_the_server_backend_from_a_config(e2e_run, small_pairs,
     _assert_same_scores(e2e_run, out)
 
 
+API_KEY = "sk-judgemine-test-key-0042"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tiny_judge):
+    """One model served under two names, behind an API key (`vllm serve --api-key`)."""
+    yield from serve_vllm(tiny_judge, "--served-model-name", "judge-a", "judge-b", "--api-key", API_KEY)
+
+
+@pytest.mark.vllm_server
+def test_a_keyed_server_and_its_model_names_share_no_scores(e2e_run, small_pairs, tiny_judge, keyed_server, tmp_path,
+                                                            monkeypatch):
+    """The key comes from OPENAI_API_KEY and reaches no file; the served model is part of the judge's identity, so a
+    run against judge-b takes no score judge-a's run cached."""
+    cache = str(tmp_path / "cache")
+
+    def judged(name: str, model: str) -> str:
+        out = str(tmp_path / name)
+        import shutil
+        shutil.copytree(e2e_run, out)
+        code = main(["judge", "--output", out, *run_args("", small_pairs, tiny_judge), "--judge-backend", "openai",
+                     "--judge-server-url", keyed_server, "--judge-server-model", model, "--judge-cache", cache])
+        assert code == 0
+        return out
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(AssertionError):
+        judged("no-key", "judge-a")
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    a, b = judged("a", "judge-a"), judged("b", "judge-b")
+    counts = [json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))["counts"] for out in (a, b)]
+    assert counts[0]["pairs_judged"] > 0 and counts[1]["pairs_cached"] == 0
+    assert counts[1]["pairs_judged"] == counts[0]["pairs_judged"]
+    for folder in (a, b, cache):
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                assert API_KEY.encode() not in open(os.path.join(parent, name), "rb").read()
+
+
 def _copy_and_judge(source: str, dest, args: list[str], *extra: str) -> str:
     """A finished run copied to `dest`, its judge stage rerun there with a fresh score cache."""
     import shutil

@@ -12,6 +12,7 @@ import pytest
 from conftest import JUDGEMINE, ROOT, SAMPLE, head, jm, write_jsonl
 
 from judgemine.pipelines.stages import STAGES
+from judgemine.transforms.ingest.readers import assigned_query_id
 
 
 def test_assigned_ids_cannot_collide_with_the_users(tmp_path):
@@ -23,7 +24,7 @@ def test_assigned_ids_cannot_collide_with_the_users(tmp_path):
     assert jm("ingest", "--output", out, "--pairs", pairs).returncode == 0
     ids = pq.read_table(os.path.join(out, "stages", "ingest", "queries")).column("query_id").to_pylist()
     rejects = pq.read_table(os.path.join(out, "stages", "ingest", "rejects")).to_pylist()
-    assert sorted(ids) == ["auto:f:2", "f:2"]
+    assert sorted(ids) == sorted(["f:2", assigned_query_id({"query_image": "", "pos_image": "", **rows[1]})])
     assert [r["reason"].split(":")[0] for r in rejects] == ["reserved_query_id"]
 
 

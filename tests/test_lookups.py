@@ -24,8 +24,9 @@ def _pool(directory: str, n: int, size: int) -> list[str]:
     os.makedirs(directory)
     for part, start in enumerate(range(0, n, size)):
         rows = ids[start:start + size]
-        write_table(pa.table({"candidate_id": rows, "text": [f"text of {c}" for c in rows], "image": [""] * len(rows),
-                              "dataset": ["d"] * len(rows)}), os.path.join(directory, part_name(part)), CANDIDATES)
+        table = pa.table({"candidate_id": rows, "text": [f"text of {c}" for c in rows], "image": [""] * len(rows),
+                          "payload": [f"p{c}" for c in rows], "dataset": ["d"] * len(rows)})
+        write_table(table, os.path.join(directory, part_name(part)), CANDIDATES)
     write_table(CANDIDATES.empty_table(), os.path.join(directory, part_name(-(-n // size))), CANDIDATES)
     return ids
 

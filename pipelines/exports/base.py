@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from judgemine.pipelines.derived import note_derived
 from judgemine.pipelines.errors import UserError
+from judgemine.pipelines.ownership import is_ours
 from judgemine.schemas import SHARDS, parquet_file, storage
 from judgemine.schemas.commits import commit_id, committed_shards, read_record
 from judgemine.schemas.io import check_schema, shard_info
@@ -54,16 +56,38 @@ class Exporter:
 COMMITTED = ("stages", "shards", "rejects", "report", "cache", "manifest.json")  # what a run writes and reads
 
 
-def check_destination(output: str, destination: str) -> None:
-    """An export never lands in what a run commits (a file in shards/ would be read as a shard), nor on a folder."""
-    local = not storage.is_remote(destination)
-    dest = os.path.abspath(destination) if local else destination
-    base = (os.path.abspath(output) if not storage.is_remote(output) else output.rstrip("/")) + "/"
-    if dest.startswith(base) and dest[len(base):].split("/")[0] in COMMITTED:
-        raise UserError(f"--to {destination} is inside the run's committed files ({dest[len(base):].split('/')[0]}): "
-                        f"export to {os.path.join(output, 'export')}/ or anywhere outside the run")
-    if local and os.path.isdir(destination):
+def check_destination(output: str, destination: str) -> str:
+    """Where the export may be written, by its real path (links resolved): a new name or an existing regular file,
+    never a folder, a device, a FIFO, nor a file under what any run commits (a file in shards/ would be read as a
+    shard; a link into another run's shards/ would overwrite one)."""
+    if storage.is_remote(destination):
+        base = output.rstrip("/") + "/"
+        if destination.startswith(base) and destination[len(base):].split("/")[0] in COMMITTED:
+            raise UserError(f"--to {destination} is inside the run's committed files: export to "
+                            f"{os.path.join(output, 'export')}/ or anywhere outside the run")
+        return destination
+    real = os.path.realpath(destination)
+    if os.path.isdir(real):
         raise UserError(f"--to {destination} is a folder: give a file name")
+    if os.path.lexists(real) and not os.path.isfile(real):
+        raise UserError(f"--to {destination} is not a regular file ({_kind(real)}): give a new file name")
+    folder = os.path.dirname(real)
+    while True:
+        if is_ours(folder):
+            inside = os.path.relpath(real, folder).split(os.sep)[0]
+            if inside in COMMITTED:
+                raise UserError(f"--to {destination} is inside the run's committed files ({inside} of {folder}): "
+                                f"export to {os.path.join(output, 'export')}/ or anywhere outside a run")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return real
+        folder = parent
+
+
+def _kind(path: str) -> str:
+    mode = os.stat(path).st_mode
+    return ("a FIFO" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
 
 
 def shard_rows(parts: list[str], k: int, skip_fallback: bool, result: ExportResult,
@@ -90,7 +114,7 @@ def run_export(exporter: Exporter, output: str, destination: str) -> ExportResul
     result = ExportResult()
     opts = exporter.options
     skip = exporter.skips_fallback if opts.skip_fallback is None else opts.skip_fallback
-    check_destination(output, destination)
+    destination = check_destination(output, destination)
     try:
         parts, record = committed_shards(output)
     except (FileNotFoundError, ValueError) as e:

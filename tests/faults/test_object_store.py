@@ -131,6 +131,31 @@ def test_run_on_s3_equals_the_local_run(s3, local_run, small_pairs, tiny_judge) 
     assert ".judgemine.lock" not in {k.rsplit("/", 1)[-1] for k in _keys(client, "same")}  # released
 
 
+def test_credentials_reach_no_object_and_the_loader_reads_s3_through_the_record(s3, small_pairs, tiny_judge) -> None:
+    """Beam's own S3 options with a distinctive key and secret: no object of the run holds either (manifest,
+    records, the lease while it lived), and the trainer's loader reads the s3:// shards the record lists."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from judgemine.schemas.shard_dataset import ShardDataset
+    client, options = s3
+    key, secret = "AKIAJUDGEMINES3TEST01", "s3-secret-judgemine-never-written"
+    creds = [o for o in options if not o.startswith(("--s3_access_key_id", "--s3_secret_access_key"))]
+    creds += [f"--s3_access_key_id={key}", f"--s3_secret_access_key={secret}"]
+    out = f"s3://{BUCKET}/creds"
+    done = _judgemine("run", *run_args(out, small_pairs, tiny_judge), *creds)
+    assert done.returncode == 0, done.stderr[-3000:]
+    objects = _keys(client, "creds/")
+    assert "creds/manifest.json" in objects
+    for name in objects:
+        data = _get(client, name)
+        assert key.encode() not in data and secret.encode() not in data, name
+    FileSystems.set_options(PipelineOptions(creds))
+    rows = json.loads(_get(client, "creds/manifest.json"))["accounting"]["rows_out"]
+    dataset = ShardDataset(out + "/shards", skip_fallback=False)
+    assert len(list(dataset)) == rows and all(p.startswith(out + "/shards/part-") for p in dataset.paths)
+
+
 def _demo(out: str, options: list[str]) -> list[str]:
     return ["--config", os.path.join(ROOT, "examples", "demo.yaml"), "--output", out, *options]
 

@@ -114,3 +114,62 @@ def test_a_dataset_made_before_a_rerun_never_mixes_two_runs(committed, tmp_path)
         list(dataset)
     again = ShardDataset(os.path.join(out, "shards"), skip_fallback=False)
     assert len(list(again)) == json.load(open(os.path.join(out, "manifest.json")))["accounting"]["rows_out"]
+
+
+def test_a_pairs_file_replaced_while_ingest_reads_it_is_never_committed(tmp_path):
+    """The file is replaced after the stage hashed it, while the run reads it or waits at its first commit step
+    (its fault log a FIFO nobody reads yet); released, the run fails naming the file, and nothing is committed."""
+    pairs = write_jsonl(str(tmp_path / "defs.jsonl"), head(os.path.join(SAMPLE, "definitions.jsonl"), 20))
+    out = str(tmp_path / "out")
+    fifo = str(tmp_path / "steps.fifo")
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([JUDGEMINE, "ingest", "--output", out, "--pairs", pairs],
+                            env={**os.environ, "JUDGEMINE_FAULT_LOG": fifo}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    started = os.path.join(out, "stages", f"ingest.tmp-{proc.pid}")
+    while _holder_pid(out) != proc.pid or not os.path.exists(started):
+        assert proc.poll() is None and time.time() < deadline, "the run never reached its commit"
+        time.sleep(0.2)
+    # Its inputs were hashed before the folder was made; it waits on the FIFO before its commit: replaced in between.
+    replaced = write_jsonl(str(tmp_path / "new.jsonl"), head(os.path.join(SAMPLE, "paraphrases.jsonl"), 5))
+    os.replace(replaced, pairs)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        _, err = proc.communicate(timeout=600)
+    finally:
+        os.close(reader)
+    assert proc.returncode == 1 and f"{pairs} changed while the stage read it" in err, err
+    assert not os.path.exists(os.path.join(out, "stages", "ingest", "stage.json"))
+
+
+def test_an_output_link_retargeted_mid_run_does_not_move_the_run(tmp_path):
+    """--output through a link: the run resolves it once; the link pointed elsewhere while the run waits at its
+    first commit step sends no stage into the other folder (another run's, with its own lock)."""
+    pairs = write_jsonl(str(tmp_path / "defs.jsonl"), head(os.path.join(SAMPLE, "definitions.jsonl"), 20))
+    real, other, link = str(tmp_path / "real"), str(tmp_path / "other"), str(tmp_path / "link")
+    assert jm("run", "--output", other, *_args(pairs)).returncode == 0
+    before = {os.path.join(d, n): os.stat(os.path.join(d, n)).st_mtime_ns for d, _, ns in os.walk(other) for n in ns}
+    os.makedirs(real)
+    os.symlink(real, link)
+    fifo = str(tmp_path / "steps.fifo")
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([JUDGEMINE, "run", "--output", link, *_args(pairs)],
+                            env={**os.environ, "JUDGEMINE_FAULT_LOG": fifo}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while _holder_pid(real) != proc.pid:
+        assert proc.poll() is None and time.time() < deadline, "the run never held the output"
+        time.sleep(0.2)
+    os.remove(link)
+    os.symlink(other, link)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        _, err = proc.communicate(timeout=600)
+    finally:
+        os.close(reader)
+    assert proc.returncode == 0, err
+    assert os.path.exists(os.path.join(real, "stages", "mine", "stage.json"))
+    assert os.path.exists(os.path.join(real, "manifest.json"))
+    after = {os.path.join(d, n): os.stat(os.path.join(d, n)).st_mtime_ns for d, _, ns in os.walk(other) for n in ns}
+    assert after == before

@@ -30,3 +30,12 @@ def content_id(text: str, image: str, image_root: str = "", read_images: bool = 
     """The id of a (text, image) record in the candidate id space."""
     payload = normalise_text(text) + "\x00" + image_digest(image, image_root, read_images, max_pixels, max_bytes)
     return "c" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+
+
+def payload_id(text: str, image: str, image_root: str = "", read_images: bool = True,
+               max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """What a model reads of a (text, image) side, exactly: the text as given (no case folding, no whitespace
+    collapsing) and the image's bytes. The judge's score-cache keys are built from it, so two texts that one
+    candidate id stands for never share a score (docs/mining.md, "What the score cache keys")."""
+    payload = text + "\x00" + image_digest(image, image_root, read_images, max_pixels, max_bytes)
+    return "p" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]

@@ -214,9 +214,12 @@ def image_fit(model_path: str) -> ImageFit:
     return NO_FIT
 
 
-def load(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS, fit: ImageFit = NO_FIT) -> Image.Image:
+def load(path: str, root: str, max_pixels: int = DEFAULT_MAX_PIXELS, fit: ImageFit = NO_FIT,
+         max_bytes: int = DEFAULT_MAX_BYTES) -> Image.Image:
+    """An image as a model gets it, under the run's limits (--max-image-pixels, --max-image-bytes): the limits
+    ingest accepted it under, so no later stage refuses what ingest let in."""
     full = resolve(path, root)
-    return decode(read_bytes(full), full, max_pixels, fit)
+    return decode(read_bytes(full, max_bytes), full, max_pixels, fit)
 
 
 DEFAULT_CACHE_BYTES = 512 * 2**20
@@ -227,8 +230,9 @@ class DecodedImages:
     serves its K+1 pairs, a popular candidate many queries. Images are fitted to the model first (ImageFit).
     `decodes` counts the reads that missed."""
 
-    def __init__(self, root: str, max_bytes: int = DEFAULT_CACHE_BYTES, fit: ImageFit = NO_FIT) -> None:
-        self.root, self.max_bytes, self.fit = root, max_bytes, fit
+    def __init__(self, root: str, max_bytes: int = DEFAULT_CACHE_BYTES, fit: ImageFit = NO_FIT,
+                 limits: tuple[int, int] = (DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES)) -> None:
+        self.root, self.max_bytes, self.fit, self.limits = root, max_bytes, fit, limits
         self._images: OrderedDict[str, Image.Image] = OrderedDict()
         self.bytes = 0
         self.decodes = 0
@@ -238,7 +242,7 @@ class DecodedImages:
             self._images.move_to_end(path)
             return self._images[path]
         self.decodes += 1
-        image = load(path, self.root, fit=self.fit)
+        image = load(path, self.root, self.limits[0], self.fit, self.limits[1])
         self._images[path] = image
         self.bytes += _size(image)
         while self.bytes > self.max_bytes and len(self._images) > 1:

@@ -14,6 +14,7 @@ import numpy as np
 
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.devices import Device, Dtype
+from judgemine.transforms.common.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from judgemine.transforms.common.model_kinds import ModelKind
 from judgemine.transforms.common.options import NoOptions
 
@@ -28,6 +29,7 @@ class EmbedderSpec:
     dtype: Dtype = "float32"
     image_root: str = ""
     options: Any = field(default_factory=NoOptions)  # the embedder's own (its `Options`, filled from the settings)
+    image_limits: tuple[int, int] = (DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES)  # the run's --max-image-pixels/-bytes
 
 
 @dataclass(frozen=True)

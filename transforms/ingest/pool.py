@@ -22,6 +22,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from judgemine.schemas import CANDIDATES, REJECTS, part_name, storage, write_table
 from judgemine.transforms.common.rejects import reject_row
+from judgemine.transforms.ingest.readers import ASSIGNED_ID_PREFIX
 
 BUCKETS = 64  # hash buckets of the keyed checks: the unit of work of each shuffle
 REJECTS_TAG = "rejects"
@@ -59,12 +60,18 @@ class KeyByBucket(beam.DoFn):
 
 
 class DropDuplicateQueryIds(beam.DoFn):
-    """Per query id, the first pair row is kept; later rows with its id are rejects."""
+    """Per query id, the first pair row is kept; later rows with its id are rejects. An assigned id met again is
+    the same pair again (ids come from content): it is numbered, not rejected."""
 
     def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterable[Any]:
         seen: set[str] = set()
+        occurrences: dict[str, int] = {}
         kept, rejects = [], []
         for r in _in_order(_rows(keyed[1])):
+            if r["query_id"].startswith(ASSIGNED_ID_PREFIX):  # the same pair again: its occurrence, in input order
+                occurrences[r["query_id"]] = occurrences.get(r["query_id"], 0) + 1
+                if occurrences[r["query_id"]] > 1:
+                    r["query_id"] += f":{occurrences[r['query_id']]}"
             if r["query_id"] in seen:
                 rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"],
                                           r["query_id"]))
@@ -115,14 +122,15 @@ class CheckCorpusIds(beam.DoFn):
             yield TaggedOutput(REJECTS_TAG, pa.Table.from_pylist(rejects, schema=REJECTS))
 
 
-POOL_FIELDS = ("candidate_id", "text", "image", "dataset")
+POOL_FIELDS = ("candidate_id", "text", "image", "payload", "dataset")
 
 
 def pool_entries(table: pa.Table, from_pairs: bool) -> pa.Table:
     """A kept pair's positive, or a kept corpus row, as a pool entry with its precedence (pairs first, then
     (source, line)): the entry that wins a candidate id is the one a single ordered pass would meet first."""
     if from_pairs:
-        table = table.select(["pos_id", "pos_text", "pos_image", "dataset", "source", "line"]).rename_columns(
+        table = table.select(["pos_id", "pos_text", "pos_image", "pos_payload", "dataset", "source", "line"]
+                             ).rename_columns(
             [*POOL_FIELDS, "source", "line"])
     else:
         table = table.select([*POOL_FIELDS, "source", "line"])

@@ -4,9 +4,11 @@ whose message is its rejects reason; nothing is dropped silently."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +25,15 @@ DELIMITERS = {".csv": ",", ".tsv": "\t"}  # delimited text with a header row, by
 BOM = b"\xef\xbb\xbf"
 
 
-ASSIGNED_ID_PREFIX = "auto:"  # a pair without a query_id gets "auto:<file stem>:<line>": user ids cannot take it
+ASSIGNED_ID_PREFIX = "auto:"  # a pair without a query_id gets "auto:<pair hash>": user ids cannot take it
 
 
-def assigned_query_id(stem: str, line: int) -> str:
-    return f"{ASSIGNED_ID_PREFIX}{stem}:{line}"
+def assigned_query_id(pair: dict[str, str]) -> str:
+    """A pair's id from its content alone (query and positive, text as given and image fields): unique across
+    every input of the run and the same whatever the file's name, format or line layout. The same pair met again
+    gets `:2`, `:3`, ... in input order (transforms/ingest/pool.py: DropDuplicateQueryIds)."""
+    payload = "\x00".join(pair[k] for k in ("query_text", "query_image", "pos_text", "pos_image"))
+    return ASSIGNED_ID_PREFIX + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:20]
 
 
 class RowError(ValueError):
@@ -78,32 +84,51 @@ def read_rows(path: str) -> Iterator[tuple[int, Any]]:
         except UnicodeDecodeError as e:
             yield i, RowError(f"invalid_utf8: byte {e.start} of the line", raw.decode("utf-8", "backslashreplace"))
             continue
-        try:
-            yield i, json.loads(line)
-        except json.JSONDecodeError as e:
-            yield i, RowError(f"malformed_json: {e.msg}", line)
+        yield i, _json_row(line)
+
+
+def _json_row(line: str) -> Any:
+    """One JSON line parsed, or the RowError saying why not: malformed, nested deeper than Python can follow, or a
+    number too long to convert. One line never ends the file."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        return RowError(f"malformed_json: {e.msg}", line)
+    except RecursionError:
+        return RowError("too_deep: JSON nested deeper than Python's recursion limit", line[:10_000])
+    except ValueError as e:  # CPython's limit on integer digits
+        return RowError(f"number_too_long: {str(e).split(';')[0]}", line[:10_000])
 
 
 def _delimited_rows(path: str, data: bytes, delimiter: str) -> Iterator[tuple[int, Any]]:
-    """CSV/TSV rows as {header name: cell}, numbered by the line each ends on (a quoted cell may span lines)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e})") from e
+    """CSV/TSV rows as {header name: cell}, numbered by the line each ends on (a quoted cell may span lines). A
+    record the csv module cannot read (a NUL byte, a stray quote) or with bytes that are not UTF-8 is a RowError
+    of its own; cells of any length are read (--max-text-chars then judges them); the file goes on."""
+    text = data.decode("utf-8", "surrogateescape")  # a bad byte spoils its cell only: invalid_unicode there
+    csv.field_size_limit(sys.maxsize)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader, None)
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) != len(header or ()):
-                yield reader.line_num, RowError(f"wrong_column_count: {len(cells)} cells, the header has "
-                                                f"{len(header or ())}", delimiter.join(cells))
-                continue
-            yield reader.line_num, dict(zip(header or (), cells))
     except csv.Error as e:
-        raise ValueError(f"{path}: not a readable {'TSV' if delimiter == chr(9) else 'CSV'} file "
-                         f"(line {reader.line_num}: {e})") from e
+        raise ValueError(f"{path}: its header line is not readable {'TSV' if delimiter == chr(9) else 'CSV'} "
+                         f"({e})") from e
+    if header is not None and not _encodable("".join(header)):
+        raise ValueError(f"{path}: its header line is not UTF-8 text")
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield reader.line_num, RowError(f"malformed_csv: {e}")
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(header or ()):
+            yield reader.line_num, RowError(f"wrong_column_count: {len(cells)} cells, the header has "
+                                            f"{len(header or ())}", delimiter.join(cells)[:10_000])
+            continue
+        yield reader.line_num, dict(zip(header or (), cells))
 
 
 def _string(row: dict[str, Any], key: str, required: bool, max_chars: int = 0) -> str:
@@ -195,7 +220,10 @@ def as_json(raw: Any) -> str:
     if isinstance(raw, RowError):
         text = raw.raw or ""
         return text if _encodable(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
-    text = json.dumps(raw, ensure_ascii=False, default=str)
-    return text if _encodable(text) else json.dumps(raw, ensure_ascii=True, default=str)
+    try:
+        text = json.dumps(raw, ensure_ascii=False, default=str)
+        return text if _encodable(text) else json.dumps(raw, ensure_ascii=True, default=str)
+    except (RecursionError, ValueError):  # nested too deep to write back: its shape, not its content
+        return json.dumps({"unrepresentable_row": type(raw).__name__})
 
 

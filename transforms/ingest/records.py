@@ -15,7 +15,7 @@ from apache_beam.metrics import Metrics
 
 from judgemine.schemas import IMAGES, REJECTS, list_parts, read_table, write_table
 from judgemine.schemas.digests import file_digest
-from judgemine.transforms.common.content import content_id
+from judgemine.transforms.common.content import content_id, payload_id
 from judgemine.transforms.common.images import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -97,10 +97,10 @@ class ParseInputFile(beam.DoFn):
             row_text = as_json(raw)
             for k, rec in enumerate(recs, start=1):
                 rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=row_text)
-                if spec.kind == "pairs":
-                    rec["query_id"] = rec["query_id"] or assigned_query_id(stem, line)
-                    if len(recs) > 1:  # one FlagEmbedding row, several positives: one pair each
-                        rec["query_id"] += f"#{k}"
+                if spec.kind == "pairs" and not rec["query_id"]:
+                    rec["query_id"] = assigned_query_id(rec)
+                elif spec.kind == "pairs" and len(recs) > 1:  # a FlagEmbedding row's own id, several positives
+                    rec["query_id"] += f"#{k}"
                 good.append(rec)
             self._more_pairs.inc(len(recs) - 1)
             if len(good) >= BATCH_ROWS:
@@ -124,6 +124,10 @@ class IdentifyRecords(beam.DoFn):
         i = self._images
         return content_id(text, image, i.root, i.check, i.max_pixels, i.max_bytes)
 
+    def _payload(self, text: str, image: str) -> str:
+        i = self._images
+        return payload_id(text, image, i.root, i.check, i.max_pixels, i.max_bytes)
+
     def process(self, tagged: tuple[str, pa.Table]) -> Iterable[tuple[str, pa.Table]]:
         kind, table = tagged
         if kind == "rejects":
@@ -135,11 +139,13 @@ class IdentifyRecords(beam.DoFn):
                 if kind == "pairs":
                     self._images.validate(r["query_image"], r["pos_image"])
                     r.update(query_content_id=self._id(r["query_text"], r["query_image"]),
+                             query_payload=self._payload(r["query_text"], r["query_image"]),
                              pos_id=self._id(r["pos_text"], r["pos_image"]),
+                             pos_payload=self._payload(r["pos_text"], r["pos_image"]),
                              query_image_id=self._id("", r["query_image"]) if r["query_image"] else "")
                 else:
                     self._images.validate(r["image"])
-                    r["candidate_id"] = self._id(r["text"], r["image"])
+                    r.update(candidate_id=self._id(r["text"], r["image"]), payload=self._payload(r["text"], r["image"]))
             except RowError as e:
                 self._rejected.inc()
                 bad.append(reject_row("ingest", str(e), r["source"], r["line"], r["raw"], r.get("query_id")))

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from judgemine.transforms.common.devices import Device, Dtype
-from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
+from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from judgemine.transforms.common.model_kinds import ModelKind
 from judgemine.transforms.common.options import NoOptions
 from judgemine.transforms.common.sides import Side
@@ -30,6 +30,7 @@ class JudgeModel:
     image_root: str = ""
     prompt: PromptFormat = field(default_factory=PromptFormat)
     image_cache_bytes: int = DEFAULT_CACHE_BYTES  # each worker's decoded images (transforms/common/images.py)
+    image_limits: tuple[int, int] = (DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES)  # the run's --max-image-pixels/-bytes
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class JudgeInputs:
     directory: str
     spec: JudgeSpec
     cache: str
+    identity: str = ""  # the judge's identity the stage uses (JudgeBackend.identity), fixed when it starts
 
 
 class JudgeKind:
@@ -97,11 +99,18 @@ class JudgeBackend(JudgeKind, abc.ABC):
 
     @classmethod
     def described(cls, inputs: JudgeInputs) -> dict[str, Any]:
-        """What the judge stage's record says of the judge."""
-        from judgemine.transforms.judge.score_cache import judge_model_id
+        """What the judge stage's record says of the judge: the identity its workers loaded and verified."""
         model = inputs.spec.model
         return {"judge_model": model.path, "judge_backend": cls.name, "prompt_version": model.prompt.version,
-                "judge_model_id": judge_model_id(model.path, model.dtype), "cache": inputs.cache}
+                "judge_model_id": inputs.identity, "cache": inputs.cache}
+
+    @classmethod
+    def identity(cls, model: JudgeModel, options: Any) -> str:
+        """Who judges, by content: the model folder's content id with its dtype (schemas/digests.py). A backend
+        whose scores come from elsewhere (a server) says what else they depend on. In every score-cache key, and
+        computed again by each worker around its load (transforms/judge/handler.py)."""
+        from judgemine.schemas.digests import model_id
+        return model_id(model.path, model.dtype)
 
     @classmethod
     def load(cls, model: JudgeModel, options: Any) -> JudgeBackend:

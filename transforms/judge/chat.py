@@ -20,19 +20,19 @@ class ChatPrompter:
 
     def __init__(self, tokenizer: Any, vision_model: bool, image_root: str = "",
                  prompt: PromptFormat = PromptFormat(), image_cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 fit: ImageFit = NO_FIT) -> None:
+                 fit: ImageFit = NO_FIT, image_limits: tuple[int, int] | None = None) -> None:
         self.tokenizer = tokenizer
         self.vision_model = vision_model
         self.prompt = prompt
         self.yes_id, self.no_id = answer_token_ids(tokenizer, prompt.answers)
-        self.images = DecodedImages(image_root, image_cache_bytes, fit)
+        self.images = DecodedImages(image_root, image_cache_bytes, fit, *([image_limits] if image_limits else []))
 
     @classmethod
     def for_model(cls, model: Any) -> ChatPrompter:
         """From a JudgeModel's folder: its tokenizer, whether it sees images, what size of image it can use."""
         from transformers import AutoTokenizer
         return cls(AutoTokenizer.from_pretrained(model.path, local_files_only=True), is_vision_model(model.path),
-                   model.image_root, model.prompt, model.image_cache_bytes, image_fit(model.path))
+                   model.image_root, model.prompt, model.image_cache_bytes, image_fit(model.path), model.image_limits)
 
     def check(self, queries: Sequence[Side], candidates: Sequence[Side], judge: str) -> None:
         if self.vision_model:

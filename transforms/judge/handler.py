@@ -14,6 +14,10 @@ from judgemine.transforms.judge.backends import JUDGES, load_judge
 from judgemine.transforms.judge.base import JudgeBackend, JudgeSpec
 
 
+class JudgeChanged(RuntimeError):
+    """The judge a worker loaded is not the one the stage started with (a folder swapped or rewritten)."""
+
+
 @dataclass
 class JudgeRequest:
     """The pairs of one chunk, a query's pairs contiguous (its positive first). `known` holds the scores already
@@ -45,13 +49,27 @@ class JudgeHandler(ModelHandler[JudgeRequest, JudgeResult, JudgeBackend]):
     shared per machine (vLLM's engine claims a fraction of the whole accelerator) is loaded once per worker
     machine and called through a proxy (Beam's large_model); the others load one copy per process."""
 
-    def __init__(self, spec: JudgeSpec) -> None:
+    def __init__(self, spec: JudgeSpec, identity: str) -> None:
         shared = JUDGES.get(spec.backend).capabilities.shared_per_machine
         super().__init__(min_batch_size=1, max_batch_size=1, large_model=shared)
-        self._spec = spec
+        self._spec, self._identity = spec, identity
 
     def load_model(self) -> JudgeBackend:
-        return load_judge(self._spec)
+        """The backend, loaded between two checks of the judge's identity: the files (or the server's model) it
+        loaded are the ones the stage's cache keys and record name, or the stage fails naming the folder."""
+        self._verify("before loading")
+        backend = load_judge(self._spec)
+        self._verify("while it was loaded")
+        return backend
+
+    def _verify(self, when: str) -> None:
+        kind = JUDGES.get(self._spec.backend)
+        assert issubclass(kind, JudgeBackend)  # a judge without a model has no handler
+        now = kind.identity(self._spec.model, self._spec.options)
+        if now != self._identity:
+            raise JudgeChanged(f"the judge {self._spec.model.path} changed {when} (id {now}, the judge stage "
+                               f"started with {self._identity}): its scores would mix two models; rerun once "
+                               "it stays put")
 
     def run_inference(self, batch: Sequence[JudgeRequest], model: JudgeBackend,
                       inference_args: dict[str, Any] | None = None) -> Iterable[JudgeResult]:

@@ -29,7 +29,7 @@ def _chunk_rows(ingest_dir: str, chunk: Chunk) -> tuple[list[dict[str, Any]], di
     hits = read_table(chunk.path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
     queries = {q["query_id"]: q for q in read_table(
         os.path.join(ingest_dir, "queries", part_name(chunk.index)), QUERIES,
-        ["query_id", "query_text", "query_image", "query_content_id", "pos_id", "pos_text", "pos_image"]
+        ["query_id", "query_text", "query_image", "query_payload", "pos_id", "pos_text", "pos_image", "pos_payload"]
     ).to_pylist()}
     return hits, queries
 
@@ -46,20 +46,43 @@ def chunk_pairs(hits: list[dict[str, Any]], queries: dict[str, dict[str, Any]]
         yield q, h["candidate_id"], False
 
 
-class AskForChunk(beam.DoFn):
-    """A retrieve chunk to what its pairs need from elsewhere, keyed by the chunk: its candidates' ids (the pool
-    join) and its pairs' cache keys (the score cache join); the chunk and its keys pass on."""
+def chunk_keys(hits: list[dict[str, Any]], queries: dict[str, dict[str, Any]], payloads: dict[str, str],
+               judge_id: str, prompt_id: str) -> list[str]:
+    """Each pair's score-cache key, in chunk_pairs order: the query's and the candidate's exact payloads (a
+    positive's its own, a candidate's the pool entry's)."""
+    return [pair_key(judge_id, prompt_id, q["query_payload"], q["pos_payload"] if positive else payloads[cid])
+            for q, cid, positive in chunk_pairs(hits, queries)]
 
-    def __init__(self, ingest_dir: str, model_id: str, prompt_version: str) -> None:
-        self._ingest_dir, self._model_id, self._prompt_version = ingest_dir, model_id, prompt_version
+
+class AskForChunk(beam.DoFn):
+    """A retrieve chunk to its candidates' ids, keyed by the chunk, for the pool join; the chunk passes on."""
+
+    def __init__(self, ingest_dir: str) -> None:
+        self._ingest_dir = ingest_dir
 
     def process(self, chunk: Chunk) -> Iterable[Any]:
+        hits = read_table(chunk.path, RETRIEVAL, ["candidate_id"])
+        yield chunk.index, chunk
+        yield TaggedOutput("ids", (chunk.index, as_bytes(hits.column("candidate_id"))))
+
+
+class KeyChunkPairs(beam.DoFn):
+    """A chunk and its candidates' pool rows (joined to it by chunk) to its pairs' cache keys, which go on to the
+    score cache join; the chunk and its candidates pass on beside them."""
+
+    def __init__(self, ingest_dir: str, judge_id: str, prompt_id: str) -> None:
+        self._ingest_dir, self._judge_id, self._prompt_id = ingest_dir, judge_id, prompt_id
+
+    def process(self, joined: tuple[int, dict[str, list[Any]]]) -> Iterable[Any]:
+        index, sides = joined
+        chunk = one(sides["chunk"])
+        tables = list(sides["sides"])
         hits, queries = _chunk_rows(self._ingest_dir, chunk)
-        keys = [pair_key(self._model_id, self._prompt_version, q["query_content_id"], cid)
-                for q, cid, _ in chunk_pairs(hits, queries)]
-        yield chunk.index, (chunk, keys)
-        yield TaggedOutput("ids", (chunk.index, as_bytes([h["candidate_id"] for h in hits])))
-        yield TaggedOutput("keys", (chunk.index, keys))
+        payloads = {cid: p for t in tables for cid, p in zip(t.column("candidate_id").to_pylist(),
+                                                             t.column("payload").to_pylist())}
+        keys = chunk_keys(hits, queries, payloads, self._judge_id, self._prompt_id)
+        yield index, (chunk, tables, keys)
+        yield TaggedOutput("keys", (index, keys))
 
 
 class BuildJudgeRequests(beam.DoFn):
@@ -74,8 +97,8 @@ class BuildJudgeRequests(beam.DoFn):
 
     def process(self, joined: tuple[int, dict[str, list[Any]]]) -> Iterable[JudgeRequest]:
         index, sides = joined[0], joined[1]
-        chunk, keys = one(sides["chunk"])
-        pool = sides_of(sides["sides"])
+        chunk, tables, keys = one(sides["pairs"])
+        pool = sides_of(tables)
         cached: dict[str, float] = {k: v for found in sides["cached"] for k, v in found.items()}
         hits, queries = _chunk_rows(self._ingest_dir, chunk)
         req = JudgeRequest(index)

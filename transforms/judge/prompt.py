@@ -40,8 +40,17 @@ class PromptFormat:
                                  "then share a prefix)")
 
     @property
+    def identity(self) -> str:
+        """In every score-cache key: the whole format as the judge renders it (the rendering code's version, the
+        template, the instruction, the answer words), whatever the preset's name; the chat template itself is a
+        file of the model folder, so the judge's identity holds it."""
+        parts = [PROMPT_VERSION, self.template, *self.answers, self.instruction]
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:20]
+
+    @property
     def version(self) -> str:
-        """In every score-cache key: the SPEC prompt keeps its historical name, any other format its hash."""
+        """What the record and the manifest call the format: the SPEC prompt its historical name, any other its
+        hash."""
         if self == PromptFormat():
             return PROMPT_VERSION
         digest = hashlib.sha256("\x00".join([self.template, *self.answers, self.instruction]).encode()).hexdigest()

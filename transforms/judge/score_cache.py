@@ -1,9 +1,12 @@
 """A content-addressed store of judge scores: a rerun judges only pairs it has never judged.
 
-The key is sha256(judge model id, prompt version, query content id, candidate content id): it survives
-changes of beta, m, step, chunking and pool, and is invalidated by a new model, dtype or prompt. Scores are
-appended as one Parquet file per judged chunk (written to a temporary name, then renamed), so a judge killed
-halfway keeps every chunk it finished.
+The key is the request itself: sha256 of the judge's identity (a model folder's content id with its dtype, or a
+server's model as the server reports it: transforms/judge/base.py, `identity`), the prompt format as rendered
+(prompt.py: `PromptFormat.identity`) and the exact payload of each side (the text as given and the image's bytes,
+transforms/common/content.py: `payload_id`), never the case-folded content ids that deduplicate the pool. It
+survives changes of beta, m, step, chunking and pool; any other model, dtype, prompt, text or picture is another
+key. Scores are appended as one Parquet file per judged chunk (written to a temporary name, then renamed), so a
+judge killed halfway keeps every chunk it finished.
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ def judge_model_id(model_path: str, dtype: str) -> str:
     return model_id(model_path, dtype)
 
 
-def pair_key(model_id: str, prompt_version: str, query_content_id: str, candidate_id: str) -> str:
-    return hashlib.sha256(f"{model_id}\x00{prompt_version}\x00{query_content_id}\x00{candidate_id}".encode()
+def pair_key(judge_id: str, prompt_id: str, query_payload: str, candidate_payload: str) -> str:
+    """One request's key: who judged, with which prompt, exactly what."""
+    return hashlib.sha256(f"{judge_id}\x00{prompt_id}\x00{query_payload}\x00{candidate_payload}".encode()
                           ).hexdigest()[:32]
 
 

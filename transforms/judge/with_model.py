@@ -13,8 +13,8 @@ from judgemine.transforms.common.candidates import PoolLookup
 from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.judge.base import JudgeInputs
 from judgemine.transforms.judge.handler import JudgeHandler
-from judgemine.transforms.judge.pairs import AskForChunk, BuildJudgeRequests, WriteScores
-from judgemine.transforms.judge.score_cache import CachedScores, cache_files, judge_model_id
+from judgemine.transforms.judge.pairs import AskForChunk, BuildJudgeRequests, KeyChunkPairs, WriteScores
+from judgemine.transforms.judge.score_cache import CachedScores, cache_files
 
 
 class JudgeWithModel(beam.PTransform):
@@ -24,15 +24,17 @@ class JudgeWithModel(beam.PTransform):
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
         spec, ingest = self._in.spec, self._in.ingest
-        model_id = judge_model_id(spec.model.path, spec.model.dtype)
-        asked = chunks | "AskForChunk" >> beam.ParDo(AskForChunk(ingest, model_id, spec.model.prompt.version)
-                                                     ).with_outputs("ids", "keys", main="chunk")
+        asked = chunks | "AskForChunk" >> beam.ParDo(AskForChunk(ingest)).with_outputs("ids", main="chunk")
         sides = asked.ids | "CandidateSides" >> PoolLookup(os.path.join(ingest, "candidates"), CANDIDATES,
-                                                            "candidate_id", ["text", "image"])
-        cached = asked.keys | "CachedScores" >> CachedScores(cache_files(self._in.cache))
-        return ({"chunk": asked.chunk, "sides": sides, "cached": cached}
-                | "JoinChunk" >> beam.CoGroupByKey()
+                                                            "candidate_id", ["text", "image", "payload"])
+        keyed = ({"chunk": asked.chunk, "sides": sides}
+                 | "JoinCandidates" >> beam.CoGroupByKey()
+                 | "KeyPairs" >> beam.ParDo(KeyChunkPairs(ingest, self._in.identity, spec.model.prompt.identity)
+                                            ).with_outputs("keys", main="pairs"))
+        cached = keyed.keys | "CachedScores" >> CachedScores(cache_files(self._in.cache))
+        return ({"pairs": keyed.pairs, "cached": cached}
+                | "JoinCached" >> beam.CoGroupByKey()
                 | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ingest))
-                | "Judge" >> RunInference(JudgeHandler(spec))
+                | "Judge" >> RunInference(JudgeHandler(spec, self._in.identity))
                 | "WriteScores" >> beam.ParDo(WriteScores(self._in.directory, self._in.cache,
                                                           JUDGES.get(spec.backend).capabilities.reports)))

@@ -55,7 +55,8 @@ class CLIPEmbedder(Embedder):
             text_vecs[idx] = l2_normalise(self._tensor(out).float().cpu().numpy())
         with_image = [i for i, p in enumerate(images) if p]
         for idx in sorted_batches(with_image, lambda i: i, self.spec.batch_size):  # one resolution: no padding
-            pictures = [load_image(images[i], self.spec.image_root, fit=self.fit) for i in idx]
+            pictures = [load_image(images[i], self.spec.image_root, self.spec.image_limits[0], self.fit,
+                                  self.spec.image_limits[1]) for i in idx]
             pixels = self.image_processor(images=pictures, return_tensors="pt")["pixel_values"].to(self.device,
                                                                                               self.model.dtype)
             image_vecs[idx] = l2_normalise(self._tensor(self.model.get_image_features(pixel_values=pixels))

@@ -39,7 +39,8 @@ class VLM2VecEmbedder(Embedder):
             return bool(images[i]), len(inputs[i])
 
         for idx in sorted_batches(range(len(inputs)), key, self.spec.batch_size):
-            pictures = [[load_image(images[i], self.spec.image_root, fit=self.fit)] if images[i] else [] for i in idx]
+            pictures = [[load_image(images[i], self.spec.image_root, self.spec.image_limits[0], self.fit,
+                                    self.spec.image_limits[1])] if images[i] else [] for i in idx]
             batch = self.vlm.encode([inputs[i] for i in idx], pictures)
             hidden = self.vlm.model.model(**batch).last_hidden_state[:, -1, :]  # left padding: last = final token
             out[idx] = hidden.float().cpu().numpy()

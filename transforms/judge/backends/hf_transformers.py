@@ -125,7 +125,7 @@ class TransformersVLMJudge(TransformersJudge):
         self.tokenizer = self.vlm.tokenizer
         self.prompter = ChatPrompter(self.tokenizer, vision_model=True, image_root=model.image_root,
                                      prompt=model.prompt, image_cache_bytes=model.image_cache_bytes,
-                                     fit=image_fit(model.path))
+                                     fit=image_fit(model.path), image_limits=model.image_limits)
         self.batch_size = model.batch_size
         packable = isinstance(self.vlm, VLMInputs)  # the Qwen2-VL family: its positions and features are known
         self.packer = self._packer(options, refusal(self.vlm.model) if packable else

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
+import json
 import logging
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -64,8 +67,17 @@ class ServerOptions:
     judge_timeout: float = setting(60.0, (), "seconds before a judge server request is retried", range=above(0))
     judge_retries: int = setting(4, (), "retries of a judge server request on 5xx, connection errors, timeouts",
                                  range=at_least(0))
+    judge_api_key_env: str = setting("OPENAI_API_KEY", (), "the environment variable holding the judge server's "
+                                     "API key, sent as a bearer token when set (never written anywhere)")
     judge_deadline: float = setting(1800.0, (), "seconds all requests of one chunk may take; then the stage stops, "
                                     "saying how many are unanswered", range=above(0))
+
+
+def auth_headers(options: ServerOptions) -> dict[str, str]:
+    """The bearer token from the environment variable the options name (`vllm serve --api-key`, a hosted
+    endpoint); none when it is unset. Read where each request is made, so no record, lease or log holds it."""
+    key = os.environ.get(options.judge_api_key_env, "") if options.judge_api_key_env else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 class OpenAIServerJudge(JudgeBackend):
@@ -79,6 +91,31 @@ class OpenAIServerJudge(JudgeBackend):
         if not options.judge_server_url:
             raise ValueError("--judge-backend openai needs --judge-server-url URL")
 
+    @classmethod
+    def identity(cls, model: JudgeModel, options: ServerOptions) -> str:
+        """The scores are the server's: its base URL's model as `/v1/models` describes it (id, root, parent,
+        context length, owner), with the local folder whose chat template renders the prompts. Another model
+        served under the same name is another judge."""
+        served = options.judge_server_model or model.path
+        url = options.judge_server_url.rstrip("/") + "/v1/models"
+        try:
+            response = httpx.get(url, timeout=options.judge_timeout, headers=auth_headers(options))
+        except httpx.TransportError as e:
+            raise JudgeServerError(f"cannot reach the judge server at {url} ({type(e).__name__})") from None
+        if response.status_code != 200:
+            raise JudgeServerError(f"{url} answered HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            entries = {m["id"]: m for m in response.json()["data"]}
+        except (KeyError, TypeError, ValueError) as e:
+            raise JudgeServerError(f"{url} did not list its models ({e})") from None
+        if served not in entries:
+            raise JudgeServerError(f"the judge server at {options.judge_server_url} does not serve {served!r} (it "
+                                   f"serves {', '.join(sorted(entries)) or 'nothing'}): set --judge-server-model")
+        about = {k: entries[served].get(k) for k in ("id", "root", "parent", "max_model_len", "owned_by")}
+        folder = super().identity(model, options)
+        payload = json.dumps({"server_model": about, "template_folder": folder}, sort_keys=True)
+        return "server-" + hashlib.sha256(payload.encode()).hexdigest()[:20]
+
     def __init__(self, model: JudgeModel, options: ServerOptions) -> None:
         if not options.judge_server_url:
             raise ValueError("--judge-backend openai needs --judge-server-url")
@@ -87,6 +124,7 @@ class OpenAIServerJudge(JudgeBackend):
         self.served_model = options.judge_server_model or model.path
         self.concurrency, self.timeout_s = options.judge_concurrency, options.judge_timeout
         self.retries, self.deadline_s = options.judge_retries, options.judge_deadline
+        self.headers = auth_headers(options)
         self.retried = 0
         self._answered = 0
         self._reachable()
@@ -94,7 +132,7 @@ class OpenAIServerJudge(JudgeBackend):
     def _reachable(self) -> None:
         """Fails at once, with the address, when nothing listens there (rather than after every retry)."""
         try:
-            httpx.get(f"{self.base_url}/v1/models", timeout=self.timeout_s)
+            httpx.get(f"{self.base_url}/v1/models", timeout=self.timeout_s, headers=self.headers)
         except httpx.ConnectError as e:
             raise JudgeServerError(f"cannot reach the judge server at {self.base_url} ({e})") from None
         except httpx.TransportError:
@@ -152,7 +190,7 @@ class OpenAIServerJudge(JudgeBackend):
     def counters(self) -> dict[str, float]:
         """The server's own prefix-cache counters from /metrics (vLLM); empty when it exposes none."""
         try:
-            response = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout_s)
+            response = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout_s, headers=self.headers)
         except httpx.TransportError:
             return {}
         return parse_prefix_cache_metrics(response.text) if response.status_code == 200 else {}
@@ -160,7 +198,8 @@ class OpenAIServerJudge(JudgeBackend):
     async def _all(self, requests: list[tuple[str, dict[str, Any]]]) -> list[float]:
         limit = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s, limits=limits) as client:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s, limits=limits,
+                                     headers=self.headers) as client:
             tokens = (self.prompter.yes_id, self.prompter.no_id)
             return await asyncio.gather(*(self._one(client, limit, endpoint, {**body, "allowed_token_ids": [tok]},
                                                     tok) for endpoint, body in requests for tok in tokens))
