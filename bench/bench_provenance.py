@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 from bench.harness import save
 
@@ -98,7 +99,7 @@ def committed_run(n: int) -> tuple[str, list[str]]:
     return out, args
 
 
-def status_times(n: int, rounds: int) -> dict[str, float | int]:
+def status_times(n: int, rounds: int) -> dict[str, Any]:
     out, args = committed_run(n)
     files = sum(len(json.load(open(os.path.join(out, "stages", s, "stage.json")))["files"])
                 for s in os.listdir(os.path.join(out, "stages")))
