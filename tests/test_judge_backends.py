@@ -129,7 +129,7 @@ def keyed_server(tiny_judge):
 
 @pytest.mark.vllm_server
 def test_a_keyed_server_and_its_model_names_share_no_scores(e2e_run, small_pairs, tiny_judge, keyed_server, tmp_path,
-                                                            monkeypatch):
+                                                            monkeypatch, capsys):
     """The key comes from OPENAI_API_KEY and reaches no file; the served model is part of the judge's identity, so a
     run against judge-b takes no score judge-a's run cached."""
     cache = str(tmp_path / "cache")
@@ -146,6 +146,7 @@ def test_a_keyed_server_and_its_model_names_share_no_scores(e2e_run, small_pairs
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(AssertionError):
         judged("no-key", "judge-a")
+    assert "HTTP 401" in capsys.readouterr().err  # the server refused the request without the key, in one line
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     a, b = judged("a", "judge-a"), judged("b", "judge-b")
     counts = [json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))["counts"] for out in (a, b)]
