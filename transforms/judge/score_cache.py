@@ -23,16 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 from judgemine.schemas import SCORE_CACHE, read_table, storage, write_table
-from judgemine.schemas.digests import model_id
 from judgemine.transforms.common.candidates import as_bytes
 
 log = logging.getLogger(__name__)
-
-
-def judge_model_id(model_path: str, dtype: str) -> str:
-    """The judge folder's content id and dtype: the same weights under another path share scores; other weights,
-    even of the same size, or another dtype do not."""
-    return model_id(model_path, dtype)
 
 
 def pair_key(judge_id: str, prompt_id: str, query_payload: str, candidate_payload: str) -> str:
