@@ -187,6 +187,8 @@ def _export(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", nargs="?", help="the run directory (or --output)")
     parser.add_argument("--output", default=None, help="the run directory")
+    parser.add_argument("--to", default=None, help="the page's file (default: DIR/report/index.html; elsewhere for a "
+                        "run that cannot be written)")
 
 
 def _report(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
@@ -196,8 +198,11 @@ def _report(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     output = args.output or args.run
     if not output:
         raise UserError("judgemine report OUTPUT: the run directory is required")
-    with read_lock(_resolved(output)):
-        print(write_report(_resolved(output)))
+    from judgemine.pipelines.exports.base import check_destination
+    output = _resolved(output)
+    to = check_destination(output, args.to) if args.to else None
+    with read_lock(output):
+        print(write_report(output, to))
     return 0
 
 

@@ -10,9 +10,10 @@ from judgemine.pipelines.report.page import SECTIONS, render
 from judgemine.schemas import storage
 
 
-def write_report(output: str) -> str:
-    """Writes the page whole or not at all (schemas/storage.py: write_text); returns its path."""
-    path = os.path.join(output, "report", "index.html")
+def write_report(output: str, to: str | None = None) -> str:
+    """Writes the page whole or not at all (schemas/storage.py: write_text), into the run or at `to` (a run that
+    cannot be written: a read-only copy); returns its path."""
+    path = to or os.path.join(output, "report", "index.html")
     commit = run_commit(output)
     storage.write_text(path, render(read_report_data(output)))
     note_derived(output, path, "report", commit)

@@ -184,6 +184,9 @@ def test_readers_work_on_a_read_only_run(tmp_path, finished):
         done = jm("export", "--output", str(mounted), "--format", "sentence-transformers", "--to", target)
         assert done.returncode == 0 and os.path.getsize(target) > 0, done.stderr
         assert "not writable" in done.stderr
+        page = str(tmp_path / "report.html")
+        done = jm("report", str(mounted), "--to", page)
+        assert done.returncode == 0 and "Can I train on this?" in open(page, encoding="utf-8").read(), done.stderr
         code, found, _ = status_of(str(mounted), *[str(mounted) if a == run else a for a in args])
         assert code == 0 and set(found.values()) == {"up to date"}
         assert len(list(ShardDataset(str(mounted), skip_fallback=False))) > 0
