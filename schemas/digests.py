@@ -67,12 +67,14 @@ def _load() -> dict[str, list[Any]]:
 
 
 def _save(new: dict[str, list[Any]]) -> None:
-    """Merges this process's new entries into the index on disk (whole or not at all)."""
+    """Merges this process's new entries into the index on disk (whole or not at all). Entries of files that are
+    gone (runs deleted, temporary folders) are dropped: every commit remembers its files, and the index would
+    otherwise grow with every run ever made."""
     path = index_path()
     try:
         with open(path, encoding="utf-8") as f:
-            merged = json.load(f)
-    except (OSError, ValueError):
+            merged = {k: v for k, v in json.load(f).items() if os.path.exists(k)}
+    except (OSError, ValueError, AttributeError):
         merged = {}
     merged.update(new)
     try:

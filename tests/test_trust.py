@@ -94,21 +94,24 @@ def test_an_output_folder_judgemine_did_not_make_is_refused_untouched(tmp_path, 
     assert sorted((p, open(os.path.join(d, p)).read()) for d, _, ps in os.walk(mine) for p in ps) == before
 
 
-def test_one_bad_row_of_any_kind_is_a_rejects_row(tmp_path):
-    good = head(os.path.join(SAMPLE, "definitions.jsonl"), 4)
-    lines = [json.dumps(good[0]), "[" * 100_000 + "]" * 100_000,
-             '{"query_text": "x", "pos_text": "y", "n": ' + "9" * 5000 + "}", json.dumps(good[1])]
+def test_one_bad_row_of_any_kind_is_a_rejects_row_with_its_raw_text(tmp_path):
+    good = head(os.path.join(SAMPLE, "definitions.jsonl"), 6)
+    deep = "[" * 100_000 + "]" * 100_000
+    lines = [json.dumps(good[0]), deep, '{"query_text": "x", "pos_text": "y", "n": ' + "9" * 5000 + "}",
+             json.dumps(good[1])]
     (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
-    (tmp_path / "c.csv").write_bytes(("query,positive\n" + f'"{good[2]["query_text"]}","{good[2]["pos_text"]}"\n'
-                                      + '"' + "x" * 200_000 + '",p\n').encode() + b"q\xff,p\n"
-                                     + f'"{good[3]["query_text"]}","{good[3]["pos_text"]}"\n'.encode())
+    rows = [f'"{g["query_text"]}","{g["pos_text"]}"\n'.encode() for g in good[2:]]
+    (tmp_path / "c.csv").write_bytes(b"query,positive\n" + rows[0] + rows[1] + b'"' + b"x" * 200_000 + b'",p\n'
+                                     + b"q\xff,p\n" + rows[2] + rows[3])
     out = str(tmp_path / "out")
-    args = ["--pairs", str(tmp_path / "p.jsonl"), "--pairs", str(tmp_path / "c.csv"), "--max-reject-share", "0.9"]
+    args = ["--pairs", str(tmp_path / "p.jsonl"), "--pairs", str(tmp_path / "c.csv")]
     assert jm("plan", "--output", out, *args).returncode == 0
     done = jm("ingest", "--output", out, *args)
     assert done.returncode == 0, done.stderr
-    reasons = sorted(r["reason"].split(":")[0] for r in pq.read_table(
-        os.path.join(out, "stages", "ingest", "rejects")).to_pylist())
-    assert reasons == ["invalid_unicode", "number_too_long", "text_too_long", "too_deep"]
-    assert len(_ids(out)) == 4
+    rejects = pq.read_table(os.path.join(out, "stages", "ingest", "rejects")).to_pylist()
+    by_reason = {r["reason"].split(":")[0]: r["row"] for r in rejects}
+    assert sorted(by_reason) == ["invalid_unicode", "number_too_long", "text_too_long", "too_deep"]
+    assert by_reason["too_deep"] == deep and "q" in by_reason["invalid_unicode"]
+    assert len(by_reason["number_too_long"]) == len(lines[2]) and len(by_reason["text_too_long"]) > 200_000
+    assert len(_ids(out)) == 6
 

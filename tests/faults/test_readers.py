@@ -45,17 +45,16 @@ def _holder_pid(out: str) -> int | None:
 
 
 @contextlib.contextmanager
-def paused_run(out: str, pairs: str, tmp_path, *extra: str) -> Iterator[subprocess.Popen]:
-    """A run held at its first commit step (fault points append to a FIFO: the open waits for a reader), with
-    the output locked; on leaving, a reader is opened and the run finishes."""
+def paused(tmp_path, locked: str, *command: str) -> Iterator[subprocess.Popen]:
+    """A judgemine command held at its first commit step (fault points append to a FIFO: the open waits for a
+    reader), once it holds the folder `locked`; on leaving, a reader is opened and the command finishes."""
     fifo = str(tmp_path / "steps.fifo")
     os.mkfifo(fifo)
-    proc = subprocess.Popen([JUDGEMINE, "run", "--output", out, *_args(pairs), "--force", *extra],
-                            env={**os.environ, "JUDGEMINE_FAULT_LOG": fifo}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([JUDGEMINE, *command], env={**os.environ, "JUDGEMINE_FAULT_LOG": fifo},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300
-        while _holder_pid(out) != proc.pid:
+        while _holder_pid(locked) != proc.pid:
             assert proc.poll() is None and time.time() < deadline, "the run never held the output"
             time.sleep(0.2)
         yield proc
@@ -65,6 +64,11 @@ def paused_run(out: str, pairs: str, tmp_path, *extra: str) -> Iterator[subproce
             proc.wait(timeout=600)
         finally:
             os.close(reader)
+
+
+def paused_run(out: str, pairs: str, tmp_path, *extra: str) -> contextlib.AbstractContextManager[subprocess.Popen]:
+    """A run (--force) held at its first commit step."""
+    return paused(tmp_path, out, "run", "--output", out, *_args(pairs), "--force", *extra)
 
 
 def test_readers_during_a_run_are_told_it_runs_and_see_nothing_half_way(committed, tmp_path):
@@ -121,24 +125,14 @@ def test_a_pairs_file_replaced_while_ingest_reads_it_is_never_committed(tmp_path
     (its fault log a FIFO nobody reads yet); released, the run fails naming the file, and nothing is committed."""
     pairs = write_jsonl(str(tmp_path / "defs.jsonl"), head(os.path.join(SAMPLE, "definitions.jsonl"), 20))
     out = str(tmp_path / "out")
-    fifo = str(tmp_path / "steps.fifo")
-    os.mkfifo(fifo)
-    proc = subprocess.Popen([JUDGEMINE, "ingest", "--output", out, "--pairs", pairs],
-                            env={**os.environ, "JUDGEMINE_FAULT_LOG": fifo}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    started = os.path.join(out, "stages", f"ingest.tmp-{proc.pid}")
-    while _holder_pid(out) != proc.pid or not os.path.exists(started):
-        assert proc.poll() is None and time.time() < deadline, "the run never reached its commit"
-        time.sleep(0.2)
-    # Its inputs were hashed before the folder was made; it waits on the FIFO before its commit: replaced in between.
-    replaced = write_jsonl(str(tmp_path / "new.jsonl"), head(os.path.join(SAMPLE, "paraphrases.jsonl"), 5))
-    os.replace(replaced, pairs)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        _, err = proc.communicate(timeout=600)
-    finally:
-        os.close(reader)
+    with paused(tmp_path, out, "ingest", "--output", out, "--pairs", pairs) as proc:
+        started, deadline = os.path.join(out, "stages", f"ingest.tmp-{proc.pid}"), time.time() + 300
+        while not os.path.exists(started):  # its inputs are hashed before this folder is made
+            assert proc.poll() is None and time.time() < deadline, "the run never started its stage"
+            time.sleep(0.2)
+        replaced = write_jsonl(str(tmp_path / "new.jsonl"), head(os.path.join(SAMPLE, "paraphrases.jsonl"), 5))
+        os.replace(replaced, pairs)
+    err = proc.stderr.read()
     assert proc.returncode == 1 and f"{pairs} changed while the stage read it" in err, err
     assert not os.path.exists(os.path.join(out, "stages", "ingest", "stage.json"))
 
@@ -152,23 +146,10 @@ def test_an_output_link_retargeted_mid_run_does_not_move_the_run(tmp_path):
     before = {os.path.join(d, n): os.stat(os.path.join(d, n)).st_mtime_ns for d, _, ns in os.walk(other) for n in ns}
     os.makedirs(real)
     os.symlink(real, link)
-    fifo = str(tmp_path / "steps.fifo")
-    os.mkfifo(fifo)
-    proc = subprocess.Popen([JUDGEMINE, "run", "--output", link, *_args(pairs)],
-                            env={**os.environ, "JUDGEMINE_FAULT_LOG": fifo}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while _holder_pid(real) != proc.pid:
-        assert proc.poll() is None and time.time() < deadline, "the run never held the output"
-        time.sleep(0.2)
-    os.remove(link)
-    os.symlink(other, link)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        _, err = proc.communicate(timeout=600)
-    finally:
-        os.close(reader)
-    assert proc.returncode == 0, err
+    with paused(tmp_path, real, "run", "--output", link, *_args(pairs)) as proc:
+        os.remove(link)
+        os.symlink(other, link)
+    assert proc.returncode == 0, proc.stderr.read()
     assert os.path.exists(os.path.join(real, "stages", "mine", "stage.json"))
     assert os.path.exists(os.path.join(real, "manifest.json"))
     after = {os.path.join(d, n): os.stat(os.path.join(d, n)).st_mtime_ns for d, _, ns in os.walk(other) for n in ns}

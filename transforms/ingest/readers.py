@@ -95,9 +95,9 @@ def _json_row(line: str) -> Any:
     except json.JSONDecodeError as e:
         return RowError(f"malformed_json: {e.msg}", line)
     except RecursionError:
-        return RowError("too_deep: JSON nested deeper than Python's recursion limit", line[:10_000])
+        return RowError("too_deep: JSON nested deeper than Python's recursion limit", line)
     except ValueError as e:  # CPython's limit on integer digits
-        return RowError(f"number_too_long: {str(e).split(';')[0]}", line[:10_000])
+        return RowError(f"number_too_long: {str(e).split(';')[0]}", line)
 
 
 def _delimited_rows(path: str, data: bytes, delimiter: str) -> Iterator[tuple[int, Any]]:
@@ -114,19 +114,22 @@ def _delimited_rows(path: str, data: bytes, delimiter: str) -> Iterator[tuple[in
                          f"({e})") from e
     if header is not None and not _encodable("".join(header)):
         raise ValueError(f"{path}: its header line is not UTF-8 text")
+    lines: list[str] = []  # the file's lines, split only when a record must be given back as it was written
     while True:
+        ended = reader.line_num  # the last line of the record before
         try:
             cells = next(reader)
         except StopIteration:
             return
-        except csv.Error as e:
-            yield reader.line_num, RowError(f"malformed_csv: {e}")
+        except csv.Error as e:  # rare in the default dialect, with no field size limit; never the file's end
+            lines = lines or text.split("\n")
+            yield reader.line_num, RowError(f"malformed_csv: {e}", "\n".join(lines[ended:reader.line_num]))
             continue
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header or ()):
             yield reader.line_num, RowError(f"wrong_column_count: {len(cells)} cells, the header has "
-                                            f"{len(header or ())}", delimiter.join(cells)[:10_000])
+                                            f"{len(header or ())}", delimiter.join(cells))
             continue
         yield reader.line_num, dict(zip(header or (), cells))
 
