@@ -94,7 +94,7 @@ def test_an_output_folder_judgemine_did_not_make_is_refused_untouched(tmp_path, 
     assert sorted((p, open(os.path.join(d, p)).read()) for d, _, ps in os.walk(mine) for p in ps) == before
 
 
-def test_one_bad_row_of_any_kind_is_a_rejects_row_with_its_raw_text(tmp_path):
+def test_one_bad_row_of_any_kind_is_a_rejects_row_with_its_raw_text(tmp_path, tiny_judge):
     good = head(os.path.join(SAMPLE, "definitions.jsonl"), 6)
     deep = "[" * 100_000 + "]" * 100_000
     lines = [json.dumps(good[0]), deep, '{"query_text": "x", "pos_text": "y", "n": ' + "9" * 5000 + "}",
@@ -104,7 +104,7 @@ def test_one_bad_row_of_any_kind_is_a_rejects_row_with_its_raw_text(tmp_path):
     (tmp_path / "c.csv").write_bytes(b"query,positive\n" + rows[0] + rows[1] + b'"' + b"x" * 200_000 + b'",p\n'
                                      + b"q\xff,p\n" + rows[2] + rows[3])
     out = str(tmp_path / "out")
-    args = ["--pairs", str(tmp_path / "p.jsonl"), "--pairs", str(tmp_path / "c.csv")]
+    args = ["--pairs", str(tmp_path / "p.jsonl"), "--pairs", str(tmp_path / "c.csv"), "--judge-model", tiny_judge]
     assert jm("plan", "--output", out, *args).returncode == 0
     done = jm("ingest", "--output", out, *args)
     assert done.returncode == 0, done.stderr
