@@ -27,18 +27,10 @@ from judgemine.transforms.mine.rule import FILTERS, MiningRule
 from judgemine.transforms.mine.shards import AskForCandidates, MineChunk
 
 READS = ("judge", "retrieve", "embed", "ingest")
-RULE = ("num_negatives", "beta", "step", "seed", "on_no_negatives", "relative_margin", "max_score", "min_score",
-        "range_min", "sampling")
-
-
-def mining_rule(settings: Settings) -> MiningRule:
-    return MiningRule(**{name: getattr(settings, name) for name in RULE})
-
-
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
     chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
-    rule = mining_rule(s)
+    rule = MiningRule.of(s)
     asked = (spread_chunks(p, chunks)
              | "AskForCandidates" >> beam.ParDo(AskForCandidates(ctx.input_dir("retrieve"))).with_outputs(
                  "ids", main="chunk"))
@@ -63,9 +55,9 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
 
 
 def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
-    """The rule as applied (the absolute margin resolved) and what each of its filters removed."""
-    counts, rule = record["counts"], mining_rule(settings)
-    return {"mining": {"rule": {**dataclasses.asdict(rule), "absolute_margin": rule.absolute_margin},
+    """The rule as applied (beta resolved) and what each of its filters removed."""
+    counts, rule = record["counts"], MiningRule.of(settings)
+    return {"mining": {"rule": {**dataclasses.asdict(rule), "beta": rule.applied_beta},
                        "skipped": {name: counts.get(f"skipped_{name}", 0) for name in FILTERS},
                        "rows_repeated": counts.get("rows_repeated", 0),
                        "rows_fallback": counts.get("fallback_rows", 0)},

@@ -1,5 +1,6 @@
-"""Every knob of a run, declared once: the run's core settings here, each backend's own in its module (its
-`Options`, transforms/common/options.py), composed into the one Settings dataclass the stages read. Each field
+"""Every knob of a run, declared once: the run's core settings here, the mining rule's in its module
+(transforms/mine/rule.py), each backend's own in its module (its `Options`, transforms/common/options.py),
+composed into the one Settings dataclass the stages read. Each field
 carries its type, choices, range, help and the stages whose output it shapes: pipelines/options.py turns them
 into flags and reads YAML configs, pipelines/fingerprints.py builds each stage's fingerprint from the `shapes`
 declarations, pipelines/reference.py writes the reference pages from them.
@@ -21,7 +22,7 @@ from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.ingest.layouts import PairsLayout
 from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.judge.prompt import PromptFormat, PromptPreset, prompt_format
-from judgemine.transforms.mine.rule import OnNoNegatives, Sampling
+from judgemine.transforms.mine.rule import MiningRule
 
 DEFAULT_CHUNK_SIZE = 4096
 BACKEND_FAMILIES: tuple[Registry[Any], ...] = (EMBEDDERS, JUDGES)  # whose members' options are run settings
@@ -108,26 +109,6 @@ class CoreSettings:
                                     group="judge", range=above(0))
     judge_dtype: Dtype = setting("float32", ("judge",), "judge weights dtype", group="judge")
     device: Device = setting("auto", (), "torch device for the models", group="run")
-    num_negatives: int = setting(10, ("mine",), "hard negatives kept per query (m)", group="mine", range=above(0))
-    beta: float | None = setting(None, ("mine",), "absolute margin (the paper's beta): drop candidates scored above "
-                                 "s_pos - beta; unset = 0.01, or none when --relative-margin is given; 0 = the "
-                                 "weakest (keep s <= s_pos)",
-                                 group="mine", aliases=("absolute_margin",), switchable=False, range=at_least(0))
-    relative_margin: float | None = setting(None, ("mine",), "relative margin (NV-Retriever): drop candidates "
-                                            "scored above s_pos - |s_pos| * r; 0.05 = NV-Retriever's TopK-PercPos "
-                                            "(95 percent)", group="mine", range=at_least(0))
-    max_score: float | None = setting(None, ("mine",), "drop candidates scored above this", group="mine")
-    min_score: float | None = setting(None, ("mine",), "drop candidates scored below this", group="mine")
-    range_min: int = setting(0, ("mine",), "skip the first N retrieved candidates (retrieval ranks 0..N-1)",
-                             group="mine", range=at_least(0))
-    sampling: Sampling = setting("cyclical", ("mine",), "how m negatives are taken from those left: cyclical (the "
-                                 "paper's, in retrieval order), top (highest scores), random (seeded)", group="mine")
-    step: int = setting(5, ("mine",), "cyclical sampling step over the filtered candidates",
-                        group="mine", range=above(0))
-    seed: int = setting(0, ("index", "mine"), "seed of every random choice (fallback sampling, index training)",
-                        group="mine", range=at_least(0))
-    on_no_negatives: OnNoNegatives = setting("fallback", ("mine",), "when the filter leaves nothing: fallback "
-                                             "(paper) or reject", group="mine")
     force: bool = setting(False, (), "rerun stages even when their artifacts are up to date", group="run")
     report: bool = setting(True, (), "write OUTPUT/report/index.html (judgemine report) at the end of run; "
                            "--no-report: off", group="run")
@@ -165,11 +146,15 @@ class CoreSettings:
 
 
 
-def _backend_fields() -> list[tuple[str, Any, dataclasses.Field[Any]]]:
-    """Every registered backend's own options as settings, in their section ("judge: vllm"), applying only
-    while that backend is chosen."""
+def _composed_fields() -> list[tuple[str, Any, dataclasses.Field[Any]]]:
+    """The mining rule's fields (the mine stage's settings, transforms/mine/rule.py), then every registered
+    backend's own options as settings, in their section ("judge: vllm"), applying only while that backend is
+    chosen."""
     out: dict[str, tuple[str, Any, dataclasses.Field[Any]]] = {}
     core = {f.name for f in dataclasses.fields(CoreSettings)}
+    hints = typing.get_type_hints(MiningRule)
+    for f in dataclasses.fields(MiningRule):
+        out[f.name] = (f.name, hints[f.name], dataclasses.field(default=f.default, metadata=f.metadata))
     for family in BACKEND_FAMILIES:
         for name, member in family.members().items():
             hints = typing.get_type_hints(member.Options)
@@ -182,12 +167,13 @@ def _backend_fields() -> list[tuple[str, Any, dataclasses.Field[Any]]]:
     return list(out.values())
 
 
-if TYPE_CHECKING:  # a type checker sees the core settings; the backends' own are read through their `Options`
-    Settings = CoreSettings
+if TYPE_CHECKING:  # a type checker sees the core settings and the rule; the backends' own are read through
+    class Settings(CoreSettings, MiningRule):  # their `Options`
+        pass
 else:
-    Settings = dataclasses.make_dataclass("Settings", _backend_fields(), bases=(CoreSettings,), frozen=True)
+    Settings = dataclasses.make_dataclass("Settings", _composed_fields(), bases=(CoreSettings,), frozen=True)
     Settings.__module__ = __name__  # pickled by name, as a class written here would be
-    Settings.__doc__ = "The run's settings: the core ones and every registered backend's own options."
+    Settings.__doc__ = "The run's settings: the core ones, the mining rule and every registered backend's own options."
 
 FIELDS = dataclasses.fields(Settings)
 TYPES = typing.get_type_hints(Settings)

@@ -234,7 +234,7 @@ def test_the_beta_sweep_at_the_runs_beta_is_what_the_mine_stage_did(run, request
     out = request.getfixturevalue(run)
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     rule = manifest["mining"]["rule"]
-    assert rule["absolute_margin"] == 0.01 and rule["relative_margin"] is None and rule["range_min"] == 0
+    assert rule["beta"] == 0.01 and rule["relative_margin"] is None and rule["range_min"] == 0
     sweep = {row["beta"]: row for row in beta_sweep(out, rule["num_negatives"])}
     here = sweep[0.01]
     assert here["removed"] == manifest["scores"]["false_negatives_filtered"] > 0

@@ -53,7 +53,7 @@ def test_pipeline_with_a_cross_encoder_judge(tmp_path, small_pairs, tiny_cross_e
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     counts = manifest["stages"]["judge"]["counts"]
     assert counts["pairs_judged"] > 0 and counts["pairs_too_long"] > 0
-    assert manifest["mining"]["rule"]["absolute_margin"] == 0.01
+    assert manifest["mining"]["rule"]["beta"] == 0.01
     scores = pq.read_table(sorted(glob.glob(os.path.join(out, "stages", "judge", "part-*.parquet")))).to_pylist()
     judged = [s["score"] for s in scores if not np.isnan(s["score"])]
     assert all(0.0 < s < 1.0 for s in judged)  # the sigmoid of the folder's one logit

@@ -75,9 +75,9 @@ def test_no_candidates_is_an_error_not_an_empty_row():
 # retrieval order; s_pos = 0.8 unless given. Expected: the positions picked, then what each filter removed.
 RULES = [
     # unset beta = the paper's 0.01: keep s <= 0.79 (0.79 stays, 0.8 goes)
-    ("paper default", [0.8, 0.79, 0.5, 0.3], 0.8, dict(m=2, step=1), (1, 2), {"absolute_margin": 1}),
+    ("paper default", [0.8, 0.79, 0.5, 0.3], 0.8, dict(m=2, step=1), (1, 2), {"beta": 1}),
     # the same rule by its sentence-transformers name, and beta = 0 keeps s <= s_pos
-    ("absolute 0", [0.81, 0.8, 0.5], 0.8, dict(m=2, step=1, beta=0.0), (1, 2), {"absolute_margin": 1}),
+    ("absolute 0", [0.81, 0.8, 0.5], 0.8, dict(m=2, step=1, beta=0.0), (1, 2), {"beta": 1}),
     # relative 0.05 of 0.8: threshold 0.76; with a relative margin alone the paper's beta does not apply
     ("relative", [0.77, 0.76, 0.785, 0.2], 0.8, dict(m=2, step=1, relative_margin=0.05), (1, 3),
      {"relative_margin": 2}),
@@ -86,7 +86,7 @@ RULES = [
      (2, 3), {"relative_margin": 2}),
     # both margins: absolute 0.3 (keep <= 0.5) is stricter here than relative 0.05 (keep <= 0.76)
     ("both margins", [0.7, 0.6, 0.5, 0.1], 0.8, dict(m=2, step=1, beta=0.3, relative_margin=0.05), (2, 3),
-     {"absolute_margin": 2}),
+     {"beta": 2}),
     ("max score", [0.7, 0.6, 0.5, 0.1], 0.8, dict(m=2, step=1, max_score=0.55), (2, 3),
      {"max_score": 2}),
     ("min score", [0.7, 0.6, 0.5, 0.1], 0.8, dict(m=3, step=1, min_score=0.5), (0, 1, 2), {"min_score": 1}),
@@ -94,15 +94,15 @@ RULES = [
     ("range min", [0.9, 0.6, 0.5, 0.4, 0.3], 0.8, dict(m=2, step=1, range_min=2), (2, 3), {"range_min": 2}),
     # each filter counts only what it removed first: rank 0 goes to range_min, rank 1 to the margin
     ("counted once", [0.95, 0.9, 0.5, 0.05], 0.8, dict(m=1, step=1, range_min=1, min_score=0.1), (2,),
-     {"range_min": 1, "absolute_margin": 1, "min_score": 1}),
+     {"range_min": 1, "beta": 1, "min_score": 1}),
     # top: the highest scores among those left, listed highest first (not in retrieval order)
     ("top", [0.3, 0.6, 0.5, 0.7, 0.1], 0.8, dict(m=3, sampling="top"), (3, 1, 2), {}),
     # top with ties: equal scores keep their retrieval order
     ("top ties", [0.4, 0.6, 0.4, 0.6], 0.8, dict(m=3, sampling="top"), (1, 3, 0), {}),
     # cyclical with step 2 over the kept ranks 1, 2, 3, 4: positions 0, 2, then 1
-    ("cyclical", [0.9, 0.6, 0.5, 0.7, 0.1], 0.8, dict(m=3, step=2), (1, 3, 2), {"absolute_margin": 1}),
+    ("cyclical", [0.9, 0.6, 0.5, 0.7, 0.1], 0.8, dict(m=3, step=2), (1, 3, 2), {"beta": 1}),
     # fewer left than m: top repeats them cyclically, highest first, never drops the query
-    ("top short", [0.9, 0.2, 0.5], 0.8, dict(m=4, sampling="top"), (2, 1, 2, 1), {"absolute_margin": 1}),
+    ("top short", [0.9, 0.2, 0.5], 0.8, dict(m=4, sampling="top"), (2, 1, 2, 1), {"beta": 1}),
 ]
 
 
@@ -129,3 +129,37 @@ def test_random_sampling_is_seeded_per_query_and_draws_from_those_left():
 def test_everything_filtered_falls_back_or_rejects_as_the_paper_says():
     sel = _select([0.9, 0.85], 0.8, m=3, max_score=0.1)
     assert sel.fallback and sel.kept_after_filter == 0 and len(sel.positions) == 3
+
+
+def test_the_report_beta_sweep_applies_the_mine_stage_predicate_to_random_scores(tmp_path):
+    """Random 3-decimal judge scores, swept through the report's table and through the mine stage's rule one
+    query at a time: for every beta, the same candidates removed, the same queries left with none or fewer than
+    m. The data puts candidates on every beta's threshold, where a re-derived filter (the old sweep's
+`s - s_pos > -beta`) can round the other way."""
+    import pyarrow as pa
+
+    from judgemine.pipelines.report.sweep import BETAS, beta_sweep
+    from judgemine.schemas import JUDGE_SCORES, write_table
+    from judgemine.schemas.layout import RunLayout
+    rng = np.random.default_rng(7)
+    queries, k, m = 3000, 12, 4
+    pos = rng.integers(0, 1000, queries) / 1000
+    cand = np.clip(pos[:, None] + rng.integers(-60, 30, (queries, k)) / 1000, 0, 1).astype(np.float32)
+    pos = pos.astype(np.float32)
+    rows = {"query_id": [], "candidate_id": [], "is_positive": [], "score": []}
+    for q in range(queries):
+        rows["query_id"] += [f"q{q}"] * (k + 1)
+        rows["candidate_id"] += [f"p{q}", *(f"c{q}-{i}" for i in range(k))]
+        rows["is_positive"] += [True] + [False] * k
+        rows["score"] += [float(pos[q]), *cand[q].tolist()]
+    write_table(pa.table(rows, schema=JUDGE_SCORES), RunLayout(str(tmp_path)).stage("judge").own_part(0),
+                JUDGE_SCORES)
+    s, p = cand.astype(np.float64), pos.astype(np.float64)[:, None]
+    assert all((np.abs(s - (p - b)) < 1e-6).sum() > 100 for b in BETAS if b <= 0.05)
+    for row in beta_sweep(str(tmp_path), m):
+        rule = MiningRule(num_negatives=m, beta=row["beta"], step=1)
+        picks = [select_negatives(s[q].tolist(), float(p[q, 0]), rule, query_rng(0, f"q{q}")) for q in range(queries)]
+        assert row["removed"] == sum(sel.skipped["beta"] for sel in picks)
+        assert row["no_negatives_left"] == sum(sel.fallback for sel in picks)
+        assert row["fewer_than_m"] == sum(0 < sel.kept_after_filter < m for sel in picks)
+        assert row["mean_kept"] == pytest.approx(np.mean([sel.kept_after_filter for sel in picks]))

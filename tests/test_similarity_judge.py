@@ -55,7 +55,7 @@ def test_similarity_judge_needs_no_model_and_scores_are_the_similarities(tmp_pat
         repeated += len(left) < 5
         assert row["neg_ids"] == want
     manifest = json.load(open(os.path.join(out, "manifest.json")))
-    assert manifest["mining"]["rule"]["absolute_margin"] is None
+    assert manifest["mining"]["rule"]["beta"] is None
     assert manifest["mining"]["rule"]["relative_margin"] == 0.05
     assert manifest["mining"]["rows_repeated"] == repeated
     assert manifest["mining"]["skipped"]["relative_margin"] > 0
@@ -68,7 +68,7 @@ def test_every_rule_flag_reaches_the_shards(tmp_path, small_pairs):
     """range_min, max/min score and random sampling through the CLI: the picks obey them."""
     out = str(tmp_path / "out")
     args = run_args(out, small_pairs, str(tmp_path / "no-judge"), "--judge-backend", "similarity",
-                    "--absolute-margin", "0.02",
+                    "--beta", "0.02",
                     "--max-score", "0.9", "--min-score", "-0.5", "--range-min", "2", "--sampling", "random",
                     "--seed", "4")
     assert main(["run", *args]) == 0
@@ -80,7 +80,7 @@ def test_every_rule_flag_reaches_the_shards(tmp_path, small_pairs):
         assert row["neg_scores"] == sorted(row["neg_scores"], reverse=True)
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     rule = manifest["mining"]["rule"]
-    assert (rule["absolute_margin"], rule["max_score"], rule["min_score"], rule["range_min"], rule["sampling"],
+    assert (rule["beta"], rule["max_score"], rule["min_score"], rule["range_min"], rule["sampling"],
             rule["seed"]) == (0.02, 0.9, -0.5, 2, "random", 4)
     assert manifest["mining"]["skipped"]["range_min"] == manifest["stages"]["mine"]["counts"]["skipped_range_min"]
     assert manifest["mining"]["skipped"]["range_min"] > 0

@@ -150,7 +150,7 @@ def render(d: ReportData) -> str:
                  + _table(["subset", "rows", "fallback rows", "fallback rate", "rows with repeats", "repeat rate"],
                           [[k, v["rows"], v["fallback"], _share(v["fallback"], v["rows"]), v["repeats"],
                             _share(v["repeats"], v["rows"])] for k, v in subsets.items()]))
-    beta = m["mining"]["rule"]["absolute_margin"]
+    beta = m["mining"]["rule"]["beta"]
     parts.append('<h2 id="beta">What another beta would keep</h2><p class=note>The paper\'s beta (0.01) is tuned to '
                  'its 7B judge. From this run\'s judge scores, without judging again: each beta\'s absolute margin '
                  '(drop a candidate scored above s_pos - beta) applied alone to every judged query. Pick the one '

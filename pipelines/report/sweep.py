@@ -1,7 +1,8 @@
-"""What another margin would have done, from the committed judge scores alone (no new judging): for each beta of
-a sweep, the absolute-margin filter (the paper's rule: a candidate is dropped when s > s_pos - beta) applied to
-every judged query, and what that leaves. The paper's beta = 0.01 is tuned to its 7B judge; another judge's
-scores sit elsewhere, so a user picks a beta for their judge from this table before mining again (`--beta`)."""
+"""What another beta would have done, from the committed judge scores alone (no new judging): for each beta of a
+sweep, the paper's filter (a candidate is dropped when s > s_pos - beta: the mine stage's own predicate,
+`passes_filter`) applied to every judged query, and what that leaves. The paper's beta = 0.01 is tuned to its 7B
+judge; another judge's scores sit elsewhere, so a user picks a beta for their judge from this table before
+mining again (`--beta`)."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,6 +12,7 @@ import pyarrow.compute as pc
 
 from judgemine.pipelines.artifacts import stage_dir
 from judgemine.schemas import JUDGE_SCORES, list_parts, read_table
+from judgemine.transforms.mine.rule import passes_filter
 
 BETAS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 
@@ -38,9 +40,9 @@ def beta_sweep(output: str, m: int, betas: tuple[float, ...] = BETAS) -> list[di
         counted = (n > 0) & ~np.isnan(s_pos)
         queries += int(counted.sum())
         judged += int(n.sum())
-        gap = scores[candidate] - s_pos[index[candidate]]
+        judged_of, score, pos_score = index[candidate], scores[candidate], s_pos[index[candidate]]
         for b, beta in enumerate(betas):
-            dropped = np.bincount(index[candidate][gap > -beta], minlength=len(s_pos))
+            dropped = np.bincount(judged_of[~passes_filter(score, pos_score, beta)], minlength=len(s_pos))
             left = (n - dropped)[counted]
             removed[b] += int(dropped.sum())
             none_left[b] += int((left == 0).sum())

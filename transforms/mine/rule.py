@@ -3,7 +3,7 @@ the positive-aware rules of sentence-transformers' `mine_hard_negatives` (NV-Ret
 names that library gives them. One filter, then one sampling:
 
 - range_min: the first `range_min` retrieved candidates (retrieval ranks 0..range_min-1) are skipped;
-- absolute margin (the paper's beta): keep s <= s_pos - margin; one exactly at the threshold stays;
+- beta (the paper's absolute margin): keep s <= s_pos - margin; one exactly at the threshold stays;
 - relative margin: keep s <= s_pos - |s_pos| * r (= s_pos * (1 - r) for a positive s_pos; sign-safe as
   sentence-transformers computes it);
 - max_score / min_score: keep min_score <= s <= max_score;
@@ -15,39 +15,57 @@ is not counted again). With fewer than m left a query is never dropped: 0 < n < 
 n = 0 takes the paper's fallback or goes to the rejects (`on_no_negatives`)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+
+from judgemine.transforms.common.options import above, at_least, setting
 
 OnNoNegatives = Literal["fallback", "reject"]
 Sampling = Literal["cyclical", "top", "random"]
 PAPER_BETA = 0.01
-FILTERS = ("range_min", "absolute_margin", "relative_margin", "max_score", "min_score")
+FILTERS = ("range_min", "beta", "relative_margin", "max_score", "min_score")
 
 
 @dataclass(frozen=True)
 class MiningRule:
-    """The rule's settings. `beta` is the absolute margin; None = the paper's 0.01 unless a relative margin
-    is given (then only that margin applies, as NV-Retriever's TopK-PercPos rule has it)."""
-    num_negatives: int = 10
-    beta: float | None = None
-    step: int = 5
-    seed: int = 0
-    on_no_negatives: OnNoNegatives = "fallback"
-    relative_margin: float | None = None
-    max_score: float | None = None
-    min_score: float | None = None
-    range_min: int = 0
-    sampling: Sampling = "cyclical"
+    """The mine stage's settings are the rule: each field is declared here once, as a run setting (flag, YAML
+    key, fingerprint of the mine stage), and composed into the run's Settings (pipelines/settings.py)."""
+    num_negatives: int = setting(10, ("mine",), "hard negatives kept per query (m)", group="mine", range=above(0))
+    beta: float | None = setting(None, ("mine",), "the paper's absolute margin: drop candidates scored above "
+                                 "s_pos - beta; unset = 0.01, or none when --relative-margin is given; 0 = the "
+                                 "weakest (keep s <= s_pos)", group="mine", switchable=False, range=at_least(0))
+    relative_margin: float | None = setting(None, ("mine",), "relative margin (NV-Retriever): drop candidates "
+                                            "scored above s_pos - |s_pos| * r; 0.05 = NV-Retriever's TopK-PercPos "
+                                            "(95 percent)", group="mine", range=at_least(0))
+    max_score: float | None = setting(None, ("mine",), "drop candidates scored above this", group="mine")
+    min_score: float | None = setting(None, ("mine",), "drop candidates scored below this", group="mine")
+    range_min: int = setting(0, ("mine",), "skip the first N retrieved candidates (retrieval ranks 0..N-1)",
+                             group="mine", range=at_least(0))
+    sampling: Sampling = setting("cyclical", ("mine",), "how m negatives are taken from those left: cyclical (the "
+                                 "paper's, in retrieval order), top (highest scores), random (seeded)", group="mine")
+    step: int = setting(5, ("mine",), "cyclical sampling step over the filtered candidates",
+                        group="mine", range=above(0))
+    seed: int = setting(0, ("index", "mine"), "seed of every random choice (fallback sampling, index training)",
+                        group="mine", range=at_least(0))
+    on_no_negatives: OnNoNegatives = setting("fallback", ("mine",), "when the filter leaves nothing: fallback "
+                                             "(paper) or reject", group="mine")
 
     @property
-    def absolute_margin(self) -> float | None:
+    def applied_beta(self) -> float | None:
+        """beta as the filter applies it: the paper's 0.01 when unset, none when only a relative margin is given."""
         if self.beta is not None:
             return self.beta
         return None if self.relative_margin is not None else PAPER_BETA
+
+    @classmethod
+    def of(cls, settings: Any) -> MiningRule:
+        """The rule out of the run's settings (which hold every field of it)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -64,18 +82,19 @@ class NoCandidates(ValueError):
     """Nothing was retrieved for the query, so no rule can pick negatives."""
 
 
-def passes_filter(score: float | np.ndarray, pos_score: float, beta: float) -> np.ndarray:
-    """A candidate is a likely false negative when s > s_pos - beta; one exactly at the threshold stays."""
-    return ~(np.asarray(score) > pos_score - beta)
+def passes_filter(score: float | np.ndarray, pos_score: float | np.ndarray, beta: float) -> np.ndarray:
+    """A candidate is a likely false negative when s > s_pos - beta; one exactly at the threshold stays. The one
+    place the paper's filter is computed: the mine stage, the report's beta sweep and the health checks call it."""
+    return ~(np.asarray(score) > np.asarray(pos_score) - beta)
 
 
 def _removed_by(name: str, scores: np.ndarray, pos_score: float, rule: MiningRule) -> np.ndarray | None:
     """Which candidates (rank order, float64 scores) the filter `name` removes; None when it is off."""
     if name == "range_min":
         return np.arange(len(scores)) < rule.range_min if rule.range_min else None
-    if name == "absolute_margin":
-        margin = rule.absolute_margin
-        return None if margin is None else ~passes_filter(scores, pos_score, margin)
+    if name == "beta":
+        beta = rule.applied_beta
+        return None if beta is None else ~passes_filter(scores, pos_score, beta)
     if name == "relative_margin":
         return None if rule.relative_margin is None else scores > pos_score - abs(pos_score) * rule.relative_margin
     if name == "max_score":

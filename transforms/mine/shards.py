@@ -145,9 +145,9 @@ class MineChunk(beam.DoFn):
                 "neg_scores": [1.0 if sel.fallback else cand_scores[p] for p in sel.positions],
                 "neg_ranks": [c.ranks[r] for r in picked], "neg_similarities": [c.similarities[r] for r in picked],
                 "num_unique_negatives": len(set(sel.positions)), "num_candidates": len(found),
-                "num_false_negatives": sel.skipped["absolute_margin"] + sel.skipped["relative_margin"],
+                "num_false_negatives": sel.skipped["beta"] + sel.skipped["relative_margin"],
                 "fallback": sel.fallback, "dataset": q["dataset"]})
-        self._filtered.inc(skipped["absolute_margin"] + skipped["relative_margin"])
+        self._filtered.inc(skipped["beta"] + skipped["relative_margin"])
         for name, counter in self._skipped.items():
             counter.inc(skipped[name])
         self._unjudged.inc(unjudged)
