@@ -11,16 +11,16 @@ import subprocess
 import sys
 import time
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.schemas import list_parts
-from judgemine.transforms.retrieve.faiss_index import CandidateIndex, read_vectors, shard_dir
+from judgemine.schemas.layout import RunLayout
+from judgemine.transforms.retrieve.faiss_index import CandidateIndex, read_vectors
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 
 
 def search_once(run: str) -> str:
-    _, queries = read_vectors(list_parts(os.path.join(stage_dir(run, "embed"), "queries"))[:1])
-    index = CandidateIndex(shard_dir(stage_dir(run, "index"), 0), 0, 0, 100, "cpu", "")
+    _, queries = read_vectors(list_parts(RunLayout(run).stage("embed").folder("queries"))[:1])
+    index = CandidateIndex(RunLayout(run).stage("index").index_shard(0), 0, 0, 100, "cpu", "")
     index.index.search(queries[:256], 51)
     seconds = []
     for _ in range(5):

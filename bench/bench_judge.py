@@ -19,11 +19,11 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from bench.harness import save
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.judge import judge_spec
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, read_table
+from judgemine.schemas.layout import RunLayout
 from judgemine.testing.tiny_models import build_tiny_clip, build_tiny_idefics3, build_tiny_judge
 from judgemine.transforms.common.candidates import sides_of
 from judgemine.transforms.common.sides import Side
@@ -36,11 +36,11 @@ PAIRS = [os.path.join(ROOT, "examples", "sample", f) for f in ("geography_qa.jso
 
 def pairs_of(output: str) -> tuple[list[Side], list[Side]]:
     """The pairs the stage will judge, in its order: per query its positive, then its candidates by rank."""
-    pool = sides_of(read_table(p, CANDIDATES) for p in list_parts(os.path.join(stage_dir(output, "ingest"),
+    pool = sides_of(read_table(p, CANDIDATES) for p in list_parts(os.path.join(RunLayout(output).stage("ingest").path,
                                                                                "candidates")))
     queries, candidates = [], []
-    for path in list_parts(stage_dir(output, "retrieve")):
-        qs = {q["query_id"]: q for q in read_table(os.path.join(stage_dir(output, "ingest"), "queries",
+    for path in list_parts(RunLayout(output).stage("retrieve").path):
+        qs = {q["query_id"]: q for q in read_table(os.path.join(RunLayout(output).stage("ingest").path, "queries",
                                                                 os.path.basename(path)), QUERIES).to_pylist()}
         last = None
         for h in read_table(path, RETRIEVAL).to_pylist():

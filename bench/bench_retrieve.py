@@ -50,7 +50,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from bench.bench_search_pairs import paired, timed
 from bench.harness import save
-from judgemine.pipelines.artifacts import published_files, record_path, stage_dir, write_json
+from judgemine.pipelines.artifacts import published_files, write_json
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import (
@@ -63,6 +63,7 @@ from judgemine.schemas import (
     read_table,
     write_table,
 )
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.content import content_id
 from judgemine.transforms.mine.rule import MiningRule, query_rng, select_negatives
 from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
@@ -91,18 +92,18 @@ def write_run(out: str, pool: int, queries: int) -> dict[str, Any]:
     order = np.argsort(cand_ids, kind="stable")  # and orders the pool (FAISS row i = the i-th id)
     for stage in ("ingest", "embed"):
         for side in ("queries", "candidates"):
-            os.makedirs(os.path.join(stage_dir(out, stage), side), exist_ok=True)
+            os.makedirs(os.path.join(RunLayout(out).stage(stage).path, side), exist_ok=True)
     schema = embeddings_schema(DIM)
     for part, start in enumerate(range(0, pool, CHUNK)):
         rows = order[start:start + CHUNK]
         vectors = pa.FixedSizeListArray.from_arrays(pa.array(cands[rows].reshape(-1)), DIM)
         write_table(pa.table({"id": pa.array(cand_ids[rows], pa.string()), "vector": vectors}),
-                    os.path.join(stage_dir(out, "embed"), "candidates", part_name(part)), schema)
+                    os.path.join(RunLayout(out).stage("embed").folder("candidates"), part_name(part)), schema)
     for part, start in enumerate(range(0, queries, CHUNK)):
         end = min(queries, start + CHUNK)
         qids = [f"q{i}" for i in range(start, end)]
         write_table(pa.table({"id": qids, "vector": pa.FixedSizeListArray.from_arrays(
-            pa.array(qvecs[start:end].reshape(-1)), DIM)}), os.path.join(stage_dir(out, "embed"), "queries",
+            pa.array(qvecs[start:end].reshape(-1)), DIM)}), os.path.join(RunLayout(out).stage("embed").path, "queries",
                                                                          part_name(part)), schema)
         n = end - start
         write_table(pa.table({"query_id": qids, "query_text": qids, "query_image": [""] * n,
@@ -110,17 +111,17 @@ def write_run(out: str, pool: int, queries: int) -> dict[str, Any]:
                               "pos_text": [""] * n, "pos_image": [""] * n,
                               "excluded_ids": [[c] for c in cand_ids[pos[start:end]]], "dataset": ["bench"] * n,
                               "source": ["bench"] * n, "line": list(range(start, end))}),
-                    os.path.join(stage_dir(out, "ingest"), "queries", part_name(part)), QUERIES)
+                    os.path.join(RunLayout(out).stage("ingest").folder("queries"), part_name(part)), QUERIES)
     for stage in ("ingest", "embed"):
         record = {"stage": stage, "fingerprint": f"bench-{pool}-{queries}", "seconds": 0, "counts": {}}
-        record["files"] = published_files(out, [stage_dir(out, stage)], {})
-        write_json(record_path(out, stage), record)
+        record["files"] = published_files(out, [RunLayout(out).stage(stage).path], {})
+        write_json(RunLayout(out).stage(stage).record, record)
     return {"cands": cands, "queries": qvecs, "pos": pos, "cand_ids": cand_ids}
 
 
 def _retrieved(out: str) -> dict[str, list[tuple[str, float]]]:
     hits: dict[str, list[tuple[str, float]]] = {}
-    for path in list_parts(stage_dir(out, "retrieve")):
+    for path in list_parts(RunLayout(out).stage("retrieve").path):
         for r in read_table(path, RETRIEVAL).to_pylist():
             hits.setdefault(r["query_id"], []).append((r["candidate_id"], r["similarity"]))
     return hits
@@ -141,14 +142,15 @@ def first_chunk_copy(out: str, small: str) -> None:
     shutil.rmtree(small, ignore_errors=True)
     shutil.copytree(out, small, copy_function=os.link, ignore=shutil.ignore_patterns("retrieve"))
     for stage in ("ingest", "embed"):
-        for path in list_parts(os.path.join(stage_dir(small, stage), "queries"))[1:]:
+        for path in list_parts(RunLayout(small).stage(stage).folder("queries"))[1:]:
             os.remove(path)
-        with open(record_path(small, stage), encoding="utf-8") as f:
+        with open(RunLayout(small).stage(stage).record, encoding="utf-8") as f:
             record = json.load(f)
-        record["files"] = {rel: size for rel, size in published_files(small, [stage_dir(small, stage)], {}).items()
+        folder = RunLayout(small).stage(stage)
+        record["files"] = {rel: size for rel, size in published_files(small, [folder.path], {}).items()
                            if not rel.endswith("stage.json")}
-        os.remove(record_path(small, stage))  # a new file, not a write through the link into `out`'s record
-        write_json(record_path(small, stage), record)
+        os.remove(RunLayout(small).stage(stage).record)  # a new file, not a write through the link into `out`'s record
+        write_json(RunLayout(small).stage(stage).record, record)
 
 
 def sweep(index: faiss.Index, ids: np.ndarray, data: dict[str, Any], exact: dict[str, list[tuple[str, float]]],
@@ -192,7 +194,7 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
                                 index_train_size=train_size)
             built = factory if factory != "auto" else auto_factory(pool)[0]
             build_stage = timed(lambda: run_one("index", settings, options))
-            shard = os.path.join(stage_dir(out, "index"), "shard-00000")
+            shard = os.path.join(RunLayout(out).stage("index").path, "shard-00000")
             with open(os.path.join(shard, BUILD_INFO), encoding="utf-8") as f:
                 info = json.load(f)
             # raw: FAISS on the very index the stage built (the same training sample and codes), read from its
@@ -232,7 +234,7 @@ def measure(pool: int, queries: int, factories: list[str], train_size: int = 0,
             hits = _retrieved(out)
             if factory == "Flat":
                 exact = hits
-            size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(stage_dir(out, "index"))
+            size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(RunLayout(out).stage("index").path)
                        for f in fs if f == "index.faiss")
             recall = statistics.fmean(len({c for c, _ in hits.get(q, [])} & {c for c, _ in want}) / len(want)
                                       for q, want in exact.items() if want)

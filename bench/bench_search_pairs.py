@@ -18,8 +18,8 @@ from typing import Any
 from apache_beam.utils.shared import Shared
 
 from bench.harness import save
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.schemas import list_parts
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.retrieve.search import SearchShard, SearchSpec
 
@@ -33,8 +33,9 @@ def timed(call: Callable[[], Any]) -> float:
 
 
 def paired(run: str, pairs: int = 15) -> dict[str, Any]:
-    search = SearchShard(SearchSpec(stage_dir(run, "index"), stage_dir(run, "ingest"), K, device="cpu"), Shared())
-    chunk = chunks_of("queries", list_parts(os.path.join(stage_dir(run, "embed"), "queries")))[0]
+    layout = RunLayout(run)
+    search = SearchShard(SearchSpec(layout.stage("index"), layout.stage("ingest"), K, device="cpu"), Shared())
+    chunk = chunks_of("queries", list_parts(RunLayout(run).stage("embed").folder("queries")))[0]
     _, vectors, excluded = search._read(chunk)
     assert excluded is not None, f"{run}: its first query chunk is empty"
     index = search._search(0, vectors, excluded)[0].index  # loaded with the stage's search parameters
@@ -51,7 +52,7 @@ def paired(run: str, pairs: int = 15) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or not os.path.isdir(stage_dir(sys.argv[1], "index")):
+    if len(sys.argv) < 2 or not os.path.isdir(RunLayout(sys.argv[1]).stage("index").path):
         print("usage: python -m bench.bench_search_pairs RUN_DIR [PAIRS] (make bench-search-pairs RUN=DIR): a run "
               "directory with committed ingest, embed and index stages", file=sys.stderr)
         sys.exit(2)

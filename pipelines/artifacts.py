@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from judgemine.schemas import list_parts, num_rows, storage
-from judgemine.schemas.commits import damage, foreign, read_record, record_path
+from judgemine.schemas.commits import damage, foreign, read_record
 from judgemine.schemas.digests import remember, sha256_of
+from judgemine.schemas.layout import RunLayout, owning_folder
 
 
 class MissingArtifact(FileNotFoundError):
@@ -30,21 +31,17 @@ class DamagedArtifact(MissingArtifact):
         self.detail = detail
 
 
-def stage_dir(output: str, stage: str) -> str:
-    return os.path.join(output, "stages", stage)
-
-
 def require_stage(output: str, stage: str) -> dict[str, Any]:
     """The record of a committed stage whose files are all in place with the content it lists, or a clear
     error naming the command that makes it."""
-    path = record_path(output, stage)
-    if not storage.is_file(path):
-        raise MissingArtifact(f"{stage_dir(output, stage)} is missing or incomplete: run `judgemine {stage}` "
+    folder = RunLayout(output).stage(stage)
+    if not storage.is_file(folder.record):
+        raise MissingArtifact(f"{folder.path} is missing or incomplete: run `judgemine {stage}` "
                               f"(or `judgemine run`) with --output {output} first")
-    record = json.loads(storage.read_text(path))
+    record = json.loads(storage.read_text(folder.record))
     broken = damage(output, record) or _foreign_part(output, record, stage)
     if broken:
-        raise DamagedArtifact(f"{stage_dir(output, stage)} is damaged ({broken}): run `judgemine {stage}` (or "
+        raise DamagedArtifact(f"{folder.path} is damaged ({broken}): run `judgemine {stage}` (or "
                               f"`judgemine run`) with --output {output} to rebuild it", broken)
     return record
 
@@ -52,7 +49,7 @@ def require_stage(output: str, stage: str) -> dict[str, Any]:
 def _foreign_part(output: str, record: dict[str, Any], stage: str) -> str:
     """A part file in a stage's folder that its record does not list: the next stage, which reads the folder's
     parts, would read it, so it is damage, not a foreign file to ignore."""
-    parts = [rel for rel in foreign(output, record, os.path.join("stages", stage))
+    parts = [rel for rel in foreign(output, record, RunLayout("").stage(stage).path)
              if os.path.basename(rel).startswith("part-")]
     return f"{parts[0]} is not a file this stage wrote" if parts else ""
 
@@ -64,15 +61,14 @@ def foreign_files(output: str, stages: Iterable[str]) -> list[str]:
     for stage in stages:
         record = read_record(output, stage)
         if record:
-            folders = {rel.split("/")[0] if not rel.startswith("stages/") else "/".join(rel.split("/")[:2])
-                       for rel in record["files"] if "/" in rel}
+            folders = {owning_folder(rel) for rel in record["files"] if "/" in rel}
             found += [rel for folder in sorted(folders) for rel in foreign(output, record, folder)]
     return found
 
 
 def uncommit(output: str, stage: str) -> None:
     """Removes a stage's record: from here until its new record is written the stage does not exist."""
-    storage.remove(record_path(output, stage))
+    storage.remove(RunLayout(output).stage(stage).record)
 
 
 def published_files(output: str, paths: Iterable[str], written: dict[str, str]) -> dict[str, dict[str, Any]]:

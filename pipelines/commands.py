@@ -29,6 +29,7 @@ from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import BY_NAME, STAGES
 from judgemine.pipelines.summary import summary
 from judgemine.schemas import storage
+from judgemine.schemas.layout import RunLayout
 
 EXIT_FAILED, EXIT_USER, EXIT_NOT_UP_TO_DATE, EXIT_LOCKED = 1, 2, 3, 4
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _run(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     with run_lock(settings.output, "run"):
         _clean(settings.output)
         ran = run_all(settings, options)
-        manifest = json.loads(storage.read_text(os.path.join(settings.output, "manifest.json")))
+        manifest = json.loads(storage.read_text(RunLayout(settings.output).manifest))
         print(summary(manifest, ran))
         if settings.report:
             from judgemine.pipelines.report import write_report
@@ -176,7 +177,7 @@ def _export(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
                             if getattr(args, f.name) is not None})
     exporter = chosen(ExportOptions(args.num_negatives, args.skip_fallback), own)
     output = _resolved(args.output)
-    dest = args.to or os.path.join(output, "export", f"{args.format}.{exporter.suffix}")
+    dest = args.to or RunLayout(output).export_file(args.format, exporter.suffix)
     with read_lock(output):
         result = run_export(exporter, output, dest)
     print(f"{result.records} records -> {dest} ({result.rows} shard rows, {result.fallback_skipped} fallback rows "

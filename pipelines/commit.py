@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 from judgemine.schemas import storage
 from judgemine.schemas.digests import TEMPORARY
+from judgemine.schemas.layout import RunLayout
 
 
 def fault_point(name: str) -> None:
@@ -67,10 +68,8 @@ def leftovers(output: str) -> list[str]:
     folder, report/ and export/; on an object store, every prefix down to a temporary name)."""
     if storage.is_remote(output):
         return _remote_leftovers(output)
-    found = []
-    stages = os.path.join(output, "stages")
-    for parent in (output, stages, *[os.path.join(stages, n) for n in storage.children(stages)],
-                   os.path.join(output, "report"), os.path.join(output, "export")):
+    found, layout = [], RunLayout(output)
+    for parent in layout.temporary_parents(storage.children(layout.stages)):
         found += [os.path.join(parent, name) for name in storage.children(parent) if TEMPORARY.search(name)]
     return found
 

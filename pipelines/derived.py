@@ -12,13 +12,10 @@ from typing import Literal
 from judgemine.schemas import storage
 from judgemine.schemas.commits import commit_id, read_record
 from judgemine.schemas.digests import file_digest
+from judgemine.schemas.layout import RunLayout
 
 Kind = Literal["report", "export"]
 log = logging.getLogger(__name__)
-
-
-def _notes(output: str) -> str:
-    return os.path.join(output, "derived")
 
 
 def run_commit(output: str) -> str:
@@ -37,7 +34,7 @@ def note_derived(output: str, path: str, kind: Kind, commit: str) -> None:
     name = hashlib.sha256(where.encode()).hexdigest()[:16]
     content = file_digest(path) if storage.is_file(path) else ""
     try:
-        storage.write_text(os.path.join(_notes(output), f"{name}.json"),
+        storage.write_text(RunLayout(output).derived_note(f"{name}.json"),
                            json.dumps({"path": where, "kind": kind, "commit": commit, "sha256": content}))
     except OSError as e:
         log.warning("%s is not writable (%s): status will not list this %s", output, e.strerror or e, kind)
@@ -46,13 +43,14 @@ def note_derived(output: str, path: str, kind: Kind, commit: str) -> None:
 def derived_status(output: str) -> list[str]:
     """One line per report or export made from this run that still exists: up to date, or stale."""
     current, lines = run_commit(output), []
-    for name in storage.children(_notes(output)):
+    layout = RunLayout(output)
+    for name in storage.children(layout.derived):
         try:
-            note = json.loads(storage.read_text(os.path.join(_notes(output), name)))
+            note = json.loads(storage.read_text(layout.derived_note(name)))
         except (OSError, ValueError):
             continue
         path = note["path"] if os.path.isabs(note["path"]) or storage.is_remote(note["path"]) else \
-            os.path.join(output, note["path"])
+            layout.path(note["path"])
         if not storage.is_file(path):
             continue
         again = "`judgemine report`" if note["kind"] == "report" else "export again"
@@ -68,4 +66,4 @@ def derived_status(output: str) -> list[str]:
 
 def drop_report(output: str) -> None:
     """The report of the shards a commit replaces."""
-    storage.remove(os.path.join(output, "report"))
+    storage.remove(RunLayout(output).report)

@@ -13,6 +13,7 @@ from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Estimate, PlanInputs, Stage, StageContext, spread_chunks
 from judgemine.schemas import list_parts, storage
+from judgemine.schemas.layout import SIDES
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.common.devices import device_problem
 from judgemine.transforms.common.model_kinds import kind_problem, random_weights
@@ -22,8 +23,6 @@ from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.embed.base import EmbedderSpec
 from judgemine.transforms.embed.handler import EmbedHandler
 from judgemine.transforms.embed.records import CANDIDATE_POOL, ReadRecords, WriteEmbeddings
-
-SIDES = ("queries", "candidates")
 
 
 def embedder_spec(settings: Settings) -> EmbedderSpec:
@@ -35,27 +34,27 @@ def embedder_spec(settings: Settings) -> EmbedderSpec:
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
-    ingest = ctx.input_dir("ingest")
-    chunks = [c for side in SIDES for c in chunks_of(side, list_parts(os.path.join(ingest, side)))]
+    ingest = ctx.input("ingest")
+    chunks = [c for side in SIDES for c in chunks_of(side, list_parts(ingest.folder(side)))]
     spec = embedder_spec(s)
     for side in SIDES:
-        storage.make_dirs(os.path.join(ctx.directory, side))
+        storage.make_dirs(ctx.folder.folder(side))
     reads_images = EMBEDDERS.get(spec.backend).capabilities.images
     records = (spread_chunks(p, chunks)
                | "ReadRecords" >> beam.ParDo(ReadRecords(s.query_prompt, s.candidate_prompt, reads_images)
                                              ).with_outputs("rejects", main="records"))
     _ = (records.records
          | "Embed" >> RunInference(EmbedHandler(spec))
-         | "WriteEmbeddings" >> beam.ParDo(WriteEmbeddings(ctx.directory)))
-    _ = records.rejects | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects"))
+         | "WriteEmbeddings" >> beam.ParDo(WriteEmbeddings(ctx.folder)))
+    _ = records.rejects | "WriteRejects" >> WriteRejects(ctx.folder.folder("rejects"))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
-    sources = [s for part in read_rejects(os.path.join(ctx.directory, "rejects"), ["source"])
+    sources = [s for part in read_rejects(ctx.folder.folder("rejects"), ["source"])
                for s in part.column("source").to_pylist()]
     dropped_candidates = sum(1 for s in sources if s == CANDIDATE_POOL)
-    return {"queries": count_rows(os.path.join(ctx.directory, "queries")),
-            "candidates": count_rows(os.path.join(ctx.directory, "candidates")),
+    return {"queries": count_rows(ctx.folder.folder("queries")),
+            "candidates": count_rows(ctx.folder.folder("candidates")),
             "rejected_queries": len(sources) - dropped_candidates, "dropped_candidates": dropped_candidates,
             "texts_repeated": counters.get("texts_repeated", 0)}
 
@@ -105,4 +104,4 @@ def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
 STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="4",
               throughput="candidates", accounting=lambda counts: {"rejected": counts["rejected_queries"]},
               manifest=manifest, estimate=estimate,
-              units=lambda ctx: sum(len(list_parts(os.path.join(ctx.input_dir("ingest"), side))) for side in SIDES))
+              units=lambda ctx: sum(len(list_parts(ctx.input("ingest").folder(side))) for side in SIDES))

@@ -12,18 +12,19 @@ from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
 from judgemine.schemas import list_parts, num_rows, storage
-from judgemine.transforms.retrieve.faiss_index import BUILD_INFO, shard_dir
+from judgemine.schemas.layout import StageFolder
+from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
 from judgemine.transforms.retrieve.index_choice import auto_factory
 from judgemine.transforms.retrieve.search import BuildIndexShard
 
 log = logging.getLogger(__name__)
 
 
-def index_factory(settings: Settings, embed_dir: str) -> tuple[str, str]:
+def index_factory(settings: Settings, embed: StageFolder) -> tuple[str, str]:
     """The factory string to build, and why: as given, or `auto`'s pick for the pool (and shard) size."""
     if settings.index_factory != "auto":
         return settings.index_factory, "as given (--index-factory)"
-    pool = sum(num_rows(p) for p in list_parts(os.path.join(embed_dir, "candidates")))
+    pool = sum(num_rows(p) for p in list_parts(embed.folder("candidates")))
     return auto_factory(max(1, pool // settings.index_shards))
 
 
@@ -43,11 +44,11 @@ def check(settings: Settings) -> None:
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
-    factory, why = index_factory(s, ctx.input_dir("embed"))
+    factory, why = index_factory(s, ctx.input("embed"))
     log.info("index: %s, %d shard(s): %s", factory, s.index_shards, why)
     _ = (p | "ListShards" >> beam.Create(list(range(s.index_shards)), reshuffle=False)
          | "SpreadShards" >> beam.Reshuffle()
-         | "BuildIndexShards" >> beam.ParDo(BuildIndexShard(ctx.input_dir("embed"), ctx.directory, factory,
+         | "BuildIndexShards" >> beam.ParDo(BuildIndexShard(ctx.input("embed"), ctx.folder, factory,
                                                             s.index_shards, s.seed, s.index_train_size)))
 
 
@@ -55,8 +56,8 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     """The build settings, saved with the index (and each shard's in its build.json)."""
     shards = []
     for i in range(ctx.settings.index_shards):
-        shards.append(json.loads(storage.read_text(os.path.join(shard_dir(ctx.directory, i), BUILD_INFO))))
-    factory, why = index_factory(ctx.settings, ctx.input_dir("embed"))
+        shards.append(json.loads(storage.read_text(os.path.join(ctx.folder.index_shard(i), BUILD_INFO))))
+    factory, why = index_factory(ctx.settings, ctx.input("embed"))
     return {"candidates": sum(s["vectors"] for s in shards), "factory": factory, "why": why,
             "shards": len(shards), "trained_on": sum(s["trained_on"] for s in shards),
             "seconds_per_shard": [s["train_seconds"] + s["add_seconds"] for s in shards]}

@@ -12,12 +12,13 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsDict, AsList
 
-from judgemine.pipelines.artifacts import count_rows, stage_dir
+from judgemine.pipelines.artifacts import count_rows
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.reject_gate import FileCount, check_rejects, files_of, top_reasons
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Stage, StageContext
 from judgemine.schemas import CANDIDATES, QUERIES, storage
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.rejects import WriteRejects, read_rejects, reason_counts
 from judgemine.transforms.ingest.pool import (
     REJECTS_TAG,
@@ -117,8 +118,8 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     pairs, corpus, parse_rejects, images_read = (c | f"{kind}Tables" >> beam.Map(lambda tagged: tagged[1])
                                                  for c, kind in zip((pairs, corpus, parse_rejects, images_read),
                                                                     KINDS))
-    storage.make_dirs(os.path.join(ctx.directory, "images"))
-    _ = images_read | "WriteImageList" >> beam.ParDo(WriteImageList(os.path.join(ctx.directory, "images")))
+    storage.make_dirs(ctx.folder.folder("images"))
+    _ = images_read | "WriteImageList" >> beam.ParDo(WriteImageList(ctx.folder.folder("images")))
     kept = (pairs
             | "KeyByQueryId" >> beam.ParDo(KeyByBucket("query_id"))
             | "GroupByQueryId" >> beam.GroupByKey()
@@ -134,12 +135,12 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     _write_queries(ctx, kept.kept)
     _ = ((parse_rejects, kept[REJECTS_TAG], owned[REJECTS_TAG]) | "AllRejects" >> beam.Flatten()
          | "RejectRows" >> beam.FlatMap(lambda table: table.to_pylist())
-         | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects")))
+         | "WriteRejects" >> WriteRejects(ctx.folder.folder("rejects")))
 
 
 def _write_pool(ctx: StageContext, entries: tuple[beam.PCollection, beam.PCollection]) -> None:
     """The pool deduplicated per id range, then cut into parts of chunk_size in id order."""
-    directory = os.path.join(ctx.directory, "candidates")
+    directory = ctx.folder.folder("candidates")
     ranges = (entries | "PoolEntries" >> beam.Flatten()
               | "KeyByIdRange" >> beam.ParDo(KeyByBucket("candidate_id", pool_range))
               | "GroupByIdRange" >> beam.GroupByKey()
@@ -156,7 +157,7 @@ def _write_pool(ctx: StageContext, entries: tuple[beam.PCollection, beam.PCollec
 def _write_queries(ctx: StageContext, kept: beam.PCollection) -> None:
     """Queries grouped by content (exclusions), chunked by their groups' first queries' ranks in input order
     (counted per line range: no worker holds every group), written."""
-    directory = os.path.join(ctx.directory, "queries")
+    directory = ctx.folder.folder("queries")
     grouped = (kept
                | "KeyByContent" >> beam.ParDo(KeyByBucket("query_content_id"))
                | "GroupByContent" >> beam.GroupByKey()
@@ -187,7 +188,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     corpus_files, rejected, corpus_rejects = set(ctx.settings.corpus), 0, 0
     reasons: Counter[str] = Counter()
     by_file: dict[str, list[str]] = {path: [] for path in (*ctx.settings.pairs, *ctx.settings.corpus)}
-    for part in read_rejects(os.path.join(ctx.directory, "rejects"), ["reason", "source"]):  # a part at a time
+    for part in read_rejects(ctx.folder.folder("rejects"), ["reason", "source"]):  # a part at a time
         sources, texts = part.column("source").to_pylist(), part.column("reason").to_pylist()
         rejected += part.num_rows
         corpus_rejects += sum(1 for source in sources if source in corpus_files)
@@ -196,27 +197,27 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             by_file.setdefault(source, []).append(reason)
     files = {path: FileCount(rows=counters.get(f"{FILE_ROWS}{path}", 0), rejected=len(found),
                              reasons=top_reasons(found)) for path, found in by_file.items()}
-    queries = count_rows(os.path.join(ctx.directory, "queries"))
+    queries = count_rows(ctx.folder.folder("queries"))
     # pairs in: a FlagEmbedding row with several positives is that many pairs
     pairs_in = counters.get("pairs_rows_read", 0) + counters.get("pairs_from_positive_lists", 0)
     return {"pairs_in": pairs_in, "queries": queries,
             "corpus_in": counters.get("corpus_rows_read", 0), "corpus_kept": counters.get("corpus_rows_kept", 0),
             "corpus_rejected": corpus_rejects,
-            "candidates": count_rows(os.path.join(ctx.directory, "candidates")), "rejected": rejected,
+            "candidates": count_rows(ctx.folder.folder("candidates")), "rejected": rejected,
             "rejected_pairs": rejected - corpus_rejects, "rejected_by_reason": dict(sorted(reasons.items())),
             "files": files}
 
 
 def outdated(settings: Settings, record: dict[str, Any]) -> str:
     """An image replaced or gone since ingest read it (its path, hence the fingerprint, unchanged)."""
-    return changed_images(os.path.join(stage_dir(settings.output, "ingest"), "images"))
+    return changed_images(RunLayout(settings.output).stage("ingest").folder("images"))
 
 
 def gate(settings: Settings, record: dict[str, Any]) -> None:
     """No stage after ingest runs on input it mostly refused (pipelines/reject_gate.py)."""
     check_rejects(files_of(record), settings.max_reject_share, settings.image_root,
                   f"ingest is committed: every rejected row is in "
-                  f"{os.path.join(stage_dir(settings.output, 'ingest'), 'rejects')} with its reason")
+                  f"{RunLayout(settings.output).stage('ingest').folder('rejects')} with its reason")
 
 
 def accounting(counts: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow.compute as pc
 
-from judgemine.pipelines.artifacts import MissingArtifact, require_stage, stage_dir
+from judgemine.pipelines.artifacts import MissingArtifact, require_stage
 from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import (
@@ -23,7 +23,8 @@ from judgemine.pipelines.stage import (
     query_chunks,
     spread_chunks,
 )
-from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, part_index, part_name, read_table
+from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, part_index, read_table
+from judgemine.schemas.layout import RunLayout, StageFolder
 from judgemine.transforms.common.candidates import as_bytes
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.common.devices import device_problem
@@ -47,7 +48,7 @@ def judge_spec(settings: Settings) -> JudgeSpec:
 
 
 def cache_dir(settings: Settings) -> str:
-    return settings.judge_cache or os.path.join(settings.output, "cache", "judge")
+    return settings.judge_cache or RunLayout(settings.output).judge_cache
 
 
 def needs_model(settings: Settings) -> bool:
@@ -67,11 +68,11 @@ _IDENTITIES: dict[tuple[str, float], str] = {}  # one stage execution's judge id
 def _inputs(ctx: StageContext) -> JudgeInputs:
     """The stage's inputs, the judge's identity taken once when the stage starts: its workers verify what they
     load against it and its record names it, so a folder swapped later can never be recorded instead."""
-    key = (ctx.directory, ctx.started)
+    key = (ctx.folder.path, ctx.started)
     if key not in _IDENTITIES:
         _IDENTITIES.clear()
         _IDENTITIES[key] = judge_identity(ctx.settings)
-    return JudgeInputs(ctx.input_dir("ingest"), ctx.input_dir("embed"), ctx.directory, judge_spec(ctx.settings),
+    return JudgeInputs(ctx.input("ingest"), ctx.input("embed"), ctx.folder, judge_spec(ctx.settings),
                        cache_dir(ctx.settings), _IDENTITIES[key])
 
 
@@ -95,9 +96,9 @@ def check(settings: Settings) -> None:
 
 def _refuse_images(ctx: StageContext) -> None:
     """A text-only judge (a cross-encoder) would score an image pair by its caption alone: refused up front."""
-    ingest = ctx.input_dir("ingest")
-    sides = [(os.path.join(ingest, "queries"), QUERIES, ("query_image", "pos_image")),
-             (os.path.join(ingest, "candidates"), CANDIDATES, ("image",))]
+    ingest = ctx.input("ingest")
+    sides = [(ingest.folder("queries"), QUERIES, ("query_image", "pos_image")),
+             (ingest.folder("candidates"), CANDIDATES, ("image",))]
     found = {folder: sum(pc.sum(pc.not_equal(t.column(c), "")).as_py() or 0 for path in list_parts(folder)
                          for t in [read_table(path, schema, list(cols))] for c in cols)
              for folder, schema, cols in sides}
@@ -112,7 +113,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     kind = JUDGES.get(ctx.settings.judge_backend)
     if kind.capabilities.text_only:
         _refuse_images(ctx)
-    chunks = chunks_of("queries", list_parts(ctx.input_dir("retrieve")))
+    chunks = chunks_of("queries", list_parts(ctx.input("retrieve").path))
     _ = spread_chunks(p, chunks) | "JudgeChunks" >> kind.judging()(_inputs(ctx))
 
 
@@ -166,11 +167,12 @@ def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
         return None
     cache = cached_keys(cache_files(cache_dir(settings)))
     judge, prompt = judge_identity(settings), settings.prompt.identity
-    ingest = stage_dir(settings.output, "ingest")
+    layout = RunLayout(settings.output)
+    ingest = layout.stage("ingest")
     found = total = 0
-    for path in list_parts(stage_dir(settings.output, "retrieve")):
+    for path in list_parts(layout.stage("retrieve").path):
         queries = {q["query_id"]: q for q in read_table(
-            os.path.join(ingest, "queries", part_name(part_index(path))), QUERIES,
+            ingest.query_part(part_index(path)), QUERIES,
             ["query_id", "query_payload", "pos_id", "pos_payload"]).to_pylist()}
         hits = read_table(path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
         keys = chunk_keys(hits, queries, _payloads(ingest, {h["candidate_id"] for h in hits}), judge, prompt)
@@ -179,10 +181,10 @@ def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
     return total, found
 
 
-def _payloads(ingest: str, ids: set[str]) -> dict[str, str]:
+def _payloads(ingest: StageFolder, ids: set[str]) -> dict[str, str]:
     """{candidate id: payload} of the given pool entries (the driver's plan reads the pool's two columns)."""
     out: dict[str, str] = {}
-    for path in list_parts(os.path.join(ingest, "candidates")):
+    for path in list_parts(ingest.folder("candidates")):
         table = read_table(path, CANDIDATES, ["candidate_id", "payload"])
         out.update((c, p) for c, p in zip(table.column("candidate_id").to_pylist(),
                                           table.column("payload").to_pylist()) if c in ids)

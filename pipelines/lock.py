@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 from judgemine.pipelines.ownership import claim, is_ours
 from judgemine.schemas import storage
+from judgemine.schemas.layout import RunLayout
 
-LOCK_NAME = ".judgemine.lock"
 LEASE_SECONDS = 120.0
 READER_WAIT_SECONDS = 10.0  # how long a run waits for readers (status, export, report) to let go
 _held: dict[str, str] = {}  # output -> the token of the lease this process holds on it
@@ -55,7 +55,7 @@ def _lock_folder(output: str, mode: int) -> int:
 def holder(output: str) -> str:
     """Who holds the output, as the holder wrote it in OUTPUT/.judgemine.lock."""
     try:
-        with open(os.path.join(output, LOCK_NAME), "rb") as f:
+        with open(RunLayout(output).lock, "rb") as f:
             info = json.loads(f.read(4096) or b"{}")
     except (OSError, ValueError):
         return "holder unknown"
@@ -85,10 +85,11 @@ def run_lock(output: str, command: str) -> Iterator[None]:
             raise OutputLocked({
                 "run": f"{output} is in use by another judgemine run ({holder(output)})",
                 "readers": f"{output} is read by an export, report or status for over {READER_WAIT_SECONDS:.0f} s",
-                "unknown": f"{output} is in use by another judgemine run (its {LOCK_NAME} was deleted; the lock "
-                           "is on the folder and still held)"}[who] + ": wait for it to end, or use another --output",
+                "unknown": f"{output} is in use by another judgemine run (its lock file "
+                           f"{os.path.basename(RunLayout(output).lock)} was deleted; the lock is on the folder and "
+                           "still held)"}[who] + ": wait for it to end, or use another --output",
                 holder(output)) from None
-    info = os.open(os.path.join(output, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    info = os.open(RunLayout(output).lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(info, fcntl.LOCK_EX)  # says "a run" to whoever finds the folder locked (readers lock no file)
         os.ftruncate(info, 0)
@@ -103,7 +104,7 @@ def _holder_kind(output: str) -> Literal["run", "readers", "unknown"]:
     """Who holds the folder: a run (it also locks the holder file), readers (they lock no file), or unknown (the
     holder file was deleted)."""
     try:
-        fd = os.open(os.path.join(output, LOCK_NAME), os.O_RDONLY)
+        fd = os.open(RunLayout(output).lock, os.O_RDONLY)
     except OSError:
         return "unknown"
     try:
@@ -121,7 +122,7 @@ def read_lock(output: str) -> Iterator[None]:
     a rerun half-way. Raises OutputLocked while a run holds it. An object store has no shared lock: there a
     live lease refuses the read, and readers re-check the record they read by (pipelines/exports/base.py)."""
     if storage.is_remote(output):
-        current = _read_lease(os.path.join(output, LOCK_NAME))
+        current = _read_lease(RunLayout(output).lock)
         if current and not _stale(current):
             raise OutputLocked(f"{output} is being written by a judgemine run ({_described(current)}): read it when "
                                "the run has ended", _described(current))
@@ -132,7 +133,7 @@ def read_lock(output: str) -> Iterator[None]:
         return
     if is_ours(output):  # the holder file, unlocked, tells a run that readers hold the folder (never in a user's)
         with contextlib.suppress(OSError):
-            os.close(os.open(os.path.join(output, LOCK_NAME), os.O_RDONLY | os.O_CREAT, 0o644))
+            os.close(os.open(RunLayout(output).lock, os.O_RDONLY | os.O_CREAT, 0o644))
     try:
         fd = _lock_folder(output, fcntl.LOCK_SH)
     except BlockingIOError:
@@ -179,7 +180,7 @@ def _described(lease: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _lease(output: str, command: str) -> Iterator[None]:
-    path = os.path.join(output, LOCK_NAME)
+    path = RunLayout(output).lock
     current = _read_lease(path)
     if current and not _stale(current):
         raise OutputLocked(f"{output} is in use by another judgemine run ({_described(current)}): wait for it "
@@ -219,7 +220,7 @@ def check_held(output: str) -> None:
     token = _held.get(output)
     if token is None:
         return
-    lease = _read_lease(os.path.join(output, LOCK_NAME)) or {}
+    lease = _read_lease(RunLayout(output).lock) or {}
     if lease.get("token") != token:
         raise OutputLocked(f"{output}: another judgemine run took this run's lease ({_described(lease)}); "
                            "stopping before the commit")

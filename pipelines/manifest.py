@@ -21,6 +21,7 @@ from judgemine.pipelines.secrets import redacted
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stages import STAGES
 from judgemine.schemas import SCHEMA_VERSION, SHARDS, list_parts, read_table, storage
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.rejects import read_rejects, reason_counts
 
 SETTING_NAMES = {"config", *(f.name for f in dataclasses.fields(Settings))}  # recorded as settings, not here
@@ -56,12 +57,12 @@ def _sha256(path: str) -> str:
     return hashlib.sha256(storage.read_bytes(path)).hexdigest()
 
 
-def _reasons(directory: str) -> dict[str, dict[str, int]]:
+def _reasons(layout: RunLayout) -> dict[str, dict[str, int]]:
     """Rejects per stage and reason class, from OUTPUT/rejects/<stage>/, a part at a time."""
     out: dict[str, dict[str, int]] = {}
     for stage in STAGES:
         counts: Counter[str] = Counter()
-        for part in read_rejects(os.path.join(directory, stage.name), ["reason"]):
+        for part in read_rejects(layout.rejects_of(stage.name), ["reason"]):
             counts.update(reason_counts(part.column("reason").to_pylist()))
         if counts:
             out[stage.name] = dict(sorted(counts.items()))
@@ -113,7 +114,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
     shards = []
     pos, neg, neg_all = [], [], []
     fallback_rows = 0
-    for path in sorted(list_parts(os.path.join(out, "shards"))):
+    for path in sorted(list_parts(RunLayout(out).shards)):
         table = read_table(path, SHARDS, ["pos_score", "neg_scores", "fallback"])
         shards.append({"path": storage.relative(path, out), "rows": table.num_rows, "sha256": _sha256(path)})
         pos.append(table.column("pos_score").to_numpy())
@@ -131,7 +132,7 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
         "stages": {s: {k: r[k] for k in ("seconds", "counts", "counters", "per_second", "started_at", "ended_at",
                                           "fingerprint") if k in r} for s, r in stages.items()},
         "accounting": _accounting(stages, rows_out),
-        "rejects_by_reason": _reasons(os.path.join(out, "rejects")),
+        "rejects_by_reason": _reasons(RunLayout(out)),
         "scores": {"positive": _stats(np.concatenate(pos) if pos else np.zeros(0)),
                    "negative": _stats(np.concatenate(neg) if neg else np.zeros(0)),
                    "negative_in_shards": _stats(np.concatenate(neg_all) if neg_all else np.zeros(0)),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import apache_beam as beam
@@ -29,19 +28,19 @@ from judgemine.transforms.mine.shards import AskForCandidates, MineChunk
 READS = ("judge", "retrieve", "embed", "ingest")
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
-    chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
+    chunks = chunks_of("queries", list_parts(ctx.input("embed").folder("queries")))
     rule = MiningRule.of(s)
     asked = (spread_chunks(p, chunks)
-             | "AskForCandidates" >> beam.ParDo(AskForCandidates(ctx.input_dir("retrieve"))).with_outputs(
+             | "AskForCandidates" >> beam.ParDo(AskForCandidates(ctx.input("retrieve"))).with_outputs(
                  "ids", main="chunk"))
-    sides = asked.ids | "CandidateSides" >> PoolLookup(os.path.join(ctx.input_dir("ingest"), "candidates"),
+    sides = asked.ids | "CandidateSides" >> PoolLookup(ctx.input("ingest").folder("candidates"),
                                                         CANDIDATES, "candidate_id", ["text", "image"])
     mined = ({"chunk": asked.chunk, "sides": sides}
              | "JoinChunk" >> beam.CoGroupByKey()
-             | "MineNegatives" >> beam.ParDo(MineChunk({name: ctx.input_dir(name) for name in READS},
+             | "MineNegatives" >> beam.ParDo(MineChunk({name: ctx.input(name) for name in READS},
                                                        ctx.outputs["shards"], len(chunks), rule, s.image_root)
                                              ).with_outputs("rejects", main="rows"))
-    _ = mined.rejects | "WriteRejects" >> WriteRejects(os.path.join(ctx.directory, "rejects"))
+    _ = mined.rejects | "WriteRejects" >> WriteRejects(ctx.folder.folder("rejects"))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
@@ -51,7 +50,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rows_repeated": counters.get("rows_repeated", 0), "fallback_rows": counters.get("fallback_rows", 0),
             "retrieved": counters.get("retrieved", 0),
             "candidates_too_long": counters.get("candidates_too_long", 0),
-            "rejected": count_rows(os.path.join(ctx.directory, "rejects"))}
+            "rejected": count_rows(ctx.folder.folder("rejects"))}
 
 
 def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:

@@ -10,16 +10,15 @@ import time
 
 from judgemine.pipelines.errors import UserError
 from judgemine.schemas import storage
-
-MARKER = ".judgemine-run"
-_LEGACY = (".judgemine.lock", "stages")  # both in a folder an older judgemine ran in
+from judgemine.schemas.layout import RunLayout
 
 
 def is_ours(output: str) -> bool:
     """The folder carries judgemine's marker (or is an older judgemine's run)."""
-    if storage.is_file(os.path.join(output, MARKER)):
+    layout = RunLayout(output)
+    if storage.is_file(layout.marker):
         return True
-    return all(storage.exists(os.path.join(output, name)) for name in _LEGACY)
+    return storage.exists(layout.lock) and storage.exists(layout.stages)  # both: an older judgemine's run
 
 
 def _contents(output: str) -> list[str]:
@@ -34,12 +33,14 @@ def claim(output: str) -> None:
     left) becomes judgemine's; a folder with judgemine's marker is used; any other folder is refused, exit 2."""
     if is_ours(output):
         return
-    found = [name for name in _contents(output) if name != ".judgemine.lock"]
+    layout = RunLayout(output)
+    found = [name for name in _contents(output) if name != os.path.basename(layout.lock)]
     if found:
         shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
         raise UserError(f"--output {output} holds files judgemine did not write ({shown}): give a new or empty "
-                        f"folder, or one a judgemine run made (it has {MARKER}); nothing was changed")
+                        f"folder, or one a judgemine run made (it has {os.path.basename(layout.marker)}); nothing "
+                        "was changed")
     storage.make_dirs(output)
-    storage.write_text(os.path.join(output, MARKER), json.dumps(
+    storage.write_text(layout.marker, json.dumps(
         {"written_by": "judgemine", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
          "note": "this folder is a judgemine run: judgemine may replace what it wrote here"}) + "\n")

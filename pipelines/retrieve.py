@@ -3,7 +3,6 @@ searched on its own, then each chunk's results merged; with one index shard (the
 written where it was searched."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ from judgemine.pipelines.errors import UserError
 from judgemine.pipelines.settings import Settings
 from judgemine.pipelines.stage import Counters, Estimate, PlanInputs, Stage, StageContext, query_chunks, spread_chunks
 from judgemine.schemas import RETRIEVAL, footer, list_parts, storage
+from judgemine.schemas.layout import is_index_shard
 from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import chunks_of
 from judgemine.transforms.common.devices import device_problem
@@ -24,25 +24,25 @@ from judgemine.transforms.retrieve.search import SearchAndWrite, SearchShard, Se
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     s = ctx.settings
-    shards = len([d for d in storage.children(ctx.input_dir("index")) if d.startswith("shard-")])
-    chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("embed"), "queries")))
-    search = SearchSpec(ctx.input_dir("index"), ctx.input_dir("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
+    shards = len([d for d in storage.children(ctx.input("index").path) if is_index_shard(d)])
+    chunks = chunks_of("queries", list_parts(ctx.input("embed").folder("queries")))
+    search = SearchSpec(ctx.input("index"), ctx.input("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
                         s.search_params, s.search_device)
     tasks = spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
     if shards == 1:
-        _ = tasks | "SearchAndWrite" >> beam.ParDo(SearchAndWrite(ctx.directory, search, Shared()))
+        _ = tasks | "SearchAndWrite" >> beam.ParDo(SearchAndWrite(ctx.folder, search, Shared()))
         return
     _ = (tasks
          | "SearchIndexShards" >> beam.ParDo(SearchShard(search, Shared()))
          | "GroupByChunk" >> beam.GroupByKey()
-         | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.directory, s.top_k, shards)))
+         | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.folder, s.top_k, shards)))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     """Queries with fewer than K candidates are counted, never hidden (the pool may be too small); from each
     part's footer, checked against the queries embed wrote."""
-    queries = count_rows(os.path.join(ctx.input_dir("embed"), "queries"))
-    footers = [footer(path, RETRIEVAL) for path in list_parts(ctx.directory)]
+    queries = count_rows(ctx.input("embed").folder("queries"))
+    footers = [footer(path, RETRIEVAL) for path in list_parts(ctx.folder.path)]
     counted = sum(int(meta[QUERIES_KEY]) for _, meta in footers)
     if counted != queries:
         raise RuntimeError(f"retrieve: its parts hold {counted} queries, embed wrote {queries}")

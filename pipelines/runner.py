@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import time
 from typing import Any
 
@@ -21,9 +20,7 @@ from judgemine.pipelines.artifacts import (
     MissingArtifact,
     chain_fingerprint,
     published_files,
-    record_path,
     require_stage,
-    stage_dir,
     stage_record,
     uncommit,
     write_json,
@@ -38,6 +35,7 @@ from judgemine.pipelines.stage import Counters, Stage, StageContext
 from judgemine.pipelines.stages import BY_NAME, STAGES
 from judgemine.schemas.commits import commit_id
 from judgemine.schemas.digests import take_written
+from judgemine.schemas.layout import RunLayout, StageFolder
 from judgemine.transforms.common.memory import release_memory
 
 log = logging.getLogger(__name__)
@@ -87,10 +85,11 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
     inputs = stage.inputs(settings) if stage.inputs else None
     fp = fingerprint(stage, settings, inputs)
     out = settings.output
-    finals = {stage.name: stage_dir(out, stage.name), **{n: os.path.join(out, n) for n in stage.publishes}}
+    layout = RunLayout(out)
+    finals = {stage.name: layout.stage(stage.name).path, **{n: layout.published(n) for n in stage.publishes}}
     with contextlib.ExitStack() as stack:
         tmps = {name: stack.enter_context(temporary_dir(final)) for name, final in finals.items()}
-        ctx = StageContext(settings, tmps[stage.name], {n: tmps[n] for n in stage.publishes}, started)
+        ctx = StageContext(settings, StageFolder(tmps[stage.name]), {n: tmps[n] for n in stage.publishes}, started)
         units = stage.units(ctx) if stage.units else 0
         # What is alive before the pipeline (imports, earlier stages) is left out of its garbage collections and
         # of the collection after it: a full collection walks those ~300k objects, 0.11 s a stage in all, 0.004 s
@@ -121,7 +120,7 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
     if stage.completes_run:
         published += publish_run(settings, record, options)
     record["files"] = published_files(out, published, written)
-    write_json(record_path(out, stage.name), record)
+    write_json(layout.stage(stage.name).record, record)
     return record
 
 

@@ -2,32 +2,31 @@
 (pipelines/runner.py) turns into a run: fingerprint, temporary directory, Beam pipeline, counts, stage.json."""
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import list_parts
+from judgemine.schemas.layout import RunLayout, StageFolder
 
 Counters = dict[str, int]  # the stage's Beam counters (namespace judgemine.<stage>), summed over steps
 
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage's functions are given: the settings, the temporary directory it writes (renamed into place
-    when the stage completes), its other published directories by name (also temporary), and its start time."""
+    """What a stage's functions are given: the settings, the temporary folder it writes (renamed into place
+    when the stage completes), its other published folders by name (also temporary), and its start time."""
     settings: Settings
-    directory: str
+    folder: StageFolder
     outputs: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
 
-    def input_dir(self, stage: str) -> str:
-        """The committed directory of a stage this one reads."""
-        return stage_dir(self.settings.output, stage)
+    def input(self, stage: str) -> StageFolder:
+        """The committed folder of a stage this one reads."""
+        return RunLayout(self.settings.output).stage(stage)
 
 
 @dataclass
@@ -91,7 +90,7 @@ class Stage:
 
 def query_chunks(ctx: StageContext) -> int:
     """The run's query chunks: the units of work of retrieve, judge and mine (one part file each)."""
-    return len(list_parts(os.path.join(ctx.input_dir("ingest"), "queries")))
+    return len(list_parts(ctx.input("ingest").folder("queries")))
 
 
 def spread_chunks(p: beam.Pipeline, chunks: Sequence[Any]) -> beam.PCollection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from judgemine.pipelines.health import findings, verdict
+from judgemine.schemas.layout import RunLayout
 
 
 def _mean(stats: dict[str, Any]) -> str:
@@ -18,7 +19,7 @@ def summary(manifest: dict[str, Any], report: dict[str, dict[str, Any]] | None) 
     found = findings(manifest)
     lines = [f"queries in:      {acc['pairs_in']}",
              f"shards written:  {len(manifest['shards'])} ({acc['rows_out']} rows) under "
-             f"{manifest['settings']['output']}/shards",
+             f"{RunLayout(manifest['settings']['output']).shards}",
              f"rejected:        {sum(acc['rejected'].values())}" + (f" ({reasons})" if reasons else ""),
              f"corpus rows:     {acc['corpus']['rows_in']} in, {acc['corpus']['kept']} kept, "
              f"{acc['corpus']['rejected']} rejected",

@@ -17,15 +17,12 @@ from typing import Any
 
 from judgemine.schemas import storage
 from judgemine.schemas.digests import file_digests, is_sidecar
-
-
-def record_path(output: str, stage: str) -> str:
-    return os.path.join(output, "stages", stage, "stage.json")
+from judgemine.schemas.layout import RunLayout
 
 
 def read_record(output: str, stage: str) -> dict[str, Any] | None:
     """A stage's record, or None when it is not committed."""
-    path = record_path(output, stage)
+    path = RunLayout(output).stage(stage).record
     if not storage.is_file(path):
         return None
     return json.loads(storage.read_text(path))
@@ -88,7 +85,7 @@ def listed_under(output: str, record: dict[str, Any], folder: str) -> list[str]:
 def foreign(output: str, record: dict[str, Any], folder: str) -> list[str]:
     """Files under a committed folder that its record does not list (a user's file, another run's copy): readers
     ignore them; `status` names them."""
-    listed = set(record["files"]) | {os.path.relpath(record_path("", record["stage"]))}
+    listed = set(record["files"]) | {RunLayout("").stage(record["stage"]).record}
     top = os.path.join(output, folder)
     return sorted(rel for rel in (storage.relative(p, output) for p in storage.files(top))
                   if rel not in listed and not is_sidecar(os.path.basename(rel)))
@@ -103,8 +100,8 @@ def committed_shards(output: str) -> tuple[list[str], dict[str, Any]]:
                                 f"committed): run `judgemine run --output {output}`")
     broken = damage(output, record)
     if broken:
-        raise ValueError(f"{output}/shards is damaged ({broken}): rerun `judgemine run`")
-    return listed_under(output, record, "shards"), record
+        raise ValueError(f"{RunLayout(output).shards} is damaged ({broken}): rerun `judgemine run`")
+    return listed_under(output, record, RunLayout("").shards), record
 
 
 def run_of(path: str) -> str | None:
@@ -113,6 +110,6 @@ def run_of(path: str) -> str | None:
     or a link to a run's shards/, is that run."""
     path = path.rstrip("/") if storage.is_remote(path) else os.path.realpath(path)
     for output in (path, os.path.dirname(path)):
-        if output and storage.exists(os.path.join(output, "stages")):
+        if output and storage.exists(RunLayout(output).stages):
             return output
     return None

@@ -83,6 +83,7 @@ def test_a_part_the_search_cannot_write_fails_the_pipeline(run_copy):
     import apache_beam as beam
     from apache_beam.utils.shared import Shared
 
+    from judgemine.schemas.layout import RunLayout, StageFolder
     from judgemine.transforms.common.chunks import chunks_of
     from judgemine.transforms.retrieve.search import SearchAndWrite, SearchSpec
 
@@ -91,8 +92,9 @@ def test_a_part_the_search_cannot_write_fails_the_pipeline(run_copy):
     assert len(chunks) > 2  # a write in flight while the next chunk is searched
     blocker = os.path.join(run_copy, "a-file")
     open(blocker, "w").close()
-    spec = SearchSpec(os.path.join(stages, "index"), os.path.join(stages, "ingest"), 12, device="cpu")
-    search = SearchAndWrite(os.path.join(blocker, "retrieve"), spec, Shared())
+    run = RunLayout(run_copy)
+    spec = SearchSpec(run.stage("index"), run.stage("ingest"), 12, device="cpu")
+    search = SearchAndWrite(StageFolder(os.path.join(blocker, "retrieve")), spec, Shared())
     with pytest.raises(Exception, match="a-file"):
         with beam.Pipeline() as p:
             _ = p | beam.Create([(c, 0) for c in chunks]) | beam.ParDo(search)

@@ -8,10 +8,10 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import OFFICIAL_EXAMPLE, write_jsonl
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, read_table
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.content import content_id
 from judgemine.transforms.common.rejects import read_rejects
 from judgemine.transforms.ingest.readers import RowError, assigned_query_id, parse_pairs
@@ -20,7 +20,7 @@ from judgemine.transforms.ingest.readers import RowError, assigned_query_id, par
 def _ingest(tmp_path, pairs, corpus=(), **kw):
     settings = Settings(output=str(tmp_path / "out"), pairs=tuple(pairs), corpus=tuple(corpus), chunk_size=8, **kw)
     record = run_one("ingest", settings, PipelineOptions(["--direct_num_workers", "1"]))
-    d = stage_dir(settings.output, "ingest")
+    d = RunLayout(settings.output).stage("ingest").path
     queries = [r for p in list_parts(os.path.join(d, "queries")) for r in read_table(p, QUERIES).to_pylist()]
     cands = [r for p in list_parts(os.path.join(d, "candidates")) for r in read_table(p, CANDIDATES).to_pylist()]
     rejects = [r for part in read_rejects(os.path.join(d, "rejects")) for r in part.to_pylist()]
@@ -35,7 +35,7 @@ def test_official_unime_records_are_read_with_images_carried(tmp_path):
     assert [q["query_text"] for q in queries] == [r["query_text"] for r in official]  # verbatim, tokens kept
     assert [q["query_image"] for q in queries] == [r["query_image"] for r in official]
     assert {q["pos_id"] for q in queries} <= {c["candidate_id"] for c in cands}
-    assert len(list_parts(os.path.join(stage_dir(str(tmp_path / "out"), "ingest"), "queries"))) == 7
+    assert len(list_parts(os.path.join(RunLayout(str(tmp_path / "out")).stage("ingest").path, "queries"))) == 7
 
 
 def test_official_records_whose_images_are_missing_are_rejected(tmp_path):
@@ -120,7 +120,7 @@ def test_a_missing_input_file_is_a_user_error_before_anything_runs(tmp_path, cap
     missing = str(tmp_path / "missing.jsonl")
     assert main(["run", "--output", str(tmp_path / "out"), "--pairs", missing]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"judgemine: input file not found: {missing}"]
-    assert not os.path.exists(stage_dir(str(tmp_path / "out"), "ingest"))
+    assert not os.path.exists(RunLayout(str(tmp_path / "out")).stage("ingest").path)
 
 
 @pytest.mark.parametrize("name,content,message", [
@@ -135,4 +135,4 @@ def test_an_unreadable_input_file_stops_the_run_with_its_name(tmp_path, capsys, 
     assert main(["ingest", "--output", str(tmp_path / "out"), "--pairs", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("judgemine: ingest failed: ") and f"{path}: {message}" in err
-    assert not os.path.exists(stage_dir(str(tmp_path / "out"), "ingest"))  # nothing half-written
+    assert not os.path.exists(RunLayout(str(tmp_path / "out")).stage("ingest").path)  # nothing half-written

@@ -15,10 +15,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import MULTIMODAL, OFFICIAL_EXAMPLE, SAMPLE, write_jsonl
 from ingest_oracle import build_pool, query_chunks
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, part_name, write_table
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.rejects import part_of, write_rejects
 from judgemine.transforms.ingest.pool import RankGroupStarts, line_range, renumber_chunks
 from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, InputFile, ParseInputFile
@@ -109,7 +109,7 @@ def test_shuffled_ingest_writes_what_the_single_pass_wrote(case, tmp_path, image
         ["--direct_num_workers", "1"]
     record = run_one("ingest", settings, PipelineOptions(workers))
     _oracle(settings, str(tmp_path / "oracle"))
-    got, want = _files(stage_dir(settings.output, "ingest")), _files(str(tmp_path / "oracle"))
+    got, want = _files(RunLayout(settings.output).stage("ingest").path), _files(str(tmp_path / "oracle"))
     assert sorted(got) == sorted(want) and got == want
     assert record["counts"]["queries"] > 0 and record["counts"]["candidates"] > 0
     if case == "hostile":
@@ -117,7 +117,7 @@ def test_shuffled_ingest_writes_what_the_single_pass_wrote(case, tmp_path, image
         assert counts["rejected_by_reason"] == {"duplicate_corpus_id": 2, "duplicate_query_id": 2,
                                                 "missing_field": 2}
         assert counts["corpus_in"] == counts["corpus_kept"] + counts["corpus_rejected"]
-        assert len(list_parts(os.path.join(stage_dir(settings.output, "ingest"), "candidates"))) > 10
+        assert len(list_parts(RunLayout(settings.output).stage("ingest").folder("candidates"))) > 10
 
 
 def test_chunks_keep_same_content_queries_together_in_input_order():

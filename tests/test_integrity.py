@@ -14,9 +14,9 @@ import time
 import pytest
 from conftest import run_args, write_jsonl
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import CANDIDATES, QUERIES, SHARDS, list_parts, read_table
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.rejects import read_rejects
 
 GOOD = [{"query_text": f"Question number {i}?", "pos_text": f"Answer number {i}."} for i in range(6)]
@@ -24,7 +24,7 @@ GOOD = [{"query_text": f"Question number {i}?", "pos_text": f"Answer number {i}.
 
 def _ingest(out: str, *args: str) -> tuple[list[dict], list[dict], dict]:
     assert main(["ingest", "--output", out, *args]) == 0
-    d = stage_dir(out, "ingest")
+    d = RunLayout(out).stage("ingest").path
     queries = [r for p in list_parts(os.path.join(d, "queries")) for r in read_table(p, QUERIES).to_pylist()]
     rejects = [r for part in read_rejects(os.path.join(d, "rejects")) for r in part.to_pylist()]
     return queries, rejects, json.load(open(os.path.join(d, "stage.json")))["counts"]
@@ -63,7 +63,7 @@ def test_corpus_rows_are_accounted_and_duplicate_ids_reported(tmp_path):
                                                                               (4, "missing_field")]
     assert (counts["corpus_in"], counts["corpus_kept"], counts["corpus_rejected"]) == (5, 3, 2)
     assert counts["rejected_pairs"] == 0 and counts["pairs_in"] == len(GOOD)
-    cands = [r for p in list_parts(os.path.join(stage_dir(str(tmp_path / "out"), "ingest"), "candidates"))
+    cands = [r for p in list_parts(os.path.join(RunLayout(str(tmp_path / "out")).stage("ingest").path, "candidates"))
              for r in read_table(p, CANDIDATES).to_pylist()]
     assert sum(c["text"].lower().startswith("a document") for c in cands) == 1
 
@@ -159,7 +159,7 @@ def test_a_second_run_is_refused_while_the_first_holds_the_output_then_takes_ove
         assert time.time() - started < 5
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"pid {holder.pid}" in err[0] and "in use by another judgemine run" in err[0]
-        assert not os.path.exists(stage_dir(out, "ingest"))
+        assert not os.path.exists(RunLayout(out).stage("ingest").path)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()

@@ -15,9 +15,9 @@ import pytest
 import torch
 from conftest import ROOT, free_port, run_args, serve_vllm
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import JUDGE_SCORES, list_parts, read_table
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersVLMJudge
 from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge, VLLMOptions
@@ -102,7 +102,7 @@ def test_judge_stage_with_vllm_matches_the_transformers_run(e2e_run, small_pairs
     prefix."""
     out = _copy_and_judge(e2e_run, tmp_path / "vllm", run_args("", small_pairs, tiny_judge), "--judge-backend",
                           "vllm")
-    record = json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))
+    record = json.load(open(RunLayout(out).stage("judge").record))
     assert record["judge_backend"] == "vllm" and 0.5 < record["counts"]["prefix_cache_hit_rate"] <= 1
     _assert_same_scores(e2e_run, out)
 
@@ -113,7 +113,7 @@ def test_judge_stage_with_the_server_backend_from_a_config(e2e_run, small_pairs,
     config.write_text(f"judge_backend: openai\njudge_server_url: {vllm_server}\njudge_concurrency: 8\n")
     out = _copy_and_judge(e2e_run, tmp_path / "openai", ["--config", str(config),
                                                          *run_args("", small_pairs, tiny_judge)])
-    record = json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))
+    record = json.load(open(RunLayout(out).stage("judge").record))
     assert record["judge_backend"] == "openai" and 0 < record["counts"]["prefix_cache_hit_rate"] <= 1
     _assert_same_scores(e2e_run, out)
 
@@ -149,7 +149,7 @@ def test_a_keyed_server_and_its_model_names_share_no_scores(e2e_run, small_pairs
     assert "HTTP 401" in capsys.readouterr().err  # the server refused the request without the key, in one line
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     a, b = judged("a", "judge-a"), judged("b", "judge-b")
-    counts = [json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))["counts"] for out in (a, b)]
+    counts = [json.load(open(RunLayout(out).stage("judge").record))["counts"] for out in (a, b)]
     assert counts[0]["pairs_judged"] > 0 and counts[1]["pairs_cached"] == 0
     assert counts[1]["pairs_judged"] == counts[0]["pairs_judged"]
     for folder in (a, b, cache):
@@ -170,7 +170,7 @@ def _copy_and_judge(source: str, dest, args: list[str], *extra: str) -> str:
 def _assert_same_scores(a: str, b: str) -> None:
     sa, sb = _stage_scores(a), _stage_scores(b)
     assert sa.keys() == sb.keys() and max(abs(sa[k] - sb[k]) for k in sa) < 1e-3
-    record = json.load(open(os.path.join(stage_dir(b, "judge"), "stage.json")))
+    record = json.load(open(RunLayout(b).stage("judge").record))
     counts = record["counts"]  # a fresh cache: every pair went to this backend, once (repeats share a score)
     assert counts["pairs_judged"] + counts["pairs_repeated"] == len(sb) and counts["pairs_cached"] == 0
 
@@ -226,13 +226,13 @@ def test_judge_stages_with_vllm_and_the_server_on_the_multimodal_sample(tmp_path
     served = _copy_and_judge(reference, tmp_path / "openai", common, "--judge-backend", "openai",
                              "--judge-server-url", idefics3_server, "--judge-concurrency", "8")
     for out, backend in ((offline, "vllm"), (served, "openai")):
-        assert json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))["judge_backend"] == backend
+        assert json.load(open(RunLayout(out).stage("judge").record))["judge_backend"] == backend
         _assert_same_scores(reference, out)
 
 
 def _stage_scores(out: str) -> dict:
     return {(r["query_id"], r["candidate_id"], r["is_positive"]): r["score"]
-            for p in list_parts(stage_dir(out, "judge")) for r in read_table(p, JUDGE_SCORES).to_pylist()}
+            for p in list_parts(RunLayout(out).stage("judge").path) for r in read_table(p, JUDGE_SCORES).to_pylist()}
 
 
 class _Flaky(BaseHTTPRequestHandler):

@@ -13,9 +13,9 @@ import time
 import numpy as np
 from conftest import ROOT, run_args
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import JUDGE_SCORES, SCORE_CACHE, list_parts, read_table
+from judgemine.schemas.layout import RunLayout
 
 SLOW_JUDGE = """
 import sys, time
@@ -32,7 +32,7 @@ sys.exit(main(sys.argv[1:]))
 
 def _scores(out: str) -> dict:
     return {(r["query_id"], r["candidate_id"], r["is_positive"]): r["score"]
-            for p in list_parts(stage_dir(out, "judge")) for r in read_table(p, JUDGE_SCORES).to_pylist()}
+            for p in list_parts(RunLayout(out).stage("judge").path) for r in read_table(p, JUDGE_SCORES).to_pylist()}
 
 
 def _cache_keys(out: str) -> list[str]:
@@ -41,7 +41,7 @@ def _cache_keys(out: str) -> list[str]:
 
 
 def _record(out: str) -> dict:
-    return json.load(open(os.path.join(stage_dir(out, "judge"), "stage.json")))
+    return json.load(open(RunLayout(out).stage("judge").record))
 
 
 def test_a_rerun_is_served_from_the_cache(e2e_run, small_pairs, tiny_judge, tmp_path):
@@ -64,7 +64,7 @@ def test_killed_halfway_then_resumed_loses_nothing_and_judges_nothing_twice(e2e_
     out = str(tmp_path / "killed")
     shutil.copytree(e2e_run, out)
     reference = _scores(out)
-    shutil.rmtree(stage_dir(out, "judge"))
+    shutil.rmtree(RunLayout(out).stage("judge").path)
     shutil.rmtree(os.path.join(out, "cache"))
     proc = subprocess.Popen([sys.executable, "-c", SLOW_JUDGE, "judge", *run_args(out, small_pairs, tiny_judge)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -73,7 +73,7 @@ def test_killed_halfway_then_resumed_loses_nothing_and_judges_nothing_twice(e2e_
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not os.path.exists(stage_dir(out, "judge")), "the judge finished before it could be killed"
+    assert not os.path.exists(RunLayout(out).stage("judge").path), "the judge finished before it could be killed"
     judged_before = len(_cache_keys(out))
     assert 0 < judged_before < len(reference)
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from conftest import run_args
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.schemas import JUDGE_SCORES, SHARDS, list_parts, read_table
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends.hf_packed import refusal
 from judgemine.transforms.judge.backends.hf_transformers import (
@@ -126,7 +126,7 @@ def _shards(out: str) -> dict:
 
 def test_a_packed_and_an_unpacked_run_choose_the_same_negatives(e2e_run, small_pairs, tiny_judge, tmp_path):
     """e2e_run judged with the default (prefix); the same run judged with none, then mined again."""
-    packed = json.load(open(os.path.join(stage_dir(e2e_run, "judge"), "stage.json")))["counts"]
+    packed = json.load(open(RunLayout(e2e_run).stage("judge").record))["counts"]
     assert packed["judge_tokens_computed"] * 2 < packed["judge_tokens_plain"]
     out = str(tmp_path / "none")
     shutil.copytree(e2e_run, out)
@@ -135,7 +135,8 @@ def test_a_packed_and_an_unpacked_run_choose_the_same_negatives(e2e_run, small_p
     scores = {}
     for run in (e2e_run, out):
         scores[run] = {(r["query_id"], r["candidate_id"], r["is_positive"]): r["score"]
-                       for p in list_parts(stage_dir(run, "judge")) for r in read_table(p, JUDGE_SCORES).to_pylist()}
+                       for p in list_parts(RunLayout(run).stage("judge").path)
+                       for r in read_table(p, JUDGE_SCORES).to_pylist()}
     assert max(abs(scores[e2e_run][k] - scores[out][k]) for k in scores[out]) < 1e-4
     a, b = _shards(e2e_run), _shards(out)
     assert a.keys() == b.keys()

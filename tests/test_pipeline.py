@@ -8,10 +8,10 @@ import shutil
 import pyarrow.parquet as pq
 from conftest import OFFICIAL_EXAMPLE, run_args
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.pipelines.cli import main
 from judgemine.pipelines.stages import BY_NAME
 from judgemine.schemas import QUERIES, SHARDS, list_parts, read_table
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.rejects import read_rejects
 
 BETA = 0.01
@@ -38,7 +38,7 @@ def test_shards_have_the_schema_and_honour_the_rules(e2e_run):
         schema = pq.read_schema(p)
         assert schema.remove_metadata() == SHARDS.remove_metadata()
         assert schema.metadata[b"judgemine.schema"] == b"shards"
-    queries = {q["query_id"]: q for p in list_parts(os.path.join(stage_dir(e2e_run, "ingest"), "queries"))
+    queries = {q["query_id"]: q for p in list_parts(RunLayout(e2e_run).stage("ingest").folder("queries"))
                for q in read_table(p, QUERIES).to_pylist()}
     rows = _shards(e2e_run)
     assert rows and sum(r["fallback"] for r in rows) < len(rows)
@@ -82,7 +82,7 @@ def test_each_stage_alone_reproduces_the_run_byte_for_byte(e2e_run, small_pairs,
 def test_a_rerun_with_new_mining_settings_reruns_only_mine(e2e_run, small_pairs, tiny_judge, tmp_path):
     out = str(tmp_path / "copy")
     shutil.copytree(e2e_run, out)
-    judge_record = os.path.join(stage_dir(out, "judge"), "stage.json")
+    judge_record = RunLayout(out).stage("judge").record
     before = open(judge_record).read()
     assert main(["run", *run_args(out, small_pairs, tiny_judge, "--beta", "2", "--on-no-negatives", "reject")]) == 0
     assert open(judge_record).read() == before
@@ -120,7 +120,7 @@ def test_separate_worker_processes_give_the_same_shards(e2e_run, small_pairs, ti
     assert main(["run", *args, "--direct_running_mode=multi_processing", "--direct_num_workers=2"]) == 0
     assert _shard_bytes(out) == _shard_bytes(e2e_run)
     for stage in ("judge", "mine"):  # counts from Beam counters, summed over the worker processes
-        counts = [json.load(open(os.path.join(stage_dir(d, stage), "stage.json")))["counts"] for d in (e2e_run, out)]
+        counts = [json.load(open(RunLayout(d).stage(stage).record))["counts"] for d in (e2e_run, out)]
         assert counts[0] == counts[1] and counts[0][("pairs_judged" if stage == "judge" else "retrieved")] > 0
 
 

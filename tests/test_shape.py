@@ -149,11 +149,11 @@ def test_a_new_stage_is_one_declaration_run_by_the_shared_runner(tmp_path):
                 json.dump(sorted(set(names)), f)
 
     def build(p, ctx):
-        chunks = chunks_of("queries", list_parts(os.path.join(ctx.input_dir("ingest"), "queries")))
-        _ = spread_chunks(p, chunks) | "Count" >> beam.ParDo(CountDatasets(ctx.directory))
+        chunks = chunks_of("queries", list_parts(ctx.input("ingest").folder("queries")))
+        _ = spread_chunks(p, chunks) | "Count" >> beam.ParDo(CountDatasets(ctx.folder.path))
 
     def count(ctx, counters):
-        return {"rows": counters["rows"], "chunks": len(os.listdir(ctx.directory))}
+        return {"rows": counters["rows"], "chunks": len(os.listdir(ctx.folder.path))}
 
     stage = Stage("datasets", upstream=("ingest",), build=build, count=count)
     pairs = write_jsonl(str(tmp_path / "defs.jsonl"), head(os.path.join(SAMPLE, "definitions.jsonl"), 30))

@@ -15,6 +15,7 @@ from judgemine.pipelines.ownership import is_ours
 from judgemine.schemas import SHARDS, parquet_file, storage
 from judgemine.schemas.commits import commit_id, committed_shards, read_record
 from judgemine.schemas.io import check_schema, shard_info
+from judgemine.schemas.layout import COMMITTED, RunLayout
 from judgemine.transforms.common.options import NoOptions
 
 NEGATIVE_LISTS = ("neg_ids", "neg_texts", "neg_images", "neg_scores", "neg_ranks", "neg_similarities")
@@ -53,7 +54,6 @@ class Exporter:
         raise NotImplementedError
 
 
-COMMITTED = ("stages", "shards", "rejects", "report", "cache", "manifest.json")  # what a run writes and reads
 
 
 def check_destination(output: str, destination: str) -> str:
@@ -64,7 +64,7 @@ def check_destination(output: str, destination: str) -> str:
         base = output.rstrip("/") + "/"
         if destination.startswith(base) and destination[len(base):].split("/")[0] in COMMITTED:
             raise UserError(f"--to {destination} is inside the run's committed files: export to "
-                            f"{os.path.join(output, 'export')}/ or anywhere outside the run")
+                            f"{RunLayout(output).export}/ or anywhere outside the run")
         return destination
     real = os.path.realpath(destination)
     if os.path.isdir(real):
@@ -77,7 +77,7 @@ def check_destination(output: str, destination: str) -> str:
             inside = os.path.relpath(real, folder).split(os.sep)[0]
             if inside in COMMITTED:
                 raise UserError(f"--to {destination} is inside the run's committed files ({inside} of {folder}): "
-                                f"export to {os.path.join(output, 'export')}/ or anywhere outside a run")
+                                f"export to {RunLayout(output).export}/ or anywhere outside a run")
         parent = os.path.dirname(folder)
         if parent == folder:
             return real

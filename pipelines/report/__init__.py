@@ -2,18 +2,17 @@
 training are spent on it (data.py reads the run, plots.py draws, page.py lays out)."""
 from __future__ import annotations
 
-import os
-
 from judgemine.pipelines.derived import note_derived, run_commit
 from judgemine.pipelines.report.data import read_report_data
 from judgemine.pipelines.report.page import SECTIONS, render
 from judgemine.schemas import storage
+from judgemine.schemas.layout import RunLayout
 
 
 def write_report(output: str, to: str | None = None) -> str:
     """Writes the page whole or not at all (schemas/storage.py: write_text), into the run or at `to` (a run that
     cannot be written: a read-only copy); returns its path."""
-    path = to or os.path.join(output, "report", "index.html")
+    path = to or RunLayout(output).report_page
     commit = run_commit(output)
     storage.write_text(path, render(read_report_data(output)))
     note_derived(output, path, "report", commit)

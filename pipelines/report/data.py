@@ -3,7 +3,6 @@ sample of every retrieved candidate with its judge score, and the rows a person 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from judgemine.pipelines.artifacts import require_stage, stage_dir
+from judgemine.pipelines.artifacts import require_stage
 from judgemine.pipelines.report.sweep import beta_sweep
 from judgemine.schemas import JUDGE_SCORES, RETRIEVAL, SHARDS, list_parts, num_rows, read_table, storage
 from judgemine.schemas.commits import committed_shards
 from judgemine.schemas.io import shard_info
+from judgemine.schemas.layout import RunLayout
 
 NUMERIC = ("pos_score", "neg_scores", "fallback", "dataset", "num_unique_negatives", "num_candidates",
            "num_false_negatives")
@@ -37,7 +37,8 @@ class ReportData:
 def _retrieved_sample(output: str, seed: int) -> tuple[dict[str, np.ndarray], int]:
     """Judge scores of retrieved candidates joined to their retrieval rank and similarity, part by part, each
     part sampled at the same seeded rate so that about SCATTER_POINTS are kept however large the run."""
-    judged, retrieved = list_parts(stage_dir(output, "judge")), list_parts(stage_dir(output, "retrieve"))
+    layout = RunLayout(output)
+    judged, retrieved = list_parts(layout.stage("judge").path), list_parts(layout.stage("retrieve").path)
     total = sum(num_rows(p) for p in retrieved)
     rate = min(1.0, SCATTER_POINTS / max(total, 1))
     rng = np.random.default_rng(seed)
@@ -89,7 +90,7 @@ def _suspicious(paths: list[str], shards: pa.Table) -> list[dict[str, Any]]:
 
 def read_report_data(output: str) -> ReportData:
     require_stage(output, "mine")
-    manifest = json.loads(storage.read_text(os.path.join(output, "manifest.json")))
+    manifest = json.loads(storage.read_text(RunLayout(output).manifest))
     paths, _ = committed_shards(output)
     shards = pa.concat_tables([read_table(p, SHARDS, list(NUMERIC)) for p in paths]) if paths else \
         SHARDS.empty_table().select(list(NUMERIC))

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from judgemine.pipelines.artifacts import stage_dir
 from judgemine.schemas import JUDGE_SCORES, list_parts, read_table
+from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.mine.rule import passes_filter
 
 BETAS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
@@ -27,7 +27,7 @@ def beta_sweep(output: str, m: int, betas: tuple[float, ...] = BETAS) -> list[di
     short = np.zeros(len(betas), np.int64)
     kept_total = np.zeros(len(betas), np.int64)
     queries = judged = 0
-    for path in list_parts(stage_dir(output, "judge")):
+    for path in list_parts(RunLayout(output).stage("judge").path):
         table = read_table(path, JUDGE_SCORES, ["query_id", "is_positive", "score"])
         codes = pc.dictionary_encode(table.column("query_id")).combine_chunks()
         index = codes.indices.to_numpy(zero_copy_only=False)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,7 +10,8 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from judgemine.schemas import CANDIDATES, QUERIES, embeddings_schema, part_name, read_table, write_table
+from judgemine.schemas import CANDIDATES, QUERIES, embeddings_schema, read_table, write_table
+from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.rejects import reject_row
 from judgemine.transforms.common.text import strip_image_tokens
@@ -60,8 +60,8 @@ def _unsupported(side: str, row: dict[str, Any]) -> dict[str, Any]:
 
 
 class WriteEmbeddings(beam.DoFn):
-    def __init__(self, directory: str) -> None:
-        self._dir = directory
+    def __init__(self, folder: StageFolder) -> None:
+        self._folder = folder
         self._vectors = Metrics.counter("judgemine.embed", "vectors_written")
 
     def process(self, batch: EmbeddingBatch) -> None:
@@ -69,7 +69,7 @@ class WriteEmbeddings(beam.DoFn):
         flat = pa.array(batch.vectors.reshape(-1), pa.float32())
         table = pa.table({"id": pa.array(batch.ids, pa.string()),
                           "vector": pa.FixedSizeListArray.from_arrays(flat, dim)})
-        write_table(table, os.path.join(self._dir, batch.chunk.side, part_name(batch.chunk.index)),
+        write_table(table, self._folder.part(batch.chunk.side, batch.chunk.index),
                     embeddings_schema(dim))
         self._vectors.inc(len(batch.ids))
         log.info("embed: %s chunk %d done: %d vectors", batch.chunk.side, batch.chunk.index, len(batch.ids))

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from judgemine.transforms.common.model_kinds import ModelKind
@@ -52,11 +53,11 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class JudgeInputs:
-    """What the judge stage's transform reads and writes: the committed ingest and embed directories, the
-    stage's own (temporary) directory, the judge, and the score cache."""
-    ingest: str
-    embed: str
-    directory: str
+    """What the judge stage's transform reads and writes: the committed ingest and embed folders, the
+    stage's own (temporary) folder, the judge, and the score cache."""
+    ingest: StageFolder
+    embed: StageFolder
+    folder: StageFolder
     spec: JudgeSpec
     cache: str
     identity: str = ""  # the judge's identity the stage uses (JudgeBackend.identity), fixed when it starts

@@ -6,7 +6,6 @@ the exact inner product of the query's and the positive's L2-normalised vectors 
 to each chunk by candidate part (transforms/common/candidates.py): a worker holds a chunk's positives only."""
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,10 +20,10 @@ from judgemine.schemas import (
     JUDGE_SCORES,
     QUERIES,
     RETRIEVAL,
-    part_name,
     read_table,
     write_table,
 )
+from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.common.candidates import PoolLookup, as_bytes, one
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.judge.base import JudgeInputs
@@ -41,22 +40,22 @@ class JudgeBySimilarity(beam.PTransform):
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
         asked = chunks | "AskForPositives" >> beam.ParDo(AskForPositives(self._in.ingest)).with_outputs(
             "ids", main="chunk")
-        positives = asked.ids | "PositiveVectors" >> PoolLookup(os.path.join(self._in.embed, "candidates"),
+        positives = asked.ids | "PositiveVectors" >> PoolLookup(self._in.embed.folder("candidates"),
                                                                  EMBEDDINGS, "id", ["vector"])
         return ({"chunk": asked.chunk, "positives": positives} | "JoinPositives" >> beam.CoGroupByKey()
                 | "ScoreBySimilarity" >> beam.ParDo(ScoreBySimilarity(self._in.ingest, self._in.embed,
-                                                                      self._in.directory)))
+                                                                      self._in.folder)))
 
 
 class AskForPositives(beam.DoFn):
     """A retrieve chunk to its positives' ids (joined with the embed stage's candidate vectors by chunk); the
     chunk passes on."""
 
-    def __init__(self, ingest_dir: str) -> None:
-        self._ingest_dir = ingest_dir
+    def __init__(self, ingest: StageFolder) -> None:
+        self._ingest = ingest
 
     def process(self, chunk: Chunk) -> Iterable[Any]:
-        pos = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES, ["pos_id"])
+        pos = read_table(self._ingest.query_part(chunk.index), QUERIES, ["pos_id"])
         yield chunk.index, chunk
         yield TaggedOutput("ids", (chunk.index, as_bytes(pos.column("pos_id"))))
 
@@ -65,8 +64,8 @@ class ScoreBySimilarity(beam.DoFn):
     """A retrieve chunk to the judge stage's part: per query its positive (s_pos), then its candidates in rank
     order with their retrieval similarity, the same rows the model-judged stage writes."""
 
-    def __init__(self, ingest_dir: str, embed_dir: str, directory: str) -> None:
-        self._ingest_dir, self._embed_dir, self._dir = ingest_dir, embed_dir, directory
+    def __init__(self, ingest: StageFolder, embed: StageFolder, folder: StageFolder) -> None:
+        self._ingest, self._embed, self._folder = ingest, embed, folder
         self._scored = Metrics.counter("judgemine.judge", "pairs_scored_by_similarity")
 
     def process(self, joined: tuple[int, dict[str, list[Any]]]) -> None:
@@ -76,10 +75,10 @@ class ScoreBySimilarity(beam.DoFn):
         pos_row = {cid: i for i, cid in enumerate(positives.column("id").to_pylist())} if positives else {}
         pos_vec = _matrix(positives) if positives else None
         hits = read_table(chunk.path, RETRIEVAL, ["query_id", "candidate_id", "similarity"])
-        queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
+        queries = read_table(self._ingest.query_part(chunk.index), QUERIES,
                              ["query_id", "pos_id"]).to_pylist()
         pos_of = {q["query_id"]: q["pos_id"] for q in queries}
-        qids = read_table(os.path.join(self._embed_dir, "queries", part_name(chunk.index)), EMBEDDINGS)
+        qids = read_table(self._embed.query_part(chunk.index), EMBEDDINGS)
         qvec = _matrix(qids) if qids.num_rows else None
         qrow = {qid: i for i, qid in enumerate(qids.column("id").to_pylist())}
         rows: dict[str, list[Any]] = {"query_id": [], "candidate_id": [], "is_positive": [], "score": []}
@@ -95,7 +94,7 @@ class ScoreBySimilarity(beam.DoFn):
         self._scored.inc(len(rows["score"]))
         table = pa.table({**{k: rows[k] for k in ("query_id", "candidate_id", "is_positive")},
                           "score": pa.array(rows["score"], pa.float32())})
-        write_table(table, os.path.join(self._dir, part_name(chunk.index)), JUDGE_SCORES)
+        write_table(table, self._folder.own_part(chunk.index), JUDGE_SCORES)
 
     @staticmethod
     def _append(rows: dict[str, list[Any]], qid: str, cid: str, positive: bool, score: float) -> None:

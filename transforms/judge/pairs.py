@@ -4,7 +4,6 @@ cache (joined to it by chunk, transforms/common/candidates.py and score_cache.py
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +13,8 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
-from judgemine.schemas import JUDGE_SCORES, QUERIES, RETRIEVAL, part_name, read_table, write_table
+from judgemine.schemas import JUDGE_SCORES, QUERIES, RETRIEVAL, read_table, write_table
+from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.common.candidates import as_bytes, one, sides_of
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.sides import Side
@@ -25,10 +25,10 @@ NAMESPACE = "judgemine.judge"
 log = logging.getLogger(__name__)
 
 
-def _chunk_rows(ingest_dir: str, chunk: Chunk) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+def _chunk_rows(ingest: StageFolder, chunk: Chunk) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     hits = read_table(chunk.path, RETRIEVAL, ["query_id", "candidate_id"]).to_pylist()
     queries = {q["query_id"]: q for q in read_table(
-        os.path.join(ingest_dir, "queries", part_name(chunk.index)), QUERIES,
+        ingest.query_part(chunk.index), QUERIES,
         ["query_id", "query_text", "query_image", "query_payload", "pos_id", "pos_text", "pos_image", "pos_payload"]
     ).to_pylist()}
     return hits, queries
@@ -57,8 +57,8 @@ def chunk_keys(hits: list[dict[str, Any]], queries: dict[str, dict[str, Any]], p
 class AskForChunk(beam.DoFn):
     """A retrieve chunk to its candidates' ids, keyed by the chunk, for the pool join; the chunk passes on."""
 
-    def __init__(self, ingest_dir: str) -> None:
-        self._ingest_dir = ingest_dir
+    def __init__(self, ingest: StageFolder) -> None:
+        self._ingest = ingest
 
     def process(self, chunk: Chunk) -> Iterable[Any]:
         hits = read_table(chunk.path, RETRIEVAL, ["candidate_id"])
@@ -70,14 +70,14 @@ class KeyChunkPairs(beam.DoFn):
     """A chunk and its candidates' pool rows (joined to it by chunk) to its pairs' cache keys, which go on to the
     score cache join; the chunk and its candidates pass on beside them."""
 
-    def __init__(self, ingest_dir: str, judge_id: str, prompt_id: str) -> None:
-        self._ingest_dir, self._judge_id, self._prompt_id = ingest_dir, judge_id, prompt_id
+    def __init__(self, ingest: StageFolder, judge_id: str, prompt_id: str) -> None:
+        self._ingest, self._judge_id, self._prompt_id = ingest, judge_id, prompt_id
 
     def process(self, joined: tuple[int, dict[str, list[Any]]]) -> Iterable[Any]:
         index, sides = joined
         chunk = one(sides["chunk"])
         tables = list(sides["sides"])
-        hits, queries = _chunk_rows(self._ingest_dir, chunk)
+        hits, queries = _chunk_rows(self._ingest, chunk)
         payloads = {cid: p for t in tables for cid, p in zip(t.column("candidate_id").to_pylist(),
                                                              t.column("payload").to_pylist())}
         keys = chunk_keys(hits, queries, payloads, self._judge_id, self._prompt_id)
@@ -89,8 +89,8 @@ class BuildJudgeRequests(beam.DoFn):
     """A chunk, its candidates' sides and its cached scores (joined to it by chunk) to the pairs to judge.
     Pairs whose score is in the cache are filled in here and never reach the model."""
 
-    def __init__(self, ingest_dir: str) -> None:
-        self._ingest_dir = ingest_dir
+    def __init__(self, ingest: StageFolder) -> None:
+        self._ingest = ingest
         self._cached = Metrics.counter(NAMESPACE, "pairs_cached")
         self._todo = Metrics.counter(NAMESPACE, "pairs_to_judge")
         self._repeated = Metrics.counter(NAMESPACE, "pairs_repeated")
@@ -100,7 +100,7 @@ class BuildJudgeRequests(beam.DoFn):
         chunk, tables, keys = one(sides["pairs"])
         pool = sides_of(tables)
         cached: dict[str, float] = {k: v for found in sides["cached"] for k, v in found.items()}
-        hits, queries = _chunk_rows(self._ingest_dir, chunk)
+        hits, queries = _chunk_rows(self._ingest, chunk)
         req = JudgeRequest(index)
         asked: dict[str, int] = {}  # key -> its index in req.todo
         for (q, cid, positive), key in zip(chunk_pairs(hits, queries), keys):
@@ -128,8 +128,8 @@ class WriteScores(beam.DoFn):
     nothing, the rerun finds the scores in the cache. The backend's counters (vLLM's prefix-cache tokens)
     become Beam counters of the same names."""
 
-    def __init__(self, directory: str, cache_dir: str, reports: tuple[str, ...]) -> None:
-        self._dir, self._cache_dir = directory, cache_dir
+    def __init__(self, folder: StageFolder, cache_dir: str, reports: tuple[str, ...]) -> None:
+        self._folder, self._cache_dir = folder, cache_dir
         self._judged = Metrics.counter(NAMESPACE, "pairs_judged")
         self._too_long = Metrics.counter(NAMESPACE, "pairs_too_long")
         self._reports = {name: Metrics.counter(NAMESPACE, name) for name in reports}
@@ -152,7 +152,7 @@ class WriteScores(beam.DoFn):
             counter.inc(int(result.counters.get(name, 0)))
         table = pa.table({"query_id": r.query_ids, "candidate_id": r.candidate_ids, "is_positive": r.is_positive,
                           "score": pa.array(scores, pa.float32())})
-        write_table(table, os.path.join(self._dir, part_name(r.chunk_index)), JUDGE_SCORES)
+        write_table(table, self._folder.own_part(r.chunk_index), JUDGE_SCORES)
         log.info("judge: chunk %d done: %d pairs = %d judged + %d from the cache + %d repeats of a pair judged in "
                  "this chunk", r.chunk_index, len(r.query_ids), len(r.todo),
                  len(r.query_ids) - len(r.todo) - len(r.repeats), len(r.repeats))

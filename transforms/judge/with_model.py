@@ -3,8 +3,6 @@ images looked up by part, the score cache consulted, the rest scored through Run
 written (and cached). The transform a JudgeBackend's `judging()` names (transforms/judge/base.py)."""
 from __future__ import annotations
 
-import os
-
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
@@ -25,7 +23,7 @@ class JudgeWithModel(beam.PTransform):
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
         spec, ingest = self._in.spec, self._in.ingest
         asked = chunks | "AskForChunk" >> beam.ParDo(AskForChunk(ingest)).with_outputs("ids", main="chunk")
-        sides = asked.ids | "CandidateSides" >> PoolLookup(os.path.join(ingest, "candidates"), CANDIDATES,
+        sides = asked.ids | "CandidateSides" >> PoolLookup(ingest.folder("candidates"), CANDIDATES,
                                                             "candidate_id", ["text", "image", "payload"])
         keyed = ({"chunk": asked.chunk, "sides": sides}
                  | "JoinCandidates" >> beam.CoGroupByKey()
@@ -36,5 +34,5 @@ class JudgeWithModel(beam.PTransform):
                 | "JoinCached" >> beam.CoGroupByKey()
                 | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ingest))
                 | "Judge" >> RunInference(JudgeHandler(spec, self._in.identity))
-                | "WriteScores" >> beam.ParDo(WriteScores(self._in.directory, self._in.cache,
+                | "WriteScores" >> beam.ParDo(WriteScores(self._in.folder, self._in.cache,
                                                           JUDGES.get(spec.backend).capabilities.reports)))

@@ -21,12 +21,12 @@ from judgemine.schemas import (
     QUERIES,
     RETRIEVAL,
     SHARDS,
-    part_name,
     read_table,
     shard_metadata,
     shard_name,
     write_table,
 )
+from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.common.candidates import as_bytes, one, sides_of
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.rejects import reject_row
@@ -67,11 +67,11 @@ class AskForCandidates(beam.DoFn):
     """A query chunk to its retrieved candidates' ids (joined with the pool's texts and images by chunk); the
     chunk passes on."""
 
-    def __init__(self, retrieve_dir: str) -> None:
-        self._dir = retrieve_dir
+    def __init__(self, retrieve: StageFolder) -> None:
+        self._retrieve = retrieve
 
     def process(self, chunk: Chunk) -> Iterable[Any]:
-        hits = read_table(os.path.join(self._dir, part_name(chunk.index)), RETRIEVAL, ["candidate_id"])
+        hits = read_table(self._retrieve.query_part(chunk.index), RETRIEVAL, ["candidate_id"])
         yield chunk.index, chunk
         yield beam.pvalue.TaggedOutput("ids", (chunk.index, as_bytes(hits.column("candidate_id"))))
 
@@ -80,9 +80,9 @@ class MineChunk(beam.DoFn):
     """One chunk of queries (with its candidates' sides, joined by chunk) to one shard; queries the rule cannot
     serve go to the rejects output."""
 
-    def __init__(self, stage_dirs: dict[str, str], shards_dir: str, num_shards: int, rule: MiningRule,
+    def __init__(self, stages: dict[str, StageFolder], shards_dir: str, num_shards: int, rule: MiningRule,
                  image_root: str) -> None:
-        self._dirs, self._shards_dir, self._num_shards, self._rule = stage_dirs, shards_dir, num_shards, rule
+        self._stages, self._shards_dir, self._num_shards, self._rule = stages, shards_dir, num_shards, rule
         self._image_root = image_root
         self._fallback = Metrics.counter("judgemine.mine", "fallback_rows")
         self._filtered = Metrics.counter("judgemine.mine", "false_negatives_filtered")
@@ -92,9 +92,8 @@ class MineChunk(beam.DoFn):
         self._skipped = {name: Metrics.counter("judgemine.mine", f"skipped_{name}") for name in FILTERS}
 
     def _read(self, stage: str, chunk: Chunk, schema: pa.Schema) -> pa.Table:
-        """Chunk `chunk.index` of a stage's part files (ingest's queries live in its queries/ folder)."""
-        folder = self._dirs[stage] if stage != "ingest" else os.path.join(self._dirs[stage], "queries")
-        return read_table(os.path.join(folder, part_name(chunk.index)), schema)
+        """Chunk `chunk.index` of a stage's part files."""
+        return read_table(self._stages[stage].query_part(chunk.index), schema)
 
     def process(self, joined: tuple[int, dict[str, list[Any]]]) -> Iterable[Any]:
         chunk, pool = one(joined[1]["chunk"]), sides_of(joined[1]["sides"])

@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 BUILD_INFO = "build.json"
 
 
-def shard_dir(directory: str, shard: int) -> str:
-    return os.path.join(directory, f"shard-{shard:05d}")
-
-
 def shard_rows(counts: Sequence[int], shard: int, shards: int) -> tuple[int, int]:
     """Shard `shard`'s [start, end) over the pool's rows in part-file order: contiguous, sizes within one."""
     total = sum(counts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,7 +17,8 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, num_rows, part_name, read_table, write_table
+from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, num_rows, read_table, write_table
+from judgemine.schemas.layout import StageFolder
 from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.retrieve.faiss_index import (
@@ -26,7 +26,6 @@ from judgemine.transforms.retrieve.faiss_index import (
     build_index,
     read_vectors,
     save_index,
-    shard_dir,
     shard_rows,
 )
 
@@ -36,12 +35,13 @@ log = logging.getLogger(__name__)
 class BuildIndexShard(beam.DoFn):
     """Shard s of n: its contiguous slice of the candidate vectors, indexed and written to shard-s/."""
 
-    def __init__(self, embed_dir: str, directory: str, factory: str, shards: int, seed: int, train_size: int) -> None:
-        self._embed_dir, self._dir, self._factory = embed_dir, directory, factory
+    def __init__(self, embed: StageFolder, folder: StageFolder, factory: str, shards: int, seed: int,
+                 train_size: int) -> None:
+        self._embed, self._folder, self._factory = embed, folder, factory
         self._shards, self._seed, self._train_size = shards, seed, train_size
 
     def process(self, shard: int) -> Iterable[int]:
-        parts = list_parts(os.path.join(self._embed_dir, "candidates"))
+        parts = list_parts(self._embed.folder("candidates"))
         rows = shard_rows([num_rows(p) for p in parts], shard, self._shards)
         ids, vectors = read_vectors(parts, rows)
         if not ids:
@@ -51,8 +51,8 @@ class BuildIndexShard(beam.DoFn):
                              f"index shard {shard} of {self._shards} is empty: the candidate pool has {pool} vectors, "
                              f"fewer than --index-shards {self._shards}")
         index, info = build_index(vectors, self._factory, self._seed + shard, self._train_size)
-        save_index(index, ids, shard_dir(self._dir, shard), {**info, "shard": shard, "shards": self._shards,
-                                                            "rows": list(rows)})
+        save_index(index, ids, self._folder.index_shard(shard), {**info, "shard": shard, "shards": self._shards,
+                                                                "rows": list(rows)})
         log.info("index: shard %d of %d: %d vectors, %s, trained on %d", shard + 1, self._shards, len(ids),
                  self._factory, info["trained_on"])
         yield len(ids)
@@ -68,10 +68,10 @@ Searched = tuple[CandidateIndex, np.ndarray, np.ndarray]
 
 @dataclass(frozen=True)
 class SearchSpec:
-    """What a search reads and how it searches: the committed index and ingest directories, K, the near-duplicate
+    """What a search reads and how it searches: the committed index and ingest folders, K, the near-duplicate
     cut delta (<= 0: off), the IVF/HNSW breadths (0: automatic) or a raw FAISS ParameterSpace string, and where."""
-    index_dir: str
-    ingest_dir: str
+    index: StageFolder
+    ingest: StageFolder
     k: int
     delta: float = 0.0
     nprobe: int = 0
@@ -88,7 +88,7 @@ class SearchShard(beam.DoFn):
     once-per-worker load, the rest being reading, writing and Beam."""
 
     def __init__(self, spec: SearchSpec, shared: Shared) -> None:
-        self._index_dir, self._ingest_dir = spec.index_dir, spec.ingest_dir
+        self._index_folder, self._ingest = spec.index, spec.ingest
         self._k, self._delta, self._nprobe, self._ef = spec.k, spec.delta, spec.nprobe, spec.ef_search
         self._params, self._device, self._shared = spec.search_params, spec.device, shared
         self._indexes: dict[int, CandidateIndex] = {}
@@ -97,7 +97,7 @@ class SearchShard(beam.DoFn):
 
     def _index(self, shard: int) -> CandidateIndex:
         if shard not in self._indexes:
-            path = shard_dir(self._index_dir, shard)
+            path = self._index_folder.index_shard(shard)
 
             def load() -> CandidateIndex:
                 started = time.perf_counter()
@@ -116,7 +116,7 @@ class SearchShard(beam.DoFn):
         ids, vectors = read_vectors([chunk.path])
         if not ids:
             return ids, vectors, None
-        queries = read_table(os.path.join(self._ingest_dir, "queries", part_name(chunk.index)), QUERIES,
+        queries = read_table(self._ingest.part("queries", chunk.index), QUERIES,
                              ["query_id", "excluded_ids"])
         at = pc.index_in(pa.array(ids, pa.string()), queries.column("query_id"))
         if at.null_count:
@@ -162,8 +162,8 @@ def merge_shards(parts: Iterable[Found], k: int) -> tuple[list[str], pa.Array, n
 class PartWriter:
     """Writes a query chunk's merged top-K to its part file, its query counts in the file's metadata."""
 
-    def __init__(self, directory: str, k: int) -> None:
-        self._dir, self._k = directory, k
+    def __init__(self, folder: StageFolder, k: int) -> None:
+        self._folder, self._k = folder, k
         self._short = Metrics.counter("judgemine.retrieve", "queries_short_of_k")
         self._queries = Metrics.counter("judgemine.retrieve", "queries")
 
@@ -181,7 +181,7 @@ class PartWriter:
         columns = {"query_id": pa.array(ids, pa.string()).take(pa.array(q)), "candidate_id": names,
                    "rank": rank.astype(np.int32), "similarity": similarity}
         short = int((hits < self._k).sum())
-        write_table(pa.table(columns, schema=RETRIEVAL), os.path.join(self._dir, part_name(index)), RETRIEVAL,
+        write_table(pa.table(columns, schema=RETRIEVAL), self._folder.own_part(index), RETRIEVAL,
                     {QUERIES_KEY: str(len(ids)), SHORT_OF_K_KEY: str(short),
                      WITHOUT_CANDIDATES_KEY: str(int((hits == 0).sum()))})
         return len(ids), short
@@ -203,9 +203,9 @@ class SearchAndWrite(SearchShard):
     its bundle); the one write thread runs writes in order, so a failed bundle's leftover write never races
     its retry on the same part."""
 
-    def __init__(self, directory: str, spec: SearchSpec, shared: Shared) -> None:
+    def __init__(self, folder: StageFolder, spec: SearchSpec, shared: Shared) -> None:
         super().__init__(spec, shared)
-        self._writer = PartWriter(directory, self._k)
+        self._writer = PartWriter(folder, self._k)
         self._pool: ThreadPoolExecutor | None = None
         self._writing: Future[tuple[int, int]] | None = None
 
@@ -244,8 +244,8 @@ class SearchAndWrite(SearchShard):
 class WriteRetrieval(beam.DoFn):
     """Several index shards: a query chunk's per-shard results, grouped, merged and written."""
 
-    def __init__(self, directory: str, k: int, shards: int) -> None:
-        self._writer, self._shards = PartWriter(directory, k), shards
+    def __init__(self, folder: StageFolder, k: int, shards: int) -> None:
+        self._writer, self._shards = PartWriter(folder, k), shards
 
     def process(self, keyed: tuple[int, Iterable[Found]]) -> Iterable[int]:
         index, parts = keyed
