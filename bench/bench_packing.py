@@ -27,10 +27,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from bench.bench_judge import image_settings, pairs_of, text_settings
 from bench.harness import save
-from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.run.runner import run_one
 from judgemine.testing.tiny_models import MID, build_tiny_judge, build_tiny_qwen2_vl
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends.hf_transformers import Packing, TransformersOptions
+from judgemine.transforms.judge.backends.transformers import Packing, TransformersOptions
 
 ROUNDS = 3
 QUERIES = {"text": 8, "images": 2, "image-text": 4}
@@ -70,7 +70,7 @@ def measure(job: str, packing: str, budget: int) -> dict:
     import numpy as np
     import torch
 
-    from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+    from judgemine.transforms.judge.backends.transformers import TransformersJudge
     from judgemine.transforms.judge.base import JudgeModel
     spec = json.loads(job)
     with open(spec["pairs"], encoding="utf-8") as f:

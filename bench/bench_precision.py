@@ -36,7 +36,7 @@ class Fp32Head(torch.nn.Module):
 
 
 def judge_for(variant: str) -> Any:
-    from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+    from judgemine.transforms.judge.backends.transformers import TransformersJudge
     from judgemine.transforms.judge.base import JudgeModel
     judge = TransformersJudge(JudgeModel(JUDGE, "float32" if variant == "float32" else "bfloat16", "cpu"),
                               TransformersJudge.Options())

@@ -50,8 +50,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from bench.bench_search_pairs import paired, timed
 from bench.harness import save
-from judgemine.pipelines.artifacts import published_files, write_json
-from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.run.artifacts import published_files, write_json
+from judgemine.pipelines.run.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import (
     INDEX_IDS,

@@ -20,7 +20,7 @@ import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from bench.harness import save
-from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.run.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.transforms.ingest.readers import read_rows
 from judgemine.transforms.retrieve.faiss_index import read_vectors

@@ -68,7 +68,7 @@ def raw(out: str) -> None:
 
 def ours(out: str) -> None:
     from judgemine.transforms.common.sides import Side
-    from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge, VLLMOptions
+    from judgemine.transforms.judge.backends.vllm import VLLMJudge, VLLMOptions
     from judgemine.transforms.judge.base import JudgeModel
     queries, candidates = pairs()
     judge = VLLMJudge(JudgeModel(JUDGE), VLLMOptions())

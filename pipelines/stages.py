@@ -1,9 +1,12 @@
-"""The stage table: every stage in run order. `judgemine run`, the per-stage commands, `status` and the
-manifest read it; adding a stage = its module (a `STAGE` declaration, pipelines/stage.py) + one row here."""
+"""The stages of the table (pipelines/table.py), loaded from their folders in run order. `judgemine run`, the
+per-stage commands, `status` and the manifest read them."""
 from __future__ import annotations
 
-from judgemine.pipelines import embed, index, ingest, judge, mine, retrieve
-from judgemine.pipelines.stage import Stage
+import importlib
 
-STAGES: tuple[Stage, ...] = (ingest.STAGE, embed.STAGE, index.STAGE, retrieve.STAGE, judge.STAGE, mine.STAGE)
+from judgemine.pipelines.run.stage import Stage
+from judgemine.pipelines.table import STAGE_NAMES
+
+STAGES: tuple[Stage, ...] = tuple(importlib.import_module(f"judgemine.pipelines.{name}.stage").STAGE
+                                  for name in STAGE_NAMES)
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}

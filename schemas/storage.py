@@ -1,7 +1,7 @@
 """Paths of a run on any filesystem Beam knows: the local disk through os calls (renames, flock: what the
 commit and the lock rely on there), object stores (s3://, gs://) through Beam's FileSystems, which have no
 directories, no rename and no append: a "folder" is a key prefix, a move is a copy and a delete, and an object
-appears whole when its upload completes (pipelines/commit.py builds the commit on that).
+appears whole when its upload completes (pipelines/run/commit.py builds the commit on that).
 
 Beam is imported where it is used: a trainer reading shards imports schemas/ without it."""
 from __future__ import annotations

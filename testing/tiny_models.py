@@ -273,7 +273,7 @@ BUILDERS = {"judge": build_tiny_judge, "qwen2-vl": build_tiny_qwen2_vl, "idefics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`judgemine build-tiny-judge`'s flags (pipelines/cli.py puts them on its subcommand)."""
+    """`judgemine build-tiny-judge`'s flags (pipelines/cli/parser.py puts them on its subcommand)."""
     parser.add_argument("--output", required=True, help="the model folder to write")
     parser.add_argument("--kind", choices=sorted(BUILDERS), default="judge",
                         help="judge: text chat LM; qwen2-vl: VLM judge / VLM2Vec embedder; idefics3: VLM judge "

@@ -29,6 +29,17 @@ def head(path: str, n: int) -> list[dict]:
         return [json.loads(line) for line in f][:n]
 
 
+# Fixtures that build models or run pipelines: a test using one is slow (`make test-fast` leaves it out).
+SLOW_FIXTURES = {"tiny_judge", "tiny_clip", "tiny_vlm", "tiny_idefics3", "image_root", "small_pairs", "e2e_run",
+                 "image_run", "prov_pairs", "similarity_run", "run_copy"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_judge(tmp_path_factory) -> str:
     from judgemine.testing.tiny_models import build_tiny_judge
@@ -98,7 +109,7 @@ def run_args(output: str, pairs: list[str], judge: str, *extra: str) -> list[str
 
 @pytest.fixture(scope="session")
 def e2e_run(tmp_path_factory, small_pairs, tiny_judge) -> str:
-    from judgemine.pipelines.cli import main
+    from judgemine.pipelines.cli.parser import main
     out = str(tmp_path_factory.mktemp("run") / "out")
     assert main(["run", *run_args(out, small_pairs, tiny_judge)]) == 0
     return out
@@ -107,7 +118,7 @@ def e2e_run(tmp_path_factory, small_pairs, tiny_judge) -> str:
 @pytest.fixture(scope="session")
 def image_run(tmp_path_factory, tiny_clip, tiny_vlm, image_root) -> str:
     """The multimodal sample (examples/demo_images.yaml) mined with the tiny CLIP and Qwen2-VL."""
-    from judgemine.pipelines.cli import main
+    from judgemine.pipelines.cli.parser import main
     out = str(tmp_path_factory.mktemp("mm") / "out")
     args = ["--config", os.path.join(ROOT, "examples", "demo_images.yaml"), "--output", out, "--image-root",
             image_root, "--embed-model", tiny_clip, "--judge-model", tiny_vlm, "--direct_num_workers", "1"]

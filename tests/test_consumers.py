@@ -17,7 +17,7 @@ from conftest import ROOT, head
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.schemas import SHARDS, list_parts, read_table
 from judgemine.schemas.objective import alignment_loss
 from judgemine.schemas.shard_dataset import ShardDataset, collate_shards
@@ -184,7 +184,7 @@ class _Page(HTMLParser):
 
 @pytest.mark.parametrize("run", ["e2e_run", "image_run"])
 def test_the_report_has_every_section_and_its_images_decode(run, request):
-    from judgemine.pipelines.report import SECTIONS
+    from judgemine.pipelines.outputs.report import SECTIONS
     out = request.getfixturevalue(run)
     page = _Page()
     page.feed(open(os.path.join(out, "report", "index.html"), encoding="utf-8").read())  # written by `run`
@@ -199,7 +199,7 @@ def test_the_report_has_every_section_and_its_images_decode(run, request):
 
 
 def test_the_report_answers_can_i_train_on_this_first_in_human_numbers(e2e_run):
-    from judgemine.pipelines.health import findings, verdict
+    from judgemine.pipelines.outputs.health import findings, verdict
     from judgemine.pipelines.stages import STAGES
     text = open(os.path.join(e2e_run, "report", "index.html"), encoding="utf-8").read()
     manifest = json.load(open(os.path.join(e2e_run, "manifest.json")))
@@ -217,7 +217,7 @@ def test_the_report_answers_can_i_train_on_this_first_in_human_numbers(e2e_run):
 def test_score_histograms_normalise_each_group_to_its_own_share(monkeypatch):
     import matplotlib.axes
 
-    from judgemine.pipelines.report import plots
+    from judgemine.pipelines.outputs.report import plots
     sums: list[float] = []
     real = matplotlib.axes.Axes.hist
     monkeypatch.setattr(matplotlib.axes.Axes, "hist",
@@ -230,7 +230,7 @@ def test_score_histograms_normalise_each_group_to_its_own_share(monkeypatch):
 def test_the_beta_sweep_at_the_runs_beta_is_what_the_mine_stage_did(run, request):
     """The sweep recomputes the margin from the judge parts alone; at the run's own beta (the margin its only
     filter) it must remove, empty and shorten exactly what the mine stage counted."""
-    from judgemine.pipelines.report.sweep import beta_sweep
+    from judgemine.pipelines.outputs.report.sweep import beta_sweep
     out = request.getfixturevalue(run)
     manifest = json.load(open(os.path.join(out, "manifest.json")))
     rule = manifest["mining"]["rule"]

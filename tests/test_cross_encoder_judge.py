@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import MULTIMODAL, SAMPLE, head, run_args
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.transforms.common.options import NoOptions
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends import load_judge

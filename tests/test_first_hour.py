@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import write_jsonl
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.pipelines.settings import Settings
 from judgemine.transforms.common.model_kinds import folder_kind
 from judgemine.transforms.ingest.layouts import LAYOUTS

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from conftest import run_args
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, read_table
 
 

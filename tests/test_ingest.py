@@ -8,7 +8,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import OFFICIAL_EXAMPLE, write_jsonl
 
-from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.run.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, read_table
 from judgemine.schemas.layout import RunLayout
@@ -27,6 +27,7 @@ def _ingest(tmp_path, pairs, corpus=(), **kw):
     return record, queries, cands, rejects
 
 
+@pytest.mark.slow
 def test_official_unime_records_are_read_with_images_carried(tmp_path):
     record, queries, cands, rejects = _ingest(tmp_path, [OFFICIAL_EXAMPLE], skip_image_check=True)
     with open(OFFICIAL_EXAMPLE, encoding="utf-8") as f:
@@ -101,6 +102,7 @@ def test_candidates_dedup_case_and_space_and_corpus_joins(tmp_path):
     assert [r["reason"] for r in rejects] == ["missing_field: text"] and record["counts"]["rejected_pairs"] == 0
 
 
+@pytest.mark.slow
 def test_a_query_with_several_positives_excludes_all_of_them_and_itself(tmp_path):
     pairs = write_jsonl(str(tmp_path / "pairs.jsonl"), [
         {"query_text": "A fast animal", "query_image": "cheetah.jpg", "pos_text": "cheetah"},
@@ -116,7 +118,7 @@ def test_a_query_with_several_positives_excludes_all_of_them_and_itself(tmp_path
 
 
 def test_a_missing_input_file_is_a_user_error_before_anything_runs(tmp_path, capsys):
-    from judgemine.pipelines.cli import main
+    from judgemine.pipelines.cli.parser import main
     missing = str(tmp_path / "missing.jsonl")
     assert main(["run", "--output", str(tmp_path / "out"), "--pairs", missing]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"judgemine: input file not found: {missing}"]
@@ -129,7 +131,7 @@ def test_a_missing_input_file_is_a_user_error_before_anything_runs(tmp_path, cap
     ("latin1.json", b'[{"query_text": "caf\xe9", "pos_text": "x"}]', "not UTF-8 text"),
 ])
 def test_an_unreadable_input_file_stops_the_run_with_its_name(tmp_path, capsys, name, content, message):
-    from judgemine.pipelines.cli import main
+    from judgemine.pipelines.cli.parser import main
     path = tmp_path / name
     path.write_bytes(content)
     assert main(["ingest", "--output", str(tmp_path / "out"), "--pairs", str(path)]) == 1

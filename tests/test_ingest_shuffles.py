@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import MULTIMODAL, OFFICIAL_EXAMPLE, SAMPLE, write_jsonl
 from ingest_oracle import build_pool, query_chunks
 
-from judgemine.pipelines.runner import run_one
+from judgemine.pipelines.run.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, part_name, write_table
 from judgemine.schemas.layout import RunLayout
@@ -102,6 +102,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_shuffled_ingest_writes_what_the_single_pass_wrote(case, tmp_path, image_root):
     settings = Settings(output=str(tmp_path / "out"), **CASES[case](tmp_path, image_root))

@@ -14,7 +14,7 @@ import time
 import pytest
 from conftest import run_args, write_jsonl
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.schemas import CANDIDATES, QUERIES, SHARDS, list_parts, read_table
 from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.rejects import read_rejects
@@ -30,6 +30,7 @@ def _ingest(out: str, *args: str) -> tuple[list[dict], list[dict], dict]:
     return queries, rejects, json.load(open(os.path.join(d, "stage.json")))["counts"]
 
 
+@pytest.mark.slow
 def test_hostile_rows_become_rejects_with_their_raw_text(tmp_path):
     lines = [b"\xef\xbb\xbf" + json.dumps(GOOD[0]).encode(),  # a byte-order mark before the first row
              b'{"query_text": "lone \\ud800 surrogate", "pos_text": "x"}',
@@ -52,6 +53,7 @@ def test_hostile_rows_become_rejects_with_their_raw_text(tmp_path):
     assert counts["pairs_in"] == len(lines) == len(queries) + len(rejects)
 
 
+@pytest.mark.slow
 def test_corpus_rows_are_accounted_and_duplicate_ids_reported(tmp_path):
     pairs = write_jsonl(str(tmp_path / "pairs.jsonl"), GOOD)
     corpus = write_jsonl(str(tmp_path / "corpus.jsonl"), [
@@ -74,6 +76,7 @@ def _png(path: str) -> str:
     return path
 
 
+@pytest.mark.slow
 def test_the_image_root_is_a_boundary(tmp_path):
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "sub").mkdir(parents=True)
@@ -99,6 +102,7 @@ def test_the_image_root_is_a_boundary(tmp_path):
     assert got == images
 
 
+@pytest.mark.slow
 def test_without_a_root_special_files_are_refused_unread(tmp_path):
     pairs = write_jsonl(str(tmp_path / "pairs.jsonl"), [{"query_text": "q", "query_image": "/dev/zero",
                                                          "pos_text": "p"}, *GOOD])
@@ -141,13 +145,14 @@ def test_a_damaged_stage_is_reported_and_rebuilt(e2e_run, small_pairs, tiny_judg
 
 HOLD = """
 import sys, time
-from judgemine.pipelines.lock import run_lock
+from judgemine.pipelines.run.lock import run_lock
 with run_lock(sys.argv[1], "run"):
     print("held", flush=True)
     time.sleep(600)
 """
 
 
+@pytest.mark.slow
 def test_a_second_run_is_refused_while_the_first_holds_the_output_then_takes_over(tmp_path, capsys):
     out = str(tmp_path / "out")
     pairs = write_jsonl(str(tmp_path / "pairs.jsonl"), GOOD)
@@ -166,6 +171,7 @@ def test_a_second_run_is_refused_while_the_first_holds_the_output_then_takes_ove
     assert main(["ingest", "--output", out, "--pairs", pairs]) == 0  # a dead holder's lock is taken over
 
 
+@pytest.mark.slow
 def test_leftovers_of_killed_runs_are_removed(tmp_path):
     out = tmp_path / "out"
     left = [out / "shards.tmp-4242", out / "stages" / "judge.tmp-77", out / "stages" / "mine.old-9",
@@ -190,7 +196,7 @@ def test_a_prompt_longer_than_the_judge_context_is_refused_not_a_crash(tiny_judg
     import numpy as np
 
     from judgemine.transforms.common.sides import Side
-    from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
+    from judgemine.transforms.judge.backends.transformers import TransformersJudge, TransformersOptions
     from judgemine.transforms.judge.base import JudgeModel
     judge = TransformersJudge(JudgeModel(tiny_judge), TransformersOptions(judge_packing=packing))
     long = Side("word " * 3000)  # under the ingest limit, over the tiny judge's 2048 positions

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
+from judgemine.transforms.judge.backends.transformers import TransformersJudge, TransformersOptions
 from judgemine.transforms.judge.base import JudgeModel
 from judgemine.transforms.judge.prompt import INSTRUCTION, user_parts, user_text
 

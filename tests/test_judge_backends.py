@@ -15,13 +15,13 @@ import pytest
 import torch
 from conftest import ROOT, free_port, run_args, serve_vllm
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.schemas import JUDGE_SCORES, list_parts, read_table
 from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersVLMJudge
-from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge, VLLMOptions
-from judgemine.transforms.judge.backends.vllm_server import JudgeServerError, OpenAIServerJudge, ServerOptions
+from judgemine.transforms.judge.backends.openai import JudgeServerError, OpenAIServerJudge, ServerOptions
+from judgemine.transforms.judge.backends.transformers import TransformersJudge, TransformersVLMJudge
+from judgemine.transforms.judge.backends.vllm import VLLMJudge, VLLMOptions
 from judgemine.transforms.judge.base import JudgeModel
 
 QUERIES = ["Define the word: big", "What is the capital of Kenya?", "The cat is sleeping on the sofa."]
@@ -309,13 +309,13 @@ def test_connection_refused_is_reported_at_once(tiny_judge):
 
 def test_a_server_that_never_answers_stops_at_the_deadline_saying_what_is_left(tiny_judge, caplog, monkeypatch):
     """It accepts connections and reads requests, then says nothing."""
-    from judgemine.transforms.judge.backends import vllm_server
+    from judgemine.transforms.judge.backends import openai
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     held = []
     threading.Thread(target=lambda: [held.append(listener.accept()) for _ in iter(int, 1)], daemon=True).start()
-    monkeypatch.setattr(vllm_server, "PROGRESS_S", 1.0)
+    monkeypatch.setattr(openai, "PROGRESS_S", 1.0)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     started = time.time()
     with caplog.at_level("INFO", logger="judgemine"):
@@ -328,7 +328,7 @@ def test_a_server_that_never_answers_stops_at_the_deadline_saying_what_is_left(t
 
 
 def test_vllm_engine_settings_that_work_without_flags(tiny_judge, tiny_idefics3, caplog):
-    from judgemine.transforms.judge.backends.vllm_offline import engine_settings
+    from judgemine.transforms.judge.backends.vllm import engine_settings
     assert engine_settings(tiny_judge, VLLMOptions()) == {"max_model_len": 2048, "block_size": 32}
     assert engine_settings(tiny_idefics3, VLLMOptions(vllm_block_size=64, judge_max_model_len=512)) == {
         "max_model_len": 512, "block_size": 64}

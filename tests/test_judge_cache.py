@@ -13,19 +13,19 @@ import time
 import numpy as np
 from conftest import ROOT, run_args
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.schemas import JUDGE_SCORES, SCORE_CACHE, list_parts, read_table
 from judgemine.schemas.layout import RunLayout
 
 SLOW_JUDGE = """
 import sys, time
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+from judgemine.transforms.judge.backends.transformers import TransformersJudge
 score = TransformersJudge.score
 def slow(self, queries, candidates):
     time.sleep(1.0)
     return score(self, queries, candidates)
 TransformersJudge.score = slow
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -15,6 +15,7 @@ from judgemine.pipelines.stages import STAGES
 from judgemine.transforms.ingest.readers import assigned_query_id
 
 
+@pytest.mark.slow
 def test_assigned_ids_cannot_collide_with_the_users(tmp_path):
     rows = head(os.path.join(SAMPLE, "definitions.jsonl"), 3)
     rows[0]["query_id"] = "f:2"
@@ -38,6 +39,7 @@ def _bomb(path: str) -> str:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["ints", "list", "bomb", "named_parquet"])
 def test_shape_errors_are_one_line_user_errors(tmp_path, case):
     config = str(tmp_path / "c.yaml")
@@ -72,7 +74,7 @@ from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.schemas.shard_dataset import ShardDataset
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+from judgemine.transforms.judge.backends.transformers import TransformersJudge
 from judgemine.transforms.judge.base import JudgeModel
 scores = TransformersJudge(JudgeModel({tiny_judge!r}, "float32", "cpu", 2)).score([Side("a")], [Side("b")])
 assert "apache_beam" not in sys.modules and len(JUDGES.names()) == 5 and len(scores) == 1
@@ -115,13 +117,15 @@ def test_huge_images_cost_what_the_models_use_not_their_size(tmp_path, tiny_clip
     assert peaks[7000] - peaks[700] < 600, peaks
 
 
+@pytest.mark.slow
 def test_rejects_are_parts_and_no_step_gathers_rows_into_one_element(tmp_path):
     """Each input file's rejects are their own part (a file with millions of bad rows is many); and no stage's
     pipeline has a step that collects a PCollection into one element (Beam's ToList)."""
     import apache_beam as beam
 
+    from judgemine.pipelines.run.stage import StageContext
     from judgemine.pipelines.settings import Settings
-    from judgemine.pipelines.stage import StageContext
+    from judgemine.schemas.layout import StageFolder
     bad = [write_jsonl(str(tmp_path / f"{name}.jsonl"), [{"query_text": "no positive"}, "{not json"])
            for name in ("one", "two")]
     out = str(tmp_path / "out")
@@ -148,7 +152,8 @@ def test_rejects_are_parts_and_no_step_gathers_rows_into_one_element(tmp_path):
     settings = Settings(output=out, pairs=tuple(bad), judge_backend="similarity")
     for stage in STAGES:
         p, gathers = beam.Pipeline(), Gathers()
-        stage.build(p, StageContext(settings, str(tmp_path / "x"), {n: str(tmp_path / n) for n in stage.publishes}))
+        stage.build(p, StageContext(settings, StageFolder(str(tmp_path / "x")),
+                                    {n: str(tmp_path / n) for n in stage.publishes}))
         p.visit(gathers)
         assert gathers.found == [], stage.name
     p, gathers = beam.Pipeline(), Gathers()  # the check sees one

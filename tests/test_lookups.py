@@ -8,6 +8,7 @@ import os
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -31,6 +32,7 @@ def _pool(directory: str, n: int, size: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_pool_lookup_answers_each_chunk_from_the_parts(tmp_path):
     directory = str(tmp_path / "candidates")
     ids = _pool(directory, 500, 64)
@@ -48,6 +50,7 @@ def test_pool_lookup_answers_each_chunk_from_the_parts(tmp_path):
                                      for c, r in requests.items() if c != 6]))
 
 
+@pytest.mark.slow
 def test_cached_scores_join_by_key_range_and_the_later_file_wins(tmp_path):
     keys = [hashlib.sha256(str(i).encode()).hexdigest()[:32] for i in range(300)]
     files = []

@@ -131,6 +131,7 @@ def test_everything_filtered_falls_back_or_rejects_as_the_paper_says():
     assert sel.fallback and sel.kept_after_filter == 0 and len(sel.positions) == 3
 
 
+@pytest.mark.slow
 def test_the_report_beta_sweep_applies_the_mine_stage_predicate_to_random_scores(tmp_path):
     """Random 3-decimal judge scores, swept through the report's table and through the mine stage's rule one
     query at a time: for every beta, the same candidates removed, the same queries left with none or fewer than
@@ -138,7 +139,7 @@ def test_the_report_beta_sweep_applies_the_mine_stage_predicate_to_random_scores
 `s - s_pos > -beta`) can round the other way."""
     import pyarrow as pa
 
-    from judgemine.pipelines.report.sweep import BETAS, beta_sweep
+    from judgemine.pipelines.outputs.report.sweep import BETAS, beta_sweep
     from judgemine.schemas import JUDGE_SCORES, write_table
     from judgemine.schemas.layout import RunLayout
     rng = np.random.default_rng(7)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from conftest import ROOT
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.schemas import SHARDS, list_parts, read_table
 from judgemine.transforms.common.content import content_id
 from judgemine.transforms.common.images import image_fit, load
@@ -19,7 +19,7 @@ from judgemine.transforms.embed.backends import load_embedder
 from judgemine.transforms.embed.backends.clip import CLIPEmbedder
 from judgemine.transforms.embed.backends.vlm2vec import VLM2VecEmbedder
 from judgemine.transforms.embed.base import EmbedderSpec
-from judgemine.transforms.judge.backends.hf_transformers import TransformersVLMJudge
+from judgemine.transforms.judge.backends.transformers import TransformersVLMJudge
 from judgemine.transforms.judge.base import JudgeModel
 
 TEXTS = ["A close-up of a tabby cat.", "", "<|image_1|>\nWhat animal is this?", "A red motorcycle."]

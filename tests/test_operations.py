@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import run_args
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
 
@@ -77,8 +77,9 @@ def test_a_run_from_the_command_prints_no_library_noise_and_records_its_counters
     assert run["runner_options"]["default_sdk_harness_log_level"] == "ERROR" and "top_k" not in run["runner_options"]
 
 
+@pytest.mark.slow
 def test_stage_progress_lines_count_part_files(tmp_path, caplog):
-    from judgemine.pipelines.progress import StageProgress
+    from judgemine.pipelines.run.progress import StageProgress
     with caplog.at_level(logging.INFO, logger="judgemine"):
         with StageProgress("judge", [str(tmp_path)], total=4, every=0.2):
             for i in range(2):
@@ -88,7 +89,7 @@ def test_stage_progress_lines_count_part_files(tmp_path, caplog):
 
 
 def test_a_stage_without_a_unit_count_says_it_is_running_within_seconds(tmp_path, caplog):
-    from judgemine.pipelines.progress import StageProgress
+    from judgemine.pipelines.run.progress import StageProgress
     with caplog.at_level(logging.INFO, logger="judgemine"):
         with StageProgress("ingest", [str(tmp_path)], total=0, every=0.3, first=0.05):
             (tmp_path / "part-00000.parquet").write_bytes(b"x")
@@ -97,8 +98,9 @@ def test_a_stage_without_a_unit_count_says_it_is_running_within_seconds(tmp_path
     assert lines and lines[0].endswith("1 part files written"), caplog.text
 
 
+@pytest.mark.slow
 def test_stage_time_left_counts_down_while_a_chunk_runs_and_the_first_line_comes_early(tmp_path, caplog):
-    from judgemine.pipelines.progress import StageProgress, time_left
+    from judgemine.pipelines.run.progress import StageProgress, time_left
     assert time_left(3, 30.0, 40.0) == "about 50 s left" and time_left(3, 0.0, 9.0).startswith("time left known")
     with caplog.at_level(logging.INFO, logger="judgemine"):
         with StageProgress("judge", [str(tmp_path)], total=4, every=0.3, first=0.05):
@@ -124,7 +126,7 @@ def test_a_chunk_reports_progress_while_it_runs(caplog):
 def test_status_says_running_while_a_run_holds_the_output(e2e_run, small_pairs, tiny_judge, capsys):
     """A sensor polling during a run learns that a run is under way (never "stale" from a half-committed state),
     and status is up to date again once the run ends."""
-    from judgemine.pipelines.lock import run_lock
+    from judgemine.pipelines.run.lock import run_lock
     results = []
     with run_lock(e2e_run, "run"):
         thread = threading.Thread(target=lambda: results.append(main(["status", *run_args(e2e_run, small_pairs,
@@ -145,8 +147,9 @@ def test_a_stage_logic_version_is_part_of_its_fingerprint(e2e_run, small_pairs, 
     """An upgrade that changes a stage's output bumps its version: that stage and those after it rerun."""
     import dataclasses
 
-    from judgemine.pipelines import runner, stages
-    from judgemine.pipelines.cli import settings_from
+    from judgemine.pipelines import stages
+    from judgemine.pipelines.cli.parser import settings_from
+    from judgemine.pipelines.run import runner
     settings, _ = settings_from(run_args(e2e_run, small_pairs, tiny_judge))
     assert {r["state"] for r in runner.stage_status(settings).values()} == {"up to date"}
     bumped = dataclasses.replace(stages.BY_NAME["judge"], version="999")

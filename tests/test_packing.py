@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from conftest import run_args
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.schemas import JUDGE_SCORES, SHARDS, list_parts, read_table
 from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends.hf_packed import refusal
-from judgemine.transforms.judge.backends.hf_transformers import (
+from judgemine.transforms.judge.backends.transformers import (
     TransformersJudge,
     TransformersOptions,
     TransformersVLMJudge,

@@ -8,7 +8,7 @@ import shutil
 import pyarrow.parquet as pq
 from conftest import OFFICIAL_EXAMPLE, run_args
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.pipelines.stages import BY_NAME
 from judgemine.schemas import QUERIES, SHARDS, list_parts, read_table
 from judgemine.schemas.layout import RunLayout

@@ -6,7 +6,7 @@ import os
 
 from conftest import run_args
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 
 
 def test_plan_counts_the_inputs_and_measures_the_models(tmp_path, small_pairs, tiny_judge, capsys):

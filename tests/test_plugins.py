@@ -52,6 +52,7 @@ def toy_run(installed, tmp_path_factory, small_pairs, tiny_judge) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_the_plugins_options_are_flags_in_their_own_sections(installed):
     done = jm_env(installed, "run", "--help")
     assert done.returncode == 0

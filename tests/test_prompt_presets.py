@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from judgemine.pipelines.settings import Settings
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
+from judgemine.transforms.judge.backends.transformers import TransformersJudge, TransformersOptions
 from judgemine.transforms.judge.base import JudgeModel
 from judgemine.transforms.judge.chat import ChatPrompter
 from judgemine.transforms.judge.prompt import PRESETS, PROMPT_VERSION, PromptFormat, prompt_format

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from conftest import ROOT, copy_run, default_args, head, jm, manifest_of, status_of, write_jsonl
 
-from judgemine.pipelines.fingerprints import shaping
+from judgemine.pipelines.run.fingerprints import shaping
 from judgemine.pipelines.settings import FIELDS
 from judgemine.pipelines.stages import BY_NAME, STAGES
 
@@ -119,7 +119,7 @@ def test_every_setting_declares_the_stages_it_shapes():
 
 def _read_settings(module: str) -> set[str]:
     """Setting names a stage's module reads as `<something>.settings.X`, `settings.X` or `s.X`."""
-    tree = ast.parse(open(os.path.join(ROOT, "pipelines", f"{module}.py"), encoding="utf-8").read())
+    tree = ast.parse(open(os.path.join(ROOT, "pipelines", module, "stage.py"), encoding="utf-8").read())
     fields = {f.name for f in FIELDS}
     read = set()
     for node in ast.walk(tree):

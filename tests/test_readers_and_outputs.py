@@ -62,6 +62,7 @@ def test_a_damaged_cache_file_is_moved_aside_and_its_pairs_judged_again(tmp_path
     assert judged["pairs_judged"] > 0 and judged["pairs_cached"] > 0
 
 
+@pytest.mark.slow
 def test_any_subset_name_renders_in_the_report(tmp_path):
     rows = head(os.path.join(SAMPLE, "definitions.jsonl"), 12)
     for i, r in enumerate(rows):

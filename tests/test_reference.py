@@ -1,4 +1,4 @@
-"""The generated pages cannot drift: docs/reference/ is what pipelines/reference.py writes from the code, and the
+"""The generated pages cannot drift: docs/reference/ is what pipelines/cli/reference.py writes from the code, and the
 latest-results block of bench/RESULTS.md is what bench/results/*.json hold."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 
 from conftest import ROOT
 
-from judgemine.pipelines import reference
+from judgemine.pipelines.cli import reference
 
 
 def test_the_committed_reference_pages_are_what_the_code_writes(capsys):

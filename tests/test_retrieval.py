@@ -118,6 +118,7 @@ def _clustered(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
     return l2_normalise(centres[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_training_uses_a_seeded_sample_and_is_reproducible():
     import faiss
     vectors = _clustered(3000)

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from conftest import run_args
 
-from judgemine.pipelines.cli import main
+from judgemine.pipelines.cli.parser import main
 from judgemine.transforms.retrieve.faiss_index import read_vectors
 
 

@@ -38,7 +38,7 @@ def test_the_model_id_follows_links_inside_the_folder(tmp_path, tiny_judge):
 def test_a_judge_folder_swapped_before_a_worker_loads_it_fails_the_stage_naming_it(tmp_path, tiny_judge):
     """The stage's identity is taken when it starts; a worker loading another model (the link retargeted) stops
     with one line naming the folder, never scoring under the first model's keys."""
-    from judgemine.transforms.judge.backends.hf_transformers import TransformersOptions
+    from judgemine.transforms.judge.backends.transformers import TransformersOptions
     from judgemine.transforms.judge.base import JudgeModel, JudgeSpec
     from judgemine.transforms.judge.handler import JudgeChanged, JudgeHandler
     other = tmp_path / "other"
@@ -59,6 +59,7 @@ def _ids(out: str) -> list[str]:
     return sorted(pq.read_table(os.path.join(out, "stages", "ingest", "queries")).column("query_id").to_pylist())
 
 
+@pytest.mark.slow
 def test_assigned_ids_are_unique_across_files_and_the_same_in_any_format(tmp_path):
     rows = head(os.path.join(SAMPLE, "paraphrases.jsonl"), 6)
     (tmp_path / "x").mkdir()

@@ -16,7 +16,7 @@ import torch
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.embed.backends import load_embedder
 from judgemine.transforms.embed.base import EmbedderSpec
-from judgemine.transforms.judge.backends.hf_transformers import (
+from judgemine.transforms.judge.backends.transformers import (
     TransformersJudge,
     TransformersOptions,
     TransformersVLMJudge,

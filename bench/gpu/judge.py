@@ -21,7 +21,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from judgemine.testing.sample_pairs import image_pairs, sample_pairs
 from judgemine.testing.tiny_models import QWEN_VL_CHAT_TEMPLATE, VISION_TOKENS, build_tokenizer
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
+from judgemine.transforms.judge.backends.transformers import TransformersJudge, TransformersOptions
 from judgemine.transforms.judge.base import JudgeModel
 
 QWEN25_VL_7B_LM = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,

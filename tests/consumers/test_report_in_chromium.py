@@ -11,7 +11,7 @@ import pytest
 from chromium import Browser
 from PIL import Image
 
-from judgemine.pipelines.report import SECTIONS
+from judgemine.pipelines.outputs.report import SECTIONS
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="make test-consumers installs Debian's chromium")

@@ -1,5 +1,5 @@
 """Real processes, real kills (`make test-faults`): `judgemine` killed with SIGKILL at every step of every
-stage's commit (pipelines/commit.py's fault points), then rerun: the result equals a clean run byte for byte,
+stage's commit (pipelines/run/commit.py's fault points), then rerun: the result equals a clean run byte for byte,
 nothing is left behind, and no killed stage is ever reported up to date. Also two runs on one output, and the
 exit code of repeated successful runs."""
 from __future__ import annotations

@@ -101,7 +101,7 @@ def test_deleting_the_lock_file_lets_no_second_run_in(committed, tmp_path):
 def test_a_run_waits_for_no_reader_it_is_refused_while_one_reads(committed):
     """An export holds the output shared: a run started meanwhile is refused (it would delete the export's
     temporary file and swap the shards under it), and runs once the reader is done."""
-    from judgemine.pipelines.lock import read_lock
+    from judgemine.pipelines.run.lock import read_lock
     out, pairs = committed
     with read_lock(out):
         done = jm("run", "--output", out, *_args(pairs))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from judgemine.pipelines.exports.base import Exporter
+from judgemine.pipelines.outputs.exports.base import Exporter
 from judgemine.transforms.common.options import setting
 
 

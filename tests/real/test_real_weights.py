@@ -37,7 +37,7 @@ PAIRS = _sample()
 
 @pytest.fixture(scope="module")
 def plain():
-    from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge, TransformersOptions
+    from judgemine.transforms.judge.backends.transformers import TransformersJudge, TransformersOptions
     judge = TransformersJudge(JudgeModel(JUDGE, device="cpu", batch_size=8), TransformersOptions(judge_packing="none"))
     return judge.score(*PAIRS)
 
@@ -66,14 +66,14 @@ def test_the_prompt_and_answer_tokens_are_qwens_own():
 
 def test_packed_equals_plain_in_fp32(plain):
     """The transformers backend's default (packed behind each query's shared prefix) against every prompt whole."""
-    from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+    from judgemine.transforms.judge.backends.transformers import TransformersJudge
     packed = TransformersJudge(JudgeModel(JUDGE, device="cpu"), TransformersJudge.Options()).score(*PAIRS)
     assert np.abs(packed - plain).max() < 1e-4
     assert np.std(plain) > 0.01  # real scores, not a constant
 
 
 def test_vllm_offline_agrees_with_transformers(plain):
-    from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge, VLLMOptions
+    from judgemine.transforms.judge.backends.vllm import VLLMJudge, VLLMOptions
     judge = VLLMJudge(JudgeModel(JUDGE), VLLMOptions())  # the defaults, as a user gets them
     got = judge.score(*PAIRS)
     assert np.abs(got - plain).max() < 1e-3
@@ -86,7 +86,7 @@ def server():
 
 
 def test_a_real_vllm_server_agrees_with_transformers(plain, server):
-    from judgemine.transforms.judge.backends.vllm_server import OpenAIServerJudge, ServerOptions
+    from judgemine.transforms.judge.backends.openai import OpenAIServerJudge, ServerOptions
     judge = OpenAIServerJudge(JudgeModel(JUDGE), ServerOptions(judge_server_url=server))
     got = judge.score(*PAIRS)
     assert np.abs(got - plain).max() < 1e-3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from judgemine.transforms.common.registry import Registry
 from judgemine.transforms.embed.backends.clip import CLIPEmbedder
-from judgemine.transforms.embed.backends.sentence_transformer import SentenceTransformerEmbedder
+from judgemine.transforms.embed.backends.sentence_transformers import SentenceTransformerEmbedder
 from judgemine.transforms.embed.backends.vlm2vec import VLM2VecEmbedder
 from judgemine.transforms.embed.base import Embedder, EmbedderSpec
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from judgemine.transforms.common.registry import Registry
 from judgemine.transforms.judge.backends.cross_encoder import CrossEncoderJudge
-from judgemine.transforms.judge.backends.hf_transformers import TransformersJudge
+from judgemine.transforms.judge.backends.openai import OpenAIServerJudge
 from judgemine.transforms.judge.backends.similarity import SimilarityJudge
-from judgemine.transforms.judge.backends.vllm_offline import VLLMJudge
-from judgemine.transforms.judge.backends.vllm_server import OpenAIServerJudge
+from judgemine.transforms.judge.backends.transformers import TransformersJudge
+from judgemine.transforms.judge.backends.vllm import VLLMJudge
 from judgemine.transforms.judge.base import JudgeBackend, JudgeKind, JudgeSpec
 
 JUDGES: Registry[JudgeKind] = Registry("judge backend", "judge_backend", "judge", "judgemine.judges",

@@ -1,6 +1,6 @@
 """`--judge-backend cross-encoder`: a sentence-transformers `CrossEncoder` folder as the judge, the score its
 own activation of its one logit (sigmoid unless the folder names another), as `CrossEncoder.predict` gives
-it. Text pairs only: the judge stage refuses a run with images before it starts (pipelines/judge.py). A pair
+it. Text pairs only: the judge stage refuses a run with images before it starts (pipelines/judge/stage.py). A pair
 longer than the model's `max_seq_length` is refused (NaN, counted as too long), never judged truncated."""
 from __future__ import annotations
 

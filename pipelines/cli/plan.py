@@ -1,0 +1,80 @@
+"""`judgemine plan`: what a run will cost, from its inputs and settings alone, before anything is spent. Every
+stage's check runs (as `run` runs them); the rows are parsed (no image is opened); then each stage that declares
+an estimate (pipelines/run/stage.py) times itself on a sample of the run's own rows on this machine's device."""
+from __future__ import annotations
+
+from typing import Any
+
+from judgemine.pipelines.ingest.reject_gate import FileCount, check_rejects, top_reasons
+from judgemine.pipelines.run.stage import PlanInputs
+from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.stages import STAGES
+from judgemine.transforms.common.devices import resolve_device
+from judgemine.transforms.common.progress import human_seconds
+from judgemine.transforms.common.text import normalise_text
+from judgemine.transforms.ingest.readers import RowError, parse_corpus_row, parse_pairs, read_rows
+
+
+def _rows(settings: Settings) -> dict[str, Any]:
+    """Valid and rejected rows of the inputs (per file too), the pool's size, and samples for the calibration."""
+    pairs: list[dict[str, str]] = []
+    rejected = corpus = 0
+    pool: set[tuple[str, str]] = set()
+    files: dict[str, FileCount] = {}
+    for path in (*settings.pairs, *settings.corpus):
+        reasons: list[str] = []
+        rows = 0
+        for _, raw in read_rows(path):
+            try:
+                if path in settings.pairs:
+                    found = parse_pairs(raw, settings.pairs_layout, settings.max_text_chars)
+                    pairs += found
+                    pool.update((normalise_text(pair["pos_text"]), pair["pos_image"]) for pair in found)
+                else:
+                    row = parse_corpus_row(raw, settings.max_text_chars)
+                    found = [row]
+                    corpus += 1
+                    pool.add((normalise_text(row["text"]), row["image"]))
+                rows += len(found)
+            except RowError as e:
+                reasons.append(str(e))
+                rows += 1
+        rejected += len(reasons) if path in settings.pairs else 0
+        files[path] = FileCount(rows=rows, rejected=len(reasons), reasons=top_reasons(reasons))
+    return {"pairs": pairs, "rejected": rejected, "corpus_rows": corpus, "candidates": len(pool), "files": files}
+
+
+def make_plan(settings: Settings) -> dict[str, Any]:
+    for stage in STAGES:
+        if stage.check:
+            stage.check(settings)
+    rows = _rows(settings)
+    check_rejects(rows["files"], settings.max_reject_share, settings.image_root, "nothing was run")
+    inputs = PlanInputs(rows["pairs"], len(rows["pairs"]), rows["candidates"])
+    plan: dict[str, Any] = {
+        "queries": inputs.queries, "rejected_rows": rows["rejected"], "corpus_rows": rows["corpus_rows"],
+        "candidates_at_most": inputs.candidates, "rates": {}, "seconds": {}, "bytes": {}, "measured": [],
+        "lines": [], "device": resolve_device(settings.device), "judge_backend": settings.judge_backend,
+        "embed_backend": settings.embed_backend}
+    for stage in STAGES:
+        if not stage.estimate:
+            continue
+        estimate = stage.estimate(settings, inputs)
+        plan["seconds"][stage.name] = estimate.seconds
+        plan["rates"].update(estimate.rates)
+        plan["bytes"].update(estimate.bytes)
+        plan.update(estimate.facts)
+        plan["measured"] += [estimate.measured] if estimate.measured else []
+        plan["lines"] += estimate.lines
+    return plan
+
+
+def plan_table(plan: dict[str, Any]) -> str:
+    lines = [f"queries:            {plan['queries']} ({plan['rejected_rows']} rows would be rejected)",
+             f"candidates:         at most {plan['candidates_at_most']} ({plan['corpus_rows']} from the corpus)",
+             *plan["lines"],
+             "measured here:      " + ", ".join(plan["measured"]),
+             "estimated time:     " + ", ".join(f"{k} {human_seconds(v)}" for k, v in plan["seconds"].items())
+             + f", total {human_seconds(sum(plan['seconds'].values()))}",
+             "estimated storage:  " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in plan["bytes"].items())]
+    return "\n".join(lines)

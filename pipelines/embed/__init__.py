@@ -1,0 +1,1 @@
+"""Stage 2, embed: its pipeline (stage.py) and its settings (settings.py)."""

@@ -1,0 +1,1 @@
+"""Stage 3, index: its pipeline (stage.py) and its settings (settings.py)."""

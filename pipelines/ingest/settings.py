@@ -1,0 +1,41 @@
+"""The ingest stage's settings: its input files, their layout, the limits a row must pass and the
+chunk every later stage works in. Composed into the run's Settings (pipelines/settings.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from judgemine.transforms.common.options import above, at_least, setting, within
+from judgemine.transforms.ingest.layouts import PairsLayout
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """What ingest reads and what a row must be to pass."""
+    pairs: tuple[str, ...] = setting((), ("ingest",), "query/positive pair files (JSONL, JSON array, Parquet, "
+                                     "CSV/TSV with a header); repeatable", group="ingest")
+    corpus: tuple[str, ...] = setting((), ("ingest",), "extra candidate files with id/text/image; repeatable",
+                                      group="ingest")
+    pairs_layout: PairsLayout = setting("auto", ("ingest",), "field layout of pair rows: auto recognises each row's "
+                                        "(UniME-V2 query_text/pos_text, MMEB qry/pos_text, sentence-transformers "
+                                        "anchor|query/positive, FlagEmbedding query/pos list)", group="ingest")
+    max_reject_share: float = setting(0.5, (), "stop after ingest (exit 2) when more than this share of the rows, "
+                                      "or every row of one file, is rejected: a wrong layout, not data to mine; 1 = "
+                                      "never stop", group="ingest", range=within(0, 1))
+    image_root: str = setting("", ("ingest",), "directory that relative image paths are resolved against",
+                              group="ingest")
+    max_image_pixels: int = setting(50_000_000, ("ingest",), "images with more pixels are rejected "
+                                    "(image_too_large)", group="ingest", range=above(0))
+    max_image_bytes: int = setting(64 * 2**20, ("ingest",), "image files larger than this many bytes are rejected "
+                                   "unread (image_too_large)", group="ingest", range=above(0))
+    max_text_chars: int = setting(16384, ("ingest",), "a query, positive or candidate text longer than this many "
+                                  "characters is rejected (text_too_long)", group="ingest", range=above(0))
+    skip_image_check: bool = setting(False, ("ingest",), "do not open images at ingest (they are then hashed by "
+                                     "path)", group="ingest")
+    chunk_size: int = setting(0, ("ingest",), "queries (and pool candidates) per chunk: the unit of work of every "
+                              "stage, recorded by ingest; 0 = 4096 (the embedder sorts a chunk by length: smaller "
+                              "chunks pad more; a 2B judge on a GPU takes about two minutes a chunk at K = 50; a "
+                              "real judge on a CPU resumes at finer grain with 64-256)", group="ingest",
+                              range=at_least(0))
+
+
+SETTINGS = IngestSettings

@@ -1,0 +1,1 @@
+"""Stage 5, judge: its pipeline (stage.py) and its settings (settings.py)."""

@@ -1,0 +1,44 @@
+"""The judge stage's settings: the judge, its prompt and its score cache. A backend's own options stay in
+its module (transforms/judge/backends/); all are composed into the run's Settings (pipelines/settings.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from judgemine.transforms.common.devices import Dtype
+from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
+from judgemine.transforms.common.options import above, setting
+from judgemine.transforms.judge.backends import JUDGES
+from judgemine.transforms.judge.prompt import PromptFormat, PromptPreset, prompt_format
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """Which judge, its prompt, its weights and its cache."""
+    judge_model: str = setting("models/tiny-judge", ("judge",), "local folder of the judge chat model", group="judge")
+    judge_backend: str = setting("transformers", ("judge",), "the judge backend, by its registered name "
+                                 "(docs/reference/plugins.md)", group="judge", choices=JUDGES.names)
+    judge_prompt: PromptPreset = setting("unime-v2", ("judge",), "prompt format: unime-v2 (the paper's, through the "
+                                         "model's chat template), qwen3-reranker, qwen3-vl-reranker (their "
+                                         "documented formats, yes/no answers)", group="judge")
+    judge_template: str = setting("", ("judge",), "a raw prompt template replacing the preset's: the whole prompt "
+                                  "text with {instruction}, {query} (first) and {candidate}", group="judge")
+    judge_instruction: str = setting("", ("judge",), "the instruction put in the prompt; empty = the preset's",
+                                     group="judge")
+    judge_answers: str = setting("", ("judge",), "the two answer words as YES,NO (their first tokens' logits give "
+                                 "the score); empty = the preset's (Yes,No or yes,no)", group="judge")
+    judge_cache: str = setting("", (), "directory of the content-addressed judge score cache; empty = "
+                               "OUTPUT/cache/judge", group="judge")
+    image_cache_bytes: int = setting(DEFAULT_CACHE_BYTES, (), "bytes of decoded images each judge worker keeps (a "
+                                     "query's image serves its K+1 pairs); images are first fitted to what the "
+                                     "model can use", group="judge", range=above(0))
+    judge_batch_size: int = setting(16, (), "prompts per judge forward pass when not packing",
+                                    group="judge", range=above(0))
+    judge_dtype: Dtype = setting("float32", ("judge",), "judge weights dtype", group="judge")
+
+    @property
+    def prompt(self) -> PromptFormat:
+        """The judge prompt format: the preset with any part the settings replace."""
+        return prompt_format(self.judge_prompt, self.judge_template, self.judge_instruction, self.judge_answers)
+
+
+SETTINGS = JudgeSettings

@@ -1,0 +1,1 @@
+"""Stage 4, retrieve: its pipeline (stage.py) and its settings (settings.py)."""

@@ -1,0 +1,100 @@
+"""What a stage is: one declaration (pipelines/stages.py lists them in order) that the shared runner
+(pipelines/run/runner.py) turns into a run: fingerprint, temporary directory, Beam pipeline, counts, stage.json."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+
+from judgemine.pipelines.settings import Settings
+from judgemine.schemas import list_parts
+from judgemine.schemas.layout import RunLayout, StageFolder
+
+Counters = dict[str, int]  # the stage's Beam counters (namespace judgemine.<stage>), summed over steps
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage's functions are given: the settings, the temporary folder it writes (renamed into place
+    when the stage completes), its other published folders by name (also temporary), and its start time."""
+    settings: Settings
+    folder: StageFolder
+    outputs: dict[str, str] = field(default_factory=dict)
+    started: float = 0.0
+
+    def input(self, stage: str) -> StageFolder:
+        """The committed folder of a stage this one reads."""
+        return RunLayout(self.settings.output).stage(stage)
+
+
+@dataclass
+class PlanInputs:
+    """What `judgemine plan` gives each stage's estimate: the parsed input rows (nothing opened), and what the
+    estimates of earlier stages measured (`measured`, e.g. the embedder's dimension for the search's)."""
+    pairs: list[dict[str, str]]
+    queries: int
+    candidates: int
+    measured: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A stage's share of the plan: seconds here, bytes it will write, what it measured (`rates`, `measured`: a
+    phrase for the table), and any counts the plan reports (`facts`) with their table lines."""
+    seconds: float = 0.0
+    bytes: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, float | None] = field(default_factory=dict)
+    measured: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """name: the command and directory name. upstream: the stages it reads (their commits chain into its
+    fingerprint). Its settings are those declared to shape it (pipelines/settings.py). build: adds its transforms
+    to a Beam pipeline. count: its stage.json counts, from its Beam counters and what it wrote. Optional: check
+    (fails fast before any work), inputs (external files hashed into the fingerprint and recorded), version (of
+    its logic, in the fingerprint: bump it whenever a change alters what the stage writes, so an upgrade reruns
+    exactly the stages it affects), publishes (directories under OUTPUT it writes besides stages/<name>), record
+    (extra stage.json fields), throughput (the count whose rate per second the record reports), units (how many
+    part files the stage writes, for its progress lines), outdated (why a committed stage with the same
+    fingerprint no longer matches what it read, e.g. an image replaced under the image root; "" when it does),
+    gate (what must hold of its committed record for any later stage to run: raises UserError, e.g. ingest's
+    share of rejected rows).
+    What the run-level outputs read of it: accounting (from its counts: the pair rows it read, `pairs_in`, or
+    rejected, `rejected`, and the corpus rows, `corpus`: manifest.json checks every row is a shard row or a
+    reject), manifest (sections it adds to manifest.json, from its record), estimate (its share of `judgemine
+    plan`), completes_run (its commit publishes the run's rejects/ and manifest.json: the last stage's).
+    Upstream stages are listed nearest first, so a missing one is reported as the command to run next."""
+    name: str
+    upstream: tuple[str, ...]
+    build: Callable[[beam.Pipeline, StageContext], None]
+    count: Callable[[StageContext, Counters], dict[str, Any]]
+    check: Callable[[Settings], None] | None = None
+    inputs: Callable[[Settings], dict[str, str]] | None = None
+    version: str = ""
+    publishes: tuple[str, ...] = ()
+    record: Callable[[StageContext], dict[str, Any]] | None = None
+    throughput: str = ""
+    units: Callable[[StageContext], int] | None = None
+    outdated: Callable[[Settings, dict[str, Any]], str] | None = None
+    accounting: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    manifest: Callable[[Settings, dict[str, Any]], dict[str, Any]] | None = None
+    estimate: Callable[[Settings, PlanInputs], Estimate] | None = None
+    completes_run: bool = False
+    gate: Callable[[Settings, dict[str, Any]], None] | None = None
+
+
+def query_chunks(ctx: StageContext) -> int:
+    """The run's query chunks: the units of work of retrieve, judge and mine (one part file each)."""
+    return len(list_parts(ctx.input("ingest").folder("queries")))
+
+
+def spread_chunks(p: beam.Pipeline, chunks: Sequence[Any]) -> beam.PCollection:
+    """The stage's chunk descriptors (or tasks of them) (never bulk rows: the data is read inside the DoFns),
+    spread over workers. Create's own reshuffle is off wherever one follows (here, index, ingest, score cache):
+    it doubled the spreading and made a pipeline of one chunk another shape than one of many."""
+    return p | "ListChunks" >> beam.Create(list(chunks), reshuffle=False) | "SpreadChunks" >> beam.Reshuffle()
