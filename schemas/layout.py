@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from judgemine.schemas.io import part_name, shard_name
+from judgemine.schemas.io import part_name
 
 Side = Literal["queries", "candidates"]  # a stage's two folders of records: one row per query, per candidate
 SIDES: tuple[Side, ...] = ("queries", "candidates")
@@ -83,9 +83,6 @@ class RunLayout:
     @property
     def shards(self) -> str:
         return os.path.join(self.root, _SHARDS)
-
-    def shard(self, index: int, count: int) -> str:
-        return os.path.join(self.root, _SHARDS, shard_name(index, count))
 
     @property
     def rejects(self) -> str:
