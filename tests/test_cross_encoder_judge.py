@@ -14,7 +14,7 @@ from conftest import MULTIMODAL, SAMPLE, head, run_args
 from judgemine.pipelines.cli.parser import main
 from judgemine.transforms.common.options import NoOptions
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends import load_judge
+from judgemine.transforms.judge.backends import JUDGES, load_judge
 from judgemine.transforms.judge.base import JudgeModel, JudgeSpec
 
 
@@ -35,7 +35,8 @@ def _rows(n: int) -> tuple[list[str], list[str]]:
 def test_scores_equal_cross_encoder_predict(tiny_cross_encoder):
     from sentence_transformers import CrossEncoder
     queries, candidates = _rows(40)
-    judge = load_judge(JudgeSpec("cross-encoder", JudgeModel(tiny_cross_encoder, batch_size=7), NoOptions()))
+    spec = JudgeSpec(JUDGES.get("cross-encoder"), JudgeModel(tiny_cross_encoder, batch_size=7), NoOptions())
+    judge = load_judge(spec)
     got = judge.score([Side(q) for q in queries], [Side(c) for c in candidates])
     reference = CrossEncoder(tiny_cross_encoder, device="cpu", local_files_only=True)
     fits = [i for i, (q, c) in enumerate(zip(queries, candidates))

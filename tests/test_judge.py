@@ -66,8 +66,9 @@ def test_a_text_judge_reads_image_records_by_their_text_and_refuses_image_only_o
 def test_a_vllm_engine_is_shared_by_the_processes_of_a_worker(tiny_judge):
     """Beam's large_model sharing for the engine that claims the accelerator; per-process copies otherwise.
     The vLLM stage tests run through the shared copy's proxy."""
+    from judgemine.transforms.judge.backends import JUDGES
     from judgemine.transforms.judge.base import JudgeSpec
     from judgemine.transforms.judge.handler import JudgeHandler
-    shared = {b: JudgeHandler(JudgeSpec(b, JudgeModel(tiny_judge)), "").share_model_across_processes()
+    shared = {b: JudgeHandler(JudgeSpec(JUDGES.get(b), JudgeModel(tiny_judge))).share_model_across_processes()
               for b in ("vllm", "transformers", "openai")}
     assert shared == {"vllm": True, "transformers": False, "openai": False}

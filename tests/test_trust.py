@@ -46,8 +46,10 @@ def test_a_judge_folder_swapped_before_a_worker_loads_it_fails_the_stage_naming_
     (other / "generation_config.json").write_text('{"note": "another checkpoint"}')
     link = tmp_path / "judge"
     os.symlink(tiny_judge, link)
-    spec = JudgeSpec("transformers", JudgeModel(str(link), device="cpu"), TransformersOptions())
-    handler = JudgeHandler(spec, model_id(str(link), "float32"))
+    from judgemine.transforms.judge.backends.transformers import TransformersJudge
+    spec = JudgeSpec(TransformersJudge, JudgeModel(str(link), device="cpu"), TransformersOptions()).resolved()
+    assert spec.identity == model_id(str(link), "float32")
+    handler = JudgeHandler(spec)
     assert handler.load_model() is not None  # unchanged: loads
     os.remove(link)
     os.symlink(other, link)

@@ -32,19 +32,20 @@ from judgemine.transforms.common.model_kinds import kind_problem, random_weights
 from judgemine.transforms.common.options import filled
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends import JUDGES
-from judgemine.transforms.judge.base import JudgeBackend, JudgeInputs, JudgeModel, JudgeSpec
+from judgemine.transforms.judge.base import JudgeInputs, JudgeModel, JudgeSpec
 from judgemine.transforms.judge.pairs import chunk_keys
 from judgemine.transforms.judge.prompt import PROMPT_VERSION
 from judgemine.transforms.judge.score_cache import cache_files, cached_keys
 
 
 def judge_spec(settings: Settings) -> JudgeSpec:
-    """The chosen backend's spec: the model, and its own options filled from the settings of the same names."""
-    backend = JUDGES.get(settings.judge_backend)
+    """The chosen judge: its registered kind, the model, and its own options filled from the settings of the same
+    names (unresolved: `resolved()` fixes its identity)."""
+    kind = JUDGES.get(settings.judge_backend)
     model = JudgeModel(settings.judge_model, settings.judge_dtype, settings.device, settings.judge_batch_size,
                        settings.image_root, settings.prompt, settings.image_cache_bytes,
                        (settings.max_image_pixels, settings.max_image_bytes))
-    return JudgeSpec(backend.name, model, filled(backend.Options, settings))
+    return JudgeSpec(kind, model, filled(kind.Options, settings))
 
 
 def cache_dir(settings: Settings) -> str:
@@ -55,31 +56,23 @@ def needs_model(settings: Settings) -> bool:
     return JUDGES.get(settings.judge_backend).capabilities.needs_model
 
 
-def judge_identity(settings: Settings) -> str:
-    """Who judges, by content (JudgeBackend.identity); "" for a judge without a model."""
-    spec = judge_spec(settings)
-    kind = JUDGES.get(spec.backend)
-    return kind.identity(spec.model, spec.options) if isinstance(kind, type) and issubclass(kind, JudgeBackend) else ""
-
-
-_IDENTITIES: dict[tuple[str, float], str] = {}  # one stage execution's judge identity: its build and its record
+_RESOLVED: dict[tuple[str, float], JudgeSpec] = {}  # one stage execution's judge: its build and its record
 
 
 def _inputs(ctx: StageContext) -> JudgeInputs:
-    """The stage's inputs, the judge's identity taken once when the stage starts: its workers verify what they
-    load against it and its record names it, so a folder swapped later can never be recorded instead."""
+    """The stage's inputs, the judge resolved once when the stage starts: its workers verify what they load
+    against that identity and its record names it, so a folder swapped later can never be recorded instead."""
     key = (ctx.folder.path, ctx.started)
-    if key not in _IDENTITIES:
-        _IDENTITIES.clear()
-        _IDENTITIES[key] = judge_identity(ctx.settings)
-    return JudgeInputs(ctx.input("ingest"), ctx.input("embed"), ctx.folder, judge_spec(ctx.settings),
-                       cache_dir(ctx.settings), _IDENTITIES[key])
+    if key not in _RESOLVED:
+        _RESOLVED.clear()
+        _RESOLVED[key] = judge_spec(ctx.settings).resolved()
+    return JudgeInputs(ctx.input("ingest"), ctx.input("embed"), ctx.folder, _RESOLVED[key], cache_dir(ctx.settings))
 
 
 def check(settings: Settings) -> None:
     spec = judge_spec(settings)
     try:
-        JUDGES.get(spec.backend).check_options(spec.options)
+        spec.kind.check_options(spec.options)
     except ValueError as e:
         raise UserError(str(e)) from None
     if not needs_model(settings):
@@ -88,7 +81,7 @@ def check(settings: Settings) -> None:
         raise UserError(f"judge model folder not found: {settings.judge_model} (run `make models` for the "
                         "tiny demo judge, or pass --judge-model DIR: a local folder, judgemine never downloads)")
     problem = (device_problem(settings.device)
-               or kind_problem(settings.judge_model, JUDGES.get(settings.judge_backend).capabilities.models,
+               or kind_problem(settings.judge_model, spec.kind.capabilities.models,
                                "--judge-model", f"--judge-backend {settings.judge_backend}"))
     if problem:
         raise UserError(problem)
@@ -110,11 +103,11 @@ def _refuse_images(ctx: StageContext) -> None:
 
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
-    kind = JUDGES.get(ctx.settings.judge_backend)
-    if kind.capabilities.text_only:
+    inputs = _inputs(ctx)
+    if inputs.spec.kind.capabilities.text_only:
         _refuse_images(ctx)
     chunks = chunks_of("queries", list_parts(ctx.input("retrieve").path))
-    _ = spread_chunks(p, chunks) | "JudgeChunks" >> kind.judging()(_inputs(ctx))
+    _ = spread_chunks(p, chunks) | "JudgeChunks" >> inputs.spec.kind.judging()(inputs)
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
@@ -137,7 +130,8 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
 
 
 def record(ctx: StageContext) -> dict[str, Any]:
-    return JUDGES.get(ctx.settings.judge_backend).described(_inputs(ctx))
+    inputs = _inputs(ctx)
+    return inputs.spec.kind.described(inputs)
 
 
 SAMPLE_QUERIES = 8
@@ -166,7 +160,7 @@ def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
     except MissingArtifact:
         return None
     cache = cached_keys(cache_files(cache_dir(settings)))
-    judge, prompt = judge_identity(settings), settings.prompt.identity
+    judge, prompt = judge_spec(settings).resolved().identity, settings.prompt.identity
     layout = RunLayout(settings.output)
     ingest = layout.stage("ingest")
     found = total = 0

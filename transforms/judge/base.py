@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,13 +54,13 @@ class Capabilities:
 @dataclass(frozen=True)
 class JudgeInputs:
     """What the judge stage's transform reads and writes: the committed ingest and embed folders, the
-    stage's own (temporary) folder, the judge, and the score cache."""
+    stage's own (temporary) folder, the judge (resolved: its identity fixed when the stage starts), and the score
+    cache."""
     ingest: StageFolder
     embed: StageFolder
     folder: StageFolder
     spec: JudgeSpec
     cache: str
-    identity: str = ""  # the judge's identity the stage uses (JudgeBackend.identity), fixed when it starts
 
 
 class JudgeKind:
@@ -103,7 +103,7 @@ class JudgeBackend(JudgeKind, abc.ABC):
         """What the judge stage's record says of the judge: the identity its workers loaded and verified."""
         model = inputs.spec.model
         return {"judge_model": model.path, "judge_backend": cls.name, "prompt_version": model.prompt.version,
-                "judge_model_id": inputs.identity, "cache": inputs.cache}
+                "judge_model_id": inputs.spec.identity, "cache": inputs.cache}
 
     @classmethod
     def identity(cls, model: JudgeModel, options: Any) -> str:
@@ -132,7 +132,18 @@ class JudgeBackend(JudgeKind, abc.ABC):
 
 @dataclass(frozen=True)
 class JudgeSpec:
-    """Everything a worker needs to build its judge backend (picklable, unlike the backend)."""
-    backend: str
+    """Who judges, looked up once: the registered kind itself (the class, so nothing looks its name up again), the
+    model and how to run it, the kind's own options, and the judge's identity by content once `resolved()` (fixed
+    when the judge stage starts: in every score-cache key and the stage's record, and what each worker checks its
+    load against). Everything a worker needs to build its backend; picklable, unlike the backend."""
+    kind: type[JudgeKind]
     model: JudgeModel
     options: Any = field(default_factory=NoOptions)
+    identity: str = ""
+
+    def resolved(self) -> JudgeSpec:
+        """This spec with the judge's identity as its files (or its server) are now; "" for a judge without a
+        model (it scores from the retrieval)."""
+        kind = self.kind
+        return replace(self, identity=kind.identity(self.model, self.options) if issubclass(kind, JudgeBackend)
+                       else "")

@@ -10,7 +10,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
 from judgemine.transforms.common.sides import Side
-from judgemine.transforms.judge.backends import JUDGES, load_judge
+from judgemine.transforms.judge.backends import load_judge
 from judgemine.transforms.judge.base import JudgeBackend, JudgeSpec
 
 
@@ -49,26 +49,24 @@ class JudgeHandler(ModelHandler[JudgeRequest, JudgeResult, JudgeBackend]):
     shared per machine (vLLM's engine claims a fraction of the whole accelerator) is loaded once per worker
     machine and called through a proxy (Beam's large_model); the others load one copy per process."""
 
-    def __init__(self, spec: JudgeSpec, identity: str) -> None:
-        shared = JUDGES.get(spec.backend).capabilities.shared_per_machine
-        super().__init__(min_batch_size=1, max_batch_size=1, large_model=shared)
-        self._spec, self._identity = spec, identity
+    def __init__(self, spec: JudgeSpec) -> None:
+        super().__init__(min_batch_size=1, max_batch_size=1, large_model=spec.kind.capabilities.shared_per_machine)
+        self._spec = spec
 
     def load_model(self) -> JudgeBackend:
-        """The backend, loaded between two checks of the judge's identity: the files (or the server's model) it
-        loaded are the ones the stage's cache keys and record name, or the stage fails naming the folder."""
+        """The backend, loaded between two checks of the judge's identity against the spec's (resolved when the
+        stage started): the files (or the server's model) it loaded are the ones the stage's cache keys and record
+        name, or the stage fails naming the folder."""
         self._verify("before loading")
         backend = load_judge(self._spec)
         self._verify("while it was loaded")
         return backend
 
     def _verify(self, when: str) -> None:
-        kind = JUDGES.get(self._spec.backend)
-        assert issubclass(kind, JudgeBackend)  # a judge without a model has no handler
-        now = kind.identity(self._spec.model, self._spec.options)
-        if now != self._identity:
+        now = self._spec.resolved().identity
+        if now != self._spec.identity:
             raise JudgeChanged(f"the judge {self._spec.model.path} changed {when} (id {now}, the judge stage "
-                               f"started with {self._identity}): its scores would mix two models; rerun once "
+                               f"started with {self._spec.identity}): its scores would mix two models; rerun once "
                                "it stays put")
 
     def run_inference(self, batch: Sequence[JudgeRequest], model: JudgeBackend,

@@ -8,7 +8,6 @@ from apache_beam.ml.inference.base import RunInference
 
 from judgemine.schemas import CANDIDATES
 from judgemine.transforms.common.candidates import PoolLookup
-from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.judge.base import JudgeInputs
 from judgemine.transforms.judge.handler import JudgeHandler
 from judgemine.transforms.judge.pairs import AskForChunk, BuildJudgeRequests, KeyChunkPairs, WriteScores
@@ -27,12 +26,12 @@ class JudgeWithModel(beam.PTransform):
                                                             "candidate_id", ["text", "image", "payload"])
         keyed = ({"chunk": asked.chunk, "sides": sides}
                  | "JoinCandidates" >> beam.CoGroupByKey()
-                 | "KeyPairs" >> beam.ParDo(KeyChunkPairs(ingest, self._in.identity, spec.model.prompt.identity)
+                 | "KeyPairs" >> beam.ParDo(KeyChunkPairs(ingest, spec.identity, spec.model.prompt.identity)
                                             ).with_outputs("keys", main="pairs"))
         cached = keyed.keys | "CachedScores" >> CachedScores(cache_files(self._in.cache))
         return ({"pairs": keyed.pairs, "cached": cached}
                 | "JoinCached" >> beam.CoGroupByKey()
                 | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ingest))
-                | "Judge" >> RunInference(JudgeHandler(spec, self._in.identity))
+                | "Judge" >> RunInference(JudgeHandler(spec))
                 | "WriteScores" >> beam.ParDo(WriteScores(self._in.folder, self._in.cache,
-                                                          JUDGES.get(spec.backend).capabilities.reports)))
+                                                          spec.kind.capabilities.reports)))

@@ -16,7 +16,7 @@ JUDGES: Registry[JudgeKind] = Registry("judge backend", "judge_backend", "judge"
 
 
 def load_judge(spec: JudgeSpec) -> JudgeBackend:
-    kind = JUDGES.get(spec.backend)
+    kind = spec.kind
     if not issubclass(kind, JudgeBackend):
-        raise ValueError(f"the {spec.backend} judge has no model to load: it scores from the retrieval")
+        raise ValueError(f"the {kind.name} judge has no model to load: it scores from the retrieval")
     return kind.load(spec.model, spec.options)
