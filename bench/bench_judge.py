@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from bench.harness import save
 from judgemine.pipelines.judge.stage import judge_spec
 from judgemine.pipelines.run.runner import run_one
-from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.settings import Settings, given
 from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, read_table
 from judgemine.schemas.layout import RunLayout
 from judgemine.testing.tiny_models import build_tiny_clip, build_tiny_idefics3, build_tiny_judge
@@ -82,7 +82,7 @@ def bench(name: str, base: Settings, options: PipelineOptions) -> list[dict]:
         settings = dataclasses.replace(base, judge_backend=backend)
         for attempt in range(2):  # the second round runs with warm file caches; both are reported
             t0 = time.time()
-            load_judge(judge_spec(settings)).score(queries, candidates)  # the stage's backend, built directly
+            load_judge(judge_spec(given("judge", settings))).score(queries, candidates)  # the stage's backend
             raw = time.time() - t0
             shutil.rmtree(os.path.join(settings.output, "cache"), ignore_errors=True)
             t0 = time.time()

@@ -1,10 +1,11 @@
-"""Every knob of a run, declared once, where it belongs: the run's own here (RunSettings), each stage's in its
-folder (pipelines/<stage>/settings.py; the mine stage's are the mining rule, transforms/mine/rule.py), each
-backend's own in its module (its `Options`, transforms/common/options.py); composed into the one Settings
-dataclass the stages read. Each field carries its type, choices, range, help and the stages whose output it
-shapes: pipelines/cli/options.py turns them into flags and reads YAML configs, pipelines/run/fingerprints.py
-builds each stage's fingerprint from the `shapes` declarations, pipelines/cli/reference.py writes the reference
-pages from them.
+"""Every knob of a run, declared once, where it belongs: the run's own and the images' in pipelines/run/settings.py,
+each stage's in its folder (pipelines/<stage>/settings.py; the mine stage's are the mining rule,
+transforms/mine/rule.py), each backend's own in its module (its `Options`, transforms/common/options.py);
+composed into the one Settings dataclass the command line fills. Each stage is given only its own view of it
+(`given`: the class its folder declares as GIVEN, with the options of the backends it chooses among). Each field
+carries its type, choices, range, help and the stages whose output it shapes: pipelines/cli/options.py turns
+them into flags and reads YAML configs, pipelines/run/fingerprints.py builds each stage's fingerprint from the
+`shapes` declarations, pipelines/cli/reference.py writes the reference pages from them.
 """
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import dataclasses
 import importlib
 import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from judgemine.pipelines.run.settings import RunSettings
 from judgemine.pipelines.table import STAGE_NAMES
-from judgemine.transforms.common.devices import Device
-from judgemine.transforms.common.options import OFF, choices_of, problems, setting, shown
+from judgemine.transforms.common.options import OFF, choices_of, problems, shown
 from judgemine.transforms.common.registry import PluginError, Registry
 from judgemine.transforms.embed.backends import EMBEDDERS
 from judgemine.transforms.judge.backends import JUDGES
@@ -25,16 +26,6 @@ DEFAULT_CHUNK_SIZE = 4096
 BACKEND_FAMILIES: tuple[Registry[Any], ...] = (EMBEDDERS, JUDGES)  # whose members' options are run settings
 STAGE_SETTINGS: tuple[type, ...] = tuple(importlib.import_module(f"judgemine.pipelines.{name}.settings").SETTINGS
                                          for name in STAGE_NAMES)  # each stage's, from its folder, in run order
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """The run's own settings, which no one stage owns: where it writes, on which device, whether to redo."""
-    output: str = setting("", (), "run directory: stages/, shards/, rejects/, manifest.json", group="run")
-    device: Device = setting("auto", (), "torch device for the models", group="run")
-    force: bool = setting(False, (), "rerun stages even when their artifacts are up to date", group="run")
-    report: bool = setting(True, (), "write OUTPUT/report/index.html (judgemine report) at the end of run; "
-                           "--no-report: off", group="run")
 
 
 class _Whole:
@@ -99,7 +90,7 @@ LIST_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
 OPTIONAL_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == (float | None)}
 ALIASES = {alias: f.name for f in FIELDS for alias in f.metadata["aliases"]}
 __all__ = ["ALIASES", "BY_NAME", "DEFAULT_CHUNK_SIZE", "FIELDS", "LIST_FIELDS", "OFF", "OPTIONAL_FIELDS", "TYPES",
-           "Settings", "applies", "choices", "number", "shown"]
+           "RunSettings", "Settings", "applies", "choices", "number", "shown", "view"]
 
 
 def number(f: dataclasses.Field[Any]) -> Any:
@@ -115,3 +106,36 @@ def applies(settings: Any, name: str) -> bool:
     """A backend's own setting matters only while that backend is chosen."""
     backend = BY_NAME[name].metadata.get("backend")
     return backend is None or getattr(settings, backend[0]) == backend[1]
+
+
+View = TypeVar("View")
+_MADE: dict[type, type] = {}  # a stage's GIVEN, and what it became, to what it became
+
+
+def _with_options(cls: type[View]) -> type[View]:
+    """`cls` with the own options of every backend of a family it chooses among (a class with `judge_backend`
+    gets every judge's), made once and named in this module so a view pickles by reference."""
+    if cls not in _MADE:
+        own = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        extra = [entry for entry in _backend_fields() if entry[2].metadata["backend"][0] in own]
+        made = dataclasses.make_dataclass(f"{cls.__name__}WithOptions", extra, bases=(cls,), frozen=True)
+        made.__module__, made.__doc__ = __name__, cls.__doc__
+        globals()[made.__name__] = _MADE[cls] = _MADE[made] = made
+    return _MADE[cls]
+
+
+def view(cls: type[View], settings: Any) -> View:
+    """`cls` (a stage's GIVEN) filled from the run's settings; reading anything else of it is an AttributeError."""
+    made = _with_options(cls)
+    return made(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(made)})  # type: ignore[arg-type]
+
+
+GIVEN: dict[str, type] = {name: _with_options(importlib.import_module(f"judgemine.pipelines.{name}.settings").GIVEN)
+                          for name in STAGE_NAMES}  # made at import, so a worker unpickles them by name
+
+
+def given(stage: str, settings: Any) -> Any:
+    """What stage `stage` is given of the run's settings: the class its folder declares as GIVEN (its own
+    settings, the run's, and any other stage's it reads, named there), with the options of the backends it
+    chooses among; a stage outside the table (a test's) gets the run's own."""
+    return view(GIVEN.get(stage, RunSettings), settings)

@@ -3,16 +3,17 @@ own process: a model or an image replaced in place, same-size damage, a copied s
 each stage, chunking that no later setting moves."""
 from __future__ import annotations
 
-import ast
+import dataclasses
 import json
 import os
+import pickle
 import shutil
 
 import pytest
 from conftest import ROOT, copy_run, default_args, head, jm, manifest_of, status_of, write_jsonl
 
 from judgemine.pipelines.run.fingerprints import shaping
-from judgemine.pipelines.settings import FIELDS
+from judgemine.pipelines.settings import FIELDS, GIVEN, Settings, given
 from judgemine.pipelines.stages import BY_NAME, STAGES
 
 
@@ -117,24 +118,11 @@ def test_every_setting_declares_the_stages_it_shapes():
         n for s in names for n in shaping(s))
 
 
-def _read_settings(module: str) -> set[str]:
-    """Setting names a stage's module reads as `<something>.settings.X`, `settings.X` or `s.X`."""
-    tree = ast.parse(open(os.path.join(ROOT, "pipelines", module, "stage.py"), encoding="utf-8").read())
-    fields = {f.name for f in FIELDS}
-    read = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in fields:
-            base = node.value
-            if (isinstance(base, ast.Name) and base.id in ("s", "settings")) or \
-                    (isinstance(base, ast.Attribute) and base.attr == "settings"):
-                read.add(node.attr)
-    return read
-
-
 @pytest.mark.parametrize("stage", [s.name for s in STAGES])
-def test_a_stage_reads_only_settings_that_shape_it_or_what_it_reads_or_nothing(stage):
-    """A setting a stage's code reads is in its fingerprint, or shapes a stage it reads (whose commit is in its
-    fingerprint), or is declared to shape nothing (speed, place, retries): else a change would go unnoticed."""
+def test_whatever_a_stage_is_given_shapes_it_or_what_it_reads_or_nothing(stage):
+    """A stage is given only what its folder declares (pipelines/<stage>/settings.py: GIVEN, with its backends'
+    options): each of those settings is in its fingerprint, or shapes a stage it reads (whose commit is in its
+    fingerprint), or shapes nothing (speed, place, retries). A change to anything else cannot reach its code."""
     allowed = set(shaping(stage))
     pending = list(BY_NAME[stage].upstream)
     while pending:
@@ -142,7 +130,24 @@ def test_a_stage_reads_only_settings_that_shape_it_or_what_it_reads_or_nothing(s
         allowed |= set(shaping(up))
         pending += BY_NAME[up].upstream
     performance = {f.name for f in FIELDS if not f.metadata["shapes"]}
-    assert _read_settings(stage) - allowed - performance == set()
+    seen = {f.name for f in dataclasses.fields(GIVEN[stage])}
+    assert seen - allowed - performance == set()
+    assert set(shaping(stage)) <= seen  # and it can see whatever its fingerprint holds
+
+
+def test_a_stage_is_given_its_own_settings_and_cannot_read_another_stages():
+    """The judge stage sees its settings, the images', the run's and its backends' options; K, a retrieve
+    setting, is not there to read (the judge's plan gets it from the retrieve stage's estimate)."""
+    settings = Settings(output="out", judge_backend="openai", judge_server_url="http://127.0.0.1:9", top_k=7,
+                        image_root="imgs", judge_batch_size=3)
+    judge = given("judge", settings)
+    assert (judge.output, judge.image_root, judge.judge_batch_size) == ("out", "imgs", 3)
+    assert judge.judge_server_url == "http://127.0.0.1:9" and judge.prompt == settings.prompt
+    with pytest.raises(AttributeError, match="top_k"):
+        _ = judge.top_k
+    with pytest.raises(AttributeError, match="judge_backend"):
+        _ = given("index", settings).judge_backend
+    assert pickle.loads(pickle.dumps(judge)) == judge  # a worker gets it by name
 
 
 def test_the_chunking_and_later_settings_never_rerun_earlier_stages(tmp_path, similarity_run, prov_pairs, tiny_judge):

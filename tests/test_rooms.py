@@ -69,6 +69,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from judgemine.pipelines.run.settings import RunSettings
 from judgemine.transforms.common.options import above, setting
 
 
@@ -77,7 +78,12 @@ class DatasetsSettings:
     datasets_top: int = setting(2, ("datasets",), "dataset names kept per chunk", group="datasets", range=above(0))
 
 
-SETTINGS = DatasetsSettings
+@dataclass(frozen=True)
+class DatasetsStageSettings(DatasetsSettings, RunSettings):
+    pass
+
+
+SETTINGS, GIVEN = DatasetsSettings, DatasetsStageSettings
 '''
 STAGE = '''"""The datasets stage: the dataset names of each query chunk."""
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Any
 
 from judgemine.pipelines.ingest.reject_gate import FileCount, check_rejects, top_reasons
 from judgemine.pipelines.run.stage import PlanInputs
-from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.settings import Settings, given
 from judgemine.pipelines.stages import STAGES
 from judgemine.transforms.common.devices import resolve_device
 from judgemine.transforms.common.progress import human_seconds
@@ -47,7 +47,7 @@ def _rows(settings: Settings) -> dict[str, Any]:
 def make_plan(settings: Settings) -> dict[str, Any]:
     for stage in STAGES:
         if stage.check:
-            stage.check(settings)
+            stage.check(given(stage.name, settings))
     rows = _rows(settings)
     check_rejects(rows["files"], settings.max_reject_share, settings.image_root, "nothing was run")
     inputs = PlanInputs(rows["pairs"], len(rows["pairs"]), rows["candidates"])
@@ -59,7 +59,7 @@ def make_plan(settings: Settings) -> dict[str, Any]:
     for stage in STAGES:
         if not stage.estimate:
             continue
-        estimate = stage.estimate(settings, inputs)
+        estimate = stage.estimate(given(stage.name, settings), inputs)
         plan["seconds"][stage.name] = estimate.seconds
         plan["rates"].update(estimate.rates)
         plan["bytes"].update(estimate.bytes)

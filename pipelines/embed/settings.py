@@ -6,6 +6,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 
+from judgemine.pipelines.run.settings import ImageSettings, RunSettings
 from judgemine.transforms.common.devices import Dtype
 from judgemine.transforms.common.options import above, setting
 from judgemine.transforms.embed.backends import EMBEDDERS
@@ -38,3 +39,12 @@ class EmbedSettings:
 
 
 SETTINGS = EmbedSettings
+
+
+@dataclass(frozen=True)
+class EmbedStageSettings(EmbedSettings, ImageSettings, RunSettings):
+    """What the embed stage is given: its own settings, the images' root and limits (it opens the images ingest
+    checked) and the run's."""
+
+
+GIVEN = EmbedStageSettings

@@ -8,10 +8,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
+from judgemine.pipelines.embed.settings import EmbedStageSettings
 from judgemine.pipelines.run.artifacts import count_rows
 from judgemine.pipelines.run.errors import UserError
 from judgemine.pipelines.run.stage import Counters, Estimate, PlanInputs, Stage, StageContext, spread_chunks
-from judgemine.pipelines.settings import Settings
 from judgemine.schemas import list_parts, storage
 from judgemine.schemas.layout import SIDES
 from judgemine.transforms.common.chunks import chunks_of
@@ -25,14 +25,14 @@ from judgemine.transforms.embed.handler import EmbedHandler
 from judgemine.transforms.embed.records import CANDIDATE_POOL, ReadRecords, WriteEmbeddings
 
 
-def embedder_spec(settings: Settings) -> EmbedderSpec:
+def embedder_spec(settings: EmbedStageSettings) -> EmbedderSpec:
     return EmbedderSpec(settings.embed_backend, settings.resolved_embed_model, settings.embed_batch_size,
                         settings.device, settings.embed_dtype, settings.image_root,
                         filled(EMBEDDERS.get(settings.embed_backend).Options, settings),
                         (settings.max_image_pixels, settings.max_image_bytes))
 
 
-def build(p: beam.Pipeline, ctx: StageContext) -> None:
+def build(p: beam.Pipeline, ctx: StageContext[EmbedStageSettings]) -> None:
     s = ctx.settings
     ingest = ctx.input("ingest")
     chunks = [c for side in SIDES for c in chunks_of(side, list_parts(ingest.folder(side)))]
@@ -49,7 +49,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     _ = records.rejects | "WriteRejects" >> WriteRejects(ctx.folder.folder("rejects"))
 
 
-def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
+def count(ctx: StageContext[EmbedStageSettings], counters: Counters) -> dict[str, Any]:
     sources = [s for part in read_rejects(ctx.folder.folder("rejects"), ["source"])
                for s in part.column("source").to_pylist()]
     dropped_candidates = sum(1 for s in sources if s == CANDIDATE_POOL)
@@ -59,7 +59,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "texts_repeated": counters.get("texts_repeated", 0)}
 
 
-def check(settings: Settings) -> None:
+def check(settings: EmbedStageSettings) -> None:
     try:
         model = settings.resolved_embed_model
     except (ValueError, FileNotFoundError) as e:
@@ -76,7 +76,7 @@ def check(settings: Settings) -> None:
 SAMPLE_TEXTS = 256
 
 
-def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
+def estimate(settings: EmbedStageSettings, plan: PlanInputs) -> Estimate:
     """Texts/s of the embedder here on the run's own texts (after a warm-up batch); the vectors' bytes."""
     from judgemine.transforms.embed.backends import load_embedder
     half = SAMPLE_TEXTS // 2
@@ -95,7 +95,7 @@ def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
                     measured=f"embed {rate:.1f} texts/s ({settings.embed_backend})")
 
 
-def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+def manifest(settings: EmbedStageSettings, record: dict[str, Any]) -> dict[str, Any]:
     path = settings.resolved_embed_model
     return {"run": {"models": {"embedder": {"backend": settings.embed_backend, "path": path,
                                             "random_weights": random_weights(path)}}}}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from judgemine.pipelines.run.settings import RunSettings
 from judgemine.transforms.common.options import above, at_least, setting
+from judgemine.transforms.common.seed import Seeded
 
 
 @dataclass(frozen=True)
@@ -22,3 +24,11 @@ class IndexSettings:
 
 
 SETTINGS = IndexSettings
+
+
+@dataclass(frozen=True)
+class IndexStageSettings(IndexSettings, Seeded, RunSettings):
+    """What the index stage is given: its own settings, the run's seed (its training sample) and the run's."""
+
+
+GIVEN = IndexStageSettings

@@ -8,9 +8,9 @@ from typing import Any
 
 import apache_beam as beam
 
+from judgemine.pipelines.index.settings import IndexStageSettings
 from judgemine.pipelines.run.errors import UserError
 from judgemine.pipelines.run.stage import Counters, Stage, StageContext
-from judgemine.pipelines.settings import Settings
 from judgemine.schemas import list_parts, num_rows, storage
 from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
@@ -20,7 +20,7 @@ from judgemine.transforms.retrieve.search import BuildIndexShard
 log = logging.getLogger(__name__)
 
 
-def index_factory(settings: Settings, embed: StageFolder) -> tuple[str, str]:
+def index_factory(settings: IndexStageSettings, embed: StageFolder) -> tuple[str, str]:
     """The factory string to build, and why: as given, or `auto`'s pick for the pool (and shard) size."""
     if settings.index_factory != "auto":
         return settings.index_factory, "as given (--index-factory)"
@@ -28,7 +28,7 @@ def index_factory(settings: Settings, embed: StageFolder) -> tuple[str, str]:
     return auto_factory(max(1, pool // settings.index_shards))
 
 
-def check(settings: Settings) -> None:
+def check(settings: IndexStageSettings) -> None:
     """A factory string FAISS cannot parse is a user error before any stage runs (checked at a dimension that
     every usual PQ split divides; the real one is the embedder's)."""
     if settings.index_factory == "auto":
@@ -42,7 +42,7 @@ def check(settings: Settings) -> None:
             from None
 
 
-def build(p: beam.Pipeline, ctx: StageContext) -> None:
+def build(p: beam.Pipeline, ctx: StageContext[IndexStageSettings]) -> None:
     s = ctx.settings
     factory, why = index_factory(s, ctx.input("embed"))
     log.info("index: %s, %d shard(s): %s", factory, s.index_shards, why)
@@ -52,7 +52,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
                                                             s.index_shards, s.seed, s.index_train_size)))
 
 
-def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
+def count(ctx: StageContext[IndexStageSettings], counters: Counters) -> dict[str, Any]:
     """The build settings, saved with the index (and each shard's in its build.json)."""
     shards = []
     for i in range(ctx.settings.index_shards):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from judgemine.pipelines.run.settings import ImageSettings, RunSettings
 from judgemine.transforms.common.options import above, at_least, setting, within
 from judgemine.transforms.ingest.layouts import PairsLayout
 
 
 @dataclass(frozen=True)
-class IngestSettings:
+class IngestSettings(ImageSettings):
     """What ingest reads and what a row must be to pass."""
     pairs: tuple[str, ...] = setting((), ("ingest",), "query/positive pair files (JSONL, JSON array, Parquet, "
                                      "CSV/TSV with a header); repeatable", group="ingest")
@@ -21,12 +22,6 @@ class IngestSettings:
     max_reject_share: float = setting(0.5, (), "stop after ingest (exit 2) when more than this share of the rows, "
                                       "or every row of one file, is rejected: a wrong layout, not data to mine; 1 = "
                                       "never stop", group="ingest", range=within(0, 1))
-    image_root: str = setting("", ("ingest",), "directory that relative image paths are resolved against",
-                              group="ingest")
-    max_image_pixels: int = setting(50_000_000, ("ingest",), "images with more pixels are rejected "
-                                    "(image_too_large)", group="ingest", range=above(0))
-    max_image_bytes: int = setting(64 * 2**20, ("ingest",), "image files larger than this many bytes are rejected "
-                                   "unread (image_too_large)", group="ingest", range=above(0))
     max_text_chars: int = setting(16384, ("ingest",), "a query, positive or candidate text longer than this many "
                                   "characters is rejected (text_too_long)", group="ingest", range=above(0))
     skip_image_check: bool = setting(False, ("ingest",), "do not open images at ingest (they are then hashed by "
@@ -39,3 +34,11 @@ class IngestSettings:
 
 
 SETTINGS = IngestSettings
+
+
+@dataclass(frozen=True)
+class IngestStageSettings(IngestSettings, RunSettings):
+    """What the ingest stage is given: its own settings and the run's."""
+
+
+GIVEN = IngestStageSettings

@@ -13,10 +13,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsDict, AsList
 
 from judgemine.pipelines.ingest.reject_gate import FileCount, check_rejects, files_of, top_reasons
+from judgemine.pipelines.ingest.settings import IngestStageSettings
 from judgemine.pipelines.run.artifacts import count_rows
 from judgemine.pipelines.run.errors import UserError
 from judgemine.pipelines.run.stage import Counters, Stage, StageContext
-from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, storage
 from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.rejects import WriteRejects, read_rejects, reason_counts
@@ -78,7 +78,7 @@ def _is_parquet(path: str) -> bool:
         return f.read(4) == b"PAR1"
 
 
-def check(settings: Settings) -> None:
+def check(settings: IngestStageSettings) -> None:
     """Every input a readable file (not a folder), the image root a folder: before any stage starts."""
     if not settings.pairs:
         raise UserError("no pair files given: pass --pairs PATH (or `pairs:` in the config)")
@@ -97,13 +97,13 @@ def check(settings: Settings) -> None:
         raise UserError(f"--image-root {root} is not a folder")
 
 
-def input_fingerprints(settings: Settings) -> dict[str, str]:
+def input_fingerprints(settings: IngestStageSettings) -> dict[str, str]:
     """sha256 of every input file; a missing or unreadable file is a clear error, not a silent skip."""
     check(settings)
     return {path: _file_sha256(path) for path in (*settings.pairs, *settings.corpus)}
 
 
-def build(p: beam.Pipeline, ctx: StageContext) -> None:
+def build(p: beam.Pipeline, ctx: StageContext[IngestStageSettings]) -> None:
     s = ctx.settings
     files = [InputFile(path, "pairs") for path in s.pairs] + [InputFile(path, "corpus") for path in s.corpus]
     images = ImagePolicy(s.image_root, s.max_image_pixels, s.max_image_bytes, not s.skip_image_check)
@@ -138,7 +138,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
          | "WriteRejects" >> WriteRejects(ctx.folder.folder("rejects")))
 
 
-def _write_pool(ctx: StageContext, entries: tuple[beam.PCollection, beam.PCollection]) -> None:
+def _write_pool(ctx: StageContext[IngestStageSettings], entries: tuple[beam.PCollection, beam.PCollection]) -> None:
     """The pool deduplicated per id range, then cut into parts of chunk_size in id order."""
     directory = ctx.folder.folder("candidates")
     ranges = (entries | "PoolEntries" >> beam.Flatten()
@@ -154,7 +154,7 @@ def _write_pool(ctx: StageContext, entries: tuple[beam.PCollection, beam.PCollec
          | "PoolPartZero" >> beam.Map(write_empty_part, directory, CANDIDATES))
 
 
-def _write_queries(ctx: StageContext, kept: beam.PCollection) -> None:
+def _write_queries(ctx: StageContext[IngestStageSettings], kept: beam.PCollection) -> None:
     """Queries grouped by content (exclusions), chunked by their groups' first queries' ranks in input order
     (counted per line range: no worker holds every group), written."""
     directory = ctx.folder.folder("queries")
@@ -181,7 +181,7 @@ def _write_queries(ctx: StageContext, kept: beam.PCollection) -> None:
          | "QueryPartZero" >> beam.Map(write_empty_part, directory, QUERIES))
 
 
-def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
+def count(ctx: StageContext[IngestStageSettings], counters: Counters) -> dict[str, Any]:
     """Rows read (Beam counters) against what the stage wrote, pair rows and corpus rows each: rows in =
     queries + rejects, corpus rows in = corpus rows kept (in the pool, merged with an equal candidate or not)
     + corpus rejects. The manifest checks both."""
@@ -208,12 +208,12 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "files": files}
 
 
-def outdated(settings: Settings, record: dict[str, Any]) -> str:
+def outdated(settings: IngestStageSettings, record: dict[str, Any]) -> str:
     """An image replaced or gone since ingest read it (its path, hence the fingerprint, unchanged)."""
     return changed_images(RunLayout(settings.output).stage("ingest").folder("images"))
 
 
-def gate(settings: Settings, record: dict[str, Any]) -> None:
+def gate(settings: IngestStageSettings, record: dict[str, Any]) -> None:
     """No stage after ingest runs on input it mostly refused (pipelines/ingest/reject_gate.py)."""
     check_rejects(files_of(record), settings.max_reject_share, settings.image_root,
                   f"ingest is committed: every rejected row is in "

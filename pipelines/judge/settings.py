@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from judgemine.pipelines.run.settings import ImageSettings, RunSettings
 from judgemine.transforms.common.devices import Dtype
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
 from judgemine.transforms.common.options import above, setting
@@ -42,3 +43,12 @@ class JudgeSettings:
 
 
 SETTINGS = JudgeSettings
+
+
+@dataclass(frozen=True)
+class JudgeStageSettings(JudgeSettings, ImageSettings, RunSettings):
+    """What the judge stage is given: its own settings, the images' root and limits (it shows the images ingest
+    checked) and the run's."""
+
+
+GIVEN = JudgeStageSettings

@@ -11,6 +11,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow.compute as pc
 
+from judgemine.pipelines.judge.settings import JudgeStageSettings
 from judgemine.pipelines.run.artifacts import MissingArtifact, require_stage
 from judgemine.pipelines.run.errors import UserError
 from judgemine.pipelines.run.stage import (
@@ -22,7 +23,6 @@ from judgemine.pipelines.run.stage import (
     query_chunks,
     spread_chunks,
 )
-from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, part_index, read_table
 from judgemine.schemas.layout import RunLayout, StageFolder
 from judgemine.transforms.common.candidates import as_bytes
@@ -38,7 +38,7 @@ from judgemine.transforms.judge.prompt import PROMPT_VERSION
 from judgemine.transforms.judge.score_cache import cache_files, cached_keys
 
 
-def judge_spec(settings: Settings) -> JudgeSpec:
+def judge_spec(settings: JudgeStageSettings) -> JudgeSpec:
     """The chosen judge: its registered kind, the model, and its own options filled from the settings of the same
     names (unresolved: `resolved()` fixes its identity)."""
     kind = JUDGES.get(settings.judge_backend)
@@ -48,18 +48,18 @@ def judge_spec(settings: Settings) -> JudgeSpec:
     return JudgeSpec(kind, model, filled(kind.Options, settings))
 
 
-def cache_dir(settings: Settings) -> str:
+def cache_dir(settings: JudgeStageSettings) -> str:
     return settings.judge_cache or RunLayout(settings.output).judge_cache
 
 
-def needs_model(settings: Settings) -> bool:
+def needs_model(settings: JudgeStageSettings) -> bool:
     return JUDGES.get(settings.judge_backend).capabilities.needs_model
 
 
 _RESOLVED: dict[tuple[str, float], JudgeSpec] = {}  # one stage execution's judge: its build and its record
 
 
-def _inputs(ctx: StageContext) -> JudgeInputs:
+def _inputs(ctx: StageContext[JudgeStageSettings]) -> JudgeInputs:
     """The stage's inputs, the judge resolved once when the stage starts: its workers verify what they load
     against that identity and its record names it, so a folder swapped later can never be recorded instead."""
     key = (ctx.folder.path, ctx.started)
@@ -69,7 +69,7 @@ def _inputs(ctx: StageContext) -> JudgeInputs:
     return JudgeInputs(ctx.input("ingest"), ctx.input("embed"), ctx.folder, _RESOLVED[key], cache_dir(ctx.settings))
 
 
-def check(settings: Settings) -> None:
+def check(settings: JudgeStageSettings) -> None:
     spec = judge_spec(settings)
     try:
         spec.kind.check_options(spec.options)
@@ -87,7 +87,7 @@ def check(settings: Settings) -> None:
         raise UserError(problem)
 
 
-def _refuse_images(ctx: StageContext) -> None:
+def _refuse_images(ctx: StageContext[JudgeStageSettings]) -> None:
     """A text-only judge (a cross-encoder) would score an image pair by its caption alone: refused up front."""
     ingest = ctx.input("ingest")
     sides = [(ingest.folder("queries"), QUERIES, ("query_image", "pos_image")),
@@ -102,7 +102,7 @@ def _refuse_images(ctx: StageContext) -> None:
                         "vision-language model (--judge-backend transformers --judge-model DIR)")
 
 
-def build(p: beam.Pipeline, ctx: StageContext) -> None:
+def build(p: beam.Pipeline, ctx: StageContext[JudgeStageSettings]) -> None:
     inputs = _inputs(ctx)
     if inputs.spec.kind.capabilities.text_only:
         _refuse_images(ctx)
@@ -110,7 +110,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     _ = spread_chunks(p, chunks) | "JudgeChunks" >> inputs.spec.kind.judging()(inputs)
 
 
-def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
+def count(ctx: StageContext[JudgeStageSettings], counters: Counters) -> dict[str, Any]:
     """From the stage's Beam counters; the vLLM prefix-cache token counters become the run's hit rate, the
     transformers backend's token counters the packing's saving."""
     judged, cached = counters.get("pairs_judged", 0), counters.get("pairs_cached", 0)
@@ -129,7 +129,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
     return out
 
 
-def record(ctx: StageContext) -> dict[str, Any]:
+def record(ctx: StageContext[JudgeStageSettings]) -> dict[str, Any]:
     inputs = _inputs(ctx)
     return inputs.spec.kind.described(inputs)
 
@@ -138,13 +138,13 @@ SAMPLE_QUERIES = 8
 BYTES_PER_SCORE = 60  # a judge part row and a cache row, compressed (measured on the demo: 40-70)
 
 
-def _pairs_per_second(settings: Settings, pairs: list[dict[str, str]]) -> float:
+def _pairs_per_second(settings: JudgeStageSettings, pairs: list[dict[str, str]], top_k: int) -> float:
     """Pairs/s on the run's own texts: a few queries, each with K + 1 positives of others as candidates (the
     shape of a chunk: a query's pairs together, so packing shares their prefix as in the run)."""
     from judgemine.transforms.judge.backends import load_judge
     judge = load_judge(judge_spec(settings))
     queries = [Side(p["query_text"], p["query_image"]) for p in pairs[:SAMPLE_QUERIES]]
-    targets = [Side(p["pos_text"], p["pos_image"]) for p in pairs[:settings.top_k + 1]]
+    targets = [Side(p["pos_text"], p["pos_image"]) for p in pairs[:top_k + 1]]
     qs = [q for q in queries for _ in targets]
     cs = [c for _ in queries for c in targets]
     judge.score(qs[:len(targets)], cs[:len(targets)])  # warm-up
@@ -153,7 +153,7 @@ def _pairs_per_second(settings: Settings, pairs: list[dict[str, str]]) -> float:
     return len(qs) / max(time.perf_counter() - started, 1e-9)
 
 
-def _retrieved_pairs(settings: Settings) -> tuple[int, int] | None:
+def _retrieved_pairs(settings: JudgeStageSettings) -> tuple[int, int] | None:
     """(pairs the judge will see, those already in the score cache) once retrieval is committed, else None."""
     try:
         require_stage(settings.output, "retrieve")
@@ -185,12 +185,14 @@ def _payloads(ingest: StageFolder, ids: set[str]) -> dict[str, str]:
     return out
 
 
-def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
+def estimate(settings: JudgeStageSettings, plan: PlanInputs) -> Estimate:
     """The judge is nearly the whole bill: its pairs counted as the run will count them (K + 1 per query, or
     exactly, with those already in the score cache, once retrieval is committed), timed here. A judge without a
-    model (the similarity judge) costs nothing: the scores come with the retrieval."""
+    model (the similarity judge) costs nothing: the scores come with the retrieval. K is what the retrieve stage's
+    estimate hands on."""
+    top_k = plan.measured["top_k"]
     retrieved = _retrieved_pairs(settings) if needs_model(settings) else None
-    pairs, cached = retrieved if retrieved else (plan.queries * (settings.top_k + 1), None)
+    pairs, cached = retrieved if retrieved else (plan.queries * (top_k + 1), None)
     line = (f"judge pairs:        {pairs} at most (K + 1 per query), cached: known after retrieval" if cached is None
             else f"judge pairs:        {pairs} retrieved, {cached} already in the cache")
     facts = {"judge_pairs": pairs, "judge_pairs_cached": cached}
@@ -198,13 +200,13 @@ def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
     if not needs_model(settings):
         return Estimate(bytes=written, rates={"judge_pairs_per_second": None}, facts=facts, lines=(line,),
                         measured=f"judge free ({settings.judge_backend})")
-    rate = _pairs_per_second(settings, plan.pairs)
+    rate = _pairs_per_second(settings, plan.pairs, top_k)
     return Estimate(seconds=round((pairs - (cached or 0)) / rate, 1), bytes=written,
                     rates={"judge_pairs_per_second": round(rate, 1)}, facts=facts, lines=(line,),
                     measured=f"judge {rate:.1f} pairs/s ({settings.judge_backend})")
 
 
-def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+def manifest(settings: JudgeStageSettings, record: dict[str, Any]) -> dict[str, Any]:
     judge: dict[str, Any] = {"backend": settings.judge_backend}
     if "judge_model_id" in record:
         judge.update(path=record["judge_model"], id=record["judge_model_id"],

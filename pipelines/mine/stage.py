@@ -7,6 +7,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from judgemine.pipelines.mine.settings import MineStageSettings
 from judgemine.pipelines.run.artifacts import count_rows
 from judgemine.pipelines.run.stage import (
     Counters,
@@ -17,7 +18,6 @@ from judgemine.pipelines.run.stage import (
     query_chunks,
     spread_chunks,
 )
-from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, list_parts
 from judgemine.transforms.common.candidates import PoolLookup
 from judgemine.transforms.common.chunks import chunks_of
@@ -26,7 +26,7 @@ from judgemine.transforms.mine.rule import FILTERS, MiningRule
 from judgemine.transforms.mine.shards import AskForCandidates, MineChunk
 
 READS = ("judge", "retrieve", "embed", "ingest")
-def build(p: beam.Pipeline, ctx: StageContext) -> None:
+def build(p: beam.Pipeline, ctx: StageContext[MineStageSettings]) -> None:
     s = ctx.settings
     chunks = chunks_of("queries", list_parts(ctx.input("embed").folder("queries")))
     rule = MiningRule.of(s)
@@ -43,7 +43,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
     _ = mined.rejects | "WriteRejects" >> WriteRejects(ctx.folder.folder("rejects"))
 
 
-def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
+def count(ctx: StageContext[MineStageSettings], counters: Counters) -> dict[str, Any]:
     return {"rows": count_rows(ctx.outputs["shards"]),
             "false_negatives_filtered": counters.get("false_negatives_filtered", 0),
             **{f"skipped_{name}": counters.get(f"skipped_{name}", 0) for name in FILTERS},
@@ -53,7 +53,7 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "rejected": count_rows(ctx.folder.folder("rejects"))}
 
 
-def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+def manifest(settings: MineStageSettings, record: dict[str, Any]) -> dict[str, Any]:
     """The rule as applied (beta resolved) and what each of its filters removed."""
     counts, rule = record["counts"], MiningRule.of(settings)
     return {"mining": {"rule": {**dataclasses.asdict(rule), "beta": rule.applied_beta},
@@ -64,7 +64,7 @@ def manifest(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
                        "retrieved_pairs": counts["retrieved"]}}
 
 
-def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
+def estimate(settings: MineStageSettings, plan: PlanInputs) -> Estimate:
     """The shards: m negatives and the positive per query, each about as long as the positives."""
     mean_chars = float(np.mean([len(p["pos_text"]) for p in plan.pairs])) if plan.pairs else 0.0
     return Estimate(bytes={"shards": int(plan.queries * (settings.num_negatives + 2) * (mean_chars + 16))})

@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from judgemine import __version__
 from judgemine.pipelines.run.artifacts import require_stage
 from judgemine.pipelines.run.secrets import redacted
-from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.settings import Settings, given
 from judgemine.pipelines.stages import STAGES
 from judgemine.schemas import SCHEMA_VERSION, SHARDS, list_parts, read_table, storage
 from judgemine.schemas.layout import RunLayout
@@ -141,5 +141,5 @@ def build_manifest(settings: Settings, pending: dict[str, Any] | None = None,
     }
     for stage in STAGES:  # what each stage adds: the inputs, the models, the rule as applied
         if stage.manifest:
-            _merged(manifest, stage.manifest(settings, stages[stage.name]))
+            _merged(manifest, stage.manifest(given(stage.name, settings), stages[stage.name]))
     return manifest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from judgemine.pipelines.run.settings import RunSettings
 from judgemine.transforms.common.devices import Device
 from judgemine.transforms.common.options import above, at_least, setting
 
@@ -27,3 +28,11 @@ class RetrieveSettings:
 
 
 SETTINGS = RetrieveSettings
+
+
+@dataclass(frozen=True)
+class RetrieveStageSettings(RetrieveSettings, RunSettings):
+    """What the retrieve stage is given: its own settings and the run's."""
+
+
+GIVEN = RetrieveStageSettings

@@ -10,6 +10,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.utils.shared import Shared
 
+from judgemine.pipelines.retrieve.settings import RetrieveStageSettings
 from judgemine.pipelines.run.artifacts import count_rows
 from judgemine.pipelines.run.errors import UserError
 from judgemine.pipelines.run.stage import (
@@ -21,7 +22,6 @@ from judgemine.pipelines.run.stage import (
     query_chunks,
     spread_chunks,
 )
-from judgemine.pipelines.settings import Settings
 from judgemine.schemas import RETRIEVAL, footer, list_parts, storage
 from judgemine.schemas.layout import is_index_shard
 from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
@@ -30,7 +30,7 @@ from judgemine.transforms.common.devices import device_problem
 from judgemine.transforms.retrieve.search import SearchAndWrite, SearchShard, SearchSpec, WriteRetrieval
 
 
-def build(p: beam.Pipeline, ctx: StageContext) -> None:
+def build(p: beam.Pipeline, ctx: StageContext[RetrieveStageSettings]) -> None:
     s = ctx.settings
     shards = len([d for d in storage.children(ctx.input("index").path) if is_index_shard(d)])
     chunks = chunks_of("queries", list_parts(ctx.input("embed").folder("queries")))
@@ -46,7 +46,7 @@ def build(p: beam.Pipeline, ctx: StageContext) -> None:
          | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.folder, s.top_k, shards)))
 
 
-def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
+def count(ctx: StageContext[RetrieveStageSettings], counters: Counters) -> dict[str, Any]:
     """Queries with fewer than K candidates are counted, never hidden (the pool may be too small); from each
     part's footer, checked against the queries embed wrote."""
     queries = count_rows(ctx.input("embed").folder("queries"))
@@ -59,9 +59,11 @@ def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:
             "queries_short_of_k": sum(int(meta[SHORT_OF_K_KEY]) for _, meta in footers)}
 
 
-def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
-    """Seconds of an exact top-K search of every query over the pool, from a timed sample scaled linearly."""
+def estimate(settings: RetrieveStageSettings, plan: PlanInputs) -> Estimate:
+    """Seconds of an exact top-K search of every query over the pool, from a timed sample scaled linearly; K
+    handed on to the judge's estimate."""
     import faiss
+    plan.measured["top_k"] = settings.top_k
     rng = np.random.default_rng(0)
     dim, pool = plan.measured.get("dim", 384), min(plan.candidates, 20_000)
     index = faiss.IndexFlatIP(dim)
@@ -73,7 +75,7 @@ def estimate(settings: Settings, plan: PlanInputs) -> Estimate:
                                   * plan.candidates / max(pool, 1), 1))
 
 
-def check(settings: Settings) -> None:
+def check(settings: RetrieveStageSettings) -> None:
     problem = device_problem(settings.search_device, "--search-device")
     if problem:
         raise UserError(problem)

@@ -31,7 +31,7 @@ from judgemine.pipelines.run.fingerprints import settings_fingerprint
 from judgemine.pipelines.run.lock import check_held
 from judgemine.pipelines.run.progress import StageProgress
 from judgemine.pipelines.run.stage import Counters, Stage, StageContext
-from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.settings import Settings, given
 from judgemine.pipelines.stages import BY_NAME, STAGES
 from judgemine.schemas.commits import commit_id
 from judgemine.schemas.digests import take_written
@@ -47,7 +47,7 @@ def fingerprint(stage: Stage, settings: Settings, inputs: dict[str, str] | None 
     parts = [commit_id(require_stage(settings.output, name)) for name in stage.upstream]
     parts.append(settings_fingerprint(settings, stage.name))
     if stage.inputs:
-        parts.append(repr(sorted((stage.inputs(settings) if inputs is None else inputs).items())))
+        parts.append(repr(sorted((stage.inputs(given(stage.name, settings)) if inputs is None else inputs).items())))
     if stage.version:
         parts.append(stage.version)
     return chain_fingerprint(*parts)
@@ -79,17 +79,18 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
     """Runs one stage into temporary directories, then commits it: until its new record is written the stage
     does not exist for any reader, so a kill at any step leaves nothing a reader would trust."""
     started = time.time()
+    own = given(stage.name, settings)
     if stage.check:
-        stage.check(settings)
+        stage.check(own)
     interrupts.running = (stage.name, settings.output)
-    inputs = stage.inputs(settings) if stage.inputs else None
+    inputs = stage.inputs(own) if stage.inputs else None
     fp = fingerprint(stage, settings, inputs)
     out = settings.output
     layout = RunLayout(out)
     finals = {stage.name: layout.stage(stage.name).path, **{n: layout.published(n) for n in stage.publishes}}
     with contextlib.ExitStack() as stack:
         tmps = {name: stack.enter_context(temporary_dir(final)) for name, final in finals.items()}
-        ctx = StageContext(settings, StageFolder(tmps[stage.name]), {n: tmps[n] for n in stage.publishes}, started)
+        ctx = StageContext(own, StageFolder(tmps[stage.name]), {n: tmps[n] for n in stage.publishes}, started)
         units = stage.units(ctx) if stage.units else 0
         # What is alive before the pipeline (imports, earlier stages) is left out of its garbage collections and
         # of the collection after it: a full collection walks those ~300k objects, 0.11 s a stage in all, 0.004 s
@@ -113,7 +114,7 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
         uncommit(out, stage.name)
         fault_point(f"{stage.name}:uncommitted")
         if inputs is not None:  # the last moment before anything is swapped in
-            _unchanged_inputs(stage, inputs, stage.inputs(settings) if stage.inputs else {})
+            _unchanged_inputs(stage, inputs, stage.inputs(own) if stage.inputs else {})
         for name, final in finals.items():
             swap_in(tmps[name], final, f"{stage.name}:{name}")
     published = list(finals.values())
@@ -139,7 +140,7 @@ def run_one(name: str, settings: Settings, options: PipelineOptions) -> dict[str
     stage = BY_NAME[name]
     record = run_stage(stage, settings, options)
     if stage.gate:
-        stage.gate(settings, record)
+        stage.gate(given(name, settings), record)
     return record
 
 
@@ -149,7 +150,7 @@ def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str,
     states = {name: row["state"] for name, row in stage_status(settings).items()}
     for stage in STAGES:  # every stage that may run (not up to date, or downstream of one), before any runs
         if stage.check and (settings.force or states[stage.name] != "up to date"):
-            stage.check(settings)
+            stage.check(given(stage.name, settings))
     report: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
         started = time.time()
@@ -162,7 +163,7 @@ def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str,
             report[stage.name] = {"seconds": round(time.time() - started, 2), "skipped": False}
             log.info("%s: done in %.2fs", stage.name, report[stage.name]["seconds"])
         if stage.gate:  # checked on a skipped stage too: a rerun must not go past what stopped the last one
-            stage.gate(settings, record)
+            stage.gate(given(stage.name, settings), record)
     return report
 
 
@@ -180,7 +181,7 @@ def _state(stage: Stage, settings: Settings) -> tuple[str, str]:
         return "stale", "an upstream stage or an input is missing or damaged"
     if not current:
         return "stale", "settings, models, inputs or an upstream stage changed"
-    outdated = stage.outdated(settings, record) if stage.outdated else ""
+    outdated = stage.outdated(given(stage.name, settings), record) if stage.outdated else ""
     return ("stale", outdated) if outdated else ("up to date", "")
 
 

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import apache_beam as beam
 
-from judgemine.pipelines.settings import Settings
+from judgemine.pipelines.run.settings import RunSettings
 from judgemine.schemas import list_parts
 from judgemine.schemas.layout import RunLayout, StageFolder
 
 Counters = dict[str, int]  # the stage's Beam counters (namespace judgemine.<stage>), summed over steps
+Given = TypeVar("Given", bound=RunSettings)  # what a stage is given of the settings: its folder's GIVEN
 
 
 @dataclass(frozen=True)
-class StageContext:
-    """What a stage's functions are given: the settings, the temporary folder it writes (renamed into place
-    when the stage completes), its other published folders by name (also temporary), and its start time."""
-    settings: Settings
+class StageContext(Generic[Given]):
+    """What a stage's functions are given: its settings (its folder's GIVEN, pipelines/settings.py: given), the
+    temporary folder it writes (renamed into place when the stage completes), its other published folders by
+    name (also temporary), and its start time."""
+    settings: Given
     folder: StageFolder
     outputs: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
@@ -32,7 +34,8 @@ class StageContext:
 @dataclass
 class PlanInputs:
     """What `judgemine plan` gives each stage's estimate: the parsed input rows (nothing opened), and what the
-    estimates of earlier stages measured (`measured`, e.g. the embedder's dimension for the search's)."""
+    estimates of earlier stages measured or hand on (`measured`: the embedder's dimension for the search's, K
+    for the judge's)."""
     pairs: list[dict[str, str]]
     queries: int
     candidates: int
@@ -71,24 +74,24 @@ class Stage:
     Upstream stages are listed nearest first, so a missing one is reported as the command to run next."""
     name: str
     upstream: tuple[str, ...]
-    build: Callable[[beam.Pipeline, StageContext], None]
-    count: Callable[[StageContext, Counters], dict[str, Any]]
-    check: Callable[[Settings], None] | None = None
-    inputs: Callable[[Settings], dict[str, str]] | None = None
+    build: Callable[[beam.Pipeline, StageContext[Any]], None]
+    count: Callable[[StageContext[Any], Counters], dict[str, Any]]
+    check: Callable[[Any], None] | None = None
+    inputs: Callable[[Any], dict[str, str]] | None = None
     version: str = ""
     publishes: tuple[str, ...] = ()
-    record: Callable[[StageContext], dict[str, Any]] | None = None
+    record: Callable[[StageContext[Any]], dict[str, Any]] | None = None
     throughput: str = ""
-    units: Callable[[StageContext], int] | None = None
-    outdated: Callable[[Settings, dict[str, Any]], str] | None = None
+    units: Callable[[StageContext[Any]], int] | None = None
+    outdated: Callable[[Any, dict[str, Any]], str] | None = None
     accounting: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    manifest: Callable[[Settings, dict[str, Any]], dict[str, Any]] | None = None
-    estimate: Callable[[Settings, PlanInputs], Estimate] | None = None
+    manifest: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+    estimate: Callable[[Any, PlanInputs], Estimate] | None = None
     completes_run: bool = False
-    gate: Callable[[Settings, dict[str, Any]], None] | None = None
+    gate: Callable[[Any, dict[str, Any]], None] | None = None
 
 
-def query_chunks(ctx: StageContext) -> int:
+def query_chunks(ctx: StageContext[Any]) -> int:
     """The run's query chunks: the units of work of retrieve, judge and mine (one part file each)."""
     return len(list_parts(ctx.input("ingest").folder("queries")))
 

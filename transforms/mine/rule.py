@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from judgemine.transforms.common.options import above, at_least, setting
+from judgemine.transforms.common.seed import Seeded
 
 OnNoNegatives = Literal["fallback", "reject"]
 Sampling = Literal["cyclical", "top", "random"]
@@ -32,9 +33,10 @@ FILTERS = ("range_min", "beta", "relative_margin", "max_score", "min_score")
 
 
 @dataclass(frozen=True)
-class MiningRule:
+class MiningRule(Seeded):
     """The mine stage's settings are the rule: each field is declared here once, as a run setting (flag, YAML
-    key, fingerprint of the mine stage), and composed into the run's Settings (pipelines/settings.py)."""
+    key, fingerprint of the mine stage), and composed into the run's Settings (pipelines/settings.py); its seed
+    (transforms/common/seed.py) is the index stage's too."""
     num_negatives: int = setting(10, ("mine",), "hard negatives kept per query (m)", group="mine", range=above(0))
     beta: float | None = setting(None, ("mine",), "the paper's absolute margin: drop candidates scored above "
                                  "s_pos - beta; unset = 0.01, or none when --relative-margin is given; 0 = the "
@@ -50,8 +52,6 @@ class MiningRule:
                                  "paper's, in retrieval order), top (highest scores), random (seeded)", group="mine")
     step: int = setting(5, ("mine",), "cyclical sampling step over the filtered candidates",
                         group="mine", range=above(0))
-    seed: int = setting(0, ("index", "mine"), "seed of every random choice (fallback sampling, index training)",
-                        group="mine", range=at_least(0))
     on_no_negatives: OnNoNegatives = setting("fallback", ("mine",), "when the filter leaves nothing: fallback "
                                              "(paper) or reject", group="mine")
 
