@@ -1,6 +1,6 @@
-"""Readers take what a run committed and nothing else, and what is made from a run says which run (issue
-"Provenance"), through the real command: committed shard files only, exports kept out of the run's folders, no
-report or export left looking current, a damaged score-cache file set aside, any subset name in the report."""
+"""Readers take what a run committed and nothing else, and what is made from a run says which run, through the
+real command: committed shard files only, exports kept out of the run's folders, no report or export left looking
+current, a damaged score-cache file set aside, any subset name in the report."""
 from __future__ import annotations
 
 import os

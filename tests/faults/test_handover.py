@@ -1,8 +1,8 @@
-"""Nothing served that was not computed for this request (issue "Trust II"), the cases that need finished runs
+"""Nothing served that was not computed for this request, the cases that need finished runs
 (`make test-faults`), each through the real command or the real loader on real files: the score cache keyed by
 exactly what the judge saw, a run handed over by cp -r, tar and rsync, every path to its shards through its
 record, exports that touch nothing a run committed, a read-only run, raised image limits in every stage, no
-credential in any output. tests/test_trust.py holds the quick ones."""
+credential in any output. tests/test_identity.py holds the quick ones."""
 from __future__ import annotations
 
 import os

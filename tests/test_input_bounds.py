@@ -1,4 +1,4 @@
-"""Bounds a careless input cannot break (issue "Provenance"), through the real command: ids that cannot collide,
+"""Bounds a careless input cannot break, through the real command: ids that cannot collide,
 shape errors as one-line user errors, backends without Beam, huge images, no step that gathers every row."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What a run trusts is what it used, by content (issue "Provenance"), each case through the real command in its
+"""What a run trusts is what it used, by content (its fingerprints), each case through the real command in its
 own process: a model or an image replaced in place, same-size damage, a copied stage, the settings that shape
 each stage, chunking that no later setting moves."""
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""A new user's first hour (issue "The first hour"): their own data in the layouts they already have is mined,
-a file that cannot be mined stops after ingest in one message with exit 2 (and `plan` says the same before any
-work), every wrong device, model folder and value is refused before any stage starts in one line."""
+"""A new user's own data in the layouts they already have is mined, a file that cannot be mined stops after
+ingest in one message with exit 2 (and `plan` says the same before any work), every wrong device, model folder
+and value is refused before any stage starts in one line."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Nothing served that was not computed for this request (issue "Trust II"), the quick cases, through the real
+"""Nothing served that was not computed for this request: identities by content, the quick cases, through the real
 command or the real loader on real files: a model's id through the links in its folder, a judge swapped before a
 worker loads it, ids from content, the user's files left alone, every bad row a rejects row. The cases that need
 finished runs are tests/faults/test_handover.py."""
