@@ -13,7 +13,7 @@ import time
 
 from judgemine.schemas import list_parts
 from judgemine.schemas.layout import RunLayout
-from judgemine.transforms.retrieve.faiss_index import CandidateIndex, read_vectors
+from judgemine.transforms.index.faiss_index import CandidateIndex, read_vectors
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 

@@ -65,9 +65,9 @@ from judgemine.schemas import (
 )
 from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.content import content_id
+from judgemine.transforms.index.faiss_index import BUILD_INFO
+from judgemine.transforms.index.index_choice import auto_factory, search_parameters
 from judgemine.transforms.mine.rule import MiningRule, query_rng, select_negatives
-from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
-from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters
 
 DIM, K, CLUSTERS, CHUNK = 384, 50, 1000, 4096
 ROUNDS = {100_000: 7}  # per pool; 3 elsewhere (the 1M Flat searches take minutes)

@@ -22,8 +22,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from bench.harness import save
 from judgemine.pipelines.run.runner import run_one
 from judgemine.pipelines.settings import Settings
+from judgemine.transforms.index.faiss_index import read_vectors
 from judgemine.transforms.ingest.readers import read_rows
-from judgemine.transforms.retrieve.faiss_index import read_vectors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -3,7 +3,7 @@ each stage's in its folder (pipelines/<stage>/settings.py; the mine stage's are 
 transforms/mine/rule.py), each backend's own in its module (its `Options`, transforms/common/options.py);
 composed into the one Settings dataclass the command line fills. Each stage is given only its own view of it
 (`given`: the class its folder declares as GIVEN, with the options of the backends it chooses among). Each field
-carries its type, choices, range, help and the stages whose output it shapes: pipelines/cli/options.py turns
+carries its type, choices, range, help and the stages whose output it shapes: pipelines/cli/arguments.py turns
 them into flags and reads YAML configs, pipelines/run/fingerprints.py builds each stage's fingerprint from the
 `shapes` declarations, pipelines/cli/reference.py writes the reference pages from them.
 """

@@ -7,7 +7,7 @@ import pytest
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.embed.base import EmbedderSpec, RecordBatch, l2_normalise
 from judgemine.transforms.embed.handler import EmbedHandler
-from judgemine.transforms.retrieve.faiss_index import CandidateIndex, build_index, save_index
+from judgemine.transforms.index.faiss_index import CandidateIndex, build_index, save_index
 
 
 @pytest.fixture()
@@ -25,7 +25,7 @@ def test_vectors_written_before_schema_1_3_still_read(tmp_path):
     import pyarrow.parquet as pq
 
     from judgemine.schemas import embeddings_schema, write_table
-    from judgemine.transforms.retrieve.faiss_index import read_vectors
+    from judgemine.transforms.index.faiss_index import read_vectors
 
     vectors = l2_normalise(np.random.default_rng(2).normal(size=(3, 4))).astype(np.float32)
     table = pa.table({"id": ["a", "b", "c"], "vector": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), 4)})
@@ -108,7 +108,7 @@ def test_torch_search_matches_faiss_and_serves_the_exclusion_search(index_dir):
     (False, "cuda", True, 2, "faiss-gpu")])
 def test_where_the_search_runs(is_flat, device, cuda, gpus, backend):
     """FAISS GPU where the build has it, torch for exact search otherwise, an approximate index on the CPU."""
-    from judgemine.transforms.retrieve.faiss_index import search_backend
+    from judgemine.transforms.index.faiss_index import search_backend
     assert search_backend(is_flat, device, cuda, gpus) == backend
 
 
@@ -140,7 +140,7 @@ def test_training_uses_a_seeded_sample_and_is_reproducible():
 def test_search_parameters_and_auto_choice():
     import faiss
 
-    from judgemine.transforms.retrieve.index_choice import auto_factory, search_parameters
+    from judgemine.transforms.index.index_choice import auto_factory, search_parameters
     ivf = faiss.index_factory(32, "IVF256,Flat", faiss.METRIC_INNER_PRODUCT)
     assert search_parameters(ivf, 0, 0, 100) == "nprobe=16" and search_parameters(ivf, 5, 0, 100) == "nprobe=5"
     hnsw = faiss.index_factory(32, "HNSW16", faiss.METRIC_INNER_PRODUCT)
@@ -157,7 +157,7 @@ def test_search_parameters_and_auto_choice():
 def test_shards_merged_equal_one_index_with_exclusions(tmp_path, k):
     """Three Flat shards searched apart and merged give the unsharded result, exclusions spread over shards;
     at k = 250 every shard (200 vectors) runs short, so the merge also orders padded (null) hits."""
-    from judgemine.transforms.retrieve.faiss_index import shard_rows
+    from judgemine.transforms.index.faiss_index import shard_rows
     from judgemine.transforms.retrieve.search import merge_shards
     vectors = _clustered(600, seed=3)
     ids = [f"c{i:04d}" for i in range(600)]

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from conftest import run_args
 
 from judgemine.pipelines.cli.parser import main
-from judgemine.transforms.retrieve.faiss_index import read_vectors
+from judgemine.transforms.index.faiss_index import read_vectors
 
 
 def _table(out: str, stage: str) -> list[dict]:

@@ -17,8 +17,8 @@ import yaml
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from judgemine.pipelines.cli.arguments import add_fields, add_settings, flag, load_settings, setting_flags
 from judgemine.pipelines.cli.flags import beam_options
-from judgemine.pipelines.cli.options import add_fields, add_settings, flag, load_settings, setting_flags
 from judgemine.pipelines.outputs.derived import derived_status
 from judgemine.pipelines.outputs.summary import summary
 from judgemine.pipelines.run.artifacts import foreign_files

@@ -13,9 +13,9 @@ from judgemine.pipelines.run.errors import UserError
 from judgemine.pipelines.run.stage import Counters, Stage, StageContext
 from judgemine.schemas import list_parts, num_rows, storage
 from judgemine.schemas.layout import StageFolder
-from judgemine.transforms.retrieve.faiss_index import BUILD_INFO
-from judgemine.transforms.retrieve.index_choice import auto_factory
-from judgemine.transforms.retrieve.search import BuildIndexShard
+from judgemine.transforms.index.build import BuildIndexShard
+from judgemine.transforms.index.faiss_index import BUILD_INFO
+from judgemine.transforms.index.index_choice import auto_factory
 
 log = logging.getLogger(__name__)
 

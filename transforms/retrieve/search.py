@@ -1,6 +1,5 @@
-"""The index and retrieve stages' DoFns: each index shard built by its own worker; each (query chunk, index
-shard) searched by one worker; a chunk's per-shard results merged into its global top-K (one shard: written
-where searched)."""
+"""The retrieve stage's DoFns: each (query chunk, index shard) searched by one worker; a chunk's per-shard
+results merged into its global top-K (one shard: written where searched)."""
 from __future__ import annotations
 
 import logging
@@ -17,45 +16,16 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from judgemine.schemas import QUERIES, RETRIEVAL, list_parts, num_rows, read_table, write_table
+from judgemine.schemas import QUERIES, RETRIEVAL, read_table, write_table
 from judgemine.schemas.layout import StageFolder
 from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import Chunk
-from judgemine.transforms.retrieve.faiss_index import (
+from judgemine.transforms.index.faiss_index import (
     CandidateIndex,
-    build_index,
     read_vectors,
-    save_index,
-    shard_rows,
 )
 
 log = logging.getLogger(__name__)
-
-
-class BuildIndexShard(beam.DoFn):
-    """Shard s of n: its contiguous slice of the candidate vectors, indexed and written to shard-s/."""
-
-    def __init__(self, embed: StageFolder, folder: StageFolder, factory: str, shards: int, seed: int,
-                 train_size: int) -> None:
-        self._embed, self._folder, self._factory = embed, folder, factory
-        self._shards, self._seed, self._train_size = shards, seed, train_size
-
-    def process(self, shard: int) -> Iterable[int]:
-        parts = list_parts(self._embed.folder("candidates"))
-        rows = shard_rows([num_rows(p) for p in parts], shard, self._shards)
-        ids, vectors = read_vectors(parts, rows)
-        if not ids:
-            pool = sum(num_rows(p) for p in parts)
-            raise ValueError("the candidate pool is empty: no positive or corpus row was embedded (see rejects/ and "
-                             "the embed stage's counts)" if not pool else
-                             f"index shard {shard} of {self._shards} is empty: the candidate pool has {pool} vectors, "
-                             f"fewer than --index-shards {self._shards}")
-        index, info = build_index(vectors, self._factory, self._seed + shard, self._train_size)
-        save_index(index, ids, self._folder.index_shard(shard), {**info, "shard": shard, "shards": self._shards,
-                                                                "rows": list(rows)})
-        log.info("index: shard %d of %d: %d vectors, %s, trained on %d", shard + 1, self._shards, len(ids),
-                 self._factory, info["trained_on"])
-        yield len(ids)
 
 
 # One shard's answer for a query chunk: (shard, query ids, candidate ids of the n x k hits flattened row by row

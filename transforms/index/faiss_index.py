@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from judgemine.schemas import EMBEDDINGS, INDEX_IDS, num_rows, read_table, storage, write_table
 from judgemine.transforms.common.candidates import as_bytes
-from judgemine.transforms.retrieve.index_choice import search_parameters, training_size
+from judgemine.transforms.index.index_choice import search_parameters, training_size
 
 log = logging.getLogger(__name__)
 BUILD_INFO = "build.json"
