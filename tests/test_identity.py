@@ -49,7 +49,7 @@ def test_a_judge_folder_swapped_before_a_worker_loads_it_fails_the_stage_naming_
     from judgemine.transforms.judge.backends.transformers import TransformersJudge
     spec = JudgeSpec(TransformersJudge, JudgeModel(str(link), device="cpu"), TransformersOptions()).resolved()
     assert spec.identity == model_id(str(link), "float32")
-    handler = JudgeHandler(spec)
+    handler = JudgeHandler(spec, str(tmp_path / "cache"), 60.0)
     assert handler.load_model() is not None  # unchanged: loads
     os.remove(link)
     os.symlink(other, link)

@@ -69,6 +69,6 @@ def test_a_vllm_engine_is_shared_by_the_processes_of_a_worker(tiny_judge):
     from judgemine.transforms.judge.backends import JUDGES
     from judgemine.transforms.judge.base import JudgeSpec
     from judgemine.transforms.judge.handler import JudgeHandler
-    shared = {b: JudgeHandler(JudgeSpec(JUDGES.get(b), JudgeModel(tiny_judge))).share_model_across_processes()
+    shared = {b: JudgeHandler(JudgeSpec(JUDGES.get(b), JudgeModel(tiny_judge)), "", 60.0).share_model_across_processes()
               for b in ("vllm", "transformers", "openai")}
     assert shared == {"vllm": True, "transformers": False, "openai": False}

@@ -29,7 +29,7 @@ class IngestSettings(ImageSettings):
     chunk_size: int = setting(0, ("ingest",), "queries (and pool candidates) per chunk: the unit of work of every "
                               "stage, recorded by ingest; 0 = 4096 (the embedder sorts a chunk by length: smaller "
                               "chunks pad more; a 2B judge on a GPU takes about two minutes a chunk at K = 50; a "
-                              "real judge on a CPU resumes at finer grain with 64-256)", group="ingest",
+                              "killed judge resumes inside its chunk: --judge-checkpoint-seconds)", group="ingest",
                               range=at_least(0))
 
 

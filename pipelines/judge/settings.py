@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from judgemine.pipelines.run.settings import ImageSettings, RunSettings
 from judgemine.transforms.common.devices import Dtype
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES
-from judgemine.transforms.common.options import above, setting
+from judgemine.transforms.common.options import above, at_least, setting
 from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.judge.prompt import PromptFormat, PromptPreset, prompt_format
 
@@ -35,6 +35,14 @@ class JudgeSettings:
     judge_batch_size: int = setting(16, (), "prompts per judge forward pass when not packing",
                                     group="judge", range=above(0))
     judge_dtype: Dtype = setting("float32", ("judge",), "judge weights dtype", group="judge")
+    judge_group_pairs: int = setting(512, (), "pairs scored together, then kept: whole queries, at least this "
+                                     "many pairs of a chunk (0 = the whole chunk as one group); a group's scores "
+                                     "depend only on the group, so a resumed chunk scores as an uninterrupted one",
+                                     group="judge", range=at_least(0))
+    judge_checkpoint_seconds: float = setting(60.0, (), "scored groups reach the score cache at least this often "
+                                              "inside a chunk (and at its end, and when the stage fails or is "
+                                              "interrupted): a SIGKILL loses at most this long plus one group",
+                                              group="judge", range=above(0))
 
     @property
     def prompt(self) -> PromptFormat:

@@ -66,7 +66,9 @@ def _inputs(ctx: StageContext[JudgeStageSettings]) -> JudgeInputs:
     if key not in _RESOLVED:
         _RESOLVED.clear()
         _RESOLVED[key] = judge_spec(ctx.settings).resolved()
-    return JudgeInputs(ctx.input("ingest"), ctx.input("embed"), ctx.folder, _RESOLVED[key], cache_dir(ctx.settings))
+    s = ctx.settings
+    return JudgeInputs(ctx.input("ingest"), ctx.input("embed"), ctx.folder, _RESOLVED[key], cache_dir(s),
+                       s.judge_group_pairs, s.judge_checkpoint_seconds)
 
 
 def check(settings: JudgeStageSettings) -> None:

@@ -54,13 +54,15 @@ class Capabilities:
 @dataclass(frozen=True)
 class JudgeInputs:
     """What the judge stage's transform reads and writes: the committed ingest and embed folders, the
-    stage's own (temporary) folder, the judge (resolved: its identity fixed when the stage starts), and the score
-    cache."""
+    stage's own (temporary) folder, the judge (resolved: its identity fixed when the stage starts), the score
+    cache, and how a chunk's judging is kept as it goes (transforms/judge/handler.py)."""
     ingest: StageFolder
     embed: StageFolder
     folder: StageFolder
     spec: JudgeSpec
     cache: str
+    group_pairs: int = 512  # whole queries, at least this many pairs of a chunk, scored together (0: the chunk)
+    checkpoint_seconds: float = 60.0  # scored groups reach the cache at least this often inside a chunk
 
 
 class JudgeKind:

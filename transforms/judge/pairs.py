@@ -1,6 +1,6 @@
 """The judge stage's DoFns around RunInference: a retrieve chunk to what it needs from the pool and the score
 cache (joined to it by chunk, transforms/common/candidates.py and score_cache.py), then to the pairs to judge
-(the cached ones filled in), and the scores to the score cache and the chunk's part file."""
+(the cached ones filled in, the rest in groups), and the scores to the chunk's part file."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +19,7 @@ from judgemine.transforms.common.candidates import as_bytes, one, sides_of
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.handler import JudgeRequest, JudgeResult
-from judgemine.transforms.judge.score_cache import append_scores, pair_key
+from judgemine.transforms.judge.score_cache import pair_key
 
 NAMESPACE = "judgemine.judge"
 log = logging.getLogger(__name__)
@@ -87,10 +87,12 @@ class KeyChunkPairs(beam.DoFn):
 
 class BuildJudgeRequests(beam.DoFn):
     """A chunk, its candidates' sides and its cached scores (joined to it by chunk) to the pairs to judge.
-    Pairs whose score is in the cache are filled in here and never reach the model."""
+    Pairs whose score is in the cache are filled in here and never reach the model. The rest are cut into groups
+    by the chunk's own queries (whole queries, at least `group_pairs` pairs of the chunk each), so a group is the
+    same pairs whether the chunk runs whole or resumes after a kill."""
 
-    def __init__(self, ingest: StageFolder) -> None:
-        self._ingest = ingest
+    def __init__(self, ingest: StageFolder, group_pairs: int) -> None:
+        self._ingest, self._group_pairs = ingest, group_pairs
         self._cached = Metrics.counter(NAMESPACE, "pairs_cached")
         self._todo = Metrics.counter(NAMESPACE, "pairs_to_judge")
         self._repeated = Metrics.counter(NAMESPACE, "pairs_repeated")
@@ -103,7 +105,11 @@ class BuildJudgeRequests(beam.DoFn):
         hits, queries = _chunk_rows(self._ingest, chunk)
         req = JudgeRequest(index)
         asked: dict[str, int] = {}  # key -> its index in req.todo
+        grouped = 0  # pairs of the chunk in the groups closed so far
         for (q, cid, positive), key in zip(chunk_pairs(hits, queries), keys):
+            if positive and self._group_pairs and len(req.query_ids) - grouped >= self._group_pairs:
+                grouped = len(req.query_ids)
+                req.groups.append(len(req.todo))
             req.query_ids.append(q["query_id"])
             req.candidate_ids.append(cid)
             req.is_positive.append(positive)
@@ -117,6 +123,7 @@ class BuildJudgeRequests(beam.DoFn):
                 req.keys.append(key)
                 req.queries.append(Side(q["query_text"], q["query_image"]))
                 req.candidates.append(Side(q["pos_text"], q["pos_image"]) if positive else pool[cid])
+        req.groups = sorted({*req.groups, len(req.todo)} - {0})
         self._todo.inc(len(req.todo))
         self._cached.inc(len(req.query_ids) - len(req.todo) - len(req.repeats))
         self._repeated.inc(len(req.repeats))
@@ -124,12 +131,11 @@ class BuildJudgeRequests(beam.DoFn):
 
 
 class WriteScores(beam.DoFn):
-    """Appends the new scores to the cache first, then writes the chunk's part: a kill between the two loses
-    nothing, the rerun finds the scores in the cache. The backend's counters (vLLM's prefix-cache tokens)
-    become Beam counters of the same names."""
+    """Writes the chunk's part (its new scores are in the cache already: the handler keeps each group as it is
+    judged). The backend's counters (vLLM's prefix-cache tokens) become Beam counters of the same names."""
 
-    def __init__(self, folder: StageFolder, cache_dir: str, reports: tuple[str, ...]) -> None:
-        self._folder, self._cache_dir = folder, cache_dir
+    def __init__(self, folder: StageFolder, reports: tuple[str, ...]) -> None:
+        self._folder = folder
         self._judged = Metrics.counter(NAMESPACE, "pairs_judged")
         self._too_long = Metrics.counter(NAMESPACE, "pairs_too_long")
         self._reports = {name: Metrics.counter(NAMESPACE, name) for name in reports}
@@ -137,8 +143,6 @@ class WriteScores(beam.DoFn):
     def process(self, result: JudgeResult) -> None:
         r = result.request
         refused = np.isnan(result.scores)  # prompts over the judge's context: not cached, counted
-        append_scores(self._cache_dir, [k for k, no in zip(r.keys, refused) if not no],
-                      result.scores[~refused].tolist())
         scores = np.asarray(r.known, np.float32)
         scores[r.todo] = result.scores
         for position, asked in r.repeats:

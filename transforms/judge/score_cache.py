@@ -5,8 +5,9 @@ server's model as the server reports it: transforms/judge/base.py, `identity`), 
 (prompt.py: `PromptFormat.identity`) and the exact payload of each side (the text as given and the image's bytes,
 transforms/common/content.py: `payload_id`), never the case-folded content ids that deduplicate the pool. It
 survives changes of beta, m, step, chunking and pool; any other model, dtype, prompt, text or picture is another
-key. Scores are appended as one Parquet file per judged chunk (written to a temporary name, then renamed), so a
-judge killed halfway keeps every chunk it finished.
+key. Scores are appended as one Parquet file per checkpoint (written to a temporary name, then renamed: at least every
+--judge-checkpoint-seconds inside a chunk, transforms/judge/handler.py), so a judge killed halfway keeps what it
+scored up to its last checkpoint.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """How a judge with a model judges the retrieve chunks: each chunk's pairs asked for, their candidates' text and
-images looked up by part, the score cache consulted, the rest scored through RunInference, and every score
-written (and cached). The transform a JudgeBackend's `judging()` names (transforms/judge/base.py)."""
+images looked up by part, the score cache consulted, the rest scored through RunInference (kept in the cache a
+group at a time as they are judged), and every score written to the chunk's part. The transform a JudgeBackend's
+`judging()` names (transforms/judge/base.py)."""
 from __future__ import annotations
 
 import apache_beam as beam
@@ -31,7 +32,6 @@ class JudgeWithModel(beam.PTransform):
         cached = keyed.keys | "CachedScores" >> CachedScores(cache_files(self._in.cache))
         return ({"pairs": keyed.pairs, "cached": cached}
                 | "JoinCached" >> beam.CoGroupByKey()
-                | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ingest))
-                | "Judge" >> RunInference(JudgeHandler(spec))
-                | "WriteScores" >> beam.ParDo(WriteScores(self._in.folder, self._in.cache,
-                                                          spec.kind.capabilities.reports)))
+                | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ingest, self._in.group_pairs))
+                | "Judge" >> RunInference(JudgeHandler(spec, self._in.cache, self._in.checkpoint_seconds))
+                | "WriteScores" >> beam.ParDo(WriteScores(self._in.folder, spec.kind.capabilities.reports)))

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from judgemine.transforms.common.images import DecodedImages
-from judgemine.transforms.common.progress import Ticker
 from judgemine.transforms.judge.packing import PackedRow, PairTokens, by_query, pack
 
 
@@ -42,11 +41,9 @@ class PackedScorer:
               forward: Callable[[PackedRow], torch.Tensor]) -> np.ndarray:
         out = np.zeros((len(pairs), 2), np.float32)
         rows = pack([[pairs[i] for i in group] for group in by_query(query_keys)], self.budget)
-        ticker = Ticker("judge: this chunk", len(pairs))
         for row in rows:
             out[row.pairs] = forward(row).float().cpu().numpy()
             self.computed += len(row)
-            ticker.advance(len(row.pairs))
         self.plain += sum(len(p.tokens) for p in pairs)
         return out
 

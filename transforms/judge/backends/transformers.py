@@ -16,7 +16,6 @@ import torch
 from judgemine.transforms.common.devices import DTYPES, resolve_device
 from judgemine.transforms.common.images import image_fit
 from judgemine.transforms.common.options import at_least, setting
-from judgemine.transforms.common.progress import Ticker
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.common.tokenizers import left_padded
 from judgemine.transforms.common.vlm_inputs import is_vision_model
@@ -88,7 +87,6 @@ class TransformersJudge(JudgeBackend):
         order = np.argsort([len(e) for e in encoded], kind="stable")
         out = np.zeros((len(encoded), 2), np.float32)
         answers = self._answers()
-        ticker = Ticker("judge: this chunk", len(encoded))
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
@@ -97,7 +95,6 @@ class TransformersJudge(JudgeBackend):
             logits = self.model(input_ids=batch["input_ids"].to(self.device), attention_mask=mask,
                                 position_ids=positions, logits_to_keep=1).logits[:, -1, :]
             out[idx] = logits[:, answers].float().cpu().numpy()
-            ticker.advance(len(idx))
         return out
 
     def score(self, queries: Sequence[Side], candidates: Sequence[Side]) -> np.ndarray:
