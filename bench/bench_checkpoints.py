@@ -57,7 +57,8 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
     base = os.path.join(WORK, "retrieved")
-    _run("retrieve", _args(base, a.model, a.queries))
+    for stage in ("ingest", "embed", "index", "retrieve"):  # committed once; each judge starts from a copy
+        _run(stage, _args(base, a.model, a.queries))
     seconds: dict[str, list[float]] = {way: [] for way in WAYS}
     pairs = 0
     for _ in range(a.rounds):
