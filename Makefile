@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-gpu models demo demo-images test test-fast test-real test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints clean
+.PHONY: install install-gpu models demo demo-images test test-fast test-real test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -158,6 +158,11 @@ bench-quality: install /usr/share/dictd/wn.index $(REAL_MODELS)/judge/model.safe
 # its end, the demo's 14k pairs as one chunk, median of 5 (~8 min); MODEL=DIR times a real judge on 40 queries.
 bench-checkpoints: install models
 	$(PY) -m bench.bench_checkpoints $(if $(MODEL),--model $(MODEL) --rounds 3)
+
+# `judgemine plan`'s judge range against the run: 3 plans then the run, on the demo and 2,000 real pairs (~10 min);
+# MODEL=DIR adds a real judge on 40 queries.
+bench-plan: install models
+	$(PY) -m bench.bench_plan $(if $(MODEL),--model $(MODEL))
 
 bench-packing: install
 	$(PY) -m bench.bench_packing

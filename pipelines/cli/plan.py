@@ -53,14 +53,16 @@ def make_plan(settings: Settings) -> dict[str, Any]:
     inputs = PlanInputs(rows["pairs"], len(rows["pairs"]), rows["candidates"])
     plan: dict[str, Any] = {
         "queries": inputs.queries, "rejected_rows": rows["rejected"], "corpus_rows": rows["corpus_rows"],
-        "candidates_at_most": inputs.candidates, "rates": {}, "seconds": {}, "bytes": {}, "measured": [],
-        "lines": [], "device": resolve_device(settings.device), "judge_backend": settings.judge_backend,
+        "candidates_at_most": inputs.candidates, "rates": {}, "seconds": {}, "seconds_range": {}, "bytes": {},
+        "measured": [], "lines": [], "device": resolve_device(settings.device), "judge_backend": settings.judge_backend,
         "embed_backend": settings.embed_backend}
     for stage in STAGES:
         if not stage.estimate:
             continue
         estimate = stage.estimate(given(stage.name, settings), inputs)
         plan["seconds"][stage.name] = estimate.seconds
+        low, high = estimate.spread or (estimate.seconds, estimate.seconds)
+        plan["seconds_range"][stage.name] = [round(low, 1), round(high, 1)]
         plan["rates"].update(estimate.rates)
         plan["bytes"].update(estimate.bytes)
         plan.update(estimate.facts)
@@ -74,7 +76,16 @@ def plan_table(plan: dict[str, Any]) -> str:
              f"candidates:         at most {plan['candidates_at_most']} ({plan['corpus_rows']} from the corpus)",
              *plan["lines"],
              "measured here:      " + ", ".join(plan["measured"]),
-             "estimated time:     " + ", ".join(f"{k} {human_seconds(v)}" for k, v in plan["seconds"].items())
-             + f", total {human_seconds(sum(plan['seconds'].values()))}",
+             "estimated time:     " + ", ".join(f"{k} {_span(*v)}" for k, v in plan["seconds_range"].items())
+             + ", total " + _span(*(sum(r[i] for r in plan["seconds_range"].values()) for i in (0, 1))),
              "estimated storage:  " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in plan["bytes"].items())]
     return "\n".join(lines)
+
+
+def _span(low: float, high: float) -> str:
+    """A time, or its range where the samples differed: "4-7 min"."""
+    a, b = human_seconds(low), human_seconds(high)
+    if a == b:
+        return a
+    (number, unit), (_, other) = a.rsplit(" ", 1), b.rsplit(" ", 1)
+    return f"{number}-{b}" if unit == other else f"{a}-{b}"

@@ -44,9 +44,11 @@ class PlanInputs:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A stage's share of the plan: seconds here, bytes it will write, what it measured (`rates`, `measured`: a
-    phrase for the table), and any counts the plan reports (`facts`) with their table lines."""
+    """A stage's share of the plan: seconds here (and their range, `spread`, where samples differ), bytes it
+    will write, what it measured (`rates`, `measured`: a phrase for the table), and any counts the plan reports
+    (`facts`) with their table lines."""
     seconds: float = 0.0
+    spread: tuple[float, float] | None = None  # the seconds' low and high, where the stage measured a spread
     bytes: dict[str, int] = field(default_factory=dict)
     rates: dict[str, float | None] = field(default_factory=dict)
     measured: str = ""
