@@ -13,7 +13,7 @@ import dataclasses
 import importlib
 import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from judgemine.pipelines.run.settings import RunSettings
 from judgemine.pipelines.table import STAGE_NAMES
@@ -90,7 +90,7 @@ LIST_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == tuple[str, ...]}
 OPTIONAL_FIELDS = {f.name for f in FIELDS if TYPES[f.name] == (float | None)}
 ALIASES = {alias: f.name for f in FIELDS for alias in f.metadata["aliases"]}
 __all__ = ["ALIASES", "BY_NAME", "DEFAULT_CHUNK_SIZE", "FIELDS", "LIST_FIELDS", "OFF", "OPTIONAL_FIELDS", "TYPES",
-           "RunSettings", "Settings", "applies", "choices", "number", "shown", "view"]
+           "RunSettings", "Settings", "applies", "choices", "number", "shown", "given"]
 
 
 def number(f: dataclasses.Field[Any]) -> Any:
@@ -108,26 +108,15 @@ def applies(settings: Any, name: str) -> bool:
     return backend is None or getattr(settings, backend[0]) == backend[1]
 
 
-View = TypeVar("View")
-_MADE: dict[type, type] = {}  # a stage's GIVEN, and what it became, to what it became
-
-
-def _with_options(cls: type[View]) -> type[View]:
-    """`cls` with the own options of every backend of a family it chooses among (a class with `judge_backend`
-    gets every judge's), made once and named in this module so a view pickles by reference."""
-    if cls not in _MADE:
-        own = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        extra = [entry for entry in _backend_fields() if entry[2].metadata["backend"][0] in own]
-        made = dataclasses.make_dataclass(f"{cls.__name__}WithOptions", extra, bases=(cls,), frozen=True)
-        made.__module__, made.__doc__ = __name__, cls.__doc__
-        globals()[made.__name__] = _MADE[cls] = _MADE[made] = made
-    return _MADE[cls]
-
-
-def view(cls: type[View], settings: Any) -> View:
-    """`cls` (a stage's GIVEN) filled from the run's settings; reading anything else of it is an AttributeError."""
-    made = _with_options(cls)
-    return made(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(made)})  # type: ignore[arg-type]
+def _with_options(cls: type) -> type:
+    """A stage's GIVEN with the own options of every backend of a family it chooses among (a class with
+    `judge_backend` gets every judge's), named in this module so a stage's settings pickle by reference."""
+    own = {f.name for f in dataclasses.fields(cls)}
+    extra = [entry for entry in _backend_fields() if entry[2].metadata["backend"][0] in own]
+    made = dataclasses.make_dataclass(f"{cls.__name__}WithOptions", extra, bases=(cls,), frozen=True)
+    made.__module__, made.__doc__ = __name__, cls.__doc__
+    globals()[made.__name__] = made
+    return made
 
 
 GIVEN: dict[str, type] = {name: _with_options(importlib.import_module(f"judgemine.pipelines.{name}.settings").GIVEN)
@@ -137,5 +126,7 @@ GIVEN: dict[str, type] = {name: _with_options(importlib.import_module(f"judgemin
 def given(stage: str, settings: Any) -> Any:
     """What stage `stage` is given of the run's settings: the class its folder declares as GIVEN (its own
     settings, the run's, and any other stage's it reads, named there), with the options of the backends it
-    chooses among; a stage outside the table (a test's) gets the run's own."""
-    return view(GIVEN.get(stage, RunSettings), settings)
+    chooses among, filled from them; reading anything else of it is an AttributeError. A stage outside the table
+    (a test's) gets the run's own."""
+    cls = GIVEN.get(stage, RunSettings)
+    return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
