@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-gpu models demo demo-images test test-fast test-real test-servers test-faults test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan clean
+.PHONY: install install-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,12 +53,13 @@ demo-images: install models
 # The suite that runs anywhere (~10 min on 2 cores). CI (.ci/run) also runs lint, test-servers, test-faults,
 # test-consumers and test-airflow: separate targets, each below.
 test: install
-	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real -m "not vllm_server" $(ARGS)
+	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real --ignore=tests/portable \
+		-m "not vllm_server" $(ARGS)
 
 # The edit loop (under a minute): the unit tests of `make test`, without the ones marked slow (real processes,
 # Beam pipelines, built models or whole runs: tests/conftest.py marks a test using such a fixture).
 test-fast: install
-	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real \
+	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real --ignore=tests/portable \
 		-m "not vllm_server and not slow" $(ARGS)
 
 # Real weights (~6 min): Qwen2.5-Coder-0.5B-Instruct as the judge through every backend (a real `vllm serve` too)
@@ -93,7 +94,8 @@ docs: install
 
 # The judge through a real `vllm serve` process on 127.0.0.1 (text and vision models: two ~100 s start-ups).
 test-servers: install models
-	$(PY) -m pytest -q tests -m vllm_server --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real $(ARGS)
+	$(PY) -m pytest -q tests -m vllm_server --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real \
+		--ignore=tests/portable $(ARGS)
 
 # The example Airflow DAG under `airflow dags test`, in its own environment (Airflow pins its own libraries).
 AIRFLOW_VENV ?= .venv-airflow
@@ -129,6 +131,12 @@ test-consumers: install $(TRAINER_VENV)/.installed /usr/bin/chromium
 
 test-faults: install /usr/bin/rsync
 	$(PY) -m pytest -q tests/faults $(ARGS)
+
+# Beam's portable runner as Flink and Spark drive it (~6 min): a local job service and two external worker pools
+# on loopback; the demos give the in-process runner's bytes; workers without Beam, no job service and a worker
+# killed mid-stage each end the command with one line within its bound (docs/cluster.md).
+test-portable: install models
+	$(PY) -m pytest -q tests/portable $(ARGS)
 
 clean:
 	rm -rf out models

@@ -21,6 +21,7 @@ from bench.harness import save
 from judgemine.schemas import list_parts
 from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.chunks import chunks_of
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.retrieve.search import SearchShard, SearchSpec
 
 K = 50
@@ -34,7 +35,8 @@ def timed(call: Callable[[], Any]) -> float:
 
 def paired(run: str, pairs: int = 15) -> dict[str, Any]:
     layout = RunLayout(run)
-    search = SearchShard(SearchSpec(layout.stage("index"), layout.stage("ingest"), K, device="cpu"), Shared())
+    spec = SearchSpec(layout.stage("index"), layout.stage("ingest"), K, device="cpu")
+    search = SearchShard(spec, Shared(), StageWork())
     chunk = chunks_of("queries", list_parts(RunLayout(run).stage("embed").folder("queries")))[0]
     _, vectors, excluded = search._read(chunk)
     assert excluded is not None, f"{run}: its first query chunk is empty"

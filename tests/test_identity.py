@@ -14,6 +14,7 @@ import pytest
 from conftest import SAMPLE, head, jm, manifest_of, write_jsonl
 
 from judgemine.schemas.digests import model_id
+from judgemine.transforms.common.progress import StageWork
 
 
 def _judge_counts(out: str) -> dict:
@@ -49,7 +50,7 @@ def test_a_judge_folder_swapped_before_a_worker_loads_it_fails_the_stage_naming_
     from judgemine.transforms.judge.backends.transformers import TransformersJudge
     spec = JudgeSpec(TransformersJudge, JudgeModel(str(link), device="cpu"), TransformersOptions()).resolved()
     assert spec.identity == model_id(str(link), "float32")
-    handler = JudgeHandler(spec, str(tmp_path / "cache"), 60.0)
+    handler = JudgeHandler(spec, str(tmp_path / "cache"), 60.0, StageWork())
     assert handler.load_model() is not None  # unchanged: loads
     os.remove(link)
     os.symlink(other, link)

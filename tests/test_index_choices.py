@@ -85,6 +85,7 @@ def test_a_part_the_search_cannot_write_fails_the_pipeline(run_copy):
 
     from judgemine.schemas.layout import RunLayout, StageFolder
     from judgemine.transforms.common.chunks import chunks_of
+    from judgemine.transforms.common.progress import StageWork
     from judgemine.transforms.retrieve.search import SearchAndWrite, SearchSpec
 
     stages = os.path.join(run_copy, "stages")
@@ -94,7 +95,7 @@ def test_a_part_the_search_cannot_write_fails_the_pipeline(run_copy):
     open(blocker, "w").close()
     run = RunLayout(run_copy)
     spec = SearchSpec(run.stage("index"), run.stage("ingest"), 12, device="cpu")
-    search = SearchAndWrite(StageFolder(os.path.join(blocker, "retrieve")), spec, Shared())
+    search = SearchAndWrite(StageFolder(os.path.join(blocker, "retrieve")), spec, Shared(), StageWork())
     with pytest.raises(Exception, match="a-file"):
         with beam.Pipeline() as p:
             _ = p | beam.Create([(c, 0) for c in chunks]) | beam.ParDo(search)

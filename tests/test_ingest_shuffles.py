@@ -19,6 +19,7 @@ from judgemine.pipelines.run.runner import run_one
 from judgemine.pipelines.settings import Settings
 from judgemine.schemas import CANDIDATES, QUERIES, list_parts, part_name, write_table
 from judgemine.schemas.layout import RunLayout
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.rejects import part_of, write_rejects
 from judgemine.transforms.ingest.pool import RankGroupStarts, line_range, renumber_chunks
 from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, InputFile, ParseInputFile
@@ -26,7 +27,7 @@ from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, In
 
 def _oracle(settings: Settings, directory: str) -> None:
     """The oracle's artifacts for `settings`, written through the same schemas and writer as the stage's."""
-    parse = ParseInputFile(settings.pairs_layout, settings.max_text_chars)
+    parse = ParseInputFile(settings.pairs_layout, settings.max_text_chars, StageWork())
     identify = IdentifyRecords(ImagePolicy(settings.image_root, settings.max_image_pixels, settings.max_image_bytes,
                                            not settings.skip_image_check))
     rows: dict[str, list[dict[str, Any]]] = {"pairs": [], "corpus": [], "rejects": [], "images": []}

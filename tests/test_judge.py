@@ -6,6 +6,7 @@ import math
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends.transformers import TransformersJudge, TransformersOptions
 from judgemine.transforms.judge.base import JudgeModel
@@ -69,6 +70,7 @@ def test_a_vllm_engine_is_shared_by_the_processes_of_a_worker(tiny_judge):
     from judgemine.transforms.judge.backends import JUDGES
     from judgemine.transforms.judge.base import JudgeSpec
     from judgemine.transforms.judge.handler import JudgeHandler
-    shared = {b: JudgeHandler(JudgeSpec(JUDGES.get(b), JudgeModel(tiny_judge)), "", 60.0).share_model_across_processes()
+    shared = {b: JudgeHandler(JudgeSpec(JUDGES.get(b), JudgeModel(tiny_judge)), "", 60.0, StageWork())
+              .share_model_across_processes()
               for b in ("vllm", "transformers", "openai")}
     assert shared == {"vllm": True, "transformers": False, "openai": False}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from conftest import run_args
 
 from judgemine.pipelines.cli.parser import main
+from judgemine.transforms.common.progress import BEAT_SECONDS, MARKER, SUFFIX
 
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
 
@@ -77,50 +79,80 @@ def test_a_run_from_the_command_prints_no_library_noise_and_records_its_counters
     assert run["runner_options"]["default_sdk_harness_log_level"] == "ERROR" and "top_k" not in run["runner_options"]
 
 
-@pytest.mark.slow
-def test_stage_progress_lines_count_part_files(tmp_path, caplog):
+def _worker_file(folder, name: str, units: int, seq: int) -> None:
+    (folder / f"{name}{SUFFIX}").write_text(f"{units} {seq}\n", encoding="utf-8")
+
+
+def test_a_stage_counts_its_units_across_workers_with_a_rate_and_a_time_left(tmp_path, caplog):
     from judgemine.pipelines.run.progress import StageProgress
     with caplog.at_level(logging.INFO, logger="judgemine"):
-        with StageProgress("judge", [str(tmp_path)], total=4, every=0.2):
-            for i in range(2):
-                (tmp_path / f"part-{i:05d}.parquet").write_bytes(b"x")
-                time.sleep(0.5)
-    assert "judge: 2 of 4 chunks done, about" in caplog.text
-
-
-def test_a_stage_without_a_unit_count_says_it_is_running_within_seconds(tmp_path, caplog):
-    from judgemine.pipelines.run.progress import StageProgress
-    with caplog.at_level(logging.INFO, logger="judgemine"):
-        with StageProgress("ingest", [str(tmp_path)], total=0, every=0.3, first=0.05):
-            (tmp_path / "part-00000.parquet").write_bytes(b"x")
-            time.sleep(0.2)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest: running for ")]
-    assert lines and lines[0].endswith("1 part files written"), caplog.text
-
-
-@pytest.mark.slow
-def test_stage_time_left_counts_down_while_a_chunk_runs_and_the_first_line_comes_early(tmp_path, caplog):
-    from judgemine.pipelines.run.progress import StageProgress, time_left
-    assert time_left(3, 30.0, 40.0) == "about 50 s left" and time_left(3, 0.0, 9.0).startswith("time left known")
-    with caplog.at_level(logging.INFO, logger="judgemine"):
-        with StageProgress("judge", [str(tmp_path)], total=4, every=0.3, first=0.05):
-            time.sleep(0.2)
-            (tmp_path / "part-00000.parquet").write_bytes(b"x")
-            time.sleep(1.5)  # the second chunk runs long: the estimate must fall, never grow
+        with StageProgress("judge", str(tmp_path), 1000, "pairs", every=0.3, first=0.05, poll=0.05):
+            for seq in range(1, 9):  # two workers, 40 and 10 pairs each a tick
+                _worker_file(tmp_path, "hostA-1-aa", 40 * seq, seq)
+                _worker_file(tmp_path, "hostB-2-bb", 10 * seq, seq)
+                time.sleep(0.1)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("judge: ")]
-    assert lines[0] == "judge: 0 of 4 chunks done, time left known once the first chunk is done"
-    left = [int(line.split("about ")[1].split(" s")[0]) for line in lines if "about" in line]
-    assert len(left) >= 3 and left == sorted(left, reverse=True) and left[-1] < left[0], lines
+    assert lines[0].startswith("judge: ") and " of 1,000 pairs" in lines[0], lines
+    assert any(re.fullmatch(r"judge: \d+ of 1,000 pairs, [\d,.]+/s, about \d+ s left", line) for line in lines), lines
 
 
-def test_a_chunk_reports_progress_while_it_runs(caplog):
-    from judgemine.transforms.common.progress import Ticker
-    ticker = Ticker("judge: this chunk", 100, every=0.05)
-    with caplog.at_level(logging.INFO, logger="judgemine"):
-        for _ in range(3):
-            time.sleep(0.06)
-            ticker.advance(20)
-    assert "judge: this chunk: 60 of 100 pairs" in caplog.text and "s left" in caplog.text
+def test_the_time_left_only_counts_down_and_the_rate_leaves_out_the_start():
+    from judgemine.pipelines.run.progress import Lines
+    lines = Lines("judge", 1000, "pairs")
+    lines.see(10.0, 0)
+    assert lines.line(10.0) == "judge: 0 of 1,000 pairs, rate known once work is seen twice"
+    lines.see(70.0, 100)  # a minute of loading, then the first 100
+    lines.see(80.0, 200)  # 10/s from then on, not 200 / 80 s
+    assert lines.line(80.0) == "judge: 200 of 1,000 pairs, 10.0/s, about 80 s left"
+    lines.see(100.0, 220)  # slower: 1/s since the first units would say 780 s; the time left does not grow
+    assert lines.line(100.0).endswith("about 60 s left")
+    lines.see(110.0, 400)
+    assert lines.line(110.0).endswith("about 50 s left")
+    rows = Lines("ingest", 0, "rows")
+    rows.see(1.0, 50)
+    rows.see(3.0, 250)
+    assert rows.line(3.0) == "ingest: 250 rows, 100.0/s"
+
+
+def test_a_worker_that_goes_silent_or_never_starts_fails_the_stage_in_one_line(tmp_path):
+    from judgemine.pipelines.run.progress import StageProgress, WorkersFailed
+    with pytest.raises(WorkersFailed, match=r"^no worker started within 1 s \(--worker-timeout\)"):
+        with StageProgress("ingest", str(tmp_path / "a"), 0, "rows", timeout=1.0, poll=0.05):
+            time.sleep(5)
+    (tmp_path / "b").mkdir()
+    with pytest.raises(WorkersFailed, match=r"^worker otherhost-7 stopped reporting 1 s ago"):
+        with StageProgress("judge", str(tmp_path / "b"), 10, "pairs", timeout=1.0, poll=0.05):
+            for seq in range(1, 100):
+                _worker_file(tmp_path / "b", "livehost-6-aa", seq, seq)
+                if seq < 5:
+                    _worker_file(tmp_path / "b", "otherhost-7-bb", seq, seq)
+                time.sleep(0.05)
+
+
+def test_the_drivers_own_process_is_not_watched(tmp_path):
+    from judgemine.pipelines.run.progress import StageProgress
+    from judgemine.transforms.common.progress import worker_name
+    with StageProgress("judge", str(tmp_path), 10, "pairs", timeout=0.5, poll=0.05):
+        _worker_file(tmp_path, f"{worker_name()}-cc", 1, 1)  # the in-process runner: reported once, then busy
+        time.sleep(1.5)
+
+
+def test_a_workers_units_reach_its_file_until_the_stage_ends(tmp_path):
+    from judgemine.transforms.common.progress import StageWork, read_work
+    (tmp_path / MARKER).write_text("")
+    work = StageWork(str(tmp_path))
+    work.started()
+    work.add(3)
+    work.add(4)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and [u for u, _ in read_work(str(tmp_path)).values()] != [7]:
+        time.sleep(0.1)
+    assert [u for u, _ in read_work(str(tmp_path)).values()] == [7]
+    (tmp_path / MARKER).unlink()
+    time.sleep(2 * BEAT_SECONDS + 0.5)
+    written = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    time.sleep(BEAT_SECONDS + 0.5)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == written  # the beat stopped with the marker
 
 
 def test_status_says_running_while_a_run_holds_the_output(e2e_run, small_pairs, tiny_judge, capsys):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.embed.base import EmbedderSpec, RecordBatch, l2_normalise
 from judgemine.transforms.embed.handler import EmbedHandler
 from judgemine.transforms.index.faiss_index import CandidateIndex, build_index, save_index
@@ -75,7 +76,8 @@ def test_a_pool_smaller_than_k_returns_what_exists(index_dir):
 
 def test_sentence_transformer_vectors_are_unit_norm():
     from judgemine.pipelines.settings import Settings
-    handler = EmbedHandler(EmbedderSpec("sentence-transformers", Settings().resolved_embed_model, 4, "cpu"))
+    spec = EmbedderSpec("sentence-transformers", Settings().resolved_embed_model, 4, "cpu")
+    handler = EmbedHandler(spec, StageWork())
     embedder = handler.load_model()
     texts = ["a", "The capital of France is Paris.", "Of considerable size or extent." * 5]
     batch = RecordBatch(Chunk("queries", 0, "-"), ["1", "2", "3"], texts, ["", "", ""])

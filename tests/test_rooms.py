@@ -100,7 +100,8 @@ from judgemine.transforms.datasets.names import WriteDatasetNames
 
 def build(p: beam.Pipeline, ctx: StageContext) -> None:
     chunks = chunks_of("queries", list_parts(ctx.input("ingest").folder("queries")))
-    _ = spread_chunks(p, chunks) | "Names" >> beam.ParDo(WriteDatasetNames(ctx.folder, ctx.settings.datasets_top))
+    _ = (spread_chunks(p, chunks, ctx.work)
+         | "Names" >> beam.ParDo(WriteDatasetNames(ctx.folder, ctx.settings.datasets_top)))
 
 
 def count(ctx: StageContext, counters: Counters) -> dict[str, Any]:

@@ -157,7 +157,7 @@ def test_a_new_stage_is_one_declaration_run_by_the_shared_runner(tmp_path):
 
     def build(p, ctx):
         chunks = chunks_of("queries", list_parts(ctx.input("ingest").folder("queries")))
-        _ = spread_chunks(p, chunks) | "Count" >> beam.ParDo(CountDatasets(ctx.folder.path))
+        _ = spread_chunks(p, chunks, ctx.work) | "Count" >> beam.ParDo(CountDatasets(ctx.folder.path))
 
     def count(ctx, counters):
         return {"rows": counters["rows"], "chunks": len(os.listdir(ctx.folder.path))}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -26,6 +27,16 @@ def quiet_libraries(verbose: bool) -> None:
     logging.getLogger("apache_beam").setLevel(logging.INFO if verbose else logging.CRITICAL)
     if not verbose:  # model-loading progress bars, here and in worker processes (they inherit the variable)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        threading.excepthook = _own_threads_only
+        # Beam's portable runner logs a failed job's remote traceback through the root logger itself
+        root.addFilter(lambda record: "apache_beam" not in record.pathname)
+
+
+def _own_threads_only(args: threading.ExceptHookArgs) -> None:
+    """A library thread's traceback (Beam's job-message reader when a job service goes away) is not printed: the
+    command's one line says what happened (--verbose prints it); judgemine's own threads print theirs."""
+    if args.thread is not None and args.thread.name.startswith("judgemine"):
+        threading.__excepthook__(args)
 
 
 def main() -> None:

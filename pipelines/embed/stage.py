@@ -40,11 +40,11 @@ def build(p: beam.Pipeline, ctx: StageContext[EmbedStageSettings]) -> None:
     for side in SIDES:
         storage.make_dirs(ctx.folder.folder(side))
     reads_images = EMBEDDERS.get(spec.backend).capabilities.images
-    records = (spread_chunks(p, chunks)
+    records = (spread_chunks(p, chunks, ctx.work)
                | "ReadRecords" >> beam.ParDo(ReadRecords(s.query_prompt, s.candidate_prompt, reads_images)
                                              ).with_outputs("rejects", main="records"))
     _ = (records.records
-         | "Embed" >> RunInference(EmbedHandler(spec))
+         | "Embed" >> RunInference(EmbedHandler(spec, ctx.work))
          | "WriteEmbeddings" >> beam.ParDo(WriteEmbeddings(ctx.folder)))
     _ = records.rejects | "WriteRejects" >> WriteRejects(ctx.folder.folder("rejects"))
 
@@ -104,4 +104,4 @@ def manifest(settings: EmbedStageSettings, record: dict[str, Any]) -> dict[str, 
 STAGE = Stage("embed", upstream=("ingest",), build=build, count=count, check=check, version="4",
               throughput="candidates", accounting=lambda counts: {"rejected": counts["rejected_queries"]},
               manifest=manifest, estimate=estimate,
-              units=lambda ctx: sum(len(list_parts(ctx.input("ingest").folder(side))) for side in SIDES))
+              work=lambda ctx: (sum(count_rows(ctx.input("ingest").folder(side)) for side in SIDES), "vectors"))

@@ -9,6 +9,7 @@ from typing import Any
 import apache_beam as beam
 
 from judgemine.pipelines.index.settings import IndexStageSettings
+from judgemine.pipelines.run.artifacts import count_rows
 from judgemine.pipelines.run.errors import UserError
 from judgemine.pipelines.run.stage import Counters, Stage, StageContext
 from judgemine.schemas import list_parts, num_rows, storage
@@ -49,7 +50,7 @@ def build(p: beam.Pipeline, ctx: StageContext[IndexStageSettings]) -> None:
     _ = (p | "ListShards" >> beam.Create(list(range(s.index_shards)), reshuffle=False)
          | "SpreadShards" >> beam.Reshuffle()
          | "BuildIndexShards" >> beam.ParDo(BuildIndexShard(ctx.input("embed"), ctx.folder, factory,
-                                                            s.index_shards, s.seed, s.index_train_size)))
+                                                            s.index_shards, s.seed, s.index_train_size, ctx.work)))
 
 
 def count(ctx: StageContext[IndexStageSettings], counters: Counters) -> dict[str, Any]:
@@ -64,4 +65,5 @@ def count(ctx: StageContext[IndexStageSettings], counters: Counters) -> dict[str
 
 
 STAGE = Stage("index", upstream=("embed",),
-              build=build, count=count, check=check, version="2", throughput="candidates")
+              build=build, count=count, check=check, version="2", throughput="candidates",
+              work=lambda ctx: (count_rows(ctx.input("embed").folder("candidates")), "vectors"))

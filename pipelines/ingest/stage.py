@@ -111,7 +111,7 @@ def build(p: beam.Pipeline, ctx: StageContext[IngestStageSettings]) -> None:
         p
         | "ListInputFiles" >> beam.Create(files, reshuffle=False)
         | "SpreadFiles" >> beam.Reshuffle()
-        | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.max_text_chars))
+        | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.max_text_chars, ctx.work))
         | "SpreadBatches" >> beam.Reshuffle()
         | "CheckImagesAndIdentify" >> beam.ParDo(IdentifyRecords(images))
         | "SplitByKind" >> beam.Partition(KindOf(), len(KINDS)))
@@ -230,4 +230,4 @@ def accounting(counts: dict[str, Any]) -> dict[str, Any]:
 STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints,
               throughput="pairs_in", version="5", outdated=outdated, gate=gate,
               record=lambda ctx: {"chunk_size": ctx.settings.chunk_size}, accounting=accounting,
-              manifest=lambda settings, record: {"inputs": record.get("inputs", {})})
+              manifest=lambda settings, record: {"inputs": record.get("inputs", {})}, work=lambda ctx: (0, "rows"))

@@ -20,7 +20,6 @@ from judgemine.pipelines.run.stage import (
     PlanInputs,
     Stage,
     StageContext,
-    query_chunks,
     spread_chunks,
 )
 from judgemine.schemas import CANDIDATES, QUERIES, RETRIEVAL, list_parts, part_index, read_table
@@ -59,6 +58,12 @@ def needs_model(settings: JudgeStageSettings) -> bool:
 _RESOLVED: dict[tuple[str, float], JudgeSpec] = {}  # one stage execution's judge: its build and its record
 
 
+def pairs(ctx: StageContext[JudgeStageSettings]) -> tuple[int, str]:
+    """The pairs to score: each query's retrieved candidates and its positive."""
+    retrieve = require_stage(ctx.settings.output, "retrieve")["counts"]
+    return retrieve["pairs"] + retrieve["queries"], "pairs"
+
+
 def _inputs(ctx: StageContext[JudgeStageSettings]) -> JudgeInputs:
     """The stage's inputs, the judge resolved once when the stage starts: its workers verify what they load
     against that identity and its record names it, so a folder swapped later can never be recorded instead."""
@@ -68,7 +73,7 @@ def _inputs(ctx: StageContext[JudgeStageSettings]) -> JudgeInputs:
         _RESOLVED[key] = judge_spec(ctx.settings).resolved()
     s = ctx.settings
     return JudgeInputs(ctx.input("ingest"), ctx.input("embed"), ctx.folder, _RESOLVED[key], cache_dir(s),
-                       s.judge_group_pairs, s.judge_checkpoint_seconds)
+                       s.judge_group_pairs, s.judge_checkpoint_seconds, ctx.work)
 
 
 def check(settings: JudgeStageSettings) -> None:
@@ -109,7 +114,7 @@ def build(p: beam.Pipeline, ctx: StageContext[JudgeStageSettings]) -> None:
     if inputs.spec.kind.capabilities.text_only:
         _refuse_images(ctx)
     chunks = chunks_of("queries", list_parts(ctx.input("retrieve").path))
-    _ = spread_chunks(p, chunks) | "JudgeChunks" >> inputs.spec.kind.judging()(inputs)
+    _ = spread_chunks(p, chunks, ctx.work) | "JudgeChunks" >> inputs.spec.kind.judging()(inputs)
 
 
 def count(ctx: StageContext[JudgeStageSettings], counters: Counters) -> dict[str, Any]:
@@ -235,5 +240,5 @@ def manifest(settings: JudgeStageSettings, record: dict[str, Any]) -> dict[str, 
 
 STAGE = Stage("judge", upstream=("retrieve", "embed", "ingest"),
               build=build, count=count, check=check, version=f"{PROMPT_VERSION}+4", record=record,
-              throughput="pairs_judged", units=query_chunks,
+              throughput="pairs_judged", work=pairs,
               manifest=manifest, estimate=estimate)

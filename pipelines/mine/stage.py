@@ -15,7 +15,7 @@ from judgemine.pipelines.run.stage import (
     PlanInputs,
     Stage,
     StageContext,
-    query_chunks,
+    queries,
     spread_chunks,
 )
 from judgemine.schemas import CANDIDATES, list_parts
@@ -30,7 +30,7 @@ def build(p: beam.Pipeline, ctx: StageContext[MineStageSettings]) -> None:
     s = ctx.settings
     chunks = chunks_of("queries", list_parts(ctx.input("embed").folder("queries")))
     rule = MiningRule.of(s)
-    asked = (spread_chunks(p, chunks)
+    asked = (spread_chunks(p, chunks, ctx.work)
              | "AskForCandidates" >> beam.ParDo(AskForCandidates(ctx.input("retrieve"))).with_outputs(
                  "ids", main="chunk"))
     sides = asked.ids | "CandidateSides" >> PoolLookup(ctx.input("ingest").folder("candidates"),
@@ -38,7 +38,7 @@ def build(p: beam.Pipeline, ctx: StageContext[MineStageSettings]) -> None:
     mined = ({"chunk": asked.chunk, "sides": sides}
              | "JoinChunk" >> beam.CoGroupByKey()
              | "MineNegatives" >> beam.ParDo(MineChunk({name: ctx.input(name) for name in READS},
-                                                       ctx.outputs["shards"], len(chunks), rule, s.image_root)
+                                                       ctx.outputs["shards"], len(chunks), rule, s.image_root, ctx.work)
                                              ).with_outputs("rejects", main="rows"))
     _ = mined.rejects | "WriteRejects" >> WriteRejects(ctx.folder.folder("rejects"))
 
@@ -70,6 +70,6 @@ def estimate(settings: MineStageSettings, plan: PlanInputs) -> Estimate:
     return Estimate(bytes={"shards": int(plan.queries * (settings.num_negatives + 2) * (mean_chars + 16))})
 
 
-STAGE = Stage("mine", upstream=READS, version="3", throughput="rows", units=query_chunks,
+STAGE = Stage("mine", upstream=READS, version="3", throughput="rows", work=queries,
               build=build, count=count, publishes=("shards",), completes_run=True,
               accounting=lambda counts: {"rejected": counts["rejected"]}, manifest=manifest, estimate=estimate)

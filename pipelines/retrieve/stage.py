@@ -19,7 +19,7 @@ from judgemine.pipelines.run.stage import (
     PlanInputs,
     Stage,
     StageContext,
-    query_chunks,
+    queries,
     spread_chunks,
 )
 from judgemine.schemas import RETRIEVAL, footer, list_parts, storage
@@ -36,14 +36,14 @@ def build(p: beam.Pipeline, ctx: StageContext[RetrieveStageSettings]) -> None:
     chunks = chunks_of("queries", list_parts(ctx.input("embed").folder("queries")))
     search = SearchSpec(ctx.input("index"), ctx.input("ingest"), s.top_k, s.delta, s.nprobe, s.ef_search,
                         s.search_params, s.search_device)
-    tasks = spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)])
+    tasks = spread_chunks(p, [(c, shard) for c in chunks for shard in range(shards)], ctx.work)
     if shards == 1:
-        _ = tasks | "SearchAndWrite" >> beam.ParDo(SearchAndWrite(ctx.folder, search, Shared()))
+        _ = tasks | "SearchAndWrite" >> beam.ParDo(SearchAndWrite(ctx.folder, search, Shared(), ctx.work))
         return
     _ = (tasks
-         | "SearchIndexShards" >> beam.ParDo(SearchShard(search, Shared()))
+         | "SearchIndexShards" >> beam.ParDo(SearchShard(search, Shared(), ctx.work))
          | "GroupByChunk" >> beam.GroupByKey()
-         | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.folder, s.top_k, shards)))
+         | "MergeShards" >> beam.ParDo(WriteRetrieval(ctx.folder, s.top_k, shards, ctx.work)))
 
 
 def count(ctx: StageContext[RetrieveStageSettings], counters: Counters) -> dict[str, Any]:
@@ -82,4 +82,4 @@ def check(settings: RetrieveStageSettings) -> None:
 
 
 STAGE = Stage("retrieve", upstream=("index", "embed", "ingest"), check=check,
-              build=build, count=count, version="2", throughput="queries", units=query_chunks, estimate=estimate)
+              build=build, count=count, version="2", throughput="queries", work=queries, estimate=estimate)

@@ -7,12 +7,12 @@ import contextlib
 import gc
 import logging
 import time
+import uuid
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.runners.runner import PipelineRunner
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from judgemine.pipelines.outputs.publish import publish_run
 from judgemine.pipelines.run import interrupts
@@ -30,13 +30,16 @@ from judgemine.pipelines.run.commit import fault_point, swap_in, temporary_dir
 from judgemine.pipelines.run.fingerprints import settings_fingerprint
 from judgemine.pipelines.run.lock import check_held
 from judgemine.pipelines.run.progress import StageProgress
+from judgemine.pipelines.run.runners import check_job_service, default_runner, ended, watch_seconds
 from judgemine.pipelines.run.stage import Counters, Stage, StageContext
 from judgemine.pipelines.settings import Settings, given
 from judgemine.pipelines.stages import BY_NAME, STAGES
+from judgemine.schemas import storage
 from judgemine.schemas.commits import commit_id
 from judgemine.schemas.digests import take_written
 from judgemine.schemas.layout import RunLayout, StageFolder
 from judgemine.transforms.common.memory import release_memory
+from judgemine.transforms.common.progress import StageWork
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +64,20 @@ def _counters(result: Any, stage: str) -> Counters:
     return out
 
 
-def default_runner(options: PipelineOptions) -> PipelineRunner | None:
-    """With no --runner, the in-process FnApiRunner, built as Beam's DirectRunner builds it for a batch pipeline.
-    The DirectRunner itself first tries its Prism runner, which downloads a binary from GitHub (a run would reach
-    the network on its own) or, offline, fails and falls back: ~65 ms a stage here."""
-    if options.view_as(StandardOptions).runner:
-        return None
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
-        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+def _finished(p: beam.Pipeline) -> Any:
+    """The pipeline run to its end; on any way out (an error, a signal, workers that failed) the job is
+    cancelled, so a runner elsewhere (a job service, a cluster) does not go on with it."""
+    result = p.run()
+    try:
+        result.wait_until_finish()
+    except BaseException as e:
+        with contextlib.suppress(Exception):
+            result.cancel()
+        plain = ended(e)
+        if plain is e:
+            raise
+        raise plain from e
+    return result
 
 
 def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dict[str, Any]:
@@ -88,23 +93,28 @@ def run_stage(stage: Stage, settings: Settings, options: PipelineOptions) -> dic
     out = settings.output
     layout = RunLayout(out)
     finals = {stage.name: layout.stage(stage.name).path, **{n: layout.published(n) for n in stage.publishes}}
+    timeout = watch_seconds(options, settings.worker_timeout)
+    check_job_service(options)
     with contextlib.ExitStack() as stack:
         tmps = {name: stack.enter_context(temporary_dir(final)) for name, final in finals.items()}
-        ctx = StageContext(own, StageFolder(tmps[stage.name]), {n: tmps[n] for n in stage.publishes}, started)
-        units = stage.units(ctx) if stage.units else 0
+        work = stack.enter_context(temporary_dir(f"{layout.stage(stage.name).path}.work-{uuid.uuid4().hex[:8]}"))
+        ctx = StageContext(own, StageFolder(tmps[stage.name]), {n: tmps[n] for n in stage.publishes}, started,
+                           StageWork(work))
+        total, noun = stage.work(ctx)
         # What is alive before the pipeline (imports, earlier stages) is left out of its garbage collections and
         # of the collection after it: a full collection walks those ~300k objects, 0.11 s a stage in all, 0.004 s
         # frozen. Unfrozen then, to be collected as usual (at exit too).
         gc.freeze()
         try:
-            with StageProgress(stage.name, list(tmps.values()), units), \
-                    beam.Pipeline(runner=default_runner(options), options=options) as p:
+            with StageProgress(stage.name, work, total, noun, timeout):
+                p = beam.Pipeline(runner=default_runner(options), options=options)
                 stage.build(p, ctx)
-            counters = _counters(p.result, stage.name)
+                counters = _counters(_finished(p), stage.name)
             del p
             release_memory()  # a one-process run: the next stage starts from what this one freed
         finally:
             gc.unfreeze()
+            storage.remove(work)
         counts = stage.count(ctx, counters)
         extra = {**({"inputs": inputs} if inputs is not None else {}), **(stage.record(ctx) if stage.record else {})}
         record = stage_record(stage.name, fp, started, counts, counters, stage.throughput, **extra)

@@ -6,17 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from judgemine.transforms.common.devices import Device
-from judgemine.transforms.common.options import above, setting
+from judgemine.transforms.common.options import above, at_least, setting
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Where the run writes, on which device, whether stages are redone, whether the report is written."""
+    """Where the run writes, on which device, whether stages are redone, whether the report is written, how long
+    silent workers are waited for."""
     output: str = setting("", (), "run directory: stages/, shards/, rejects/, manifest.json", group="run")
     device: Device = setting("auto", (), "torch device for the models", group="run")
     force: bool = setting(False, (), "rerun stages even when their artifacts are up to date", group="run")
     report: bool = setting(True, (), "write OUTPUT/report/index.html (judgemine report) at the end of run; "
                            "--no-report: off", group="run")
+    worker_timeout: float = setting(60.0, (), "seconds a stage waits for its first worker to start, and for a worker "
+                                    "that stopped reporting, before it fails (0: off; not on Dataflow, which watches "
+                                    "its own workers)", group="run", range=at_least(0))
 
 
 @dataclass(frozen=True)

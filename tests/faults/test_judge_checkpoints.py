@@ -99,7 +99,7 @@ def test_sigkill_at_random_moments_loses_at_most_a_checkpoint_and_the_end_is_byt
     kept = [0]
     for attempt in range(4):
         run = _Watched(args)
-        started = run.wait_for("judge: chunk 0")  # the stage's first line once the chunk is being judged
+        started = run.wait_for(" pairs")  # the stage's first progress line, 5 s in: the tiny judge loads in 1
         time.sleep(rng.uniform(EVERY + GROUP_SECONDS, 4 * EVERY))
         killed_at = time.monotonic()
         assert run.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -124,7 +124,7 @@ def test_sigterm_inside_a_chunk_keeps_what_was_judged_with_the_default_minute(ne
     out = str(tmp_path / "out")
     args = _retrieved(out, tiny_judge)
     run = _Watched(args)
-    run.wait_for("judge: chunk 0")
+    run.wait_for(" pairs")  # the stage's first progress line, 5 s in
     time.sleep(4)
     assert run.stop(signal.SIGTERM) == 143
     kept = _cached(out)

@@ -9,14 +9,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
 from judgemine.transforms.common.memory import release_memory
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.embed.backends import load_embedder
 from judgemine.transforms.embed.base import Embedder, EmbedderSpec, EmbeddingBatch, RecordBatch
 
 
 class EmbedHandler(ModelHandler[RecordBatch, EmbeddingBatch, Embedder]):
-    def __init__(self, spec: EmbedderSpec) -> None:
+    def __init__(self, spec: EmbedderSpec, work: StageWork) -> None:
         super().__init__(min_batch_size=1, max_batch_size=1)
-        self._spec = spec
+        self._spec, self._work = spec, work
         self._repeated = Metrics.counter("judgemine.embed", "texts_repeated")
 
     def load_model(self) -> Embedder:
@@ -27,6 +28,7 @@ class EmbedHandler(ModelHandler[RecordBatch, EmbeddingBatch, Embedder]):
         for item in batch:
             vectors = self._embed_unique(model, item)
             release_memory()
+            self._work.add(len(item.ids))
             yield EmbeddingBatch(item.chunk, item.ids, vectors)
 
     def _embed_unique(self, model: Embedder, item: RecordBatch) -> Any:

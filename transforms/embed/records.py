@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,7 +17,6 @@ from judgemine.transforms.common.text import strip_image_tokens
 from judgemine.transforms.embed.base import EmbeddingBatch, RecordBatch
 
 CANDIDATE_POOL = "candidate-pool"  # the rejects `source` of a candidate left out of the pool
-log = logging.getLogger(__name__)
 
 
 class ReadRecords(beam.DoFn):
@@ -72,4 +70,3 @@ class WriteEmbeddings(beam.DoFn):
         write_table(table, self._folder.part(batch.chunk.side, batch.chunk.index),
                     embeddings_schema(dim))
         self._vectors.inc(len(batch.ids))
-        log.info("embed: %s chunk %d done: %d vectors", batch.chunk.side, batch.chunk.index, len(batch.ids))

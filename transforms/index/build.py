@@ -8,6 +8,7 @@ import apache_beam as beam
 
 from judgemine.schemas import list_parts, num_rows
 from judgemine.schemas.layout import StageFolder
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.index.faiss_index import build_index, read_vectors, save_index, shard_rows
 
 log = logging.getLogger(__name__)
@@ -17,9 +18,12 @@ class BuildIndexShard(beam.DoFn):
     """Shard s of n: its contiguous slice of the candidate vectors, indexed and written to shard-s/."""
 
     def __init__(self, embed: StageFolder, folder: StageFolder, factory: str, shards: int, seed: int,
-                 train_size: int) -> None:
+                 train_size: int, work: StageWork) -> None:
         self._embed, self._folder, self._factory = embed, folder, factory
-        self._shards, self._seed, self._train_size = shards, seed, train_size
+        self._shards, self._seed, self._train_size, self._work = shards, seed, train_size, work
+
+    def setup(self) -> None:
+        self._work.started()
 
     def process(self, shard: int) -> Iterable[int]:
         parts = list_parts(self._embed.folder("candidates"))
@@ -36,4 +40,5 @@ class BuildIndexShard(beam.DoFn):
                                                                 "rows": list(rows)})
         log.info("index: shard %d of %d: %d vectors, %s, trained on %d", shard + 1, self._shards, len(ids),
                  self._factory, info["trained_on"])
+        self._work.add(len(ids))
         yield len(ids)

@@ -24,6 +24,7 @@ from judgemine.transforms.common.images import (
     disk_identity,
     resolve,
 )
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.rejects import reject_row
 from judgemine.transforms.ingest.layouts import PairsLayout
 from judgemine.transforms.ingest.readers import (
@@ -71,11 +72,14 @@ class InputFile:
 class ParseInputFile(beam.DoFn):
     """Reads one input file and emits coarse Arrow tables: ("pairs" | "corpus" | "rejects", table)."""
 
-    def __init__(self, layout: PairsLayout, max_chars: int) -> None:
-        self._layout, self._max_chars = layout, max_chars
+    def __init__(self, layout: PairsLayout, max_chars: int, work: StageWork) -> None:
+        self._layout, self._max_chars, self._work = layout, max_chars, work
         self._rows = {kind: Metrics.counter("judgemine.ingest", f"{kind}_rows_read") for kind in ("pairs", "corpus")}
         self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
         self._more_pairs = Metrics.counter("judgemine.ingest", "pairs_from_positive_lists")
+
+    def setup(self) -> None:
+        self._work.started()
 
     def process(self, spec: InputFile) -> Iterable[tuple[str, pa.Table]]:
         source = os.path.basename(spec.path)
@@ -83,8 +87,10 @@ class ParseInputFile(beam.DoFn):
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
         file_rows = Metrics.counter("judgemine.ingest", f"{FILE_ROWS}{spec.path}")
+        read = reported = 0  # rows read, and reported to the stage's progress
         for line, raw in read_rows(spec.path):
             self._rows[spec.kind].inc()
+            read += 1
             try:
                 recs: list[dict[str, Any]] = (parse_pairs(raw, self._layout, self._max_chars) if spec.kind == "pairs"
                                               else [parse_corpus_row(raw, self._max_chars)])
@@ -104,8 +110,11 @@ class ParseInputFile(beam.DoFn):
                 good.append(rec)
             self._more_pairs.inc(len(recs) - 1)
             if len(good) >= BATCH_ROWS:
+                self._work.add(read - reported)
+                reported = read
                 yield spec.kind, pa.Table.from_pylist(good)
                 good = []
+        self._work.add(read - reported)
         if good:
             yield spec.kind, pa.Table.from_pylist(good)
         if bad:

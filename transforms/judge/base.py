@@ -17,6 +17,7 @@ from judgemine.transforms.common.devices import Device, Dtype
 from judgemine.transforms.common.images import DEFAULT_CACHE_BYTES, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from judgemine.transforms.common.model_kinds import ModelKind
 from judgemine.transforms.common.options import NoOptions
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.prompt import PromptFormat
 
@@ -55,7 +56,7 @@ class Capabilities:
 class JudgeInputs:
     """What the judge stage's transform reads and writes: the committed ingest and embed folders, the
     stage's own (temporary) folder, the judge (resolved: its identity fixed when the stage starts), the score
-    cache, and how a chunk's judging is kept as it goes (transforms/judge/handler.py)."""
+    cache, how a chunk's judging is kept as it goes (transforms/judge/handler.py), and where its progress goes."""
     ingest: StageFolder
     embed: StageFolder
     folder: StageFolder
@@ -63,6 +64,7 @@ class JudgeInputs:
     cache: str
     group_pairs: int = 512  # whole queries, at least this many pairs of a chunk, scored together (0: the chunk)
     checkpoint_seconds: float = 60.0  # scored groups reach the cache at least this often inside a chunk
+    work: StageWork = StageWork()  # where the pairs done are reported (the stage's progress line)
 
 
 class JudgeKind:

@@ -26,6 +26,7 @@ from judgemine.schemas import (
 from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.common.candidates import PoolLookup, as_bytes, one
 from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.judge.base import JudgeInputs
 
 
@@ -44,7 +45,7 @@ class JudgeBySimilarity(beam.PTransform):
                                                                  EMBEDDINGS, "id", ["vector"])
         return ({"chunk": asked.chunk, "positives": positives} | "JoinPositives" >> beam.CoGroupByKey()
                 | "ScoreBySimilarity" >> beam.ParDo(ScoreBySimilarity(self._in.ingest, self._in.embed,
-                                                                      self._in.folder)))
+                                                                      self._in.folder, self._in.work)))
 
 
 class AskForPositives(beam.DoFn):
@@ -64,8 +65,8 @@ class ScoreBySimilarity(beam.DoFn):
     """A retrieve chunk to the judge stage's part: per query its positive (s_pos), then its candidates in rank
     order with their retrieval similarity, the same rows the model-judged stage writes."""
 
-    def __init__(self, ingest: StageFolder, embed: StageFolder, folder: StageFolder) -> None:
-        self._ingest, self._embed, self._folder = ingest, embed, folder
+    def __init__(self, ingest: StageFolder, embed: StageFolder, folder: StageFolder, work: StageWork) -> None:
+        self._ingest, self._embed, self._folder, self._work = ingest, embed, folder, work
         self._scored = Metrics.counter("judgemine.judge", "pairs_scored_by_similarity")
 
     def process(self, joined: tuple[int, dict[str, list[Any]]]) -> None:
@@ -92,6 +93,7 @@ class ScoreBySimilarity(beam.DoFn):
                              float(qvec[qrow[qid]] @ pos_vec[row]))
             self._append(rows, qid, cid, False, sim)
         self._scored.inc(len(rows["score"]))
+        self._work.add(len(rows["score"]))
         table = pa.table({**{k: rows[k] for k in ("query_id", "candidate_id", "is_positive")},
                           "score": pa.array(rows["score"], pa.float32())})
         write_table(table, self._folder.own_part(chunk.index), JUDGE_SCORES)

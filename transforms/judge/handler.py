@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
-from judgemine.transforms.common.progress import Ticker
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.backends import load_judge
 from judgemine.transforms.judge.base import JudgeBackend, JudgeSpec
@@ -60,9 +60,9 @@ class JudgeHandler(ModelHandler[JudgeRequest, JudgeResult, JudgeBackend]):
     shared per machine (vLLM's engine claims a fraction of the whole accelerator) is loaded once per worker
     machine and called through a proxy (Beam's large_model); the others load one copy per process."""
 
-    def __init__(self, spec: JudgeSpec, cache: str, checkpoint_seconds: float) -> None:
+    def __init__(self, spec: JudgeSpec, cache: str, checkpoint_seconds: float, work: StageWork) -> None:
         super().__init__(min_batch_size=1, max_batch_size=1, large_model=spec.kind.capabilities.shared_per_machine)
-        self._spec, self._cache, self._every = spec, cache, checkpoint_seconds
+        self._spec, self._cache, self._every, self._work = spec, cache, checkpoint_seconds, work
 
     def load_model(self) -> JudgeBackend:
         """The backend, loaded between two checks of the judge's identity against the spec's (resolved when the
@@ -91,19 +91,17 @@ class JudgeHandler(ModelHandler[JudgeRequest, JudgeResult, JudgeBackend]):
     def _judge(self, request: JudgeRequest, model: JudgeBackend) -> np.ndarray:
         """The request's scores, group by group, each kept in the cache by the next checkpoint."""
         scores = np.full(len(request.todo), np.nan, np.float32)
-        ticker = Ticker(f"judge: chunk {request.chunk_index}", len(request.todo))
         kept = done = 0  # todo pairs in the cache, and scored
         last = time.monotonic()
         try:
             for end in request.groups:
                 scores[done:end] = model.score(request.queries[done:end], request.candidates[done:end])
+                self._work.add(end - done)
                 done = end
-                ticker.advance(end - ticker.done)
                 if time.monotonic() - last >= self._every and done < len(request.todo):
                     kept = self._keep(request, scores, kept, done)
                     last = time.monotonic()
-                    log.info("judge: chunk %d: %d of %d pairs judged, kept in the score cache", request.chunk_index,
-                             done, len(request.todo))
+                    log.info("judge: chunk %d: %d scores kept in the score cache", request.chunk_index, done)
         finally:  # the end of the chunk, or a way out of it: what was scored is kept
             self._keep(request, scores, kept, done)
         return scores

@@ -17,6 +17,7 @@ from judgemine.schemas import JUDGE_SCORES, QUERIES, RETRIEVAL, read_table, writ
 from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.common.candidates import as_bytes, one, sides_of
 from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.handler import JudgeRequest, JudgeResult
 from judgemine.transforms.judge.score_cache import pair_key
@@ -91,8 +92,8 @@ class BuildJudgeRequests(beam.DoFn):
     by the chunk's own queries (whole queries, at least `group_pairs` pairs of the chunk each), so a group is the
     same pairs whether the chunk runs whole or resumes after a kill."""
 
-    def __init__(self, ingest: StageFolder, group_pairs: int) -> None:
-        self._ingest, self._group_pairs = ingest, group_pairs
+    def __init__(self, ingest: StageFolder, group_pairs: int, work: StageWork) -> None:
+        self._ingest, self._group_pairs, self._work = ingest, group_pairs, work
         self._cached = Metrics.counter(NAMESPACE, "pairs_cached")
         self._todo = Metrics.counter(NAMESPACE, "pairs_to_judge")
         self._repeated = Metrics.counter(NAMESPACE, "pairs_repeated")
@@ -127,6 +128,7 @@ class BuildJudgeRequests(beam.DoFn):
         self._todo.inc(len(req.todo))
         self._cached.inc(len(req.query_ids) - len(req.todo) - len(req.repeats))
         self._repeated.inc(len(req.repeats))
+        self._work.add(len(req.query_ids) - len(req.todo))  # known or repeated: done already
         yield req
 
 
@@ -157,6 +159,3 @@ class WriteScores(beam.DoFn):
         table = pa.table({"query_id": r.query_ids, "candidate_id": r.candidate_ids, "is_positive": r.is_positive,
                           "score": pa.array(scores, pa.float32())})
         write_table(table, self._folder.own_part(r.chunk_index), JUDGE_SCORES)
-        log.info("judge: chunk %d done: %d pairs = %d judged + %d from the cache + %d repeats of a pair judged in "
-                 "this chunk", r.chunk_index, len(r.query_ids), len(r.todo),
-                 len(r.query_ids) - len(r.todo) - len(r.repeats), len(r.repeats))

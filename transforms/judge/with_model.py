@@ -21,7 +21,7 @@ class JudgeWithModel(beam.PTransform):
         self._in = inputs
 
     def expand(self, chunks: beam.PCollection) -> beam.PCollection:
-        spec, ingest = self._in.spec, self._in.ingest
+        spec, ingest, work = self._in.spec, self._in.ingest, self._in.work
         asked = chunks | "AskForChunk" >> beam.ParDo(AskForChunk(ingest)).with_outputs("ids", main="chunk")
         sides = asked.ids | "CandidateSides" >> PoolLookup(ingest.folder("candidates"), CANDIDATES,
                                                             "candidate_id", ["text", "image", "payload"])
@@ -32,6 +32,6 @@ class JudgeWithModel(beam.PTransform):
         cached = keyed.keys | "CachedScores" >> CachedScores(cache_files(self._in.cache))
         return ({"pairs": keyed.pairs, "cached": cached}
                 | "JoinCached" >> beam.CoGroupByKey()
-                | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ingest, self._in.group_pairs))
-                | "Judge" >> RunInference(JudgeHandler(spec, self._in.cache, self._in.checkpoint_seconds))
+                | "BuildPairs" >> beam.ParDo(BuildJudgeRequests(ingest, self._in.group_pairs, work))
+                | "Judge" >> RunInference(JudgeHandler(spec, self._in.cache, self._in.checkpoint_seconds, work))
                 | "WriteScores" >> beam.ParDo(WriteScores(self._in.folder, spec.kind.capabilities.reports)))

@@ -29,6 +29,7 @@ from judgemine.schemas import (
 from judgemine.schemas.layout import StageFolder
 from judgemine.transforms.common.candidates import as_bytes, one, sides_of
 from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.rejects import reject_row
 from judgemine.transforms.mine.rule import FILTERS, MiningRule, NoCandidates, query_rng, select_negatives
 
@@ -81,9 +82,9 @@ class MineChunk(beam.DoFn):
     serve go to the rejects output."""
 
     def __init__(self, stages: dict[str, StageFolder], shards_dir: str, num_shards: int, rule: MiningRule,
-                 image_root: str) -> None:
+                 image_root: str, work: StageWork) -> None:
         self._stages, self._shards_dir, self._num_shards, self._rule = stages, shards_dir, num_shards, rule
-        self._image_root = image_root
+        self._image_root, self._work = image_root, work
         self._fallback = Metrics.counter("judgemine.mine", "fallback_rows")
         self._filtered = Metrics.counter("judgemine.mine", "false_negatives_filtered")
         self._retrieved = Metrics.counter("judgemine.mine", "retrieved")
@@ -154,3 +155,4 @@ class MineChunk(beam.DoFn):
         write_table(pa.Table.from_pylist(rows, schema=SHARDS),
                     os.path.join(self._shards_dir, shard_name(chunk.index, self._num_shards)), SHARDS,
                     shard_metadata(self._image_root, self._rule.num_negatives, sum(r["fallback"] for r in rows)))
+        self._work.add(len(embedded))

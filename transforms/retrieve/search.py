@@ -20,6 +20,7 @@ from judgemine.schemas import QUERIES, RETRIEVAL, read_table, write_table
 from judgemine.schemas.layout import StageFolder
 from judgemine.schemas.tables import QUERIES_KEY, SHORT_OF_K_KEY, WITHOUT_CANDIDATES_KEY
 from judgemine.transforms.common.chunks import Chunk
+from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.index.faiss_index import (
     CandidateIndex,
     read_vectors,
@@ -57,7 +58,8 @@ class SearchShard(beam.DoFn):
     spent loading index shards: the stage record then says how much of the stage the search is and how much a
     once-per-worker load, the rest being reading, writing and Beam."""
 
-    def __init__(self, spec: SearchSpec, shared: Shared) -> None:
+    def __init__(self, spec: SearchSpec, shared: Shared, work: StageWork) -> None:
+        self._work = work
         self._index_folder, self._ingest = spec.index, spec.ingest
         self._k, self._delta, self._nprobe, self._ef = spec.k, spec.delta, spec.nprobe, spec.ef_search
         self._params, self._device, self._shared = spec.search_params, spec.device, shared
@@ -132,8 +134,8 @@ def merge_shards(parts: Iterable[Found], k: int) -> tuple[list[str], pa.Array, n
 class PartWriter:
     """Writes a query chunk's merged top-K to its part file, its query counts in the file's metadata."""
 
-    def __init__(self, folder: StageFolder, k: int) -> None:
-        self._folder, self._k = folder, k
+    def __init__(self, folder: StageFolder, k: int, work: StageWork) -> None:
+        self._folder, self._k, self._work = folder, k, work
         self._short = Metrics.counter("judgemine.retrieve", "queries_short_of_k")
         self._queries = Metrics.counter("judgemine.retrieve", "queries")
 
@@ -162,6 +164,7 @@ class PartWriter:
         queries, short = written
         self._queries.inc(queries)
         self._short.inc(short)
+        self._work.add(queries)
         return queries
 
 
@@ -173,9 +176,9 @@ class SearchAndWrite(SearchShard):
     its bundle); the one write thread runs writes in order, so a failed bundle's leftover write never races
     its retry on the same part."""
 
-    def __init__(self, folder: StageFolder, spec: SearchSpec, shared: Shared) -> None:
-        super().__init__(spec, shared)
-        self._writer = PartWriter(folder, self._k)
+    def __init__(self, folder: StageFolder, spec: SearchSpec, shared: Shared, work: StageWork) -> None:
+        super().__init__(spec, shared, work)
+        self._writer = PartWriter(folder, self._k, work)
         self._pool: ThreadPoolExecutor | None = None
         self._writing: Future[tuple[int, int]] | None = None
 
@@ -214,8 +217,8 @@ class SearchAndWrite(SearchShard):
 class WriteRetrieval(beam.DoFn):
     """Several index shards: a query chunk's per-shard results, grouped, merged and written."""
 
-    def __init__(self, folder: StageFolder, k: int, shards: int) -> None:
-        self._writer, self._shards = PartWriter(folder, k), shards
+    def __init__(self, folder: StageFolder, k: int, shards: int, work: StageWork) -> None:
+        self._writer, self._shards = PartWriter(folder, k, work), shards
 
     def process(self, keyed: tuple[int, Iterable[Found]]) -> Iterable[int]:
         index, parts = keyed
