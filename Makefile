@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan clean
+.PHONY: install install-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan bench-portable clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -171,6 +171,11 @@ bench-checkpoints: install models
 # MODEL=DIR adds a real judge on 40 queries.
 bench-plan: install models
 	$(PY) -m bench.bench_plan $(if $(MODEL),--model $(MODEL))
+
+# Each stage on Beam's portable runner (a job service and one worker pool on loopback) against in-process, and
+# an empty job's cost on each: the demo and 2,000 real pairs, 3 rounds (~10 min).
+bench-portable: install models
+	$(PY) -m bench.bench_portable
 
 bench-packing: install
 	$(PY) -m bench.bench_packing
