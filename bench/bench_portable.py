@@ -4,9 +4,10 @@ loopback, the runner Flink and Spark drive) against the in-process runner, in th
 Per input, ROUNDS rounds, each a whole run in-process then on the portable runner (the order alternating), each
 into a fresh output with a fresh score cache; a stage's figure is its own seconds (its stage.json), the median
 over rounds. Beside them, an empty job (one element through one Map) on each runner, timed ROUNDS times in this
-process: the fixed cost of a job there (submission, an SDK worker started and its imports), which every stage
-pays once. Inputs: the demo (the tiny judge, 286 rows) and 2,000 real pairs (Debian's GCIDE and WordNet,
-judgemine/testing/scale_data.py) at K = 10 with the tiny judge.
+process: the fixed cost of a job there (submission, an SDK worker started), which every stage pays once; and the
+import, in a fresh process, of the modules a stage's worker unpickles (the in-process runner has them imported
+already, by the driver or an earlier stage), median of ROUNDS. Inputs: the demo (the tiny judge, 286 rows) and
+2,000 real pairs (Debian's GCIDE and WordNet, judgemine/testing/scale_data.py) at K = 10 with the tiny judge.
 
 Usage: python -m bench.bench_portable [--rounds N]
 """
@@ -29,6 +30,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "out", "bench-portable")
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
 STAGES = ("ingest", "embed", "index", "retrieve", "judge", "mine")
+WORKER_IMPORTS = {  # what each stage's SDK worker imports to run its DoFns (the embedder and judge: their backends)
+    "ingest": "judgemine.transforms.ingest.records, judgemine.transforms.ingest.pool",
+    "embed": "judgemine.transforms.embed.handler, judgemine.transforms.embed.backends",
+    "index": "judgemine.transforms.index.build",
+    "retrieve": "judgemine.transforms.retrieve.search",
+    "judge": "judgemine.transforms.judge.with_model, judgemine.transforms.judge.backends",
+    "mine": "judgemine.transforms.mine.shards, judgemine.transforms.common.candidates",
+}
 
 
 def _inputs() -> dict[str, list[str]]:
@@ -62,6 +71,14 @@ def _empty_job(runner: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def _import_seconds(modules: str) -> float:
+    """Seconds to import `modules` in a fresh interpreter that has imported Beam's SDK worker already."""
+    code = ("import time, apache_beam.runners.worker.sdk_worker; t = time.perf_counter(); import " + modules
+            + "; print(time.perf_counter() - t)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
 def measure(args: list[str], name: str, rounds: int, portable: list[str]) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {"in_process": [], "portable": []}
     for i in range(rounds):
@@ -91,6 +108,9 @@ def main() -> None:
                  "portable": [_empty_job(portable) for _ in range(a.rounds)]}
         figures: dict[str, Any] = {"empty_job_s": {runner: round(statistics.median(s), 2)
                                                    for runner, s in empty.items()}}
+        figures["worker_imports_s"] = {stage: round(statistics.median(_import_seconds(modules)
+                                                                      for _ in range(a.rounds)), 2)
+                                       for stage, modules in WORKER_IMPORTS.items()}
         figures.update({name: measure(args, name, a.rounds, portable) for name, args in _inputs().items()})
     save("bench_portable", figures)
 
