@@ -212,6 +212,8 @@ def test_the_report_answers_can_i_train_on_this_first_in_human_numbers(e2e_run):
     cells = re.findall(r"<td>(.*?)</td>", text)
     assert not [c for c in cells if c.startswith(("{", "[", "&quot;"))]  # no raw JSON
     assert "nan" not in cells and f"{manifest['accounting']['pairs_in']:,}" in cells
+    settings = text[text.index('id="settings"'):text.index('id="timings"')]
+    assert manifest["settings"]["beta"] is None and "<td>beta</td><td>0.01 (default)</td>" in settings  # not "-"
 
 
 def test_score_histograms_normalise_each_group_to_its_own_share(monkeypatch):

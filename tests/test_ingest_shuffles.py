@@ -27,7 +27,7 @@ from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, In
 
 def _oracle(settings: Settings, directory: str) -> None:
     """The oracle's artifacts for `settings`, written through the same schemas and writer as the stage's."""
-    parse = ParseInputFile(settings.pairs_layout, settings.max_text_chars, StageWork())
+    parse = ParseInputFile(settings.pairs_layout, settings.fields, settings.max_text_chars, StageWork())
     identify = IdentifyRecords(ImagePolicy(settings.image_root, settings.max_image_pixels, settings.max_image_bytes,
                                            not settings.skip_image_check))
     rows: dict[str, list[dict[str, Any]]] = {"pairs": [], "corpus": [], "rejects": [], "images": []}

@@ -11,7 +11,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_jsonl
+from conftest import manifest_of, write_jsonl
 
 from judgemine.pipelines.cli.parser import main
 from judgemine.pipelines.settings import Settings
@@ -19,6 +19,7 @@ from judgemine.transforms.common.model_kinds import folder_kind
 from judgemine.transforms.ingest.layouts import LAYOUTS
 from judgemine.transforms.ingest.readers import RowError, assigned_query_id, parse_pairs, read_rows
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
 PAIRS = [("What is the capital of Peru?", "Lima is the capital of Peru."),
          ("What is the capital of Chile?", "Santiago is the capital of Chile."),
@@ -177,3 +178,104 @@ def test_a_run_that_fails_inside_a_stage_prints_one_line_and_no_traceback(tmp_pa
                      "(see rejects/ and the embed stage's counts) [while running 'BuildIndexShards']"], done.stderr
     verbose, _ = _judgemine(*args, "--verbose")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_the_fallback_advice_goes_the_way_the_runs_own_beta_table_goes(e2e_run):
+    """A fallback row is a query whose every candidate scored above s_pos - beta: a larger beta drops more of
+    them. The advice names the direction in which the run's own beta table (the report's) leaves fewer queries
+    with no negative."""
+    from judgemine.pipelines.outputs.health import findings
+    from judgemine.pipelines.outputs.report.sweep import beta_sweep
+    none_left = [row["no_negatives_left"] for row in beta_sweep(e2e_run, 5)]  # betas ascending
+    assert none_left == sorted(none_left) and none_left[0] < none_left[-1], none_left
+    [advice] = [f.fix for f in findings(manifest_of(e2e_run)) if "fallback rows" in f.what]
+    assert advice.startswith("a weak judge or near-duplicates in the pool; try a smaller --beta "), advice
+    assert "report's beta table" in advice and "larger --beta" not in advice
+
+
+@pytest.mark.parametrize("folder,expected", [
+    ("empty", "--judge-model {dir} has no config.json: not a model folder (empty, or copied in part?)"),
+    ("no-type", "--judge-model {dir}: its config.json names no model_type or architectures (or is not JSON): not "
+                "a model folder judgemine can load"),
+    ("classifier", "--judge-model {dir} is a cross-encoder reranker (BertForSequenceClassification), but "
+                   "--judge-backend transformers needs a chat model"),
+])
+def test_a_judge_folder_that_cannot_serve_says_why_and_what_to_do_in_one_line(folder, expected, tmp_path, capsys):
+    model = tmp_path / folder
+    model.mkdir()
+    if folder == "no-type":
+        (model / "config.json").write_text("{}")
+    elif folder == "classifier":
+        (model / "config.json").write_text(json.dumps({"architectures": ["BertForSequenceClassification"],
+                                                       "model_type": "bert"}))
+    pairs = write_jsonl(str(tmp_path / "p.jsonl"), [{"query_text": q, "pos_text": p} for q, p in PAIRS])
+    assert main(["plan", "--pairs", pairs, "--output", str(tmp_path / "out"), "--judge-model", str(model)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("judgemine: " + expected.format(dir=model)), line
+    if folder == "classifier":  # the backend that takes it, named
+        assert line.endswith(": use --judge-backend cross-encoder for this one"), line
+
+
+def test_status_without_the_runs_settings_says_so_and_exits_2(tmp_path, capsys):
+    assert main(["status", "--output", str(tmp_path)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == ("judgemine: status compares what is committed under --output with the run's settings, and none "
+                    "were given: pass the run's --config (or its --pairs and the flags it ran with)")
+
+
+def test_the_demo_judge_is_the_repositorys_from_any_working_directory(tmp_path, monkeypatch):
+    from judgemine.pipelines.cli.commands import settings_of
+    from judgemine.pipelines.cli.parser import parser
+    monkeypatch.chdir(tmp_path)
+    args, rest = parser().parse_known_args(["plan", "--pairs", "p.jsonl", "--output", "out"])
+    settings, _ = settings_of(args, rest, "judgemine plan")
+    assert settings.judge_model == os.path.join(ROOT, "models", "tiny-judge")
+
+
+def test_plan_counts_the_judge_pairs_a_small_pool_allows(tmp_path, capsys):
+    pairs = write_jsonl(str(tmp_path / "p.jsonl"), [{"query_text": q, "pos_text": p} for q, p in PAIRS])
+    assert main(["plan", "--pairs", pairs, "--output", str(tmp_path / "out"), "--judge-backend", "similarity"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("judge pairs:")]
+    # 4 queries, a pool of 4 positives: each query's positive and the other 3, not K = 50 + 1
+    assert lines == ["judge pairs:        16 at most (4 per query: the positive and min(K, pool - 1) candidates), "
+                     "cached: known after retrieval"], lines
+
+
+def test_a_question_answer_csv_is_mined_with_the_mapping_flags_the_refusal_suggests(tmp_path, tiny_judge):
+    csv = tmp_path / "qa.csv"
+    csv.write_text("id,question,answer,topic\n" + "".join(f'{i},"{q}","{p}",geo\n' for i, (q, p) in enumerate(PAIRS)),
+                   encoding="utf-8")
+    out = str(tmp_path / "out")
+    refused, _ = _judgemine("run", "--pairs", str(csv), "--output", out, "--judge-model", tiny_judge)
+    assert refused.returncode == 2, refused.stderr
+    assert ("or name your own fields: --query-field question --positive-field answer (in a config: query_field: "
+            "question, positive_field: answer)") in refused.stderr
+    half, _ = _judgemine("run", "--pairs", str(csv), "--output", out, "--query-field", "question")
+    assert half.returncode == 2
+    assert half.stderr.strip() == "judgemine: the field mapping needs --positive-field (or --positive-image-field) too"
+    done, _ = _judgemine("run", "--pairs", str(csv), "--output", out, "--judge-model", tiny_judge, "--query-field",
+                         "question", "--positive-field", "answer", "--id-field", "id", "--subset-field", "topic")
+    assert done.returncode == 0, done.stderr
+    rows = _shard_rows(out)
+    assert sorted(r["query_text"] for r in rows) == sorted(q for q, _ in PAIRS)
+    assert {r["dataset"] for r in rows} == {"geo"} and sorted(r["query_id"] for r in rows) == ["0", "1", "2", "3"]
+
+
+def test_plan_run_and_export_name_the_judge_and_say_a_demo_one_means_nothing(tmp_path, tiny_judge):
+    pairs = write_jsonl(str(tmp_path / "p.jsonl"), [{"query_text": q, "pos_text": p} for q, p in PAIRS])
+    out = str(tmp_path / "out")
+    warning = (f"WARNING: the judge {tiny_judge} is a random-weight demo model: its scores mean nothing (pass a real "
+               "model folder with --judge-model, or --judge-backend similarity")
+    plan, _ = _judgemine("plan", "--pairs", pairs, "--output", out, "--judge-model", tiny_judge)
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    assert lines[0].startswith(f"models:             judge {tiny_judge} (transformers), embedder ")
+    assert lines[1].startswith(warning), lines
+    run, _ = _judgemine("run", "--pairs", pairs, "--output", out, "--judge-model", tiny_judge)
+    assert run.returncode == 0, run.stderr
+    first = [line.split(" judgemine ", 1)[1] for line in run.stderr.splitlines()[:2]]
+    assert first[0].startswith(f"judge {tiny_judge} (transformers)") and first[1].startswith(warning), first
+    export, _ = _judgemine("export", "--output", out, "--format", "sentence-transformers")
+    assert export.returncode == 0 and export.stderr.strip().startswith(f"judgemine: {warning}"), export.stderr
+    similarity, _ = _judgemine("plan", "--pairs", pairs, "--output", out, "--judge-backend", "similarity")
+    assert "random-weight" not in similarity.stdout  # no judge model runs: nothing to warn of

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from judgemine.pipelines.judge.settings import DEMO_JUDGE
 from judgemine.pipelines.settings import (
     ALIASES,
     BY_NAME,
@@ -108,6 +109,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
     for name in OPTIONAL_FIELDS:
         if isinstance(values.get(name), str) and values[name].lower() in OFF and BY_NAME[name].metadata["switchable"]:
             values[name] = None
+    values.setdefault("judge_model", DEMO_JUDGE)  # the repository's, whatever the working directory
     for f in FIELDS:  # YAML reads 1 where a float is meant
         if number(f) is float and isinstance(values.get(f.name), int) and not isinstance(values[f.name], bool):
             values[f.name] = float(values[f.name])

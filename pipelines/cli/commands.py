@@ -20,6 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from judgemine.pipelines.cli.arguments import add_fields, add_settings, flag, load_settings, setting_flags
 from judgemine.pipelines.cli.flags import beam_options
 from judgemine.pipelines.outputs.derived import derived_status
+from judgemine.pipelines.outputs.health import demo_models, model_lines, models_of
 from judgemine.pipelines.outputs.summary import summary
 from judgemine.pipelines.run.artifacts import foreign_files
 from judgemine.pipelines.run.commit import remove_leftovers
@@ -103,6 +104,8 @@ def _clean(output: str) -> None:
 
 def _run(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     settings, options = settings_of(args, rest, "judgemine run", verbose)
+    for line in model_lines(models_of(settings)):  # the first lines: what will judge, and whether it means anything
+        log.info("%s", line)
     with run_lock(settings.output, "run"):
         _clean(settings.output)
         ran = run_all(settings, options)
@@ -120,6 +123,9 @@ def _run(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
 
 def _status(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     settings, _ = settings_of(args, rest, "judgemine status", verbose)
+    if not settings.pairs:
+        raise UserError("status compares what is committed under --output with the run's settings, and none were "
+                        "given: pass the run's --config (or its --pairs and the flags it ran with)")
     with read_lock(settings.output):
         rows = stage_status(settings)
         for name, state in rows.items():
@@ -182,6 +188,9 @@ def _export(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
         result = run_export(exporter, output, dest)
     print(f"{result.records} records -> {dest} ({result.rows} shard rows, {result.fallback_skipped} fallback rows "
           f"skipped)")
+    models = json.loads(storage.read_text(RunLayout(output).manifest)).get("run", {}).get("models", {})
+    for finding in demo_models(models):  # a file that trains without complaint says it once more
+        print(f"judgemine: {finding.line()}", file=sys.stderr)
     return 0
 
 

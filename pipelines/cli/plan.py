@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from judgemine.pipelines.ingest.reject_gate import FileCount, check_rejects, top_reasons
+from judgemine.pipelines.outputs.health import model_lines, models_of
 from judgemine.pipelines.run.stage import PlanInputs
 from judgemine.pipelines.settings import Settings, given
 from judgemine.pipelines.stages import STAGES
@@ -27,7 +28,7 @@ def _rows(settings: Settings) -> dict[str, Any]:
         for _, raw in read_rows(path):
             try:
                 if path in settings.pairs:
-                    found = parse_pairs(raw, settings.pairs_layout, settings.max_text_chars)
+                    found = parse_pairs(raw, settings.pairs_layout, settings.max_text_chars, settings.fields)
                     pairs += found
                     pool.update((normalise_text(pair["pos_text"]), pair["pos_image"]) for pair in found)
                 else:
@@ -55,7 +56,7 @@ def make_plan(settings: Settings) -> dict[str, Any]:
         "queries": inputs.queries, "rejected_rows": rows["rejected"], "corpus_rows": rows["corpus_rows"],
         "candidates_at_most": inputs.candidates, "rates": {}, "seconds": {}, "seconds_range": {}, "bytes": {},
         "measured": [], "lines": [], "device": resolve_device(settings.device), "judge_backend": settings.judge_backend,
-        "embed_backend": settings.embed_backend}
+        "embed_backend": settings.embed_backend, "models": models_of(settings)}
     for stage in STAGES:
         if not stage.estimate:
             continue
@@ -72,7 +73,9 @@ def make_plan(settings: Settings) -> dict[str, Any]:
 
 
 def plan_table(plan: dict[str, Any]) -> str:
-    lines = [f"queries:            {plan['queries']} ({plan['rejected_rows']} rows would be rejected)",
+    named, *warnings = model_lines(plan["models"])
+    lines = [f"models:             {named}", *warnings,
+             f"queries:            {plan['queries']} ({plan['rejected_rows']} rows would be rejected)",
              f"candidates:         at most {plan['candidates_at_most']} ({plan['corpus_rows']} from the corpus)",
              *plan["lines"],
              "measured here:      " + ", ".join(plan["measured"]),

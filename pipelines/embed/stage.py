@@ -68,7 +68,8 @@ def check(settings: EmbedStageSettings) -> None:
         raise UserError(f"embedder model folder not found: {model} (--embed-model DIR)")
     problem = (device_problem(settings.device)
                or kind_problem(model, EMBEDDERS.get(settings.embed_backend).capabilities.models, "--embed-model",
-                               f"--embed-backend {settings.embed_backend}"))
+                               f"--embed-backend {settings.embed_backend}",
+                               {name: kind.capabilities.models for name, kind in EMBEDDERS.members().items()}))
     if problem:
         raise UserError(problem)
 

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any, TypedDict
 
 from judgemine.pipelines.run.errors import UserError
-from judgemine.transforms.ingest.layouts import CSV_EXAMPLE, expected_fields
+from judgemine.transforms.ingest.layouts import CSV_EXAMPLE, expected_fields, suggested_mapping
 
 TOP_REASONS = 3
 LAYOUT_REASONS = ("unknown_layout", "missing_field", "wrong_type", "not_an_object", "malformed_json",
@@ -67,6 +67,10 @@ def check_rejects(files: dict[str, FileCount], max_share: float, image_root: str
         csv_example = CSV_EXAMPLE.replace("\n", "\\n")
         lines.append(f"expected one row per pair in one of these layouts (JSONL, JSON array, Parquet; CSV/TSV with "
                      f"a header of the same names, e.g. {csv_example}):\n{layouts}")
+        unknown = next((reason for reason, _ in top if reason.startswith("unknown_layout: fields ")), "")
+        if unknown:
+            names = unknown.removeprefix("unknown_layout: fields ").split(" and ")[0].split(", ")
+            lines.append(f"or name your own fields: {suggested_mapping(names)}")
     if classes & set(IMAGE_REASONS):
         root = image_root or "not set: the current folder"
         lines.append(f"relative image paths are read under --image-root ({root}); pass the folder the paths are "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from judgemine.pipelines.run.settings import ImageSettings, RunSettings
 from judgemine.transforms.common.options import above, at_least, setting, within
-from judgemine.transforms.ingest.layouts import PairsLayout
+from judgemine.transforms.ingest.layouts import FieldMap, PairsLayout
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,17 @@ class IngestSettings(ImageSettings):
     pairs_layout: PairsLayout = setting("auto", ("ingest",), "field layout of pair rows: auto recognises each row's "
                                         "(UniME-V2 query_text/pos_text, MMEB qry/pos_text, sentence-transformers "
                                         "anchor|query/positive, FlagEmbedding query/pos list)", group="ingest")
+    query_field: str = setting("", ("ingest",), "the field (CSV column) holding the query text, in any input "
+                               "format: with --positive-field it replaces layout recognition", group="ingest")
+    positive_field: str = setting("", ("ingest",), "the field (CSV column) holding the positive text",
+                                  group="ingest")
+    query_image_field: str = setting("", ("ingest",), "the field holding the query's image path", group="ingest")
+    positive_image_field: str = setting("", ("ingest",), "the field holding the positive's image path",
+                                        group="ingest")
+    id_field: str = setting("query_id", ("ingest",), "the field holding a row's own query id (absent: judgemine "
+                            "assigns one by content)", group="ingest")
+    subset_field: str = setting("dataset", ("ingest",), "the field holding a row's subset name (absent: the "
+                                "file's name)", group="ingest")
     max_reject_share: float = setting(0.5, (), "stop after ingest (exit 2) when more than this share of the rows, "
                                       "or every row of one file, is rejected: a wrong layout, not data to mine; 1 = "
                                       "never stop", group="ingest", range=within(0, 1))
@@ -31,6 +42,13 @@ class IngestSettings(ImageSettings):
                               "chunks pad more; a 2B judge on a GPU takes about two minutes a chunk at K = 50; a "
                               "killed judge resumes inside its chunk: --judge-checkpoint-seconds)", group="ingest",
                               range=at_least(0))
+
+
+    @property
+    def fields(self) -> FieldMap:
+        """The user's field names, as the readers take them."""
+        return FieldMap(self.query_field, self.positive_field, self.query_image_field, self.positive_image_field,
+                        self.id_field, self.subset_field)
 
 
 SETTINGS = IngestSettings

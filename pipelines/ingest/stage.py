@@ -82,6 +82,12 @@ def check(settings: IngestStageSettings) -> None:
     """Every input a readable file (not a folder), the image root a folder: before any stage starts."""
     if not settings.pairs:
         raise UserError("no pair files given: pass --pairs PATH (or `pairs:` in the config)")
+    mapping = settings.fields.problem()
+    if mapping:
+        raise UserError(mapping)
+    if settings.fields.layout() and settings.pairs_layout != "auto":
+        raise UserError(f"--pairs-layout {settings.pairs_layout} and the field flags both say where the fields are: "
+                        "give one of them")
     for path in (*settings.pairs, *settings.corpus):
         if not FileSystems.exists(path):
             raise UserError(f"input file not found: {path}")
@@ -111,7 +117,7 @@ def build(p: beam.Pipeline, ctx: StageContext[IngestStageSettings]) -> None:
         p
         | "ListInputFiles" >> beam.Create(files, reshuffle=False)
         | "SpreadFiles" >> beam.Reshuffle()
-        | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.max_text_chars, ctx.work))
+        | "ParseRows" >> beam.ParDo(ParseInputFile(s.pairs_layout, s.fields, s.max_text_chars, ctx.work))
         | "SpreadBatches" >> beam.Reshuffle()
         | "CheckImagesAndIdentify" >> beam.ParDo(IdentifyRecords(images))
         | "SplitByKind" >> beam.Partition(KindOf(), len(KINDS)))

@@ -2,6 +2,7 @@
 its module (transforms/judge/backends/); all are composed into the run's Settings (pipelines/settings.py)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from judgemine.pipelines.run.settings import ImageSettings, RunSettings
@@ -11,11 +12,16 @@ from judgemine.transforms.common.options import above, at_least, setting
 from judgemine.transforms.judge.backends import JUDGES
 from judgemine.transforms.judge.prompt import PromptFormat, PromptPreset, prompt_format
 
+DEMO_JUDGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models",
+                          "tiny-judge")  # judge_model's default, in the repository (setup.py maps the package on it)
+
 
 @dataclass(frozen=True)
 class JudgeSettings:
     """Which judge, its prompt, its weights and its cache."""
-    judge_model: str = setting("models/tiny-judge", ("judge",), "local folder of the judge chat model", group="judge")
+    judge_model: str = setting("models/tiny-judge", ("judge",), "local folder of the judge chat model (the default, "
+                               "the tiny demo judge of `make models`, is found in the repository from any working "
+                               "directory)", group="judge")
     judge_backend: str = setting("transformers", ("judge",), "the judge backend, by its registered name "
                                  "(docs/reference/plugins.md)", group="judge", choices=JUDGES.names)
     judge_prompt: PromptPreset = setting("unime-v2", ("judge",), "prompt format: unime-v2 (the paper's, through the "

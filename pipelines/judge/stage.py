@@ -84,12 +84,13 @@ def check(settings: JudgeStageSettings) -> None:
         raise UserError(str(e)) from None
     if not needs_model(settings):
         return
-    if not os.path.isfile(os.path.join(settings.judge_model, "config.json")):
+    if not os.path.isdir(settings.judge_model):
         raise UserError(f"judge model folder not found: {settings.judge_model} (run `make models` for the "
                         "tiny demo judge, or pass --judge-model DIR: a local folder, judgemine never downloads)")
+    takers = {name: kind.capabilities.models for name, kind in JUDGES.members().items()}
     problem = (device_problem(settings.device)
                or kind_problem(settings.judge_model, spec.kind.capabilities.models,
-                               "--judge-model", f"--judge-backend {settings.judge_backend}"))
+                               "--judge-model", f"--judge-backend {settings.judge_backend}", takers))
     if problem:
         raise UserError(problem)
 
@@ -207,15 +208,18 @@ def _payloads(ingest: StageFolder, ids: set[str]) -> dict[str, str]:
 
 
 def estimate(settings: JudgeStageSettings, plan: PlanInputs) -> Estimate:
-    """The judge is nearly the whole bill: its pairs counted as the run will count them (K + 1 per query, or
+    """The judge is nearly the whole bill: its pairs counted as the run will count them (K + 1 per query, fewer
+    when the pool is smaller than K + 1, or
     exactly, with those already in the score cache, once retrieval is committed), timed here on three samples:
     the judge's loading plus the pairs at the middle rate give the estimate, at the fastest and slowest its range.
     A judge without a model (the similarity judge) costs nothing: the scores come with the retrieval. K is what
     the retrieve stage's estimate hands on."""
     top_k = plan.measured["top_k"]
     retrieved = _retrieved_pairs(settings) if needs_model(settings) else None
-    pairs, cached = retrieved if retrieved else (plan.queries * (top_k + 1), None)
-    line = (f"judge pairs:        {pairs} at most (K + 1 per query), cached: known after retrieval" if cached is None
+    per_query = min(top_k, max(plan.candidates - 1, 0)) + 1  # a query's positive is not its own negative
+    pairs, cached = retrieved if retrieved else (plan.queries * per_query, None)
+    line = (f"judge pairs:        {pairs} at most ({per_query} per query: the positive and min(K, pool - 1) "
+            "candidates), cached: known after retrieval" if cached is None
             else f"judge pairs:        {pairs} retrieved, {cached} already in the cache")
     facts = {"judge_pairs": pairs, "judge_pairs_cached": cached}
     written = {"judge_scores": pairs * BYTES_PER_SCORE}

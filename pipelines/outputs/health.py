@@ -4,7 +4,12 @@ two never disagree. The shares that make a finding a warning are named here, onc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from judgemine.transforms.common.model_kinds import random_weights
+
+if TYPE_CHECKING:
+    from judgemine.pipelines.settings import Settings
 
 REJECTED_SHARE = 0.05  # of the pair rows read
 FALLBACK_SHARE = 0.10  # of the shard rows: no negative survived the rule, random ones stand in
@@ -28,16 +33,41 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
+DEMO_FIX = {"judge": "pass a real model folder with --judge-model, or --judge-backend similarity (the embedder's "
+                     "similarity as the score: no model to run)",
+            "embedder": "pass a real model folder with --embed-model"}
+
+
+def demo_models(models: dict[str, dict[str, Any]]) -> list[Finding]:
+    """A warning for each model with random weights ({role: {"path", "random_weights"}}, as the manifest keeps
+    them): its scores or vectors mean nothing. The run's summary, `plan`, `run`'s first lines and `export` say it."""
+    return [Finding("warning", f"the {role} {models[role]['path']} is a random-weight demo model: its {made} mean "
+                               "nothing", DEMO_FIX[role])
+            for role, made in (("judge", "scores"), ("embedder", "vectors"))
+            if models.get(role, {}).get("random_weights")]
+
+
+def models_of(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The run's models as the manifest will name them, from its settings (before anything runs)."""
+    from judgemine.pipelines.judge.stage import needs_model
+    judge = settings.judge_model if needs_model(settings) else ""
+    return {"judge": {"path": judge or f"none ({settings.judge_backend})", "backend": settings.judge_backend,
+                      "random_weights": random_weights(judge)},
+            "embedder": {"path": settings.resolved_embed_model, "backend": settings.embed_backend,
+                         "random_weights": random_weights(settings.resolved_embed_model)}}
+
+
+def model_lines(models: dict[str, dict[str, Any]]) -> list[str]:
+    """The judge and embedder named, then a warning line for each demo one."""
+    return [f"judge {models['judge']['path']} ({models['judge']['backend']}), embedder {models['embedder']['path']} "
+            f"({models['embedder']['backend']})", *(f.line() for f in demo_models(models))]
+
+
 def findings(manifest: dict[str, Any]) -> list[Finding]:
     acc, mining, scores = manifest["accounting"], manifest.get("mining", {}), manifest["scores"]
     rows, pairs_in = acc["rows_out"], acc["pairs_in"]
     m = mining.get("rule", {}).get("num_negatives", 0)
-    out: list[Finding] = []
-    models = manifest.get("run", {}).get("models", {})
-    for role, flag, made in (("judge", "--judge-model", "scores"), ("embedder", "--embed-model", "vectors")):
-        if models.get(role, {}).get("random_weights"):
-            out.append(Finding("warning", f"the {role} {models[role]['path']} is a random-weight demo model: its "
-                                          f"{made} mean nothing", f"pass a real model folder with {flag}"))
+    out = demo_models(manifest.get("run", {}).get("models", {}))
     rejected = sum(acc["rejected"].values())
     reasons = manifest.get("rejects_by_reason", {})
     top = max(((n, f"{stage}: {reason}") for stage, by in reasons.items() for reason, n in by.items()), default=None)
@@ -50,7 +80,9 @@ def findings(manifest: dict[str, Any]) -> list[Finding]:
         "warning" if _share(fallback, rows) > FALLBACK_SHARE else "ok",
         f"{fallback:,} of {rows:,} rows are fallback rows ({_share(fallback, rows):.0%}): no candidate scored below "
         "the positive minus beta, so random negatives scored 1.0 stand in",
-        "a weak judge or near-duplicates in the pool; try a larger --beta or --top-k, or --on-no-negatives reject"
+        "a weak judge or near-duplicates in the pool; try a smaller --beta (a larger one drops more candidates: "
+        "the report's beta table shows how many queries each beta leaves with none) or a larger --top-k, or "
+        "--on-no-negatives reject"
         if _share(fallback, rows) > FALLBACK_SHARE else ""))
     repeated = mining.get("rows_repeated", 0)
     out.append(Finding(

@@ -48,14 +48,25 @@ def _config_kind(folder: str) -> tuple[ModelKind | None, str]:
     return None, arch
 
 
-def kind_problem(folder: str, accepts: tuple[str, ...], flag: str, backend: str) -> str:
-    """One line when the folder's kind is not one the backend takes ("" when it is, or cannot be told)."""
+def kind_problem(folder: str, accepts: tuple[str, ...], flag: str, backend: str,
+                 takers: dict[str, tuple[str, ...]] | None = None) -> str:
+    """One line when the folder is not a model folder, or its kind is not one the backend takes, naming the
+    backends (`takers`: name -> the kinds each takes) that do ("" when it is fine, or its kind cannot be told)."""
+    config = os.path.join(folder, "config.json")
+    if not os.path.isfile(config):
+        return (f"{flag} {folder} has no config.json: not a model folder (empty, or copied in part?); give the "
+                "folder that holds the model's config.json and weights")
     kind, arch = folder_kind(folder)
+    if not arch:
+        return (f"{flag} {folder}: its config.json names no model_type or architectures (or is not JSON): not a "
+                "model folder judgemine can load")
     if not accepts or kind is None or kind in accepts:
         return ""
     wanted = " or ".join(WHAT[k] for k in accepts)
-    return (f"{flag} {folder} is {WHAT[kind]} ({arch}), but {backend} needs {wanted}: give it a folder of that "
-            "kind, or choose the backend for this one")
+    option = backend.split()[0]
+    fits = [f"{option} {name}" for name, kinds in (takers or {}).items() if kind in kinds]
+    return (f"{flag} {folder} is {WHAT[kind]} ({arch}), but {backend} needs {wanted}: "
+            + (f"use {' or '.join(fits)} for this one" if fits else "give it a folder of that kind"))
 
 
 RANDOM_WEIGHTS = "RANDOM_WEIGHTS.md"  # the marker `judgemine build-tiny-judge` leaves in every model it builds

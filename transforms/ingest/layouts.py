@@ -45,6 +45,50 @@ LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
 CSV_EXAMPLE = "query,positive\nWhat is the capital of Peru?,Lima is the capital of Peru."
 
 
+@dataclass(frozen=True)
+class FieldMap:
+    """The user's own field names (--query-field and the rest; "" keeps the layout's own). Query and positive
+    fields, when given, replace layout recognition for every row of every file; the id and subset fields apply
+    to whichever layout a row is read in."""
+    query: str = ""
+    positive: str = ""
+    query_image: str = ""
+    positive_image: str = ""
+    id: str = "query_id"
+    subset: str = "dataset"
+
+    def layout(self) -> Layout | None:
+        """The layout these names make; None when no query or positive field is named."""
+        if not (self.query or self.positive or self.query_image or self.positive_image):
+            return None
+        return Layout("mapped", "the fields given", (self.query,), self.positive, self.query_image,
+                      self.positive_image)
+
+    def problem(self) -> str:
+        """Why the mapping cannot be read ("" when it can): each side needs a text or an image field."""
+        if self.layout() is None:
+            return ""
+        missing = [flag for flag, named in (("--query-field (or --query-image-field)", self.query or self.query_image),
+                                            ("--positive-field (or --positive-image-field)",
+                                             self.positive or self.positive_image)) if not named]
+        return f"the field mapping needs {missing[0]} too" if missing else ""
+
+
+QUERY_NAMES = ("query", "question", "anchor", "sentence1", "text1", "prompt", "input", "title")
+POSITIVE_NAMES = ("positive", "answer", "pos", "sentence2", "text2", "response", "output", "document", "passage")
+
+
+def suggested_mapping(names: list[str]) -> str:
+    """The mapping flags for a file in no known layout, its own field names filled in: a name that reads as a
+    query and one that reads as a positive, else its first two fields."""
+    def named(words: tuple[str, ...], taken: str = "") -> str:
+        return next((n for w in words for n in names if w in n.lower() and n != taken), "")
+    query = named(QUERY_NAMES) or (names[0] if names else "QUERY")
+    positive = named(POSITIVE_NAMES, query) or next((n for n in names if n != query), "POSITIVE")
+    return f"--query-field {query} --positive-field {positive} (in a config: query_field: {query}, " \
+           f"positive_field: {positive})"
+
+
 def recognise(row: dict[str, Any]) -> Layout | None:
     """The layout whose fields the row has, None when it has none of them: MMEB's `qry`, then any UniME-V2
     field, then FlagEmbedding's `pos` list, then sentence-transformers' `positive`."""

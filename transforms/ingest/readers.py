@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from judgemine.transforms.common.text import strip_image_tokens
-from judgemine.transforms.ingest.layouts import LAYOUTS, PairsLayout, recognise, unknown_layout
+from judgemine.transforms.ingest.layouts import LAYOUTS, FieldMap, PairsLayout, recognise, unknown_layout
 
 DELIMITERS = {".csv": ",", ".tsv": "\t"}  # delimited text with a header row, by the file's extension
 
@@ -159,22 +159,23 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def parse_pairs(row: Any, layout: PairsLayout, max_chars: int = 0) -> list[dict[str, str]]:
+def parse_pairs(row: Any, layout: PairsLayout, max_chars: int = 0, fields: FieldMap = FieldMap()
+                ) -> list[dict[str, str]]:
     """One pair row to judgemine's fields: one pair, or one per positive of a FlagEmbedding `pos` list; raises
-    RowError with the reason. `layout` "auto" recognises each row's own. Texts longer than `max_chars` (0: no
-    limit) are refused."""
+    RowError with the reason. `layout` "auto" recognises each row's own; the user's field names (`fields`), when
+    they name a query or positive field, replace it. Texts longer than `max_chars` (0: no limit) are refused."""
     if isinstance(row, RowError):
         raise row
     if not isinstance(row, dict):
         raise RowError(f"not_an_object: {type(row).__name__}")
-    found = recognise(row) if layout == "auto" else LAYOUTS[layout]
+    found = fields.layout() or (recognise(row) if layout == "auto" else LAYOUTS[layout])
     if found is None:
         raise RowError(unknown_layout(row))
     query_key = next((k for k in found.query_text if k in row), found.query_text[0])
     no_image = not found.query_image or found.query_image not in row
     query = {"query_text": _string(row, query_key, no_image, max_chars),
              "query_image": _string(row, found.query_image, required=False) if found.query_image else "",
-             "dataset": _string(row, "dataset", required=False), "query_id": _id(row, "query_id")}
+             "dataset": _string(row, fields.subset, required=False), "query_id": _id(row, fields.id)}
     if query["query_id"].startswith(ASSIGNED_ID_PREFIX):
         raise RowError(f"reserved_query_id: ids beginning {ASSIGNED_ID_PREFIX!r} are the ones judgemine assigns")
     if not strip_image_tokens(query["query_text"]) and not query["query_image"]:

@@ -26,7 +26,7 @@ from judgemine.transforms.common.images import (
 )
 from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.rejects import reject_row
-from judgemine.transforms.ingest.layouts import PairsLayout
+from judgemine.transforms.ingest.layouts import FieldMap, PairsLayout
 from judgemine.transforms.ingest.readers import (
     RowError,
     as_json,
@@ -72,8 +72,8 @@ class InputFile:
 class ParseInputFile(beam.DoFn):
     """Reads one input file and emits coarse Arrow tables: ("pairs" | "corpus" | "rejects", table)."""
 
-    def __init__(self, layout: PairsLayout, max_chars: int, work: StageWork) -> None:
-        self._layout, self._max_chars, self._work = layout, max_chars, work
+    def __init__(self, layout: PairsLayout, fields: FieldMap, max_chars: int, work: StageWork) -> None:
+        self._layout, self._fields, self._max_chars, self._work = layout, fields, max_chars, work
         self._rows = {kind: Metrics.counter("judgemine.ingest", f"{kind}_rows_read") for kind in ("pairs", "corpus")}
         self._rejected = Metrics.counter("judgemine.ingest", "rows_rejected")
         self._more_pairs = Metrics.counter("judgemine.ingest", "pairs_from_positive_lists")
@@ -92,8 +92,9 @@ class ParseInputFile(beam.DoFn):
             self._rows[spec.kind].inc()
             read += 1
             try:
-                recs: list[dict[str, Any]] = (parse_pairs(raw, self._layout, self._max_chars) if spec.kind == "pairs"
-                                              else [parse_corpus_row(raw, self._max_chars)])
+                recs: list[dict[str, Any]] = (
+                    parse_pairs(raw, self._layout, self._max_chars, self._fields) if spec.kind == "pairs"
+                    else [parse_corpus_row(raw, self._max_chars)])
             except RowError as e:
                 self._rejected.inc()
                 bad.append(reject_row("ingest", str(e), spec.path, line, as_json(raw)))

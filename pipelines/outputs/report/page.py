@@ -179,7 +179,7 @@ def render(d: ReportData) -> str:
     parts.append('<h2 id="settings">Settings and models</h2>'
                  + _table(["model", "value"], [[k, v] for k, v in run["models"].items()]
                           + [["host", run["host"]], ["device", run["device"]], ["code", m.get("code_version")]])
-                 + _table(["setting", "value"], sorted(m["settings"].items())))
+                 + _table(["setting", "value"], _settings_applied(m)))
     from judgemine.pipelines.stages import STAGES  # the table's order is the pipeline's
     in_order = [(stage.name, m["stages"][stage.name]) for stage in STAGES if stage.name in m["stages"]]
     parts.append('<h2 id="timings">Time per stage</h2><p class=note>In pipeline order.</p>'
@@ -190,3 +190,11 @@ def render(d: ReportData) -> str:
                            for k, v in in_order]))
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>judgemine report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def _settings_applied(m: dict[str, Any]) -> list[list[Any]]:
+    """The run's settings as given, a rule setting left to its default shown with the value the rule applied
+    (beta unset is the paper's 0.01, not "-")."""
+    rule = m.get("mining", {}).get("rule", {})
+    return [[k, f"{rule[k]:g} (default)" if v is None and isinstance(rule.get(k), float) else v]
+            for k, v in sorted(m["settings"].items())]
