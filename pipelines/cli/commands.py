@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from judgemine.pipelines.cli.arguments import add_fields, add_settings, flag, load_settings, setting_flags
 from judgemine.pipelines.cli.flags import beam_options
 from judgemine.pipelines.outputs.derived import derived_status
-from judgemine.pipelines.outputs.health import demo_models, model_lines, models_of
+from judgemine.pipelines.outputs.health import demo_models
 from judgemine.pipelines.outputs.summary import summary
 from judgemine.pipelines.run.artifacts import foreign_files
 from judgemine.pipelines.run.commit import remove_leftovers
@@ -104,8 +104,6 @@ def _clean(output: str) -> None:
 
 def _run(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     settings, options = settings_of(args, rest, "judgemine run", verbose)
-    for line in model_lines(models_of(settings)):  # the first lines: what will judge, and whether it means anything
-        log.info("%s", line)
     with run_lock(settings.output, "run"):
         _clean(settings.output)
         ran = run_all(settings, options)

@@ -226,6 +226,9 @@ def estimate(settings: JudgeStageSettings, plan: PlanInputs) -> Estimate:
     if not needs_model(settings):
         return Estimate(bytes=written, rates={"judge_pairs_per_second": None}, facts=facts, lines=(line,),
                         measured=f"judge free ({settings.judge_backend})")
+    if cached is not None and cached >= pairs:  # nothing left to judge: the judge is not even loaded
+        return Estimate(bytes=written, rates={"judge_pairs_per_second": None}, facts=facts, lines=(line,),
+                        measured="judge: every pair in the score cache")
     loading, rates = _pairs_per_second(settings, plan.pairs, top_k)
     todo, middle = pairs - (cached or 0), rates[len(rates) // 2]
     return Estimate(seconds=round(loading + todo / middle, 1), bytes=written,

@@ -50,7 +50,8 @@ def demo_models(models: dict[str, dict[str, Any]]) -> list[Finding]:
 def models_of(settings: Settings) -> dict[str, dict[str, Any]]:
     """The run's models as the manifest will name them, from its settings (before anything runs)."""
     from judgemine.pipelines.judge.stage import needs_model
-    judge = settings.judge_model if needs_model(settings) else ""
+    from judgemine.pipelines.settings import given
+    judge = settings.judge_model if needs_model(given("judge", settings)) else ""
     return {"judge": {"path": judge or f"none ({settings.judge_backend})", "backend": settings.judge_backend,
                       "random_weights": random_weights(judge)},
             "embedder": {"path": settings.resolved_embed_model, "backend": settings.embed_backend,

@@ -14,6 +14,7 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from judgemine.pipelines.outputs.health import model_lines, models_of
 from judgemine.pipelines.outputs.publish import publish_run
 from judgemine.pipelines.run import interrupts
 from judgemine.pipelines.run.artifacts import (
@@ -161,6 +162,8 @@ def run_all(settings: Settings, options: PipelineOptions) -> dict[str, dict[str,
     for stage in STAGES:  # every stage that may run (not up to date, or downstream of one), before any runs
         if stage.check and (settings.force or states[stage.name] != "up to date"):
             stage.check(given(stage.name, settings))
+    for line in model_lines(models_of(settings)):  # the first lines: what will judge, and whether it means anything
+        log.info("%s", line)
     report: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
         started = time.time()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Literal
 
 ModelKind = Literal["encoder", "dual-encoder", "chat", "vision-language", "classifier"]
@@ -49,7 +50,7 @@ def _config_kind(folder: str) -> tuple[ModelKind | None, str]:
 
 
 def kind_problem(folder: str, accepts: tuple[str, ...], flag: str, backend: str,
-                 takers: dict[str, tuple[str, ...]] | None = None) -> str:
+                 takers: Mapping[str, tuple[str, ...]] | None = None) -> str:
     """One line when the folder is not a model folder, or its kind is not one the backend takes, naming the
     backends (`takers`: name -> the kinds each takes) that do ("" when it is fine, or its kind cannot be told)."""
     config = os.path.join(folder, "config.json")
