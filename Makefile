@@ -50,8 +50,8 @@ demo-images: install models
 	$(VENV)/bin/judgemine run --config examples/demo_images.yaml --output out/demo-images $(ARGS)
 	$(VENV)/bin/judgemine export --format unime --output out/demo-images
 
-# The suite that runs anywhere (~10 min on 2 cores). CI (.ci/run) also runs lint, test-servers, test-faults,
-# test-consumers and test-airflow: separate targets, each below.
+# The suite that runs anywhere (its time: the README). CI (.ci/run) also runs lint, test-servers, test-faults,
+# test-portable, test-consumers and test-airflow: separate targets, each below.
 test: install
 	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real --ignore=tests/portable \
 		-m "not vllm_server" $(ARGS)

@@ -114,7 +114,8 @@ def test_unime_export_streams_official_records_and_can_leave_fallback_rows_out(e
 
 
 def test_sentence_transformers_exports_match_what_mine_hard_negatives_writes(e2e_run, tmp_path):
-    """The peer itself mines a few pairs; our three layouts have its columns and types, and datasets loads them."""
+    """The peer itself mines a few pairs in each output_format, with and without output_scores; ours have its
+    columns and types, distinct negatives in every row, and datasets loads them."""
     from datasets import Dataset, load_dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
@@ -123,24 +124,58 @@ def test_sentence_transformers_exports_match_what_mine_hard_negatives_writes(e2e
     pairs = head(os.path.join(ROOT, "examples", "sample", "geography_qa.jsonl"), 40)
     model = SentenceTransformer(Settings().resolved_embed_model, device="cpu")
     data = Dataset.from_dict({"anchor": [p["query_text"] for p in pairs], "positive": [p["pos_text"] for p in pairs]})
-    peers = {"triplet": mine_hard_negatives(data, model, num_negatives=3, output_format="triplet", verbose=False),
-             "n-tuple": mine_hard_negatives(data, model, num_negatives=3, output_format="n-tuple", verbose=False),
-             "n-tuple-scores": mine_hard_negatives(data, model, num_negatives=3, output_format="n-tuple",
-                                                   output_scores=True, verbose=False)}
     rows = [r for r in _rows(e2e_run) if not r["fallback"]]
-    for layout, peer in peers.items():
-        dest = str(tmp_path / f"{layout}.parquet")
-        _export(e2e_run, dest, "--format", "sentence-transformers", "--layout", layout, "--num-negatives", "3")
-        ours = load_dataset("parquet", data_files=dest, split="train")
-        assert ours.column_names == peer.column_names, layout
-        assert {k: v.dtype for k, v in ours.features.items() if hasattr(v, "dtype")} == {
-            k: v.dtype for k, v in peer.features.items() if hasattr(v, "dtype")}
-        if layout == "n-tuple-scores":
-            assert ours[0]["scores"] == pytest.approx([rows[0]["pos_score"], *rows[0]["neg_scores"][:3]])
-        if layout == "triplet":
-            assert ours.num_rows == sum(len(set(r["neg_ids"][:3])) for r in rows)
-        else:
-            assert ours.num_rows == len(rows) and ours[0]["negative_3"] == rows[0]["neg_texts"][2]
+    for layout in ("triplet", "n-tuple", "labeled-pair", "labeled-list"):
+        for scores in (False, True):
+            peer = mine_hard_negatives(data, model, num_negatives=3, output_format=layout, output_scores=scores,
+                                       verbose=False)
+            dest = str(tmp_path / f"{layout}-{scores}.parquet")
+            _export(e2e_run, dest, "--format", "sentence-transformers", "--layout", layout, "--num-negatives", "3",
+                    *(["--scores"] if scores else []))
+            ours = load_dataset("parquet", data_files=dest, split="train")
+            assert ours.column_names == peer.column_names, (layout, scores)
+            assert ours.features == peer.features, (layout, scores)
+            distinct = [len(set(r["neg_ids"][:3])) for r in rows]
+            if layout == "n-tuple":  # k distinct negatives or the row is dropped, as the peer drops it
+                kept = [r for r, n in zip(rows, distinct) if n == 3]
+                assert ours.num_rows == len(kept) < len(rows)
+                assert all(len({ours[i][f"negative_{j}"] for j in (1, 2, 3)}) == 3 for i in range(ours.num_rows))
+                if scores:
+                    assert ours[0]["scores"] == pytest.approx([kept[0]["pos_score"], *kept[0]["neg_scores"][:3]])
+            elif layout == "triplet":
+                assert ours.num_rows == sum(distinct)
+            elif layout == "labeled-pair":
+                assert ours.num_rows == len(rows) + sum(distinct)
+            else:
+                assert ours.num_rows == len(rows)
+                assert [len(r["positive"]) for r in ours] == [1 + n for n in distinct]
+
+
+def test_the_n_tuple_export_trains_a_sentence_transformer(e2e_run, tmp_path):
+    """Training steps on the export with sentence-transformers' own loss for it (MultipleNegativesRankingLoss takes
+    anchor, positive, negative_1..k in column order, as its trainer feeds them; the trainer itself needs
+    accelerate, which judgemine does not install): the loss falls on a batch it trains on."""
+    import torch
+    from datasets import load_dataset
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from judgemine.pipelines.settings import Settings
+    dest = str(tmp_path / "n-tuple.parquet")
+    _export(e2e_run, dest, "--format", "sentence-transformers", "--num-negatives", "3")
+    batch = load_dataset("parquet", data_files=dest, split="train").select(range(8))
+    model = SentenceTransformer(Settings().resolved_embed_model, device="cpu")
+    loss = MultipleNegativesRankingLoss(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    losses = []
+    for _ in range(3):
+        features = [model.tokenize(batch[column]) for column in batch.column_names]
+        value = loss(features, None)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        losses.append(value.item())
+    assert losses[-1] < losses[0], losses
 
 
 def test_flagembedding_export_is_its_jsonl(e2e_run, tmp_path):

@@ -184,8 +184,9 @@ def _export(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     dest = args.to or RunLayout(output).export_file(args.format, exporter.suffix)
     with read_lock(output):
         result = run_export(exporter, output, dest)
+    dropped = f", {result.dropped} rows with fewer distinct negatives than asked dropped" if result.dropped else ""
     print(f"{result.records} records -> {dest} ({result.rows} shard rows, {result.fallback_skipped} fallback rows "
-          f"skipped)")
+          f"skipped{dropped})")
     models = json.loads(storage.read_text(RunLayout(output).manifest)).get("run", {}).get("models", {})
     for finding in demo_models(models):  # a file that trains without complaint says it once more
         print(f"judgemine: {finding.line()}", file=sys.stderr)

@@ -33,6 +33,7 @@ class ExportResult:
     records: int = 0
     rows: int = 0
     fallback_skipped: int = 0
+    dropped: int = 0  # rows the format could not write whole (an n-tuple row short of k distinct negatives)
 
 
 class Exporter:
@@ -48,6 +49,7 @@ class Exporter:
     def __init__(self, options: ExportOptions, own: Any = None) -> None:
         self.options = options
         self.own = self.Options() if own is None else own
+        self.dropped = 0  # rows left out by the format itself, counted by its `write`
 
     def write(self, rows: Iterator[dict[str, Any]], f: Any, k: int) -> int:
         """Writes the rows (each with k negatives) to `f`; returns the records written."""
@@ -137,6 +139,7 @@ def run_export(exporter: Exporter, output: str, destination: str) -> ExportResul
                 text.detach()  # flushes; `raw` stays open for the with block to close
         if read_record(output, "mine") != record:  # an object store has no reader lock: read, then re-check
             raise UserError(f"{output} was rewritten by a run during the export: export again")
+        result.dropped = exporter.dropped
         storage.move(tmp, destination)
         note_derived(output, destination, "export", commit_id(record))
     finally:
