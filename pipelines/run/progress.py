@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 from judgemine.schemas import storage
-from judgemine.transforms.common.progress import MARKER, human_seconds, read_work, worker_name
+from judgemine.transforms.common.progress import MARKER, beat_seconds, human_seconds, read_work, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,18 @@ class StageProgress:
     in the main thread when its workers fail as above (`timeout` 0: not watched)."""
 
     def __init__(self, name: str, folder: str, total: int, noun: str, timeout: float = 0.0, *,
-                 every: float = 30.0, first: float = 5.0, poll: float = 1.0) -> None:
+                 every: float = 30.0, first: float = 5.0, poll: float = 0.0) -> None:
         self.name, self.folder, self.total, self.noun, self.timeout = name, folder, total, noun, timeout
-        self.every, self.first, self.poll = every, first, poll
+        self.every, self.first = every, first
+        self.poll = poll or beat_seconds(folder) / 2  # a listing per poll: on an object store, every 5 s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="judgemine-stage-progress")
         self._failure: WorkersFailed | None = None
         self._handler: object = None
 
     def __enter__(self) -> StageProgress:
-        storage.write_text(f"{self.folder.rstrip('/')}/{MARKER}", "")
+        # not empty: an empty object is a multipart upload of no parts, which S3 refuses (MalformedXML)
+        storage.write_text(f"{self.folder.rstrip('/')}/{MARKER}", "watching\n")
         if self.timeout and threading.current_thread() is threading.main_thread():
             self._handler = signal.signal(signal.SIGUSR1, self._raise)
         self._thread.start()
@@ -80,8 +82,9 @@ class StageProgress:
                           if not name.startswith(own) and now - at > self.timeout]
                 if not work and now - started > self.timeout:
                     self._fail(f"no worker started within {self.timeout:.0f} s (--worker-timeout): the runner "
-                               "could not start one, or it could not import apache_beam or judgemine (install both "
-                               "where the workers run: an EXTERNAL worker pool starts the `python` on its own PATH)")
+                               "could not start one (or it died while starting), or it could not import apache_beam "
+                               "or judgemine (install both where the workers run: an EXTERNAL worker pool starts the "
+                               "`python` on its own PATH)")
                 elif silent:
                     quiet, name = max(silent)
                     self._fail(f"worker {name.rsplit('-', 1)[0]} stopped reporting {quiet:.0f} s ago (killed, out "

@@ -82,9 +82,9 @@ def test_the_demo_on_the_portable_runner_writes_what_the_in_process_runner_write
     assert _counts(str(tmp_path / "portable")) == _counts(str(tmp_path / "direct"))
 
 
-NO_WORKER = ("no worker started within 60 s (--worker-timeout): the runner could not start one, or it could not "
-             "import apache_beam or judgemine (install both where the workers run: an EXTERNAL worker pool starts "
-             "the `python` on its own PATH)")
+NO_WORKER = ("no worker started within 60 s (--worker-timeout): the runner could not start one (or it died while "
+             "starting), or it could not import apache_beam or judgemine (install both where the workers run: an "
+             "EXTERNAL worker pool starts the `python` on its own PATH)")
 NO_JOB_SERVICE = ("no Beam job service answered at {endpoint} (--job_endpoint) within 10 s: start it (python -m "
                   "apache_beam.runners.portability.local_job_service_main --port PORT, or the Flink or Spark job "
                   "server) or fix the address")
@@ -116,10 +116,10 @@ def test_a_worker_killed_mid_stage_fails_it_in_one_line_and_the_rerun_resumes(se
     pool = int(services["a_pid"])
     judge = subprocess.Popen([JUDGEMINE, "judge", "--config", config, "--output", out, "--judge-cache", cache,
                               *portable_args(services, "a")], stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    deadline = time.monotonic() + 120
-    while not sdk_workers(pool) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # the worker has reported into the stage's work folder: it is judging
+    while not glob.glob(os.path.join(out, "stages", "judge.work-*", "*.work")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(4)  # the worker has loaded the judge and is scoring
+    time.sleep(2)
     workers = sdk_workers(pool)
     assert workers and judge.poll() is None
     for pid in workers:
