@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-gpu check-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan bench-portable clean
+.PHONY: install install-gpu check-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan bench-portable bench-object-store clean
 
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -181,6 +181,9 @@ bench-plan: install models
 # an empty job's cost on each: the demo and 2,000 real pairs, 3 rounds (~10 min).
 bench-portable: install models
 	$(PY) -m bench.bench_portable
+
+bench-object-store: install models
+	$(PY) -m bench.bench_object_store
 
 bench-packing: install
 	$(PY) -m bench.bench_packing

@@ -9,32 +9,33 @@ from judgemine.transforms.common.rejects import reject_row
 
 
 def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], int]:
     """Typed query rows, the deduplicated candidate pool and the rejects of the global checks, from records
     that IdentifyRecords has given their ids.
 
-    Rows are taken in (source, line) order, so the first of several rows with one query_id is kept, and the
-    first-seen copy of a candidate represents it. A corpus row whose own `id` an earlier row used for other
-    content is rejected (duplicate_corpus_id); the same content under any ids is one candidate. A query's
-    `excluded_ids` are the positives of every pair with the same query content, plus the query itself and its
-    bare image.
+    Rows are taken in (source, line) order, so the first of several rows with one query_id is kept (a later one with the
+    same pair is counted as repeated, with another pair rejected), and the first-seen copy of a candidate represents
+    it. A corpus row whose own `id` an earlier row used for other content is rejected (duplicate_corpus_id); the
+    same content under any ids is one candidate. A query's `excluded_ids` are the positives of every pair with the
+    same query content, plus the query itself and its bare image.
     """
     pairs = sorted(pairs, key=lambda r: (r["source"], r["line"]))
-    seen_ids: set[str] = set()
     queries: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     pool: dict[str, dict[str, Any]] = {}
     positives_of: dict[str, set[str]] = {}
-    occurrences: dict[str, int] = {}
+    first_pair: dict[str, tuple[str, ...]] = {}
+    repeated = 0
     for r in pairs:
-        if r["query_id"].startswith("auto:"):
-            occurrences[r["query_id"]] = occurrences.get(r["query_id"], 0) + 1
-            r = {**r, "query_id": r["query_id"] + (f":{occurrences[r['query_id']]}" if occurrences[r["query_id"]] > 1
-                                                   else "")}
-        if r["query_id"] in seen_ids:
-            rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"], r["query_id"]))
+        pair = tuple(r[k] for k in ("query_text", "query_image", "pos_text", "pos_image"))
+        if r["query_id"] in first_pair:  # the same pair again is read once; another pair under its id is a reject
+            if first_pair[r["query_id"]] == pair:
+                repeated += 1
+            else:
+                rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"],
+                                          r["query_id"]))
             continue
-        seen_ids.add(r["query_id"])
+        first_pair[r["query_id"]] = pair
         pool.setdefault(r["pos_id"], {"candidate_id": r["pos_id"], "text": r["pos_text"], "image": r["pos_image"],
                                       "payload": r["pos_payload"], "dataset": r["dataset"]})
         positives_of.setdefault(r["query_content_id"], set()).add(r["pos_id"])
@@ -54,7 +55,7 @@ def build_pool(pairs: list[dict[str, Any]], corpus: list[dict[str, Any]]
             excluded.add(q["query_image_id"])
         q["excluded_ids"] = sorted(excluded)
     candidates = [pool[k] for k in sorted(pool)]
-    return queries, candidates, rejects
+    return queries, candidates, rejects, repeated
 
 
 def query_chunks(queries: list[dict[str, Any]], chunk_size: int) -> list[list[dict[str, Any]]]:

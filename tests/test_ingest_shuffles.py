@@ -25,8 +25,9 @@ from judgemine.transforms.ingest.pool import RankGroupStarts, line_range, renumb
 from judgemine.transforms.ingest.records import IdentifyRecords, ImagePolicy, InputFile, ParseInputFile
 
 
-def _oracle(settings: Settings, directory: str) -> None:
-    """The oracle's artifacts for `settings`, written through the same schemas and writer as the stage's."""
+def _oracle(settings: Settings, directory: str) -> int:
+    """The oracle's artifacts for `settings`, written through the same schemas and writer as the stage's; the
+    pair rows it read again."""
     parse = ParseInputFile(settings.pairs_layout, settings.fields, settings.max_text_chars, StageWork())
     identify = IdentifyRecords(ImagePolicy(settings.image_root, settings.max_image_pixels, settings.max_image_bytes,
                                            not settings.skip_image_check))
@@ -36,7 +37,7 @@ def _oracle(settings: Settings, directory: str) -> None:
         for tagged in parse.process(spec):
             for kind, table in identify.process(tagged):
                 rows[kind] += table.to_pylist()
-    queries, candidates, rejects = build_pool(rows["pairs"], rows["corpus"])
+    queries, candidates, rejects, repeated = build_pool(rows["pairs"], rows["corpus"])
     size = settings.chunk_size
     for side, chunks, schema in (("queries", query_chunks(queries, size), QUERIES),
                                  ("candidates", [candidates[i:i + size] for i in range(0, len(candidates), size)]
@@ -51,6 +52,7 @@ def _oracle(settings: Settings, directory: str) -> None:
     os.makedirs(os.path.join(directory, "rejects"))
     for name, part in parts.items():
         write_rejects(part, os.path.join(directory, "rejects", name))
+    return repeated
 
 
 def _files(directory: str) -> dict[str, bytes]:
@@ -65,6 +67,7 @@ def _files(directory: str) -> dict[str, bytes]:
 
 def _hostile(tmp_path) -> tuple[list[str], list[str]]:
     """Every rule across two pair files and two corpus files: duplicate query ids (within and across files), the
+    same pair again (with its id and without one, within and across files), the
     same query content in both files with different positives, a positive that is also a corpus row, one corpus id
     for two contents (within and across files), one content under two ids, bad rows, and enough distinct
     candidates for many parts."""
@@ -73,11 +76,16 @@ def _hostile(tmp_path) -> tuple[list[str], list[str]]:
         {"query_id": "q2", "query_text": "what is  RED?", "pos_text": "The colour of blood."},
         {"query_id": "q1", "query_text": "Another query", "pos_text": "Kept out."},
         {"query_text": "no positive"},
+        {"query_id": "q1", "query_text": "What is red?", "pos_text": "A colour."},
+        {"query_text": "Said twice", "pos_text": "Read once."},
+        {"query_text": "Said twice", "pos_text": "Read once."},
         *({"query_id": f"n{i}", "query_text": f"Query number {i}", "pos_text": f"Answer {i % 7}"} for i in range(40)),
     ])
     b = write_jsonl(str(tmp_path / "b.jsonl"), [
         {"query_id": "q2", "query_text": "Duplicate id across files", "pos_text": "Never kept."},
         {"query_id": "q3", "query_text": "What is red?", "pos_text": "A shade of crimson."},
+        {"query_text": "Said twice", "pos_text": "Read once."},
+        {"query_text": "Said twice", "pos_text": "Read once, with another positive."},
         *({"query_id": f"m{i}", "query_text": f"Query number {i % 9}", "pos_text": f"Reply {i}"} for i in range(30)),
     ])
     c = write_jsonl(str(tmp_path / "c.jsonl"), [
@@ -110,7 +118,7 @@ def test_shuffled_ingest_writes_what_the_single_pass_wrote(case, tmp_path, image
     workers = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"] if case == "hostile" else \
         ["--direct_num_workers", "1"]
     record = run_one("ingest", settings, PipelineOptions(workers))
-    _oracle(settings, str(tmp_path / "oracle"))
+    repeated = _oracle(settings, str(tmp_path / "oracle"))
     got, want = _files(RunLayout(settings.output).stage("ingest").path), _files(str(tmp_path / "oracle"))
     assert sorted(got) == sorted(want) and got == want
     assert record["counts"]["queries"] > 0 and record["counts"]["candidates"] > 0
@@ -118,6 +126,8 @@ def test_shuffled_ingest_writes_what_the_single_pass_wrote(case, tmp_path, image
         counts = record["counts"]
         assert counts["rejected_by_reason"] == {"duplicate_corpus_id": 2, "duplicate_query_id": 2,
                                                 "missing_field": 2}
+        assert counts["repeated_pairs"] == repeated == 3
+        assert counts["pairs_in"] == counts["queries"] + counts["rejected_pairs"] + counts["repeated_pairs"]
         assert counts["corpus_in"] == counts["corpus_kept"] + counts["corpus_rejected"]
         assert len(list_parts(RunLayout(settings.output).stage("ingest").folder("candidates"))) > 10
 

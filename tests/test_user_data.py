@@ -279,3 +279,44 @@ def test_plan_run_and_export_name_the_judge_and_say_a_demo_one_means_nothing(tmp
     assert export.returncode == 0 and export.stderr.strip().startswith(f"judgemine: {warning}"), export.stderr
     similarity, _ = _judgemine("plan", "--pairs", pairs, "--output", out, "--judge-backend", "similarity")
     assert "random-weight" not in similarity.stdout  # no judge model runs: nothing to warn of
+
+
+def test_a_triplet_file_is_mined_as_its_distinct_pairs_and_its_export_plans_them_again(tmp_path):
+    """A triplet file lists each (anchor, positive) once per negative: each pair is mined once, the repeats
+    counted and warned, the unread negative column named once; an anchor with two positives is one query content
+    whose negatives exclude both. The run's own triplet export, fed back to `plan`, plans its distinct pairs."""
+    other = "Lima, on the Pacific coast, is the capital of Peru."
+    rows = [{"anchor": q, "positive": p, "negative": n} for q, p in PAIRS for _, n in PAIRS if n != p]
+    rows.append({"anchor": PAIRS[0][0], "positive": other, "negative": PAIRS[3][1]})
+    triplets = write_jsonl(str(tmp_path / "triplets.jsonl"), rows)
+    out = str(tmp_path / "out")
+    settings = ["--output", out, "--judge-backend", "similarity"]
+    plan, _ = _judgemine("plan", "--pairs", triplets, *settings)
+    assert plan.returncode == 0, plan.stderr
+    assert "queries:            5 (0 rows would be rejected, 8 repeat a pair read before and are read once)" \
+        in plan.stdout, plan.stdout
+    unread = ("fields not read (map one with --query-field and the other field flags): triplets.jsonl: negative "
+              "(13 rows)")
+    assert unread in plan.stdout
+    run, _ = _judgemine("run", "--pairs", triplets, *settings)
+    assert run.returncode == 0, run.stderr
+    assert sum(unread in line for line in run.stderr.splitlines()) == 1
+    assert "queries in:      13 (8 of them a pair read before)" in run.stdout and "accounted for:   yes" in run.stdout
+    assert "WARNING: 8 of 13 pair rows repeat a (query, positive) pair read before: each pair was mined once" \
+        in run.stdout
+    accounting = manifest_of(out)["accounting"]
+    assert (accounting["repeated_pairs"], accounting["rows_out"], accounting["balanced"]) == (8, 5, True)
+    peru = [r for r in _shard_rows(out) if r["query_text"] == PAIRS[0][0]]
+    assert sorted(r["pos_text"] for r in peru) == sorted([PAIRS[0][1], other])
+    assert all(not {PAIRS[0][1], other} & set(r["neg_texts"]) for r in peru), peru
+    export, _ = _judgemine("export", "--output", out, "--format", "sentence-transformers", "--layout", "triplet")
+    assert export.returncode == 0, export.stderr
+    fed_back = os.path.join(out, "export", "sentence-transformers.parquet")
+    exported = pq.read_table(fed_back).to_pylist()
+    distinct = {(r["anchor"], r["positive"]) for r in exported}
+    assert len(exported) > len(distinct) == 5
+    again, _ = _judgemine("plan", "--pairs", fed_back, "--output", str(tmp_path / "again"),
+                          "--judge-backend", "similarity")
+    assert again.returncode == 0, again.stderr
+    assert (f"queries:            5 (0 rows would be rejected, {len(exported) - 5} repeat a pair read before and are "
+            "read once)") in again.stdout

@@ -3,6 +3,7 @@ mine, so the run (and `judgemine plan`) ends there with exit 2 and says what it 
 what it expects, instead of embedding, indexing and judging nothing."""
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any, TypedDict
 
@@ -16,11 +17,12 @@ IMAGE_REASONS = ("missing_image", "image_outside_root", "not_a_regular_file")  #
 
 
 class FileCount(TypedDict):
-    """One input file's rows read, rows rejected and its top reasons ({reason: rows}, the full text of the
-    first row of each reason class)."""
+    """One input file's rows read, rows rejected, its top reasons ({reason: rows}, the full text of the first
+    row of each reason class) and the fields of its rows that nothing reads ({field: rows})."""
     rows: int
     rejected: int
     reasons: dict[str, int]
+    unread: dict[str, int]
 
 
 def top_reasons(reasons: list[str]) -> dict[str, int]:
@@ -77,6 +79,14 @@ def check_rejects(files: dict[str, FileCount], max_share: float, image_root: str
                      "relative to")
     raise UserError("\n".join([*lines, f"{where}; fix the input, or pass --max-reject-share 1 to mine what is "
                                        "left"]))
+
+
+def unread_line(files: dict[str, FileCount]) -> str:
+    """One line naming the fields no setting reads, per file ("" when every field is read)."""
+    named = [f"{os.path.basename(path)}: " + ", ".join(f"{name} ({rows:,} rows)" for name, rows in f["unread"].items())
+             for path, f in files.items() if f.get("unread")]
+    return ("fields not read (map one with --query-field and the other field flags): " + "; ".join(named)
+            if named else "")
 
 
 def files_of(record: dict[str, Any]) -> dict[str, FileCount]:

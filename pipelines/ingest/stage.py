@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import logging
 import os
 from collections import Counter
 from typing import Any
@@ -12,7 +14,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsDict, AsList
 
-from judgemine.pipelines.ingest.reject_gate import FileCount, check_rejects, files_of, top_reasons
+from judgemine.pipelines.ingest.reject_gate import FileCount, check_rejects, files_of, top_reasons, unread_line
 from judgemine.pipelines.ingest.settings import IngestStageSettings
 from judgemine.pipelines.run.artifacts import count_rows
 from judgemine.pipelines.run.errors import UserError
@@ -22,13 +24,14 @@ from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.rejects import WriteRejects, read_rejects, reason_counts
 from judgemine.transforms.ingest.pool import (
     REJECTS_TAG,
+    REPEATED_PAIRS,
     CheckCorpusIds,
     ChunkPoolRange,
     ChunkQueries,
     DedupPoolRange,
-    DropDuplicateQueryIds,
     ExcludeSameContent,
     KeyByBucket,
+    MergeRepeatedPairs,
     RankGroupStarts,
     SplitCorpusIds,
     WritePart,
@@ -39,6 +42,7 @@ from judgemine.transforms.ingest.pool import (
 )
 from judgemine.transforms.ingest.records import (
     FILE_ROWS,
+    UNREAD_FIELD,
     IdentifyRecords,
     ImagePolicy,
     InputFile,
@@ -46,6 +50,8 @@ from judgemine.transforms.ingest.records import (
     WriteImageList,
     changed_images,
 )
+
+log = logging.getLogger(__name__)
 
 KINDS = ("pairs", "corpus", "rejects", "images")  # what the parse and identify steps tag their tables with
 
@@ -129,7 +135,7 @@ def build(p: beam.Pipeline, ctx: StageContext[IngestStageSettings]) -> None:
     kept = (pairs
             | "KeyByQueryId" >> beam.ParDo(KeyByBucket("query_id"))
             | "GroupByQueryId" >> beam.GroupByKey()
-            | "DropDuplicateQueryIds" >> beam.ParDo(DropDuplicateQueryIds()).with_outputs(REJECTS_TAG, main="kept"))
+            | "MergeRepeatedPairs" >> beam.ParDo(MergeRepeatedPairs()).with_outputs(REJECTS_TAG, main="kept"))
     split = corpus | "SplitCorpusIds" >> beam.ParDo(SplitCorpusIds()).with_outputs("without_id", main="with_id")
     owned = (split.with_id
              | "KeyByCorpusId" >> beam.ParDo(KeyByBucket("corpus_id"))
@@ -188,9 +194,9 @@ def _write_queries(ctx: StageContext[IngestStageSettings], kept: beam.PCollectio
 
 
 def count(ctx: StageContext[IngestStageSettings], counters: Counters) -> dict[str, Any]:
-    """Rows read (Beam counters) against what the stage wrote, pair rows and corpus rows each: rows in =
-    queries + rejects, corpus rows in = corpus rows kept (in the pool, merged with an equal candidate or not)
-    + corpus rejects. The manifest checks both."""
+    """Rows read (Beam counters) against what the stage wrote, pair rows and corpus rows each: rows in = queries +
+    rejects + pairs read again, corpus rows in = corpus rows kept (in the pool, merged with an equal candidate or
+    not) + corpus rejects. The manifest checks both."""
     corpus_files, rejected, corpus_rejects = set(ctx.settings.corpus), 0, 0
     reasons: Counter[str] = Counter()
     by_file: dict[str, list[str]] = {path: [] for path in (*ctx.settings.pairs, *ctx.settings.corpus)}
@@ -201,12 +207,20 @@ def count(ctx: StageContext[IngestStageSettings], counters: Counters) -> dict[st
         reasons.update(reason_counts(texts))
         for source, reason in zip(sources, texts):
             by_file.setdefault(source, []).append(reason)
+    unread: dict[str, dict[str, int]] = {}
+    for name, rows in sorted(counters.items()):
+        if name.startswith(UNREAD_FIELD):
+            path, field = json.loads(name[len(UNREAD_FIELD):])
+            unread.setdefault(path, {})[field] = rows
     files = {path: FileCount(rows=counters.get(f"{FILE_ROWS}{path}", 0), rejected=len(found),
-                             reasons=top_reasons(found)) for path, found in by_file.items()}
+                             reasons=top_reasons(found), unread=unread.get(path, {}))
+             for path, found in by_file.items()}
+    if unread_line(files):
+        log.info("ingest: %s", unread_line(files))
     queries = count_rows(ctx.folder.folder("queries"))
     # pairs in: a FlagEmbedding row with several positives is that many pairs
     pairs_in = counters.get("pairs_rows_read", 0) + counters.get("pairs_from_positive_lists", 0)
-    return {"pairs_in": pairs_in, "queries": queries,
+    return {"pairs_in": pairs_in, "queries": queries, "repeated_pairs": counters.get(REPEATED_PAIRS, 0),
             "corpus_in": counters.get("corpus_rows_read", 0), "corpus_kept": counters.get("corpus_rows_kept", 0),
             "corpus_rejected": corpus_rejects,
             "candidates": count_rows(ctx.folder.folder("candidates")), "rejected": rejected,
@@ -229,11 +243,12 @@ def gate(settings: IngestStageSettings, record: dict[str, Any]) -> None:
 def accounting(counts: dict[str, Any]) -> dict[str, Any]:
     """Every pair and corpus row the run reads is read here."""
     return {"pairs_in": counts["pairs_in"], "rejected": counts["rejected_pairs"],
+            "repeated": counts.get("repeated_pairs", 0),
             "corpus": {"rows_in": counts["corpus_in"], "kept": counts["corpus_kept"],
                        "rejected": counts["corpus_rejected"]}}
 
 
 STAGE = Stage("ingest", upstream=(), build=build, count=count, check=check, inputs=input_fingerprints,
-              throughput="pairs_in", version="5", outdated=outdated, gate=gate,
+              throughput="pairs_in", version="6", outdated=outdated, gate=gate,
               record=lambda ctx: {"chunk_size": ctx.settings.chunk_size}, accounting=accounting,
               manifest=lambda settings, record: {"inputs": record.get("inputs", {})}, work=lambda ctx: (0, "rows"))

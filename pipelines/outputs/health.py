@@ -18,8 +18,8 @@ SHORT_OF_M_SHARE = 0.20  # of the shard rows: fewer distinct negatives than num_
 
 @dataclass(frozen=True)
 class Finding:
-    """One line of the verdict: `level` "warning" when a share passes its threshold or the scores say the judge
-    did not separate positives from negatives, "ok" otherwise."""
+    """One line of the verdict: `level` "warning" when a share passes its threshold, pairs were read more than
+    once or the scores say the judge did not separate positives from negatives, "ok" otherwise."""
     level: Literal["ok", "warning"]
     what: str
     fix: str = ""
@@ -52,7 +52,7 @@ def models_of(settings: Settings) -> dict[str, dict[str, Any]]:
     from judgemine.pipelines.judge.stage import needs_model
     from judgemine.pipelines.settings import given
     judge = settings.judge_model if needs_model(given("judge", settings)) else ""
-    return {"judge": {"path": judge or f"none ({settings.judge_backend})", "backend": settings.judge_backend,
+    return {"judge": {"path": judge or "none", "backend": settings.judge_backend,
                       "random_weights": random_weights(judge)},
             "embedder": {"path": settings.resolved_embed_model, "backend": settings.embed_backend,
                          "random_weights": random_weights(settings.resolved_embed_model)}}
@@ -76,6 +76,12 @@ def findings(manifest: dict[str, Any]) -> list[Finding]:
         "warning" if _share(rejected, pairs_in) > REJECTED_SHARE else "ok",
         f"{rejected:,} of {pairs_in:,} pair rows rejected ({_share(rejected, pairs_in):.0%})"
         + (f", mostly {top[1]}" if top else ""), "see rejects/ for each row and its reason" if rejected else ""))
+    again = acc.get("repeated_pairs", 0)
+    if again:
+        out.append(Finding(
+            "warning", f"{again:,} of {pairs_in:,} pair rows repeat a (query, positive) pair read before: each pair "
+            "was mined once", "a triplet or n-tuple file lists its pair once per negative; its negatives are not "
+            "read: ingest's log line names the fields it did not read"))
     fallback = mining.get("rows_fallback", scores.get("fallback_rows", 0))
     out.append(Finding(
         "warning" if _share(fallback, rows) > FALLBACK_SHARE else "ok",

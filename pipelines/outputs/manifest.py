@@ -70,20 +70,21 @@ def _reasons(layout: RunLayout) -> dict[str, dict[str, int]]:
 
 
 def _accounting(stages: dict[str, dict[str, Any]], rows_out: int) -> dict[str, Any]:
-    """Every pair row read is a shard row or a reject; every corpus row read is kept in the pool or a reject: from
-    what each stage declares of its counts (pipelines/run/stage.py, `accounting`)."""
-    pairs_in, rejected, corpus = 0, {}, {"rows_in": 0, "kept": 0, "rejected": 0}
+    """Every pair row read is a shard row, a reject or a pair read again; every corpus row read is kept in the
+    pool or a reject: from what each stage declares of its counts (pipelines/run/stage.py, `accounting`)."""
+    pairs_in, repeated, rejected, corpus = 0, 0, {}, {"rows_in": 0, "kept": 0, "rejected": 0}
     for stage in STAGES:
         if stage.accounting:
             accounts = stage.accounting(stages[stage.name]["counts"])
             pairs_in += accounts.get("pairs_in", 0)
+            repeated += accounts.get("repeated", 0)
             if "rejected" in accounts:
                 rejected[stage.name] = accounts["rejected"]
             for k, v in accounts.get("corpus", {}).items():
                 corpus[k] += v
-    return {"pairs_in": pairs_in, "rows_out": rows_out, "rejected": rejected, "corpus": corpus,
-            "balanced": (pairs_in == rows_out + sum(rejected.values())
-                         and corpus["rows_in"] == corpus["kept"] + corpus["rejected"])}
+    return {"pairs_in": pairs_in, "repeated_pairs": repeated, "rows_out": rows_out, "rejected": rejected,
+            "corpus": corpus, "balanced": (pairs_in == rows_out + repeated + sum(rejected.values())
+                                           and corpus["rows_in"] == corpus["kept"] + corpus["rejected"])}
 
 
 def _merged(into: dict[str, Any], section: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ def summary(manifest: dict[str, Any], report: dict[str, dict[str, Any]] | None) 
     reasons = ", ".join(f"{stage} {reason} {n}" for stage, by in sorted(manifest["rejects_by_reason"].items())
                         for reason, n in sorted(by.items(), key=lambda kv: -kv[1]))
     found = findings(manifest)
-    lines = [f"queries in:      {acc['pairs_in']}",
+    repeated = acc.get("repeated_pairs", 0)
+    lines = [f"queries in:      {acc['pairs_in']}" + (f" ({repeated} of them a pair read before)" if repeated else ""),
              f"shards written:  {len(manifest['shards'])} ({acc['rows_out']} rows) under "
              f"{RunLayout(manifest['settings']['output']).shards}",
              f"rejected:        {sum(acc['rejected'].values())}" + (f" ({reasons})" if reasons else ""),

@@ -8,51 +8,26 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
 from conftest import ROOT, run_args
 
+from judgemine.testing.s3_server import BIN, local_s3
+
 boto3 = pytest.importorskip("boto3")
 
-BIN = os.path.dirname(sys.executable)
 JUDGEMINE = os.path.join(BIN, "judgemine")
 BUCKET = "judgemine-runs"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def s3() -> Any:
     """A moto S3 server on loopback with one bucket: (boto3 client, Beam's options for it)."""
-    port = _free_port()
-    server = subprocess.Popen([os.path.join(BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        url = f"http://127.0.0.1:{port}"
-        client = boto3.client("s3", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
-                              region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        options = [f"--s3_endpoint_url={url}", "--s3_access_key_id=x", "--s3_secret_access_key=x",
-                   "--s3_region_name=us-east-1"]
-        yield client, options
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with local_s3(BUCKET) as server:
+        yield server
 
 
 def _keys(client: Any, prefix: str) -> dict[str, int]:
@@ -87,7 +62,7 @@ def _temporary(client: Any, prefix: str) -> list[str]:
 
 
 def test_storage_on_both_filesystems(s3, tmp_path) -> None:
-    """The same calls on a local folder and on an S3 prefix give the same answers."""
+    """The same calls on a local folder and on an S3 prefix give the same answers, through one boto3 client."""
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -111,6 +86,8 @@ def test_storage_on_both_filesystems(s3, tmp_path) -> None:
         storage.remove(os.path.join(base, "missing"))
         assert storage.children(base) == ["c"]
     assert set(_keys(client, "unit/")) == {"unit/run/c/x.txt", "unit/run/c/b/y.bin"}
+    from judgemine.schemas import s3_clients  # every call above went through one boto3 client (Beam makes one a call)
+    assert [key[0] for key in s3_clients._clients] == [os.getpid()]
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,13 @@
-"""Ingest's global checks as Beam shuffles: duplicate query ids, corpus id conflicts, the candidate pool's dedup
-and each query's exclusions are decided per key after a GroupByKey, so no worker holds all rows.
+"""Ingest's global checks as Beam shuffles: repeated pairs and duplicate query ids, corpus id conflicts, the
+candidate pool's dedup and each query's exclusions are decided per key after a GroupByKey, so no worker holds all
+rows.
 
-Every decision is the one a single pass over all rows in (source, line) order would make: the first row of a
-query id is kept, the first corpus row of an id owns it, the first-seen copy of a candidate represents it (pairs'
-positives before corpus rows), and a query excludes the positives of every pair with the same query content, the
-query itself and its bare image. Rows meet only in buckets of their key; the one global step, query chunking,
-sees 24 bytes per group of same-content queries (where the group starts and its size), never rows.
+Every decision is the one a single pass over all rows in (source, line) order would make: the first row of a query
+id is kept (a later one is its pair again, or a reject), the first corpus row of an id owns it, the first-seen copy
+of a candidate represents it (pairs' positives before corpus rows), and a query excludes the positives of every pair
+with the same query content, the query itself and its bare image. Rows meet only in buckets of their key; the one
+global step, query chunking, sees 24 bytes per group of same-content queries (where the group starts and its size),
+never rows.
 """
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ from apache_beam.pvalue import TaggedOutput
 
 from judgemine.schemas import CANDIDATES, REJECTS, part_name, storage, write_table
 from judgemine.transforms.common.rejects import reject_row
-from judgemine.transforms.ingest.readers import ASSIGNED_ID_PREFIX
+from judgemine.transforms.ingest.readers import PAIR_FIELDS
 
 BUCKETS = 64  # hash buckets of the keyed checks: the unit of work of each shuffle
 REJECTS_TAG = "rejects"
+REPEATED_PAIRS = "repeated_pairs"  # the counter of pair rows read again (MergeRepeatedPairs)
 
 
 def hash_bucket(key: str) -> int:
@@ -59,25 +62,28 @@ class KeyByBucket(beam.DoFn):
             yield int(b), table.take(np.flatnonzero(buckets == b))
 
 
-class DropDuplicateQueryIds(beam.DoFn):
-    """Per query id, the first pair row is kept; later rows with its id are rejects. An assigned id met again is
-    the same pair again (ids come from content): it is numbered, not rejected."""
+class MergeRepeatedPairs(beam.DoFn):
+    """Per query id, the first pair row is kept. A later row with its id and the same pair (query and positive as
+    read) is that pair again, read once and counted (a triplet or n-tuple file lists a pair once per negative);
+    with other content it is a duplicate_query_id reject. An assigned id comes from the pair's content, so rows
+    without ids repeat only when their pair does."""
+
+    def __init__(self) -> None:
+        self._repeated = Metrics.counter("judgemine.ingest", REPEATED_PAIRS)
 
     def process(self, keyed: tuple[int, Iterable[pa.Table]]) -> Iterable[Any]:
-        seen: set[str] = set()
-        occurrences: dict[str, int] = {}
+        first: dict[str, tuple[str, ...]] = {}
         kept, rejects = [], []
         for r in _in_order(_rows(keyed[1])):
-            if r["query_id"].startswith(ASSIGNED_ID_PREFIX):  # the same pair again: its occurrence, in input order
-                occurrences[r["query_id"]] = occurrences.get(r["query_id"], 0) + 1
-                if occurrences[r["query_id"]] > 1:
-                    r["query_id"] += f":{occurrences[r['query_id']]}"
-            if r["query_id"] in seen:
+            pair, before = tuple(r[k] for k in PAIR_FIELDS), first.get(r["query_id"])
+            if before is None:
+                first[r["query_id"]] = pair
+                kept.append(r)
+            elif before == pair:
+                self._repeated.inc()
+            else:
                 rejects.append(reject_row("ingest", "duplicate_query_id", r["source"], r["line"], r["raw"],
                                           r["query_id"]))
-                continue
-            seen.add(r["query_id"])
-            kept.append(r)
         if kept:
             yield pa.Table.from_pylist(kept)
         if rejects:

@@ -26,13 +26,14 @@ BOM = b"\xef\xbb\xbf"
 
 
 ASSIGNED_ID_PREFIX = "auto:"  # a pair without a query_id gets "auto:<pair hash>": user ids cannot take it
+PAIR_FIELDS = ("query_text", "query_image", "pos_text", "pos_image")  # a pair's content, as read
 
 
 def assigned_query_id(pair: dict[str, str]) -> str:
     """A pair's id from its content alone (query and positive, text as given and image fields): unique across
     every input of the run and the same whatever the file's name, format or line layout. The same pair met again
-    gets `:2`, `:3`, ... in input order (transforms/ingest/pool.py: DropDuplicateQueryIds)."""
-    payload = "\x00".join(pair[k] for k in ("query_text", "query_image", "pos_text", "pos_image"))
+    is read once (transforms/ingest/pool.py: MergeRepeatedPairs)."""
+    payload = "\x00".join(pair[k] for k in PAIR_FIELDS)
     return ASSIGNED_ID_PREFIX + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:20]
 
 
@@ -195,6 +196,28 @@ def parse_pairs(row: Any, layout: PairsLayout, max_chars: int = 0, fields: Field
         raise RowError("empty_positive")
     return [{"query_text": query["query_text"], "query_image": query["query_image"], **side,
              "dataset": query["dataset"], "query_id": query["query_id"]} for side in sides]
+
+
+def unread_fields(row: Any, layout: PairsLayout, fields: FieldMap = FieldMap()) -> tuple[str, ...]:
+    """The fields of a pair row that nothing reads (a triplet's negative, a score column): ingest names them once
+    per file, so a column the user meant to be read is not dropped in silence."""
+    if not isinstance(row, dict):
+        return ()
+    found = fields.layout() or (recognise(row) if layout == "auto" else LAYOUTS[layout])
+    if found is None:
+        return ()
+    read = {*found.query_text, found.pos_text, found.query_image, found.pos_image, fields.id, fields.subset}
+    return tuple(k for k in row if k not in read)
+
+
+def give_ids(pairs: list[dict[str, str]]) -> None:
+    """The query ids of one row's pairs: assigned from content where the row has none; a FlagEmbedding row's own
+    id with several positives gets `#1`, `#2`, ... per positive."""
+    for k, pair in enumerate(pairs, start=1):
+        if not pair["query_id"]:
+            pair["query_id"] = assigned_query_id(pair)
+        elif len(pairs) > 1:
+            pair["query_id"] += f"#{k}"
 
 
 def _id(row: dict[str, Any], key: str) -> str:

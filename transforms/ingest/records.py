@@ -4,7 +4,9 @@ follow in transforms/ingest/pool.py."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,14 +32,20 @@ from judgemine.transforms.ingest.layouts import FieldMap, PairsLayout
 from judgemine.transforms.ingest.readers import (
     RowError,
     as_json,
-    assigned_query_id,
+    give_ids,
     parse_corpus_row,
     parse_pairs,
     read_rows,
+    unread_fields,
 )
 
 BATCH_ROWS = 2000
 FILE_ROWS = "rows_of:"  # + an input's path: the counter of its rows (a FlagEmbedding row, one per positive)
+UNREAD_FIELD = "unread:"  # + JSON [path, field]: the counter of a pair file's rows holding a field nothing reads
+
+
+def unread_counter(path: str, field: str) -> str:
+    return UNREAD_FIELD + json.dumps([path, field])
 
 
 @dataclass(frozen=True)
@@ -88,9 +96,12 @@ class ParseInputFile(beam.DoFn):
         bad: list[dict[str, Any]] = []
         file_rows = Metrics.counter("judgemine.ingest", f"{FILE_ROWS}{spec.path}")
         read = reported = 0  # rows read, and reported to the stage's progress
+        unread: Counter[str] = Counter()
         for line, raw in read_rows(spec.path):
             self._rows[spec.kind].inc()
             read += 1
+            if spec.kind == "pairs":
+                unread.update(unread_fields(raw, self._layout, self._fields))
             try:
                 recs: list[dict[str, Any]] = (
                     parse_pairs(raw, self._layout, self._max_chars, self._fields) if spec.kind == "pairs"
@@ -102,12 +113,10 @@ class ParseInputFile(beam.DoFn):
                 continue
             file_rows.inc(len(recs))
             row_text = as_json(raw)
-            for k, rec in enumerate(recs, start=1):
+            if spec.kind == "pairs":
+                give_ids(recs)
+            for rec in recs:
                 rec.update(source=spec.path, line=line, dataset=rec["dataset"] or stem, raw=row_text)
-                if spec.kind == "pairs" and not rec["query_id"]:
-                    rec["query_id"] = assigned_query_id(rec)
-                elif spec.kind == "pairs" and len(recs) > 1:  # a FlagEmbedding row's own id, several positives
-                    rec["query_id"] += f"#{k}"
                 good.append(rec)
             self._more_pairs.inc(len(recs) - 1)
             if len(good) >= BATCH_ROWS:
@@ -116,6 +125,8 @@ class ParseInputFile(beam.DoFn):
                 yield spec.kind, pa.Table.from_pylist(good)
                 good = []
         self._work.add(read - reported)
+        for name, rows in unread.items():
+            Metrics.counter("judgemine.ingest", unread_counter(spec.path, name)).inc(rows)
         if good:
             yield spec.kind, pa.Table.from_pylist(good)
         if bad:

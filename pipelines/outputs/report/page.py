@@ -122,7 +122,8 @@ def render(d: ReportData) -> str:
              f"{html.escape(str(m['run'].get('started_at')))} to {html.escape(str(m['run'].get('ended_at')))}</p>"]
     parts.append(_train_on_it(d, subsets))
     parts.append('<h2 id="summary">Summary</h2>' + _table(["what", "value"], [
-        ["pairs in", acc["pairs_in"]], ["shard rows", acc["rows_out"]],
+        ["pairs in", acc["pairs_in"]], ["pairs read again (read once)", acc.get("repeated_pairs", 0)],
+        ["shard rows", acc["rows_out"]],
         ["rejected", sum(acc["rejected"].values())],
         *[[f"rejected by {stage}: {reason}", n] for stage, by in sorted(m["rejects_by_reason"].items())
           for reason, n in sorted(by.items(), key=lambda kv: -kv[1])],
