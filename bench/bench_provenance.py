@@ -3,7 +3,7 @@
 1. Identifying a model folder (the content id in the judge's fingerprint and score-cache keys): the first time
    (every file read and hashed, the digest index empty) and on a rerun (the index knows every file's identity),
    each in a fresh process, median of ROUNDS. MODEL= a folder (default: the real judge that
-   `../shared/models/get-real-models.sh judge` builds, 2.5 GB), else a synthetic 2 GiB folder.
+   `make test-real` builds, 2.5 GB: testing/real_models.py), else a synthetic 2 GiB folder.
 2. `judgemine status` on a committed run of N real pairs (GCIDE + WordNet, the similarity judge, every default):
    as committed (every file's identity known to the digest index: stats only), and after the run folder is copied
    (other inodes: every file hashed once, then remembered), median of ROUNDS. Then the trainer's ShardDataset on
@@ -25,11 +25,12 @@ import time
 from typing import Any
 
 from bench.harness import save
+from judgemine.testing.real_models import FOLDER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "out", "bench-provenance")
 JUDGEMINE = os.path.join(os.path.dirname(sys.executable), "judgemine")
-REAL_JUDGE = os.path.join(os.path.expanduser("~"), ".cache", "judgemine", "real", "judge")
+REAL_JUDGE = os.path.join(FOLDER, "judge")
 
 
 def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:

@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from bench.harness import save
+from judgemine.testing.real_models import FOLDER
 
 WORK = os.path.join("out", "bench-quality")
-REAL = os.environ.get("JUDGEMINE_REAL_MODELS", os.path.expanduser("~/.cache/judgemine/real"))
+
 K, BATCH, LR, SCALE, SEEDS = 20, 32, 2e-5, 20.0, (0, 1, 2)
 
 
@@ -167,7 +168,7 @@ def main(argv: list[str]) -> None:
         triplets = mine_peer(data, margin)
         mined[name] = {"kind": "hard", "rows": triplets}
     similarity, sim_manifest = mine_judgemine("similarity", "--judge-backend", "similarity")
-    judged, judge_manifest = mine_judgemine("judge", "--judge-model", os.path.join(REAL, "judge"))
+    judged, judge_manifest = mine_judgemine("judge", "--judge-model", os.path.join(FOLDER, "judge"))
     for name, out, manifest in (("judgemine paper rule, similarity judge", similarity, sim_manifest),
                                 ("judgemine paper rule, real judge", judged, judge_manifest)):
         items = shard_items(out, 1)

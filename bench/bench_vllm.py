@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from bench.harness import median, save
+from judgemine.testing.real_models import FOLDER
 
-REAL = os.environ.get("JUDGEMINE_REAL_MODELS", os.path.expanduser("~/.cache/judgemine/real"))
-JUDGE = os.path.join(REAL, "judge")
+JUDGE = os.path.join(FOLDER, "judge")
 QUERIES, PER_QUERY, TOP = 20, 51, 20
 ENV = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 

@@ -34,6 +34,8 @@ from judgemine.schemas.io import list_parts, parquet_file, shard_info
 log = logging.getLogger(__name__)
 COLUMNS = ("query_id", "query_text", "query_image", "pos_id", "pos_text", "pos_image", "pos_score", "neg_ids",
            "neg_texts", "neg_images", "neg_scores", "fallback", "dataset")
+# --false-negatives-as-positives' lists, read where a shard has them (schema 1.5; empty without the setting)
+EXTRA_POSITIVES = ("extra_pos_ids", "extra_pos_texts", "extra_pos_images", "extra_pos_scores")
 
 
 def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -108,7 +110,8 @@ class ShardDataset(IterableDataset):
             root = self.image_root if self.image_root is not None else self._roots[path]
             with parquet_file(path) as f:
                 self._check_committed(path)
-                for batch in f.iter_batches(batch_size=1024, columns=list(COLUMNS)):
+                columns = [*COLUMNS, *(c for c in EXTRA_POSITIVES if c in f.schema_arrow.names)]
+                for batch in f.iter_batches(batch_size=1024, columns=columns):
                     for row in pa.Table.from_batches([batch]).to_pylist():
                         if self.skip_fallback and row["fallback"]:
                             continue

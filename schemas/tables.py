@@ -10,10 +10,11 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.4"  # 1.1: shards gained num_candidates, num_false_negatives and their file metadata;
+SCHEMA_VERSION = "1.5"  # 1.1: shards gained num_candidates, num_false_negatives and their file metadata;
 # 1.2: retrieval parts carry their query counts in their file metadata; 1.3: embedding vectors' elements are
 # required (Parquet then stores no definition level per float: a part reads 1.5x faster; 1.2 parts still read);
-# 1.4: queries and candidates carry the exact payload digest of each side (the judge's cache keys)
+# 1.4: queries and candidates carry the exact payload digest of each side (the judge's cache keys); 1.5: shards
+# carry the extra positives (--false-negatives-as-positives; empty lists otherwise)
 
 
 def _named(name: str, fields: list[pa.Field]) -> pa.Schema:
@@ -134,6 +135,12 @@ SHARDS = _named("shards", [
     pa.field("num_false_negatives", pa.int32(), nullable=False),
     pa.field("fallback", pa.bool_(), nullable=False),
     pa.field("dataset", pa.string(), nullable=False),
+    # with --false-negatives-as-positives: the candidates the judge scored at or above the positive, highest
+    # first, as parallel lists (empty without the setting; a reader of 1.4 shards finds no such columns)
+    pa.field("extra_pos_ids", pa.list_(pa.string()), nullable=False),
+    pa.field("extra_pos_texts", pa.list_(pa.string()), nullable=False),
+    pa.field("extra_pos_images", pa.list_(pa.string()), nullable=False),
+    pa.field("extra_pos_scores", pa.list_(pa.float32()), nullable=False),
 ])
 
 # Key/values each shard file carries besides its schema's: what a trainer needs to read it alone.

@@ -335,3 +335,16 @@ def test_vllm_engine_settings_that_work_without_flags(tiny_judge, tiny_idefics3,
     with caplog.at_level("WARNING", logger="judgemine"):
         assert engine_settings(tiny_judge, VLLMOptions(judge_max_model_len=4096))["max_model_len"] == 2048
     assert "above the model's 2048 positions" in caplog.text
+
+
+def test_on_a_cpu_build_the_default_context_is_what_the_kv_cache_holds(tiny_judge, monkeypatch, caplog):
+    """vLLM refuses an engine whose cache cannot hold one sequence of its context: the default context is capped
+    to the cache (Qwen2.5-Coder-1.5B in fp32, 32,768 positions, needs 1.75 GiB; the default cache is 1 GiB)."""
+    from judgemine.transforms.judge.backends.vllm import engine_settings, kv_bytes_per_token
+    per_token = kv_bytes_per_token(tiny_judge, "float32")
+    assert per_token == 2 * 2 * 2 * 32 * 4  # keys and values x 2 layers x 2 KV heads x head_dim 32 x fp32
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", str(40 * 32 * per_token / 2**30))  # 40 blocks of 32 tokens
+    with caplog.at_level("INFO", logger="judgemine"):
+        assert engine_settings(tiny_judge, VLLMOptions()) == {"max_model_len": 38 * 32, "block_size": 32}
+    assert "what the CPU KV cache" in caplog.text
+    assert engine_settings(tiny_judge, VLLMOptions(judge_max_model_len=2048))["max_model_len"] == 2048  # as asked

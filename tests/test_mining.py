@@ -8,6 +8,7 @@ from judgemine.transforms.mine.rule import (
     MiningRule,
     NoCandidates,
     cyclical_positions,
+    extra_positives,
     passes_filter,
     query_rng,
     select_negatives,
@@ -164,3 +165,52 @@ def test_the_report_beta_sweep_applies_the_mine_stage_predicate_to_random_scores
         assert row["no_negatives_left"] == sum(sel.fallback for sel in picks)
         assert row["fewer_than_m"] == sum(0 < sel.kept_after_filter < m for sel in picks)
         assert row["mean_kept"] == pytest.approx(np.mean([sel.kept_after_filter for sel in picks]))
+
+
+def test_extra_positives_are_the_candidates_at_or_above_the_positive_highest_first():
+    assert extra_positives([0.2, 0.9, 0.5, 0.9, 0.49], 0.5) == [1, 3, 2]
+    assert extra_positives([0.1, 0.2], 0.5) == []
+
+
+def test_false_negatives_as_positives_writes_them_beside_the_negatives_and_into_flagembedding(e2e_run, small_pairs,
+                                                                                            tiny_judge, tmp_path):
+    """On a copy of the small run, only mine reruns with the setting; each row's extra positives are exactly the
+    query's judged candidates scored at or above its positive (the judge stage's own scores), highest first,
+    never among its negatives (outside fallback rows, whose random negatives may be any candidate); FlagEmbedding's
+    `pos` lists them after the positive. Without the setting the lists are empty."""
+    import json
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+    from conftest import run_args
+
+    from judgemine.pipelines.cli.parser import main
+
+    def rows(out: str) -> list[dict]:
+        return pq.read_table(os.path.join(out, "shards")).to_pylist()
+
+    assert all(not r["extra_pos_ids"] for r in rows(e2e_run))
+    out = str(tmp_path / "copy")
+    shutil.copytree(e2e_run, out)
+    assert main(["run", *run_args(out, small_pairs, tiny_judge), "--false-negatives-as-positives"]) == 0
+    judge = os.path.join(out, "stages", "judge")
+    judged = [j for name in sorted(os.listdir(judge)) if name.endswith(".parquet")
+              for j in pq.read_table(os.path.join(judge, name)).to_pylist()]
+    scores = {(j["query_id"], j["candidate_id"], j["is_positive"]): j["score"] for j in judged}
+    found = 0
+    for r in rows(out):
+        above = sorted(((s, c) for (q, c, pos), s in scores.items() if q == r["query_id"] and not pos
+                        and s >= r["pos_score"]), key=lambda sc: -sc[0])
+        assert r["extra_pos_scores"] == [s for s, _ in above] and set(r["extra_pos_ids"]) == {c for _, c in above}
+        assert r["fallback"] or not set(r["extra_pos_ids"]) & set(r["neg_ids"])
+        found += len(r["extra_pos_ids"])
+    assert found > 0  # the tiny judge scores some candidates above their positives
+    assert main(["export", "--output", out, "--format", "flagembedding"]) == 0
+    with open(os.path.join(out, "export", "flagembedding.jsonl"), encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f]
+    kept = [r for r in rows(out) if not r["fallback"]]  # the export streams the shards in order
+    assert len(lines) == len(kept)
+    for line, r in zip(lines, kept):
+        assert line["query"] == r["query_text"] and line["pos"] == [r["pos_text"], *r["extra_pos_texts"]]
+        assert line["pos_scores"] == pytest.approx([r["pos_score"], *r["extra_pos_scores"]])

@@ -70,6 +70,6 @@ def estimate(settings: MineStageSettings, plan: PlanInputs) -> Estimate:
     return Estimate(bytes={"shards": int(plan.queries * (settings.num_negatives + 2) * (mean_chars + 16))})
 
 
-STAGE = Stage("mine", upstream=READS, version="3", throughput="rows", work=queries,
+STAGE = Stage("mine", upstream=READS, version="4", throughput="rows", work=queries,
               build=build, count=count, publishes=("shards",), completes_run=True,
               accounting=lambda counts: {"rejected": counts["rejected"]}, manifest=manifest, estimate=estimate)

@@ -54,6 +54,10 @@ class MiningRule(Seeded):
                         group="mine", range=above(0))
     on_no_negatives: OnNoNegatives = setting("fallback", ("mine",), "when the filter leaves nothing: fallback "
                                              "(paper) or reject", group="mine")
+    false_negatives_as_positives: bool = setting(False, ("mine",), "also write the candidates the judge scored at "
+                                                 "or above the query's positive as extra positives, with their "
+                                                 "scores (RLHN: relabel false negatives, do not only drop them); "
+                                                 "exports that carry several positives use them", group="mine")
 
     @property
     def applied_beta(self) -> float | None:
@@ -100,6 +104,13 @@ def _removed_by(name: str, scores: np.ndarray, pos_score: float, rule: MiningRul
     if name == "max_score":
         return None if rule.max_score is None else scores > rule.max_score
     return None if rule.min_score is None else scores < rule.min_score
+
+
+def extra_positives(scores: list[float], pos_score: float) -> list[int]:
+    """Positions of the candidates scored at or above the positive (s >= s_pos: the judge says they answer the
+    query as well as its own positive), highest score first, then in retrieval order. Never negatives: the beta
+    filter removes every one of them first."""
+    return sorted((i for i, s in enumerate(scores) if s >= pos_score), key=lambda i: (-scores[i], i))
 
 
 def cyclical_positions(n: int, m: int, step: int) -> list[int]:

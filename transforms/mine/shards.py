@@ -31,7 +31,14 @@ from judgemine.transforms.common.candidates import as_bytes, one, sides_of
 from judgemine.transforms.common.chunks import Chunk
 from judgemine.transforms.common.progress import StageWork
 from judgemine.transforms.common.rejects import reject_row
-from judgemine.transforms.mine.rule import FILTERS, MiningRule, NoCandidates, query_rng, select_negatives
+from judgemine.transforms.mine.rule import (
+    FILTERS,
+    MiningRule,
+    NoCandidates,
+    extra_positives,
+    query_rng,
+    select_negatives,
+)
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,9 @@ class MineChunk(beam.DoFn):
                 self._repeated.inc()
             picked = [found[p] for p in sel.positions]
             sides = [pool[c.ids[r]] for r in picked]
+            extra = [found[p] for p in extra_positives(cand_scores, pos_score)] if rule.false_negatives_as_positives \
+                else []
+            extra_sides = [pool[c.ids[r]] for r in extra]
             rows.append({
                 "query_id": qid, "query_text": q["query_text"], "query_image": q["query_image"],
                 "pos_id": q["pos_id"], "pos_text": q["pos_text"], "pos_image": q["pos_image"], "pos_score": pos_score,
@@ -146,7 +156,10 @@ class MineChunk(beam.DoFn):
                 "neg_ranks": [c.ranks[r] for r in picked], "neg_similarities": [c.similarities[r] for r in picked],
                 "num_unique_negatives": len(set(sel.positions)), "num_candidates": len(found),
                 "num_false_negatives": sel.skipped["beta"] + sel.skipped["relative_margin"],
-                "fallback": sel.fallback, "dataset": q["dataset"]})
+                "fallback": sel.fallback, "dataset": q["dataset"],
+                "extra_pos_ids": [c.ids[r] for r in extra], "extra_pos_texts": [s.text for s in extra_sides],
+                "extra_pos_images": [s.image for s in extra_sides],
+                "extra_pos_scores": [float(c.scores[r]) for r in extra]})
         self._filtered.inc(skipped["beta"] + skipped["relative_margin"])
         for name, counter in self._skipped.items():
             counter.inc(skipped[name])

@@ -15,7 +15,8 @@ token ids, the same ids the other backends feed.
 
 Defaults that work on either device: the context length is the model's own maximum (a setting only lowers
 it); on a CPU build, whose engine would otherwise reserve about 90% of the host's memory for its KV cache, the
-cache is 1 GiB unless VLLM_CPU_KVCACHE_SPACE says otherwise, and the block size 32 (the CPU attention's
+cache is 1 GiB unless VLLM_CPU_KVCACHE_SPACE says otherwise, the context at most what that cache holds, and the
+block size 32 (the CPU attention's
 smallest: its default, 128, caches a prefix only in whole blocks, so short prompts barely hit the cache).
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from judgemine.transforms.common.devices import DTYPES, Dtype
 from judgemine.transforms.common.options import at_least, setting, within
 from judgemine.transforms.common.sides import Side
 from judgemine.transforms.judge.base import Capabilities, JudgeBackend, JudgeModel
@@ -57,8 +59,33 @@ def model_max_len(model_path: str) -> int:
     return context_length(AutoConfig.from_pretrained(model_path, local_files_only=True))
 
 
-def engine_settings(model_path: str, options: VLLMOptions) -> dict[str, Any]:
-    """Context length, block size and (on a CPU build) KV-cache size that work without any flag."""
+def kv_bytes_per_token(model_path: str, dtype: Dtype) -> int | None:
+    """What one token takes in the KV cache (keys and values of every layer), from the language model's config;
+    None when the config does not say."""
+    from transformers import AutoConfig
+    config = AutoConfig.from_pretrained(model_path, local_files_only=True).get_text_config()
+    layers, heads = getattr(config, "num_hidden_layers", None), getattr(config, "num_attention_heads", None)
+    if not layers or not heads:
+        return None
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return 2 * layers * kv_heads * head_dim * DTYPES[dtype].itemsize
+
+
+def cpu_kv_cache_tokens(model_path: str, dtype: Dtype, block_size: int) -> int | None:
+    """The longest sequence the CPU build's KV cache (VLLM_CPU_KVCACHE_SPACE GiB) holds: whole blocks, less the
+    two the engine keeps back (vLLM refuses a context its cache cannot hold once)."""
+    per_token = kv_bytes_per_token(model_path, dtype)
+    if not per_token:
+        return None
+    space = float(os.environ.get("VLLM_CPU_KVCACHE_SPACE") or CPU_KV_CACHE_GIB) * 2**30
+    return max(int(space // (per_token * block_size)) - 2, 1) * block_size
+
+
+def engine_settings(model_path: str, options: VLLMOptions, dtype: Dtype = "float32") -> dict[str, Any]:
+    """Context length, block size and (on a CPU build) KV-cache size that work without any flag. On a CPU build
+    the context defaults to what the cache holds, where that is less than the model's maximum (judge prompts are
+    a few hundred tokens; a 1.5B fp32 model's 32,768 positions need 1.75 GiB of cache)."""
     longest = model_max_len(model_path)
     if options.judge_max_model_len > longest:
         log.warning("judge: --judge-max-model-len %d is above the model's %d positions; using %d",
@@ -70,6 +97,12 @@ def engine_settings(model_path: str, options: VLLMOptions) -> dict[str, Any]:
     else:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
         kwargs["block_size"] = options.vllm_block_size or CPU_BLOCK_SIZE
+        held = cpu_kv_cache_tokens(model_path, dtype, kwargs["block_size"])
+        if not options.judge_max_model_len and held and held < kwargs["max_model_len"]:
+            log.info("judge: context %d tokens, what the CPU KV cache of %s GiB holds (the model allows %d; "
+                     "VLLM_CPU_KVCACHE_SPACE or --judge-max-model-len change it)", held,
+                     os.environ["VLLM_CPU_KVCACHE_SPACE"], longest)
+            kwargs["max_model_len"] = held
     return kwargs
 
 
@@ -86,7 +119,7 @@ class VLLMJudge(JudgeBackend):
         kwargs: dict[str, Any] = {"dtype": model.dtype, "enable_prefix_caching": True,
                                   "gpu_memory_utilization": options.vllm_gpu_memory_utilization, "seed": seed,
                                   "disable_log_stats": False, "enforce_eager": not torch.cuda.is_available(),
-                                  **engine_settings(model.path, options)}
+                                  **engine_settings(model.path, options, model.dtype)}
         if self.prompter.vision_model:
             kwargs["limit_mm_per_prompt"] = {"image": 2}  # the query's and the candidate's
         self.llm = LLM(model.path, **kwargs)
