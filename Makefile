@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-gpu check-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan bench-portable bench-object-store clean
+.PHONY: install install-gpu check-gpu models demo demo-images test test-fast test-real test-servers test-faults test-portable test-first-hour test-airflow test-consumers lint docs bench bench-stages bench-judge bench-packing bench-peer bench-retrieve bench-hugepages bench-search-pairs bench-scale bench-images bench-provenance bench-vllm bench-precision bench-quality bench-first-hour bench-checkpoints bench-plan bench-portable bench-object-store clean
 
 # PYTHONWARNINGS=ignore on the editable install: setuptools warns on every editable install that a folder named
 # like the package could shadow it (none does: setup.py maps judgemine onto the repository root).
@@ -57,16 +57,18 @@ demo-images: install models
 	$(VENV)/bin/judgemine run --config examples/demo_images.yaml --output out/demo-images $(ARGS)
 	$(VENV)/bin/judgemine export --format unime --output out/demo-images
 
-# The suite that runs anywhere (its time: the README). CI (.ci/run) also runs lint, test-servers, test-faults,
-# test-portable, test-consumers and test-airflow: separate targets, each below.
+# The suite that runs anywhere (its time: the README). CI (.ci/run) also runs lint, test-real, test-servers,
+# test-faults, test-portable, test-first-hour, test-consumers and test-airflow: separate targets, each below.
 test: install
 	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real --ignore=tests/portable \
+		--ignore=tests/first_hour \
 		-m "not vllm_server" $(ARGS)
 
 # The edit loop (under a minute): the unit tests of `make test`, without the ones marked slow (real processes,
 # Beam pipelines, built models or whole runs: tests/conftest.py marks a test using such a fixture).
 test-fast: install
 	$(PY) -m pytest -q tests --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real --ignore=tests/portable \
+		--ignore=tests/first_hour \
 		-m "not vllm_server and not slow" $(ARGS)
 
 # Real weights: Qwen2.5-Coder-0.5B-Instruct and Qwen2.5-Coder-1.5B-Instruct as judges through every backend (a
@@ -99,7 +101,7 @@ docs: install
 # The judge through a real `vllm serve` process on 127.0.0.1 (text and vision models: two ~100 s start-ups).
 test-servers: install models
 	$(PY) -m pytest -q tests -m vllm_server --ignore=tests/faults --ignore=tests/consumers --ignore=tests/real \
-		--ignore=tests/portable $(ARGS)
+		--ignore=tests/portable --ignore=tests/first_hour $(ARGS)
 
 # The example Airflow DAG under `airflow dags test`, in its own environment (Airflow pins its own libraries).
 AIRFLOW_VENV ?= .venv-airflow
@@ -135,6 +137,11 @@ test-consumers: install $(TRAINER_VENV)/.installed /usr/bin/chromium
 
 test-faults: install /usr/bin/rsync
 	$(PY) -m pytest -q tests/faults $(ARGS)
+
+# A new user's first hour in real processes (~3 min): their own files in every layout and format, the field
+# flags, a triplet file, refusals in one line and exit 2, the messages that name the judge.
+test-first-hour: install models
+	$(PY) -m pytest -q tests/first_hour $(ARGS)
 
 # Beam's portable runner as Flink and Spark drive it (~6 min): a local job service and two external worker pools
 # on loopback; the demos give the in-process runner's bytes; workers without Beam, no job service and a worker
