@@ -166,7 +166,7 @@ def test_a_judge_backend_or_an_export_touches_its_module_and_one_registration(co
     shutil.copy(os.path.join(PLUGINS, "toy_export.py"), os.path.join(copy, "pipelines/outputs/exports/toy_tsv.py"))
     _edit(copy, "pipelines/outputs/exports/__init__.py", "\nEXPORTS", "\nfrom judgemine.pipelines.outputs.exports."
           "toy_tsv import SeparatedExport\n\nEXPORTS")
-    _edit(copy, "pipelines/outputs/exports/__init__.py", "ListwiseExport))", "ListwiseExport, SeparatedExport))")
+    _edit(copy, "pipelines/outputs/exports/__init__.py", "BatchesExport))", "BatchesExport, SeparatedExport))")
     assert _touched(before, copy) == {"transforms/judge/backends/toy.py", "transforms/judge/backends/__init__.py",
                                       "pipelines/outputs/exports/toy_tsv.py", "pipelines/outputs/exports/__init__.py"}
     run = _jm(copy, "run", "--help").stdout

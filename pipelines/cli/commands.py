@@ -184,7 +184,7 @@ def _export(args: argparse.Namespace, rest: list[str], verbose: bool) -> int:
     dest = args.to or RunLayout(output).export_file(args.format, exporter.suffix)
     with read_lock(output):
         result = run_export(exporter, output, dest)
-    dropped = f", {result.dropped} rows with fewer distinct negatives than asked dropped" if result.dropped else ""
+    dropped = f", {result.dropped} rows {exporter.dropped_as}" if result.dropped else ""
     print(f"{result.records} records -> {dest} ({result.rows} shard rows, {result.fallback_skipped} fallback rows "
           f"skipped{dropped})")
     models = json.loads(storage.read_text(RunLayout(output).manifest)).get("run", {}).get("models", {})

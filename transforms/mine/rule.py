@@ -106,6 +106,17 @@ def _removed_by(name: str, scores: np.ndarray, pos_score: float, rule: MiningRul
     return None if rule.min_score is None else scores < rule.min_score
 
 
+def likely_false_negatives(scores: np.ndarray, pos_score: float, rule: MiningRule) -> np.ndarray:
+    """The candidates the rule's margins (beta, relative margin) remove as likely false negatives: what a shard
+    row counts in num_false_negatives, and what a batch keeps apart from its query (graph batches)."""
+    removed = np.zeros(len(scores), bool)
+    for name in ("beta", "relative_margin"):
+        mask = _removed_by(name, np.asarray(scores, np.float64), pos_score, rule)
+        if mask is not None:
+            removed |= mask
+    return removed
+
+
 def extra_positives(scores: list[float], pos_score: float) -> list[int]:
     """Positions of the candidates scored at or above the positive (s >= s_pos: the judge says they answer the
     query as well as its own positive), highest score first, then in retrieval order. Never negatives: the beta

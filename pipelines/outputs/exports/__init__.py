@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from judgemine.pipelines.outputs.exports.base import Exporter, ExportOptions, ExportResult, run_export
+from judgemine.pipelines.outputs.exports.batches import BatchesExport
 from judgemine.pipelines.outputs.exports.flagembedding import FlagEmbeddingExport
 from judgemine.pipelines.outputs.exports.reranker import ListwiseExport, PairwiseExport
 from judgemine.pipelines.outputs.exports.sentence_transformers import SentenceTransformersExport
@@ -12,6 +13,6 @@ from judgemine.transforms.common.registry import Registry
 
 EXPORTS: Registry[Exporter] = Registry("export format", "format", "export", "judgemine.exports",
                                        (UnimeExport, SentenceTransformersExport, FlagEmbeddingExport, PairwiseExport,
-                                        ListwiseExport))
+                                        ListwiseExport, BatchesExport))
 
 __all__ = ["EXPORTS", "ExportOptions", "ExportResult", "Exporter", "run_export"]

@@ -33,7 +33,7 @@ class ExportResult:
     records: int = 0
     rows: int = 0
     fallback_skipped: int = 0
-    dropped: int = 0  # rows the format could not write whole (an n-tuple row short of k distinct negatives)
+    dropped: int = 0  # rows the format could not write (an n-tuple row short of k distinct negatives; graph batches)
 
 
 class Exporter:
@@ -45,11 +45,15 @@ class Exporter:
     skips_fallback: ClassVar[bool] = True  # the default; a fallback row's negatives outscore its positive
     text_only: ClassVar[bool] = False
     Options: ClassVar[type] = NoOptions
+    dropped_as: ClassVar[str] = "with fewer distinct negatives than asked dropped"  # the export line's words
 
     def __init__(self, options: ExportOptions, own: Any = None) -> None:
         self.options = options
         self.own = self.Options() if own is None else own
         self.dropped = 0  # rows left out by the format itself, counted by its `write`
+
+    def prepare(self, output: str) -> None:
+        """Reads what the format needs from the committed run besides its shards (nothing, but for a few)."""
 
     def write(self, rows: Iterator[dict[str, Any]], f: Any, k: int) -> int:
         """Writes the rows (each with k negatives) to `f`; returns the records written."""
@@ -127,6 +131,7 @@ def run_export(exporter: Exporter, output: str, destination: str) -> ExportResul
     k = stored if opts.num_negatives is None else opts.num_negatives
     if not 0 < k <= stored:
         raise UserError(f"--num-negatives {k}: the shards store {stored} negatives per row")
+    exporter.prepare(output)
     rows = shard_rows(parts, k, skip, result, exporter.name if exporter.text_only else "")
     tmp = f"{destination}.tmp-{os.getpid()}"
     try:
