@@ -88,3 +88,7 @@ def test_the_export_batches_the_run_as_its_judge_and_rule_say(e2e_run, tmp_path)
     loaded = datasets.load_dataset("parquet", data_files=first, split="train")
     assert loaded.column_names == ["batch", "anchor", "positive", "query_id", "pos_id"]
     assert loaded["batch"] == [r["batch"] for r in table] == sorted(r["batch"] for r in table)
+    from torch.utils.data import DataLoader  # read without shuffling, 8 at a time: each step is one whole batch
+    steps = [step["batch"].tolist() for step in DataLoader(loaded.with_format("torch", columns=["batch"]),
+                                                           batch_size=8, shuffle=False)]
+    assert all(len(set(step)) == 1 for step in steps) and len({step[0] for step in steps}) == len(steps)
