@@ -1,11 +1,10 @@
 """Work done, reported from wherever a stage's DoFns run: each worker process keeps its count of the stage's units
-(pairs, vectors, queries, rows) and a beat thread writes it, with a sequence number that grows every beat, into
-one small file of its own in the stage's work folder every `BEAT_SECONDS` (`REMOTE_BEAT_SECONDS` on an object
-store, where each beat is a request). The driver sums the files for the
-stage's progress line and watches the sequence numbers to tell a live worker from a dead one
-(pipelines/run/progress.py). Files, not Beam metrics: every runner's workers can write the run's storage, and
-no runner reports metrics while a job runs through the same API. The beat stops when the driver removes its
-marker (the stage ended), so no file is written after the folder is gone."""
+(pairs, vectors, queries, rows) and a beat thread writes it, with a sequence number that grows every beat, into one
+small file of its own in the stage's work folder every `BEAT_SECONDS` (`REMOTE_BEAT_SECONDS` on an object store,
+where each beat is a request). The driver sums the files for the stage's progress line and watches the sequence
+numbers to tell a live worker from a dead one (pipelines/run/progress.py). Files, not Beam metrics: every runner's
+workers can write the run's storage, and no runner reports metrics while a job runs through the same API. The beat
+stops when the driver removes its marker (the stage ended), so no file is written after the folder is gone."""
 from __future__ import annotations
 
 import os
@@ -23,6 +22,8 @@ REMOTE_BEAT_SECONDS = 10.0
 def beat_seconds(folder: str) -> float:
     """How often a worker reports into `folder`: on an object store each report is a request or two."""
     return REMOTE_BEAT_SECONDS if storage.is_remote(folder) else BEAT_SECONDS
+
+
 MARKER = "_watching"  # written by the driver when the stage starts, removed when it ends
 SUFFIX = ".work"
 

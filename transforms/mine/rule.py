@@ -107,8 +107,9 @@ def _removed_by(name: str, scores: np.ndarray, pos_score: float, rule: MiningRul
 
 
 def likely_false_negatives(scores: np.ndarray, pos_score: float, rule: MiningRule) -> np.ndarray:
-    """The candidates the rule's margins (beta, relative margin) remove as likely false negatives: what a shard
-    row counts in num_false_negatives, and what a batch keeps apart from its query (graph batches)."""
+    """The candidates the rule's margins (beta, relative margin) remove as likely false negatives, whatever the
+    other filters do (a shard's num_false_negatives counts those the earlier range_min left): what a batch keeps
+    apart from its query (graph batches)."""
     removed = np.zeros(len(scores), bool)
     for name in ("beta", "relative_margin"):
         mask = _removed_by(name, np.asarray(scores, np.float64), pos_score, rule)
@@ -119,8 +120,8 @@ def likely_false_negatives(scores: np.ndarray, pos_score: float, rule: MiningRul
 
 def extra_positives(scores: list[float], pos_score: float) -> list[int]:
     """Positions of the candidates scored at or above the positive (s >= s_pos: the judge says they answer the
-    query as well as its own positive), highest score first, then in retrieval order. Never negatives: the beta
-    filter removes every one of them first."""
+    query as well as its own positive), highest score first, then in retrieval order. A margin above 0 (beta,
+    relative margin) removes every one of them from the negatives; beta 0 keeps one scored exactly s_pos."""
     return sorted((i for i, s in enumerate(scores) if s >= pos_score), key=lambda i: (-scores[i], i))
 
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from judgemine.pipelines.outputs.exports.base import Exporter, distinct
 from judgemine.pipelines.outputs.exports.graph_batches import graph_batches
+from judgemine.pipelines.run.artifacts import require_stage
 from judgemine.schemas import JUDGE_SCORES, list_parts, read_table, storage
 from judgemine.schemas.layout import RunLayout
 from judgemine.transforms.common.options import above, setting
@@ -41,6 +42,7 @@ class BatchesExport(Exporter):
 
     def prepare(self, output: str) -> None:
         """Each query's likely false negatives: the judge stage's scores under the run's own mining rule."""
+        require_stage(output, "judge")  # every part in place with the content its record lists, none foreign
         layout = RunLayout(output)
         rule = MiningRule(**json.loads(storage.read_text(layout.manifest))["mining"]["rule"])
         self._false: dict[str, set[str]] = {}

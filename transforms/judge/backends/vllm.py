@@ -16,8 +16,8 @@ token ids, the same ids the other backends feed.
 Defaults that work on either device: the context length is the model's own maximum (a setting only lowers
 it); on a CPU build, whose engine would otherwise reserve about 90% of the host's memory for its KV cache, the
 cache is 1 GiB unless VLLM_CPU_KVCACHE_SPACE says otherwise, the context at most what that cache holds, and the
-block size 32 (the CPU attention's
-smallest: its default, 128, caches a prefix only in whole blocks, so short prompts barely hit the cache).
+block size 32 (the CPU attention's smallest: its default, 128, caches a prefix only in whole blocks, so short
+prompts barely hit the cache).
 """
 from __future__ import annotations
 
