@@ -1,20 +1,24 @@
 """The paper's ablation on text with real weights: does mining with the judge train a better embedder?
 
 Data (testing/wordnet_synsets.py): WordNet noun synsets as gloss -> lemma; a synset's other lemmas are in the pool,
-so they are known false negatives. The synsets are split into a mining/training part and a held-out part. The
-training part is mined five ways, each giving one hard negative per query:
-  1. plain top-K: sentence-transformers' `mine_hard_negatives` as its users run it (top 1 of K = 20);
-  2. the same with NV-Retriever's relative margin 0.05;
-  3. judgemine, the paper's rule (beta 0.01, cyclical), the similarity judge;
-  4. judgemine, the paper's rule, the real judge (Qwen2.5-Coder-0.5B-Instruct, transformers backend, defaults);
-  5. the same shards trained with the judge's soft scores (docs/SPEC.md section 7's loss, schemas/objective.py,
-     read through the project's loader: ShardDataset + collate_shards, 8 negatives per query).
-all-MiniLM-L6-v2 is fine-tuned the same way on each (same steps, batch, learning rate, 3 seeds; rows 1-4 with
-in-batch + the hard negative, scale 20), beside the untouched model and in-batch negatives only. Evaluation:
-each held-out gloss against the whole lemma pool, recall@1, recall@10 and MRR (a hit is any lemma of its
-synset). Beside each row: the share of known false negatives among its negatives, the queries it trains on, and
-for the judgemine rows the AUC of the scores separating known false negatives from the other retrieved
-candidates, and the judge stage's time.
+so they are known false negatives. The synsets are split into a mining/training part and a held-out part; nothing
+is tuned (beta is the paper's 0.01 for both judges; no setting was chosen on the held-out set). The training part
+is mined by sentence-transformers' `mine_hard_negatives` (plain top 1 of K = 20, and NV-Retriever's relative margin
+0.05) and by judgemine under the paper's rule (beta 0.01, cyclical) with three judges: MiniLM's similarity and the
+two real chat judges (Qwen2.5-Coder-0.5B- and 1.5B-Instruct, transformers backend, defaults, with
+--false-negatives-as-positives). Each judge's run trains six ways:
+  - in-batch negatives only, in judgemine's batches (export --format batches, B3: judged hard negatives share a
+    batch, a judged false negative never does);
+  - in-batch + judged hard negatives, k = 1 and k = 8 per query;
+  - the judge's soft scores alone (docs/SPEC.md section 7's loss, schemas/objective.py, through ShardDataset);
+  - soft + contrastive together (the paper's combination: InfoNCE over in-batch and k = 8 hard negatives, plus
+    the soft loss);
+  - false negatives kept as positives (RLHN): each judged extra positive is one more (query, positive) row, k = 1.
+all-MiniLM-L6-v2 is fine-tuned on each (same steps, batch, learning rate, 3 seeds; InfoNCE at scale 20), beside the
+untouched model and in-batch negatives only in random batches. Evaluation: each held-out gloss against the whole
+lemma pool, recall@1, recall@10 and MRR (a hit is any lemma of its synset). Beside each row: the share of known
+false negatives among its negatives, the queries it trains on, and for judge rows the AUC of the scores separating
+known false negatives from the other retrieved candidates and the judge stage's hours.
 
     python -m bench.bench_quality [--train N] [--held-out N] [--steps N]     (make bench-quality)
 """
@@ -29,6 +33,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
 from bench.harness import save
@@ -37,6 +42,7 @@ from judgemine.testing.real_models import FOLDER
 WORK = os.path.join("out", "bench-quality")
 
 K, BATCH, LR, SCALE, SEEDS = 20, 32, 2e-5, 20.0, (0, 1, 2)
+JUDGES = {"0.5B judge": "judge", "1.5B judge": "judge-1.5b"}  # row label -> real-models folder (and run name)
 
 
 def minilm() -> str:
@@ -71,6 +77,7 @@ def mine_peer(data: dict[str, Any], relative_margin: float | None) -> list[tuple
 
 
 def mine_judgemine(name: str, *judge: str) -> tuple[str, dict[str, Any]]:
+    """A judgemine run (resumed where its stages are committed: the judge's scores are kept across runs)."""
     out = os.path.join(WORK, name)
     cmd = [os.path.join(os.path.dirname(sys.executable), "judgemine"), "run", "--pairs",
            os.path.join(WORK, "train.jsonl"), "--corpus", os.path.join(WORK, "pool.jsonl"), "--output", out,
@@ -85,10 +92,30 @@ def shard_items(out: str, k: int) -> list[dict[str, Any]]:
     return list(ShardDataset(out, k=k))  # fallback rows skipped (their negatives are random, scored 1.0)
 
 
+def graph_batches(out: str) -> list[list[dict[str, Any]]]:
+    """The run's batches export at the training batch size, read by ShardDataset in its order; full batches only."""
+    from judgemine.schemas.shard_dataset import ShardDataset
+    to = os.path.join(WORK, f"{os.path.basename(out)}-batches.parquet")
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "judgemine"), "export", "--output", out,
+                    "--format", "batches", "--batch-size", str(BATCH), "--to", to],
+                   check=True, capture_output=True, text=True)
+    by_batch: dict[int, list[dict[str, Any]]] = {}
+    for item, batch in zip(ShardDataset([to]), pq.read_table(to, columns=["batch"])["batch"].to_pylist()):
+        by_batch.setdefault(batch, []).append(item)
+    return [rows for rows in by_batch.values() if len(rows) == BATCH]
+
+
+def as_items(triplets: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    return [{"query_text": q, "pos_text": p, "neg_texts": [n]} for q, p, n in triplets]
+
+
+def with_extra_positives(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """RLHN: each judged extra positive (scored at or above the positive) is one more row of its query."""
+    return [{**i, "pos_text": p} for i in items for p in [i["pos_text"], *i.get("extra_pos_texts", [])]]
+
+
 def auc(out: str, known: dict[str, set[str]]) -> float:
     """P(a known false negative's score > another retrieved candidate's), ties half, from the judge parts."""
-    import pyarrow.parquet as pq
-
     from judgemine.schemas import list_parts
     stages = os.path.join(out, "stages")
     texts = {r["candidate_id"]: r["text"] for p in list_parts(os.path.join(stages, "ingest", "candidates"))
@@ -109,10 +136,22 @@ def _embed(model: Any, texts: list[str]) -> torch.Tensor:
     return torch.nn.functional.normalize(model(model.tokenize(texts))["sentence_embedding"], dim=-1)
 
 
-def train(kind: str, rows: list[Any], steps: int, seed: int) -> Any:
-    """rows: (anchor, positive, negative) triplets, or shard items for the soft loss."""
+def _contrastive(batch: list[dict[str, Any]], q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """InfoNCE at scale 20 over `c`, the batch's positives then its rows' negatives; another row of the same query
+    (a false negative kept as a positive) is not a negative of it."""
+    logits = SCALE * q @ c.T
+    same = torch.tensor([[a["query_text"] == b["query_text"] and i != j for j, b in enumerate(batch)]
+                         for i, a in enumerate(batch)])
+    logits[:, :len(batch)] = logits[:, :len(batch)].masked_fill(same, float("-inf"))
+    return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+
+
+def train(kind: str, rows: list[Any], steps: int, seed: int, k: int = 0) -> Any:
+    """kind: untouched, contrastive (in-batch + k hard negatives a row; random batches of `rows`), batches (`rows`
+    are batches, read in order, their order shuffled each pass), soft (8 negatives), or soft+contrastive (k = 8)."""
     from sentence_transformers import SentenceTransformer
 
+    from judgemine.schemas.objective import K as SOFT_K
     from judgemine.schemas.objective import alignment_loss
     from judgemine.schemas.shard_dataset import collate_shards
     torch.manual_seed(seed)
@@ -122,17 +161,21 @@ def train(kind: str, rows: list[Any], steps: int, seed: int) -> Any:
         return model
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
+    passes: list[int] = []
+    negatives = SOFT_K if kind.startswith("soft") else k
     for _ in range(steps):
-        batch = [rows[i] for i in rng.choice(len(rows), min(BATCH, len(rows)), replace=False)]
-        if kind == "soft":
-            b = collate_shards(batch)
-            q = _embed(model, b["query_text"])
-            c = _embed(model, [t for pos, negs in zip(b["pos_text"], b["neg_texts"]) for t in [pos, *negs]])
-            loss = alignment_loss(q, c.view(len(batch), -1, c.shape[-1]), b["scores"])
+        if kind == "batches":
+            if not passes:
+                passes = rng.permutation(len(rows)).tolist()
+            batch = rows[passes.pop()]
         else:
-            q = _embed(model, [r[0] for r in batch])
-            c = _embed(model, [r[1] for r in batch] + ([r[2] for r in batch] if kind == "hard" else []))
-            loss = torch.nn.functional.cross_entropy(SCALE * q @ c.T, torch.arange(len(batch)))
+            batch = [rows[i] for i in rng.choice(len(rows), min(BATCH, len(rows)), replace=False)]
+        q = _embed(model, [r["query_text"] for r in batch])
+        c = _embed(model, [r["pos_text"] for r in batch] + [n for r in batch for n in r["neg_texts"][:negatives]])
+        loss = _contrastive(batch, q, c) if kind != "soft" else torch.zeros(())
+        if kind.startswith("soft"):
+            per_row = torch.cat([c[:len(batch), None], c[len(batch):].view(len(batch), negatives, -1)], dim=1)
+            loss = loss + alignment_loss(q, per_row, collate_shards(batch)["scores"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -154,6 +197,59 @@ def evaluate(model: Any, held_out: list[Any], pool: list[str]) -> dict[str, floa
     return {"recall@1": float((r <= 1).mean()), "recall@10": float((r <= 10).mean()), "mrr": float((1 / r).mean())}
 
 
+def experiments(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each row's training: kind, rows, k, and what its mining cost and knew."""
+    known = data["known"]
+    plain = mine_peer(data, None)
+    rows: dict[str, dict[str, Any]] = {
+        "untouched all-MiniLM-L6-v2": {"kind": "untouched", "rows": []},
+        "in-batch negatives only (random batches)": {"kind": "contrastive", "rows": as_items(plain), "k": 0},
+        "plain top-K (sentence-transformers)": {"kind": "contrastive", "rows": as_items(plain), "k": 1},
+        "relative margin 0.05": {"kind": "contrastive", "rows": as_items(mine_peer(data, 0.05)), "k": 1}}
+    similarity, manifest = mine_judgemine("similarity", "--judge-backend", "similarity")
+    rows["similarity judge: paper rule, k = 1"] = {"kind": "contrastive", "rows": shard_items(similarity, 1), "k": 1,
+                                                   "auc": auc(similarity, known),
+                                                   "judge_hours": manifest["stages"]["judge"]["seconds"] / 3600}
+    for label, folder in JUDGES.items():
+        out, manifest = mine_judgemine(folder, "--judge-model", os.path.join(FOLDER, folder),
+                                       "--false-negatives-as-positives")
+        cost = {"auc": auc(out, known), "judge_hours": manifest["stages"]["judge"]["seconds"] / 3600}
+        items = shard_items(out, 8)
+        batches = graph_batches(out)
+        rng = np.random.default_rng(0)
+        random_batches = [[items[i] for i in rng.choice(len(items), BATCH, replace=False)] for _ in range(len(batches))]
+        positives = {i["pos_text"] for i in items}
+        rows.update({
+            f"{label}: in-batch only, judgemine's batches": {
+                "kind": "batches", "rows": batches, "k": 0, "in_batch_graph": in_batch_shares(batches, known),
+                "in_batch_random": in_batch_shares(random_batches, known),
+                "rows_with_an_edge": float(np.mean([bool(positives & set(i["neg_texts"])) for i in items]))},
+            f"{label}: paper rule, k = 1": {"kind": "contrastive", "rows": items, "k": 1},
+            f"{label}: paper rule, k = 8": {"kind": "contrastive", "rows": items, "k": 8},
+            f"{label}: soft scores alone (SPEC 7)": {"kind": "soft", "rows": items},
+            f"{label}: soft + contrastive, k = 8 (the paper's)": {"kind": "soft+contrastive", "rows": items, "k": 8},
+            f"{label}: false negatives as positives, k = 1": {"kind": "contrastive",
+                                                             "rows": with_extra_positives(items), "k": 1}})
+        for name in rows:
+            if name.startswith(label):
+                rows[name].update(cost)
+    return rows
+
+
+def in_batch_shares(batches: list[list[dict[str, Any]]], known: dict[str, set[str]]) -> dict[str, float]:
+    """Of the in-batch negatives (each row against the other rows' positives): the share that are known false
+    negatives, and the share that are the row's own judged hard negatives (its first 8)."""
+    pairs = [(a, b) for batch in batches for a in batch for b in batch if a is not b]
+    return {"known_false_negatives": float(np.mean([b["pos_text"] in known[a["query_text"]] for a, b in pairs])),
+            "judged_hard_negatives": float(np.mean([b["pos_text"] in a["neg_texts"] for a, b in pairs]))}
+
+
+def _negatives_share(rows: list[Any], k: int, known: dict[str, set[str]]) -> float | None:
+    flat = [r for b in rows for r in (b if isinstance(b, list) else [b])]
+    pairs = [(r["query_text"], n) for r in flat for n in r["neg_texts"][:k]]
+    return float(np.mean([n in known[g] for g, n in pairs])) if pairs else None
+
+
 def main(argv: list[str]) -> None:
     args = argparse.ArgumentParser()
     args.add_argument("--train", type=int, default=500)
@@ -162,35 +258,19 @@ def main(argv: list[str]) -> None:
     a = args.parse_args(argv)
     started = time.monotonic()
     data = build(a.train, a.held_out)
-    known = data["known"]
-    mined: dict[str, dict[str, Any]] = {}
-    for name, margin in (("plain top-K (sentence-transformers)", None), ("relative margin 0.05", 0.05)):
-        triplets = mine_peer(data, margin)
-        mined[name] = {"kind": "hard", "rows": triplets}
-    similarity, sim_manifest = mine_judgemine("similarity", "--judge-backend", "similarity")
-    judged, judge_manifest = mine_judgemine("judge", "--judge-model", os.path.join(FOLDER, "judge"))
-    for name, out, manifest in (("judgemine paper rule, similarity judge", similarity, sim_manifest),
-                                ("judgemine paper rule, real judge", judged, judge_manifest)):
-        items = shard_items(out, 1)
-        mined[name] = {"kind": "hard", "rows": [(i["query_text"], i["pos_text"], i["neg_texts"][0]) for i in items],
-                       "auc": auc(out, known), "judge_seconds": manifest["stages"]["judge"]["seconds"]}
-    mined["judgemine real judge, soft scores (SPEC 7)"] = {"kind": "soft", "rows": shard_items(judged, 8),
-                                                           "auc": mined["judgemine paper rule, real judge"]["auc"]}
     table: dict[str, Any] = {}
-    plain = mined["plain top-K (sentence-transformers)"]["rows"]
-    for name, kind, rows in (("untouched all-MiniLM-L6-v2", "untouched", []),
-                             ("in-batch negatives only", "inbatch", plain),
-                             *((n, m["kind"], m["rows"]) for n, m in mined.items())):
-        seeds = [evaluate(train(kind, rows, a.steps, seed), data["held_out"], data["pool"])
-                 for seed in (SEEDS if kind != "untouched" else SEEDS[:1])]
+    for name, m in experiments(data).items():
+        seeds = [evaluate(train(m["kind"], m["rows"], a.steps, seed, m.get("k", 0)), data["held_out"], data["pool"])
+                 for seed in (SEEDS if m["kind"] != "untouched" else SEEDS[:1])]
         row: dict[str, Any] = {k: float(np.mean([s[k] for s in seeds])) for k in seeds[0]}
         row.update({f"{k}_std": float(np.std([s[k] for s in seeds])) for k in seeds[0]})
-        if name in mined:
-            negs = [r["neg_texts"][0] if isinstance(r, dict) else r[2] for r in rows]
-            glosses = [r["query_text"] if isinstance(r, dict) else r[0] for r in rows]
-            row["known_false_negative_share"] = float(np.mean([n in known[g] for g, n in zip(glosses, negs)]))
-            row["queries"] = len(rows)
-            row.update({k: mined[name][k] for k in ("auc", "judge_seconds") if k in mined[name]})
+        if m["rows"]:
+            k = 8 if m["kind"] == "soft" else m.get("k", 0)
+            row["known_false_negative_share"] = _negatives_share(m["rows"], k, data["known"])
+            row["queries"] = len({r["query_text"] for b in m["rows"] for r in (b if isinstance(b, list) else [b])})
+            row["train_rows"] = sum(len(b) if isinstance(b, list) else 1 for b in m["rows"])
+        row.update({key: m[key] for key in ("auc", "judge_hours", "in_batch_graph", "in_batch_random",
+                                            "rows_with_an_edge") if key in m})
         table[name] = row
         print(name, json.dumps(row), flush=True)
     save("bench_quality", {"train_queries": a.train, "held_out_queries": a.held_out, "pool": len(data["pool"]),

@@ -143,10 +143,17 @@ SHARDS = _named("shards", [
     pa.field("extra_pos_scores", pa.list_(pa.float32()), nullable=False),
 ])
 
+# The batches export (pipelines/outputs/exports/batches.py): shard rows in batch order, each with its batch number
+# and the `anchor`/`positive` pair a sentence-transformers trainer reads. It is a shards file with three more
+# columns in front, so ShardDataset and every shard reader read it (in its order), as a file of its own.
+BATCH_COLUMNS = [pa.field("batch", pa.int32(), nullable=False), pa.field("anchor", pa.string(), nullable=False),
+                 pa.field("positive", pa.string(), nullable=False)]
+
 # Key/values each shard file carries besides its schema's: what a trainer needs to read it alone.
 IMAGE_ROOT_KEY = "judgemine.image_root"  # relative image paths resolve against it ("" = as given)
 NUM_NEGATIVES_KEY = "judgemine.num_negatives"  # m, the length of every neg_* list
 FALLBACK_ROWS_KEY = "judgemine.fallback_rows"  # rows of this file whose negatives are the paper's fallback
+BATCH_SIZE_KEY = "judgemine.batch_size"  # a batches export's batch size: every batch but the last holds this many
 
 
 def shard_metadata(image_root: str, num_negatives: int, fallback_rows: int) -> dict[str, str]:

@@ -92,7 +92,7 @@ def passes_filter(score: float | np.ndarray, pos_score: float | np.ndarray, beta
     return ~(np.asarray(score) > np.asarray(pos_score) - beta)
 
 
-def _removed_by(name: str, scores: np.ndarray, pos_score: float, rule: MiningRule) -> np.ndarray | None:
+def _removed_by(name: str, scores: np.ndarray, pos_score: float | np.ndarray, rule: MiningRule) -> np.ndarray | None:
     """Which candidates (rank order, float64 scores) the filter `name` removes; None when it is off."""
     if name == "range_min":
         return np.arange(len(scores)) < rule.range_min if rule.range_min else None
@@ -100,16 +100,16 @@ def _removed_by(name: str, scores: np.ndarray, pos_score: float, rule: MiningRul
         beta = rule.applied_beta
         return None if beta is None else ~passes_filter(scores, pos_score, beta)
     if name == "relative_margin":
-        return None if rule.relative_margin is None else scores > pos_score - abs(pos_score) * rule.relative_margin
+        return None if rule.relative_margin is None else scores > pos_score - np.abs(pos_score) * rule.relative_margin
     if name == "max_score":
         return None if rule.max_score is None else scores > rule.max_score
     return None if rule.min_score is None else scores < rule.min_score
 
 
-def likely_false_negatives(scores: np.ndarray, pos_score: float, rule: MiningRule) -> np.ndarray:
+def likely_false_negatives(scores: np.ndarray, pos_score: float | np.ndarray, rule: MiningRule) -> np.ndarray:
     """The candidates the rule's margins (beta, relative margin) remove as likely false negatives, whatever the
     other filters do (a shard's num_false_negatives counts those the earlier range_min left): what a batch keeps
-    apart from its query (graph batches)."""
+    apart from its query (graph batches). `pos_score` may be one per candidate (many queries at once)."""
     removed = np.zeros(len(scores), bool)
     for name in ("beta", "relative_margin"):
         mask = _removed_by(name, np.asarray(scores, np.float64), pos_score, rule)

@@ -2,85 +2,171 @@
 given size so that a batch's in-batch negatives (the other queries' positives) are, as far as the graph allows,
 judged hard negatives of one another, and never a judged false negative of a query in its batch.
 
-The graph is what the run already holds: a row's kept negatives (`neg_ids`, judged hard negatives) are edges to the
-rows whose positive they are; the candidates the mining rule dropped as likely false negatives (the judge stage's
-scores under the mine record's rule, beta and relative margin) are forbidden neighbours, both ways, as is a second
-row with the same positive. Batches grow greedily: from the first row not yet placed (input order), along its edges
-breadth first, then from the next rows in input order that fit. Every batch but the last holds exactly `batch_size`
-rows (a trainer that does not shuffle reads them as they are): a seed too few rows fit beside is left out and
-counted, and only the last batch, which takes every row left, may be short. Memory: a few Python objects per row
-(measured in bench/RESULTS.md), not bounded for 10M rows yet.
+Rows are grouped by their positive (rows with one positive never share a batch: each would be the other's false
+negative). The graph is what the run already holds: a row's kept negatives (judged hard negatives) are edges to the
+first row whose positive they are; the candidates the mining rule dropped as likely false negatives are forbidden
+pairs of groups, both ways. A batch grows from the first row not yet placed (input order): breadth first along its
+edges, then rows set aside earlier, then the next rows in input order, each taken if it fits. A batch that cannot be
+filled is undone and its seed set aside, to join a later batch; a row set aside that again seeds a batch too few rows
+fit beside is left out and counted. So every batch but the last is full (a trainer that does not shuffle reads them
+as they are), and only rows that conflict with nearly every row left are left out.
+
+Memory is bounded by arrays, not Python objects per row: 4 bytes a row for each of group, state and order, 4 bytes a
+graph edge, 8 bytes a group; the work per batch is bounded by `window` (rows looked at beyond the batch's own size).
 """
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 
-class _Batch:
-    """One batch as it grows: its rows, the rows they forbid, their positives."""
+UNPLACED, PLACED, SET_ASIDE, LEFT_OUT = 0, 1, 2, 3
 
-    def __init__(self, placed: list[bool], positives: Sequence[str], forbidden: Sequence[set[int]]) -> None:
-        self.members: list[int] = []
-        self._blocked: set[int] = set()
-        self._taken: set[str] = set()
-        self._placed, self._positives, self._forbidden = placed, positives, forbidden
 
-    def fits(self, x: int) -> bool:
-        return (not self._placed[x] and x not in self._blocked and self._positives[x] not in self._taken
-                and not any(m in self._forbidden[x] for m in self.members))
+@dataclass(frozen=True)
+class Graph:
+    """`group[i]`: row i's positive as a group number; `neighbours`: CSR (ptr over rows, row indices) of each row's
+    hard negatives' owners in its negatives' order; `forbidden`: CSR (ptr over groups, group numbers), symmetric."""
+    group: np.ndarray
+    neighbour_ptr: np.ndarray
+    neighbours: np.ndarray
+    forbidden_ptr: np.ndarray
+    forbidden: np.ndarray
 
-    def add(self, x: int) -> None:
-        self._placed[x] = True
-        self.members.append(x)
-        self._blocked.update(self._forbidden[x])
-        self._taken.add(self._positives[x])
+    @classmethod
+    def from_lists(cls, positives: Sequence[str], neighbours: Sequence[Sequence[int]],
+                   forbidden_rows: Sequence[Sequence[int]]) -> Graph:
+        """Small graphs from Python lists (tests): `forbidden_rows[i]`, rows whose positive row i must not meet."""
+        _, group = np.unique(np.asarray(positives, dtype=object).astype(str), return_inverse=True)
+        group = group.astype(np.int32)
+        pairs = np.asarray([(group[i], group[j]) for i, rows in enumerate(forbidden_rows) for j in rows],
+                           np.int32).reshape(-1, 2)
+        return cls(group, *csr([len(x) for x in neighbours], [j for x in neighbours for j in x]),
+                   *forbidden_csr(pairs, int(group.max()) + 1 if len(group) else 0))
+
+
+def csr(counts: Sequence[int] | np.ndarray, values: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ptr = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(np.asarray(counts, np.int64), out=ptr[1:])
+    return ptr, np.asarray(values, np.int32)
+
+
+def forbidden_csr(pairs: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric CSR over groups from (a, b) pairs: each pair both ways, once (about 40 bytes a pair at its peak)."""
+    a, b = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    keys = np.concatenate([(a << 32) | b, (b << 32) | a])
+    del a, b
+    keys.sort()
+    keep = np.empty(len(keys), bool)
+    keep[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    keep &= (keys >> 32) != (keys & 0xFFFFFFFF)
+    keys = keys[keep]
+    return csr(np.bincount(keys >> 32, minlength=groups), (keys & 0xFFFFFFFF).astype(np.int32))
 
 
 @dataclass
 class Batched:
-    order: list[int]  # row indices in batch order
-    batch: list[int]  # each ordered row's batch number
-    left_out: list[int]  # rows no batch could take
+    order: np.ndarray  # row indices in batch order (int32)
+    batch: np.ndarray  # each ordered row's batch number (int32)
+    left_out: np.ndarray  # rows no batch could take, ascending (int32)
 
 
-def graph_batches(positives: Sequence[str], neighbours: Sequence[Sequence[int]],
-                  forbidden: Sequence[set[int]], batch_size: int) -> Batched:
-    """`positives[i]`: row i's positive id; `neighbours[i]`: rows whose positive is one of row i's hard
-    negatives, in its negatives' order; `forbidden[i]`: rows whose positive is one of row i's false negatives."""
-    n = len(positives)
-    placed = [False] * n
-    out = Batched([], [], [])
-    cursor, unplaced = 0, n
-    while True:
-        while cursor < n and placed[cursor]:
+class _Batcher:
+    """The arrays a batching works on; a batch attempt stamps the groups it takes and the groups they forbid."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.group = array("i", graph.group.astype(np.int32).tobytes())
+        self.nptr = array("q", graph.neighbour_ptr.astype(np.int64).tobytes())
+        self.nidx = array("i", graph.neighbours.tobytes())
+        self.fptr = array("q", graph.forbidden_ptr.astype(np.int64).tobytes())
+        self.fidx = array("i", graph.forbidden.tobytes())
+        groups = len(self.fptr) - 1
+        self.state = bytearray(len(self.group))
+        self.taken, self.blocked = array("i", [-1]) * groups, array("i", [-1]) * groups
+        self.attempt = 0
+        self.members: list[int] = []
+
+    def start(self, seed: int) -> None:
+        self.attempt += 1
+        self.members = []
+        self.add(seed)
+
+    def fits(self, x: int) -> bool:
+        g = self.group[x]
+        return self.taken[g] != self.attempt and self.blocked[g] != self.attempt
+
+    def add(self, x: int) -> None:
+        g, attempt, blocked = self.group[x], self.attempt, self.blocked
+        self.taken[g] = attempt
+        for h in self.fidx[self.fptr[g]:self.fptr[g + 1]]:
+            blocked[h] = attempt
+        self.members.append(x)
+        self.state[x] = PLACED
+
+    def neighbours(self, x: int) -> array:
+        return self.nidx[self.nptr[x]:self.nptr[x + 1]]
+
+
+def graph_batches(graph: Graph, batch_size: int, window: int | None = None) -> Batched:
+    """Rows in batch order. `window`: rows a batch looks at beyond its size in each of its three sources
+    (default 16 batch sizes), which bounds the work of a batch whatever the conflicts."""
+    window = 16 * batch_size if window is None else window
+    b = _Batcher(graph)
+    n, state = len(b.group), b.state
+    order, numbers, left_out = array("i"), array("i"), array("i")
+    aside: deque[int] = deque()
+    remaining, cursor, number = n, 0, 0
+    while remaining:
+        while cursor < n and state[cursor] != UNPLACED:
             cursor += 1
-        if cursor == n:
-            break
-        batch = _Batch(placed, positives, forbidden)
-        batch.add(cursor)
-        frontier = deque(neighbours[cursor])
-        while frontier and len(batch.members) < batch_size:
+        seed = cursor if cursor < n else aside.popleft()
+        seeded_aside = state[seed] == SET_ASIDE
+        b.start(seed)
+        members, from_aside = b.members, []
+        frontier, looked = deque(b.neighbours(seed)), 0
+        while frontier and len(members) < batch_size and looked < window:
             x = frontier.popleft()
-            if batch.fits(x):
-                batch.add(x)
-                frontier.extend(neighbours[x])
-        scan = cursor + 1
-        while len(batch.members) < batch_size and scan < n:
-            if batch.fits(scan):
-                batch.add(scan)
+            looked += 1
+            if state[x] == UNPLACED and b.fits(x):
+                b.add(x)
+                frontier.extend(b.neighbours(x))
+        for _ in range(min(len(aside), window)):
+            if len(members) == batch_size:
+                break
+            x = aside.popleft()
+            if b.fits(x):
+                b.add(x)
+                from_aside.append(x)
+            else:
+                aside.append(x)
+        scan, looked = cursor + 1, 0
+        while len(members) < batch_size and scan < n and looked < window:
+            if state[scan] == UNPLACED:
+                looked += 1
+                if b.fits(scan):
+                    b.add(scan)
             scan += 1
-        if len(batch.members) < batch_size and len(batch.members) < unplaced:
-            # too few rows fit beside this seed, and others remain: the seed is left out, its batch undone
-            for m in batch.members[1:]:
-                placed[m] = False
-            out.left_out.append(cursor)
-            unplaced -= 1
+        if len(members) == batch_size or len(members) == remaining:
+            order.extend(members)
+            numbers.extend([number] * len(members))
+            number += 1
+            remaining -= len(members)
             continue
-        number = out.batch[-1] + 1 if out.batch else 0
-        out.order.extend(batch.members)
-        out.batch.extend([number] * len(batch.members))
-        unplaced -= len(batch.members)
-    out.left_out.sort()
-    return out
+        for x in members:  # too few fit beside this seed: undone; its members go back where they came from
+            state[x] = UNPLACED
+        for x in from_aside:
+            state[x] = SET_ASIDE
+            aside.append(x)
+        if seeded_aside:
+            state[seed] = LEFT_OUT
+            left_out.append(seed)
+            remaining -= 1
+        else:
+            state[seed] = SET_ASIDE
+            aside.append(seed)
+    return Batched(np.frombuffer(order, np.int32).copy(), np.frombuffer(numbers, np.int32).copy(),
+                   np.sort(np.frombuffer(left_out, np.int32)))
