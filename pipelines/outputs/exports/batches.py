@@ -35,7 +35,7 @@ from judgemine.transforms.common.options import above, setting
 from judgemine.transforms.mine.rule import MiningRule, likely_false_negatives
 
 SPILL_ROWS = 1024  # rows a spill record batch holds
-EDGE_ROWS = 1 << 16  # rows whose edges are looked up at once
+EDGE_ROWS = 8192  # rows whose edges are looked up at once
 BUCKET_ROWS = 16384  # the fewest rows a bucket of the external sort holds (at most 128 buckets open)
 
 
@@ -132,10 +132,13 @@ class BatchesExport(Exporter):
         del read.negatives
         queries = np.frombuffer(read.queries, np.int64)
         by_query = np.argsort(queries, kind="stable").astype(np.int32)
-        pairs = [self._forbidden_pairs(part, queries[by_query], by_query, keys, first, group)
+        found = [self._forbidden_pairs(part, queries[by_query], by_query, keys, first, group)
                  for part in self._judge_parts]
-        return Graph(group, *csr(kept, np.concatenate([np.empty(0, np.int32), *owners])),
-                     *forbidden_csr(np.concatenate([np.empty((0, 2), np.int32), *pairs]), len(keys)))
+        pairs = np.concatenate([np.empty((0, 2), np.int32), *found])
+        del found, queries, by_query
+        neighbours = csr(kept, np.concatenate([np.empty(0, np.int32), *owners]))
+        del owners
+        return Graph(group, *neighbours, *forbidden_csr(pairs, len(keys)))
 
     def _forbidden_pairs(self, part: str, query_keys: np.ndarray, query_rows: np.ndarray, keys: np.ndarray,
                          first: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -168,7 +171,7 @@ class BatchesExport(Exporter):
         writers: dict[int, ipc.RecordBatchFileWriter] = {}
         spilled_schema = schema.append(pa.field("_position", pa.int64()))
         start = 0
-        with pa.memory_map(rows) as source:
+        with pa.OSFile(rows) as source:  # read a batch at a time (a memory map's pages would count as resident)
             spilled = ipc.open_file(source)
             for i in range(spilled.num_record_batches):
                 chunk = spilled.get_batch(i)
@@ -183,7 +186,7 @@ class BatchesExport(Exporter):
             w.close()
         with pq.ParquetWriter(f, out_schema, compression="zstd") as out:
             for b in sorted(writers):
-                with pa.memory_map(os.path.join(spill, f"bucket-{b:05d}.arrow")) as source:
+                with pa.OSFile(os.path.join(spill, f"bucket-{b:05d}.arrow")) as source:
                     bucket = ipc.open_file(source).read_all()
                 bucket = bucket.take(pc.sort_indices(bucket["_position"]))
                 numbers = batch[bucket["_position"].to_numpy()]

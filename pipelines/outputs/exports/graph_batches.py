@@ -11,8 +11,9 @@ filled is undone and its seed set aside, to join a later batch; a row set aside 
 fit beside is left out and counted. So every batch but the last is full (a trainer that does not shuffle reads them
 as they are), and only rows that conflict with nearly every row left are left out.
 
-Memory is bounded by arrays, not Python objects per row: 4 bytes a row for each of group, state and order, 4 bytes a
-graph edge, 8 bytes a group; the work per batch is bounded by `window` (rows looked at beyond the batch's own size).
+Memory is bounded by arrays, not Python objects per row: the graph's own arrays (read in place through memoryviews),
+a byte of state and 8 bytes of order a row, 8 bytes of stamps a group; the work per batch is bounded by `window`
+(rows looked at beyond the batch's own size).
 """
 from __future__ import annotations
 
@@ -56,16 +57,24 @@ def csr(counts: Sequence[int] | np.ndarray, values: Sequence[int] | np.ndarray) 
 
 def forbidden_csr(pairs: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric CSR over groups from (a, b) pairs: each pair both ways, once (about 40 bytes a pair at its peak)."""
-    a, b = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
-    keys = np.concatenate([(a << 32) | b, (b << 32) | a])
-    del a, b
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    keys = np.empty(2 * len(pairs), np.int64)
+    a, b = keys[:len(pairs)], keys[len(pairs):]
+    a[:] = pairs[:, 0]
+    a <<= 32
+    a |= pairs[:, 1]
+    b[:] = pairs[:, 1]
+    b <<= 32
+    b |= pairs[:, 0]
     keys.sort()
     keep = np.empty(len(keys), bool)
     keep[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=keep[1:])
-    keep &= (keys >> 32) != (keys & 0xFFFFFFFF)
     keys = keys[keep]
-    return csr(np.bincount(keys >> 32, minlength=groups), (keys & 0xFFFFFFFF).astype(np.int32))
+    del keep
+    ptr = csr(np.bincount(keys >> 32, minlength=groups), [])[0]
+    keys &= 0xFFFFFFFF
+    return ptr, keys.astype(np.int32)
 
 
 @dataclass
@@ -79,14 +88,16 @@ class _Batcher:
     """The arrays a batching works on; a batch attempt stamps the groups it takes and the groups they forbid."""
 
     def __init__(self, graph: Graph) -> None:
-        self.group = array("i", graph.group.astype(np.int32).tobytes())
-        self.nptr = array("q", graph.neighbour_ptr.astype(np.int64).tobytes())
-        self.nidx = array("i", graph.neighbours.tobytes())
-        self.fptr = array("q", graph.forbidden_ptr.astype(np.int64).tobytes())
-        self.fidx = array("i", graph.forbidden.tobytes())
+        # memoryviews of the graph's own arrays: item access as fast as a list's, no copy
+        self.group = np.ascontiguousarray(graph.group, np.int32).data
+        self.nptr = np.ascontiguousarray(graph.neighbour_ptr, np.int64).data
+        self.nidx = np.ascontiguousarray(graph.neighbours, np.int32).data
+        self.fptr = np.ascontiguousarray(graph.forbidden_ptr, np.int64).data
+        self.fidx = np.ascontiguousarray(graph.forbidden, np.int32).data
         groups = len(self.fptr) - 1
         self.state = bytearray(len(self.group))
-        self.taken, self.blocked = array("i", [-1]) * groups, array("i", [-1]) * groups
+        self.taken = np.full(groups, -1, np.int32).data
+        self.blocked = np.full(groups, -1, np.int32).data
         self.attempt = 0
         self.members: list[int] = []
 
@@ -107,7 +118,7 @@ class _Batcher:
         self.members.append(x)
         self.state[x] = PLACED
 
-    def neighbours(self, x: int) -> array:
+    def neighbours(self, x: int) -> memoryview:
         return self.nidx[self.nptr[x]:self.nptr[x + 1]]
 
 
