@@ -197,8 +197,18 @@ def evaluate(model: Any, held_out: list[Any], pool: list[str]) -> dict[str, floa
     return {"recall@1": float((r <= 1).mean()), "recall@10": float((r <= 10).mean()), "mrr": float((1 / r).mean())}
 
 
-def experiments(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each row's training: kind, rows, k, and what its mining cost and knew."""
+def experiments(data: dict[str, Any], judges: list[str]) -> dict[str, dict[str, Any]]:
+    """Each row's training: kind, rows, k, and what its mining cost and knew; the shared rows only when every judge
+    is asked for (a judge's rows alone can run in a process of their own beside the others)."""
+    rows: dict[str, dict[str, Any]] = {}
+    if len(judges) == len(JUDGES):
+        rows.update(_shared_rows(data))
+    for label in judges:
+        rows.update(_judge_rows(data, label, JUDGES[label]))
+    return rows
+
+
+def _shared_rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     known = data["known"]
     plain = mine_peer(data, None)
     rows: dict[str, dict[str, Any]] = {
@@ -210,29 +220,32 @@ def experiments(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     rows["similarity judge: paper rule, k = 1"] = {"kind": "contrastive", "rows": shard_items(similarity, 1), "k": 1,
                                                    "auc": auc(similarity, known),
                                                    "judge_hours": manifest["stages"]["judge"]["seconds"] / 3600}
-    for label, folder in JUDGES.items():
-        out, manifest = mine_judgemine(folder, "--judge-model", os.path.join(FOLDER, folder),
-                                       "--false-negatives-as-positives")
-        cost = {"auc": auc(out, known), "judge_hours": manifest["stages"]["judge"]["seconds"] / 3600}
-        items = shard_items(out, 8)
-        batches = graph_batches(out)
-        rng = np.random.default_rng(0)
-        random_batches = [[items[i] for i in rng.choice(len(items), BATCH, replace=False)] for _ in range(len(batches))]
-        positives = {i["pos_text"] for i in items}
-        rows.update({
-            f"{label}: in-batch only, judgemine's batches": {
-                "kind": "batches", "rows": batches, "k": 0, "in_batch_graph": in_batch_shares(batches, known),
-                "in_batch_random": in_batch_shares(random_batches, known),
-                "rows_with_an_edge": float(np.mean([bool(positives & set(i["neg_texts"])) for i in items]))},
-            f"{label}: paper rule, k = 1": {"kind": "contrastive", "rows": items, "k": 1},
-            f"{label}: paper rule, k = 8": {"kind": "contrastive", "rows": items, "k": 8},
-            f"{label}: soft scores alone (SPEC 7)": {"kind": "soft", "rows": items},
-            f"{label}: soft + contrastive, k = 8 (the paper's)": {"kind": "soft+contrastive", "rows": items, "k": 8},
-            f"{label}: false negatives as positives, k = 1": {"kind": "contrastive",
-                                                             "rows": with_extra_positives(items), "k": 1}})
-        for name in rows:
-            if name.startswith(label):
-                rows[name].update(cost)
+    return rows
+
+
+def _judge_rows(data: dict[str, Any], label: str, folder: str) -> dict[str, dict[str, Any]]:
+    known = data["known"]
+    out, manifest = mine_judgemine(folder, "--judge-model", os.path.join(FOLDER, folder),
+                                   "--false-negatives-as-positives")
+    cost = {"auc": auc(out, known), "judge_hours": manifest["stages"]["judge"]["seconds"] / 3600}
+    items = shard_items(out, 8)
+    batches = graph_batches(out)
+    rng = np.random.default_rng(0)
+    random_batches = [[items[i] for i in rng.choice(len(items), BATCH, replace=False)] for _ in range(len(batches))]
+    positives = {i["pos_text"] for i in items}
+    rows: dict[str, dict[str, Any]] = {
+        f"{label}: in-batch only, judgemine's batches": {
+            "kind": "batches", "rows": batches, "k": 0, "in_batch_graph": in_batch_shares(batches, known),
+            "in_batch_random": in_batch_shares(random_batches, known),
+            "rows_with_an_edge": float(np.mean([bool(positives & set(i["neg_texts"])) for i in items]))},
+        f"{label}: paper rule, k = 1": {"kind": "contrastive", "rows": items, "k": 1},
+        f"{label}: paper rule, k = 8": {"kind": "contrastive", "rows": items, "k": 8},
+        f"{label}: soft scores alone (SPEC 7)": {"kind": "soft", "rows": items},
+        f"{label}: soft + contrastive, k = 8 (the paper's)": {"kind": "soft+contrastive", "rows": items, "k": 8},
+        f"{label}: false negatives as positives, k = 1": {"kind": "contrastive", "rows": with_extra_positives(items),
+                                                         "k": 1}}
+    for row in rows.values():
+        row.update(cost)
     return rows
 
 
@@ -255,11 +268,17 @@ def main(argv: list[str]) -> None:
     args.add_argument("--train", type=int, default=500)
     args.add_argument("--held-out", type=int, default=400)
     args.add_argument("--steps", type=int, default=60)
+    args.add_argument("--judges", nargs="+", choices=list(JUDGES), default=list(JUDGES),
+                      help="only these judges' rows (the shared rows need every judge): a judge's rows can run in a "
+                           "process of their own, beside the others")
+    args.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a = args.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     started = time.monotonic()
     data = build(a.train, a.held_out)
     table: dict[str, Any] = {}
-    for name, m in experiments(data).items():
+    for name, m in experiments(data, a.judges).items():
         seeds = [evaluate(train(m["kind"], m["rows"], a.steps, seed, m.get("k", 0)), data["held_out"], data["pool"])
                  for seed in (SEEDS if m["kind"] != "untouched" else SEEDS[:1])]
         row: dict[str, Any] = {k: float(np.mean([s[k] for s in seeds])) for k in seeds[0]}
@@ -273,9 +292,10 @@ def main(argv: list[str]) -> None:
                                             "rows_with_an_edge") if key in m})
         table[name] = row
         print(name, json.dumps(row), flush=True)
-    save("bench_quality", {"train_queries": a.train, "held_out_queries": a.held_out, "pool": len(data["pool"]),
-                           "k": K, "steps": a.steps, "batch": BATCH, "lr": LR, "seeds": len(SEEDS),
-                           "minutes": round((time.monotonic() - started) / 60, 1), "rows": table})
+    result = "bench_quality" if a.judges == list(JUDGES) else "bench_quality_part"
+    save(result, {"judges": a.judges, "train_queries": a.train, "held_out_queries": a.held_out,
+                  "pool": len(data["pool"]), "k": K, "steps": a.steps, "batch": BATCH, "lr": LR, "seeds": len(SEEDS),
+                  "minutes": round((time.monotonic() - started) / 60, 1), "rows": table})
 
 
 if __name__ == "__main__":

@@ -29,16 +29,17 @@ class SyntheticJudged:
 
     def write_judge_parts(self) -> list[str]:
         from judgemine.schemas import JUDGE_SCORES, write_table
+        columns = CANDIDATES + 1
+        score = np.where(np.arange(columns) % 5 == 1, 0.9, 0.1).astype(np.float32)
+        score[0] = 0.5
         for start in range(0, self.n, CHUNK):
             stop = min(self.n, start + CHUNK)
-            found = self.candidates(start, stop)
-            table = pa.table({
-                "query_id": [f"q{i}" for i in range(start, stop) for _ in range(CANDIDATES + 1)],
-                "candidate_id": [c for i, row in zip(range(start, stop), found.tolist())
-                                 for c in (f"p{i}", *(f"p{j}" for j in row))],
-                "is_positive": [j == 0 for _ in range(start, stop) for j in range(CANDIDATES + 1)],
-                "score": [0.5 if j == 0 else (0.9 if j % 5 == 1 else 0.1)
-                          for _ in range(start, stop) for j in range(CANDIDATES + 1)]})
+            ids = np.concatenate([np.arange(start, stop)[:, None], self.candidates(start, stop)], axis=1)
+            queries = np.repeat(np.arange(start, stop), columns)
+            table = pa.table({"query_id": np.char.add("q", queries.astype(str)),
+                              "candidate_id": np.char.add("p", ids.ravel().astype(str)),
+                              "is_positive": np.tile(np.arange(columns) == 0, stop - start),
+                              "score": np.tile(score, stop - start)})
             self.parts.append(os.path.join(self.folder, f"part-{len(self.parts):05d}.parquet"))
             write_table(table, self.parts[-1], JUDGE_SCORES)
         return self.parts
