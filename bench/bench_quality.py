@@ -272,13 +272,16 @@ def main(argv: list[str]) -> None:
                       help="only these judges' rows (the shared rows need every judge): a judge's rows can run in a "
                            "process of their own, beside the others")
     args.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args.add_argument("--rows", nargs="+", default=[], help="only the rows whose name holds one of these, in order")
     a = args.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     started = time.monotonic()
     data = build(a.train, a.held_out)
     table: dict[str, Any] = {}
-    for name, m in experiments(data, a.judges).items():
+    found = experiments(data, a.judges)
+    chosen = [n for want in a.rows for n in found if want in n] if a.rows else list(found)
+    for name, m in ((n, found[n]) for n in dict.fromkeys(chosen)):
         seeds = [evaluate(train(m["kind"], m["rows"], a.steps, seed, m.get("k", 0)), data["held_out"], data["pool"])
                  for seed in (SEEDS if m["kind"] != "untouched" else SEEDS[:1])]
         row: dict[str, Any] = {k: float(np.mean([s[k] for s in seeds])) for k in seeds[0]}
