@@ -5,9 +5,10 @@ without shuffling, batch_size rows at a time: a sentence-transformers trainer lo
 negatives and judge scores included. Text only.
 
 Memory is bounded for any run: the rows are read once and spilled to a temporary Arrow file while their ids are
-hashed (Python's `hash` of the id: equal ids meet; a collision of two ids can only add a constraint, never let a
-false negative into a batch), the graph is held as arrays, and the rows are written in batch order through an
-external bucket sort on their position (a bucket of rows in memory at a time).
+hashed (Python's `hash` of the id: equal ids meet; two positives or candidates that collide only add a constraint,
+never let a false negative into a batch, and two query ids that collide stop the export), the graph is held as
+arrays, and the rows are written in batch order through an external bucket sort on their position (a bucket of rows
+in memory at a time).
 """
 from __future__ import annotations
 
@@ -132,6 +133,11 @@ class BatchesExport(Exporter):
         del read.negatives
         queries = np.frombuffer(read.queries, np.int64)
         by_query = np.argsort(queries, kind="stable").astype(np.int32)
+        if len(queries) > 1 and (queries[by_query[1:]] == queries[by_query[:-1]]).any():
+            # a shard row's query id is unique: equal hashes are a collision, and a flagged false negative could
+            # then be matched to the wrong query
+            raise RuntimeError("two query ids of the shards share a 64-bit hash: export again (a new process hashes "
+                               "them anew)")
         found = [self._forbidden_pairs(part, queries[by_query], by_query, keys, first, group)
                  for part in self._judge_parts]
         pairs = np.concatenate([np.empty((0, 2), np.int32), *found])
